@@ -1,0 +1,105 @@
+//! The application secret (`SECRET_KEY_BASE`).
+
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+
+/// The shortest secret accepted, in bytes (SPEC §1, as Phoenix demands).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The fixed secret used only in development mode, with a loud warning.
+///
+/// Public on purpose: anyone can forge cookies signed with it.
+pub const DEV_SECRET_KEY_BASE: &str =
+    "nex-session-development-secret-never-use-in-production-0123456789abcdef";
+
+/// A `SECRET_KEY_BASE`: the root secret every signing key is derived from.
+///
+/// Its `Debug` output never shows the bytes, and `==` runs in constant time.
+///
+/// ```
+/// use nex_session::token::SecretKeyBase;
+///
+/// let secret = SecretKeyBase::new("a secret that is at least 32 bytes long!")?;
+/// assert_eq!(format!("{secret:?}"), "SecretKeyBase(40 bytes)");
+/// assert!(SecretKeyBase::new("too short").is_err());
+/// # Ok::<(), nex_session::token::SecretError>(())
+/// ```
+#[derive(Clone)]
+pub struct SecretKeyBase(Box<[u8]>);
+
+/// Why a secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error(
+        "SECRET_KEY_BASE is not set; generate one with `nex-session gen-secret` \
+         (or `mix phx.gen.secret`) and export it"
+    )]
+    Missing,
+    /// The secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    #[error(
+        "SECRET_KEY_BASE must be at least {MIN_SECRET_LEN} bytes, got {0}; \
+         generate one with `nex-session gen-secret` (or `mix phx.gen.secret`)"
+    )]
+    TooShort(usize),
+}
+
+impl SecretKeyBase {
+    /// Accepts a secret of at least [`MIN_SECRET_LEN`] bytes.
+    ///
+    /// # Errors
+    /// [`SecretError::TooShort`] for a shorter one; the message says how to make one.
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, SecretError> {
+        let bytes = secret.as_ref();
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(SecretError::TooShort(bytes.len()));
+        }
+        Ok(Self(bytes.into()))
+    }
+
+    /// Reads `SECRET_KEY_BASE` from the environment.
+    ///
+    /// # Errors
+    /// [`SecretError::Missing`] when unset (or not UTF-8), [`SecretError::TooShort`] when short.
+    pub fn from_env() -> Result<Self, SecretError> {
+        match std::env::var("SECRET_KEY_BASE") {
+            Ok(value) => Self::new(value),
+            Err(_) => Err(SecretError::Missing),
+        }
+    }
+
+    /// The well-known development secret ([`DEV_SECRET_KEY_BASE`]).
+    ///
+    /// ```
+    /// let dev = nex_session::token::SecretKeyBase::development();
+    /// assert!(dev.is_development());
+    /// ```
+    pub fn development() -> Self {
+        Self(DEV_SECRET_KEY_BASE.as_bytes().into())
+    }
+
+    /// True when this is the public development secret.
+    pub fn is_development(&self) -> bool {
+        bool::from(self.0.ct_eq(DEV_SECRET_KEY_BASE.as_bytes()))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKeyBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKeyBase({} bytes)", self.0.len())
+    }
+}
+
+impl PartialEq for SecretKeyBase {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for SecretKeyBase {}
