@@ -157,8 +157,8 @@ impl Signer {
     fn signature_matches(&self, parts: &Parts<'_>) -> bool {
         let mut mac = self.mac.clone();
         mac.update(parts.signed.as_bytes());
-        let expected = mac.finalize().into_bytes();
-        bool::from(expected.as_slice().ct_eq(&parts.tag))
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        tags_equal(&expected, &parts.tag)
     }
 }
 
@@ -251,15 +251,30 @@ struct Parts<'a> {
     tag: [u8; 32],
 }
 
+/// Characters of a base64url HMAC-SHA256 tag.
+const TAG_B64_LEN: usize = 43;
+
 fn split(token: &str) -> Result<Parts<'_>, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
-    let (signed, tag_b64) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
-    let (header, payload_b64) = signed.split_once('.').ok_or(TokenError::Invalid)?;
-    if header != HEADER || tag_b64.len() != 43 {
+    // Fixed-width ends: `HEADER.` in front, `.` and a 43-character tag at the back.
+    // Checking them by position avoids scanning the token for dots.
+    let tag_start = token
+        .len()
+        .checked_sub(TAG_B64_LEN)
+        .ok_or(TokenError::Invalid)?;
+    let signed = token
+        .get(..tag_start.saturating_sub(1))
+        .ok_or(TokenError::Invalid)?;
+    let payload_b64 = signed
+        .strip_prefix(HEADER)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .ok_or(TokenError::Invalid)?;
+    if token.as_bytes().get(tag_start.wrapping_sub(1)) != Some(&b'.') || payload_b64.contains('.') {
         return Err(TokenError::Invalid);
     }
+    let tag_b64 = token.get(tag_start..).ok_or(TokenError::Invalid)?;
     let mut tag = [0u8; 32];
     match URL_SAFE_NO_PAD.decode_slice(tag_b64, &mut tag) {
         Ok(32) => Ok(Parts {
@@ -269,6 +284,13 @@ fn split(token: &str) -> Result<Parts<'_>, TokenError> {
         }),
         _ => Err(TokenError::Invalid),
     }
+}
+
+/// Compares two tags without data-dependent branches; one optimisation barrier
+/// on the accumulated difference instead of one per byte.
+fn tags_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    bool::from(diff.ct_eq(&0))
 }
 
 impl Parts<'_> {
