@@ -1,0 +1,121 @@
+//! The ambient API: the session of the request being handled, reachable from
+//! anywhere inside it without passing anything around.
+//!
+//! Nex keeps the session in the process dictionary; the Rust analog is a tokio
+//! task-local, set by [`SessionLayer`](crate::SessionLayer) around the inner
+//! service's future. Like a process dictionary it does not cross into other tasks:
+//! in a `tokio::spawn`ed task, use the [`Session`] handle (the extractor) instead.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::SessionError;
+use crate::session::Session;
+
+tokio::task_local! {
+    static CURRENT: Session;
+}
+
+/// Runs `future` with `session` as the ambient session.
+pub(crate) fn scope<F: std::future::Future>(
+    session: Session,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Session, F> {
+    CURRENT.scope(session, future)
+}
+
+/// The session of the request being handled.
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request that went through `SessionLayer`.
+pub fn current() -> Result<Session, SessionError> {
+    CURRENT
+        .try_with(Session::clone)
+        .map_err(|_| SessionError::NoLayer)
+}
+
+/// The value of `key` in the current session; see [`Session::get`].
+///
+/// ```
+/// # async fn handler() -> Result<(), nex_session::SessionError> {
+/// let user_id: Option<u64> = nex_session::get("user_id").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::get`].
+pub async fn get<T: DeserializeOwned>(key: &str) -> Result<Option<T>, SessionError> {
+    current()?.get(key).await
+}
+
+/// The value of `key`, or `default`; see [`Session::get_or`].
+///
+/// # Errors
+/// As [`get`].
+pub async fn get_or<T: DeserializeOwned>(key: &str, default: T) -> Result<T, SessionError> {
+    current()?.get_or(key, default).await
+}
+
+/// Stores `value` under `key`; see [`Session::put`].
+///
+/// ```
+/// # async fn handler() -> Result<(), nex_session::SessionError> {
+/// nex_session::put("user_id", 42).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::put`].
+pub async fn put<T: Serialize>(key: &str, value: T) -> Result<(), SessionError> {
+    current()?.put(key, value).await
+}
+
+/// Atomically updates `key`; see [`Session::update`] (`f` may run more than once).
+///
+/// ```
+/// # async fn handler() -> Result<(), nex_session::SessionError> {
+/// let count = nex_session::update("counter", 0u64, |n| n + 1).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::update`].
+pub async fn update<T, F>(key: &str, default: T, f: F) -> Result<T, SessionError>
+where
+    T: Serialize + DeserializeOwned + Clone + Send,
+    F: FnMut(T) -> T + Send,
+{
+    current()?.update(key, default, f).await
+}
+
+/// Removes `key`; see [`Session::delete`].
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request.
+pub async fn delete(key: &str) -> Result<(), SessionError> {
+    current()?.delete(key).await
+}
+
+/// Removes the whole session and its cookie; see [`Session::clear`].
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::clear`].
+pub async fn clear() -> Result<(), SessionError> {
+    current()?.clear().await
+}
+
+/// The current session id, if there is a session; see [`Session::id`].
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request.
+pub async fn id() -> Result<Option<String>, SessionError> {
+    Ok(current()?.id().await)
+}
+
+/// Gives the session a new id, keeping its data; see [`Session::renew`].
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::renew`].
+pub async fn renew() -> Result<(), SessionError> {
+    current()?.renew().await
+}

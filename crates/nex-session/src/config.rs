@@ -1,0 +1,211 @@
+//! Session configuration: secrets, TTL, cookie attributes, background sweep.
+
+use std::time::Duration;
+
+use crate::token::{SecretError, SecretKeyBase};
+
+/// The session TTL when none is configured: 7 days, as Nex.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(604_800);
+/// How often expired sessions are swept when not configured: 10 minutes, as Nex.
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// How the session layer behaves. Build with [`SessionConfig::new`] and `with_*`
+/// methods, or read the environment with [`SessionConfig::from_env`].
+///
+/// ```
+/// use std::time::Duration;
+/// use nex_session::{token::SecretKeyBase, SessionConfig};
+///
+/// let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len")?)
+///     .with_ttl(Duration::from_secs(3600))
+///     .with_secure_cookie(false);
+/// assert_eq!(config.ttl(), Duration::from_secs(3600));
+/// # Ok::<(), nex_session::token::SecretError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub(crate) secret: SecretKeyBase,
+    pub(crate) previous_secrets: Vec<SecretKeyBase>,
+    pub(crate) ttl: Duration,
+    pub(crate) refresh_interval: Option<Duration>,
+    pub(crate) secure: bool,
+    pub(crate) domain: Option<String>,
+    pub(crate) purge_interval: Duration,
+}
+
+/// Why the configuration could not be read from the environment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `SECRET_KEY_BASE` (or an old secret) is missing or too short.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A variable holds something we cannot use.
+    #[error("environment variable {name}={value:?} is invalid: {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should look like.
+        expected: &'static str,
+    },
+}
+
+impl SessionConfig {
+    /// Defaults: TTL 7 days, `Secure` cookies on, refresh after 1/100 of the TTL,
+    /// sweep every 10 minutes, no older secrets, host-only cookie.
+    pub fn new(secret: SecretKeyBase) -> Self {
+        Self {
+            secret,
+            previous_secrets: Vec::new(),
+            ttl: DEFAULT_TTL,
+            refresh_interval: None,
+            secure: true,
+            domain: None,
+            purge_interval: DEFAULT_PURGE_INTERVAL,
+        }
+    }
+
+    /// Reads the environment:
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `NEX_ENV` | `dev`/`development` enables development mode | production |
+    /// | `SECRET_KEY_BASE` | the secret, at least 32 bytes | required; in development mode a public dev secret with a loud warning |
+    /// | `SECRET_KEY_BASE_OLD` | comma-separated older secrets that still verify (rotation) | none |
+    /// | `NEX_SESSION_TTL` | session lifetime in seconds | 604800 |
+    /// | `NEX_SESSION_SECURE_COOKIE` | `true`/`false`: mark the cookie `Secure` | `true`, `false` in development mode |
+    ///
+    /// # Errors
+    /// A missing or short secret outside development mode, or an unreadable value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dev = is_dev_mode();
+        let secret = match SecretKeyBase::from_env() {
+            Ok(secret) => secret,
+            Err(SecretError::Missing) if dev => {
+                let warning = "nex-session: SECRET_KEY_BASE is not set; using the PUBLIC development secret. \
+                               Anyone can forge these session cookies. Never run like this in production \
+                               (unset NEX_ENV=dev and set SECRET_KEY_BASE, e.g. from `nex-session gen-secret`).";
+                tracing::warn!(target: "nex_session", "{warning}");
+                eprintln!("WARNING: {warning}");
+                SecretKeyBase::development()
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mut config = Self::new(secret).with_secure_cookie(!dev);
+        if let Ok(old) = std::env::var("SECRET_KEY_BASE_OLD") {
+            let previous = old
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(SecretKeyBase::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            config = config.with_previous_secrets(previous);
+        }
+        if let Ok(ttl) = std::env::var("NEX_SESSION_TTL") {
+            let seconds =
+                ttl.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or(ConfigError::Invalid {
+                        name: "NEX_SESSION_TTL",
+                        value: ttl.clone(),
+                        expected: "a positive number of seconds",
+                    })?;
+            config = config.with_ttl(Duration::from_secs(seconds));
+        }
+        if let Ok(secure) = std::env::var("NEX_SESSION_SECURE_COOKIE") {
+            let flag = parse_bool(&secure).ok_or(ConfigError::Invalid {
+                name: "NEX_SESSION_SECURE_COOKIE",
+                value: secure.clone(),
+                expected: "true or false",
+            })?;
+            config = config.with_secure_cookie(flag);
+        }
+        Ok(config)
+    }
+
+    /// Older secrets that still verify cookies (secret rotation). Default: none.
+    /// New cookies are always signed with the current secret.
+    #[must_use]
+    pub fn with_previous_secrets(
+        mut self,
+        previous: impl IntoIterator<Item = SecretKeyBase>,
+    ) -> Self {
+        self.previous_secrets = previous.into_iter().collect();
+        self
+    }
+
+    /// How long a session lives without use. Default: 7 days ([`DEFAULT_TTL`]).
+    /// Whole seconds count; less than one second is raised to one.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How old a cookie may get before a read-only request refreshes it (re-signs
+    /// the cookie and slides the store expiry). Default: 1/100 of the TTL (about
+    /// 100 minutes for 7 days), so busy sessions cost no write per request while
+    /// the effective idle timeout stays within 1% of the TTL.
+    #[must_use]
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = Some(interval);
+        self
+    }
+
+    /// Whether the cookie gets the `Secure` attribute. Default: `true` (and
+    /// `false` in development mode with [`SessionConfig::from_env`]).
+    ///
+    /// **Warning:** without `Secure`, the cookie is sent over plain HTTP too, where
+    /// anyone on the path can steal the session. Turn it off only for local development.
+    #[must_use]
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The cookie's `Domain` attribute. Default: none (host-only cookie, the safest).
+    #[must_use]
+    pub fn with_cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// How often expired sessions are removed in the background. Default: 10 minutes.
+    #[must_use]
+    pub fn with_purge_interval(mut self, interval: Duration) -> Self {
+        self.purge_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The configured TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(crate) fn ttl_s(&self) -> i64 {
+        i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 1000)
+    }
+
+    pub(crate) fn refresh_after_ms(&self) -> i64 {
+        let interval = self.refresh_interval.unwrap_or(self.ttl / 100);
+        i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+fn is_dev_mode() -> bool {
+    matches!(
+        std::env::var("NEX_ENV").as_deref(),
+        Ok("dev" | "development")
+    )
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}

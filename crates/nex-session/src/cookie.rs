@@ -1,0 +1,244 @@
+//! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.
+//!
+//! Queued cookies are written as `Set-Cookie` headers by the session layer when
+//! the response goes out, next to the session cookie.
+//!
+//! ```
+//! use nex_session::cookie::{self, CookieOptions};
+//!
+//! async fn handler() -> Result<String, nex_session::SessionError> {
+//!     let theme = cookie::get("theme").await?.unwrap_or_else(|| "light".into());
+//!     cookie::put("theme", "dark", CookieOptions::default().with_max_age(86_400)).await?;
+//!     cookie::delete("legacy").await?;
+//!     Ok(theme)
+//! }
+//! ```
+
+use std::fmt::Write as _;
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+use crate::ambient::current;
+use crate::error::SessionError;
+
+/// The `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations (the default).
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent everywhere; browsers require `Secure` with it.
+    None,
+}
+
+/// Attributes of a cookie queued with [`put`].
+///
+/// Defaults: `Path=/`, `HttpOnly`, `SameSite=Lax`, no `Max-Age` (a browser-session
+/// cookie), not `Secure`, no `Domain`.
+///
+/// ```
+/// use nex_session::cookie::{CookieOptions, SameSite};
+/// let opts = CookieOptions::default().with_max_age(3600).with_secure(true).with_same_site(SameSite::Strict);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieOptions {
+    max_age: Option<i64>,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: Option<SameSite>,
+}
+
+impl Default for CookieOptions {
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            path: "/".into(),
+            domain: None,
+            secure: false,
+            http_only: true,
+            same_site: Some(SameSite::Lax),
+        }
+    }
+}
+
+impl CookieOptions {
+    /// `Max-Age` in seconds (0 deletes). Default: none.
+    #[must_use]
+    pub fn with_max_age(mut self, seconds: i64) -> Self {
+        self.max_age = Some(seconds);
+        self
+    }
+    /// `Path`. Default: `/`.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+    /// `Domain`. Default: none (host-only).
+    #[must_use]
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+    /// `Secure`. Default: off.
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+    /// `HttpOnly`. Default: on.
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+    /// True for a deletion (`Max-Age` of zero or less): the cookie then reads as absent.
+    pub(crate) fn is_deletion(&self) -> bool {
+        self.max_age.is_some_and(|age| age <= 0)
+    }
+
+    /// `SameSite`. Default: `Lax`.
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = Some(same_site);
+        self
+    }
+}
+
+/// Formats a `Set-Cookie` value, refusing anything that could break the header.
+pub(crate) fn set_cookie_value(
+    name: &str,
+    value: &str,
+    opts: &CookieOptions,
+) -> Result<HeaderValue, SessionError> {
+    let attr_ok = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';');
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return Err(SessionError::InvalidCookie(name.to_owned()));
+    }
+    if !value.bytes().all(is_cookie_octet)
+        || !attr_ok(&opts.path)
+        || !opts.domain.as_deref().is_none_or(attr_ok)
+    {
+        return Err(SessionError::InvalidCookie(name.to_owned()));
+    }
+    let mut out = String::with_capacity(name.len() + value.len() + 64);
+    let _ = write!(out, "{name}={value}; Path={}", opts.path);
+    if let Some(domain) = &opts.domain {
+        let _ = write!(out, "; Domain={domain}");
+    }
+    if let Some(age) = opts.max_age {
+        let _ = write!(out, "; Max-Age={}", age.max(0));
+    }
+    if opts.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if opts.secure {
+        out.push_str("; Secure");
+    }
+    match opts.same_site {
+        Some(SameSite::Lax) => out.push_str("; SameSite=Lax"),
+        Some(SameSite::Strict) => out.push_str("; SameSite=Strict"),
+        Some(SameSite::None) => out.push_str("; SameSite=None"),
+        None => {}
+    }
+    HeaderValue::from_str(&out).map_err(|_| SessionError::InvalidCookie(name.to_owned()))
+}
+
+/// RFC 6265 `token` characters, allowed in a cookie name.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 6265 `cookie-octet`, allowed in a cookie value.
+fn is_cookie_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+}
+
+/// Every `name=value` pair of the request's `Cookie` headers, in order.
+pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.trim(), value))
+        })
+}
+
+/// Queues a cookie for the response (Nex.Cookie.put/3).
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request; [`SessionError::InvalidCookie`]
+/// for a name or value that cannot go into a header.
+pub async fn put(name: &str, value: &str, opts: CookieOptions) -> Result<(), SessionError> {
+    current()?.put_cookie(name, value, opts).await
+}
+
+/// Queues the deletion of a cookie (`Max-Age=0`, `Path=/`).
+///
+/// # Errors
+/// As [`put`].
+pub async fn delete(name: &str) -> Result<(), SessionError> {
+    current()?.delete_cookie(name).await
+}
+
+/// A cookie's value: as queued in this request if it was, else as the request sent it.
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request.
+pub async fn get(name: &str) -> Result<Option<String>, SessionError> {
+    Ok(current()?.get_cookie(name).await)
+}
+
+/// Every request cookie, with this request's queued changes applied.
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request.
+pub async fn all() -> Result<Vec<(String, String)>, SessionError> {
+    Ok(current()?.all_cookies().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_all_attributes() {
+        let v = set_cookie_value(
+            "a",
+            "b",
+            &CookieOptions::default().with_max_age(5).with_secure(true),
+        )
+        .unwrap();
+        assert_eq!(v, "a=b; Path=/; Max-Age=5; HttpOnly; Secure; SameSite=Lax");
+    }
+
+    #[test]
+    fn refuses_header_injection() {
+        assert!(set_cookie_value("a", "b;Domain=evil", &CookieOptions::default()).is_err());
+        assert!(set_cookie_value("a b", "c", &CookieOptions::default()).is_err());
+        assert!(set_cookie_value("a", "b\r\nX: y", &CookieOptions::default()).is_err());
+        assert!(set_cookie_value("a", "b", &CookieOptions::default().with_path("/;x")).is_err());
+    }
+
+    #[test]
+    fn parses_several_headers_and_quoted_values() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; b=\"2\""));
+        h.append(COOKIE, HeaderValue::from_static("c=3;junk; d="));
+        let pairs: Vec<_> = request_pairs(&h).collect();
+        assert_eq!(pairs, vec![("a", "1"), ("b", "2"), ("c", "3"), ("d", "")]);
+    }
+}

@@ -1,0 +1,156 @@
+//! Session ids and the hashed keys stores file them under.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// Random bytes in a session id (SPEC §1): 192 bits from the OS CSPRNG.
+const ID_BYTES: usize = 24;
+/// Characters of an id: base64url of 24 bytes, no padding.
+const ID_CHARS: usize = 32;
+
+/// A session id: 24 random bytes, base64url without padding (32 characters).
+///
+/// The id is what the signed cookie carries. Stores never see it: they get the
+/// [`StoreKey`], its SHA-256, so nothing a store holds works as a cookie.
+/// `Debug` shows only a prefix, so ids do not leak whole into logs.
+///
+/// ```
+/// use nex_session::SessionId;
+///
+/// let id = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOp").unwrap();
+/// assert_eq!(id.as_str().len(), 32);
+/// assert!(SessionId::parse("too short").is_none());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(Box<str>);
+
+impl SessionId {
+    /// A fresh random id.
+    ///
+    /// # Errors
+    /// When the OS random source fails (practically never on a working system).
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str()))
+    }
+
+    /// Accepts an id in our format (32 base64url characters), else `None`.
+    pub fn parse(id: &str) -> Option<Self> {
+        let well_formed = id.len() == ID_CHARS
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| Self(id.into()))
+    }
+
+    /// The id as text, as signed into the cookie.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key stores file this session under: SHA-256 of the id.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = self.0.get(..6).unwrap_or_default();
+        write!(f, "SessionId({prefix}…)")
+    }
+}
+
+/// What a store keys a session by: the SHA-256 of its [`SessionId`].
+///
+/// Knowing a store key does not let anyone forge or present a cookie: the
+/// cookie needs the id, and SHA-256 does not run backwards.
+///
+/// ```
+/// use nex_session::{SessionId, StoreKey};
+///
+/// let key = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOp").unwrap().store_key();
+/// assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl std::hash::Hash for StoreKey {
+    /// A SHA-256 output is already uniformly random: its first eight bytes are a
+    /// perfect hash, and hashing all 32 again would be wasted work per lookup.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
+
+impl StoreKey {
+    /// Wraps 32 raw bytes (as read back from a store).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters: how stores and the CLI show it.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let text = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(text, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_32_url_safe_chars_and_distinct() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_ne!(a, b);
+        assert!(SessionId::parse(a.as_str()).is_some());
+        assert_ne!(a.store_key(), b.store_key());
+    }
+
+    #[test]
+    fn parse_rejects_wrong_length_and_alphabet() {
+        assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlO").is_none());
+        assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlO+").is_none());
+        assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOé").is_none());
+    }
+
+    #[test]
+    fn debug_shows_only_a_prefix() {
+        let id = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOp").unwrap();
+        assert_eq!(format!("{id:?}"), "SessionId(kl_MB9…)");
+    }
+}

@@ -1,0 +1,79 @@
+//! [`SessionLayer`]: holds the configuration, wraps services in [`SessionService`].
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::{SessionService, Shared};
+use crate::config::SessionConfig;
+use crate::store::{MemoryStore, SessionStore};
+use crate::token::Keyring;
+
+/// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
+pub const SESSION_SALT: &str = "nex.session";
+
+/// The tower layer that gives every request a session.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig, SessionLayer};
+///
+/// let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(SessionLayer::new(MemoryStore::new(), config));
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl SessionLayer {
+    /// A layer over `store` with `config`. Derives the cookie signing keys here,
+    /// once (PBKDF2 per secret), never per request.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        Self::with_shared_store(Arc::new(store), config)
+    }
+
+    /// A layer over an already shared (possibly `dyn`) store.
+    pub fn with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
+        let keyring = Keyring::new(
+            config.secret.clone(),
+            config.previous_secrets.iter().cloned(),
+            SESSION_SALT,
+        );
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                keyring,
+                config,
+                sweeper_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// A layer over a fresh [`MemoryStore`].
+    pub fn memory(config: SessionConfig) -> Self {
+        Self::new(MemoryStore::new(), config)
+    }
+}
+
+impl std::fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The session middleware: one request's lifecycle, top to bottom.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use nex_session::{SessionConfig, SessionLayer, token::SecretKeyBase};
+//! use tower::ServiceBuilder;
+//! # fn secret() -> SecretKeyBase { SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap() }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async {
+//!         let n = nex_session::update("visits", 0u64, |n| n + 1).await.unwrap_or(0);
+//!         format!("visit {n}")
+//!     }))
+//!     .layer(ServiceBuilder::new().layer(SessionLayer::memory(SessionConfig::new(secret()))));
+//! ```
+//!
+//! 1. **load**: verify the `_nex_session` cookie (no store access; a missing,
+//!    forged, foreign or expired cookie means "no session").
+//! 2. **call** the inner service with the [`Session`] available ambiently
+//!    (task-local) and as a request extension (the extractor).
+//! 3. **persist** before the response head leaves: write pending changes, slide
+//!    the expiry when due, set or delete the cookie, add queued cookies. If saving
+//!    fails the response becomes a 503 and the error is logged.
+//! 4. **clean up**: the state belongs to this request's future alone; it is dropped
+//!    with it, also when the handler panics or the future is cancelled.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use http::header::{CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower_service::Service;
+
+use crate::ambient;
+use crate::config::SessionConfig;
+use crate::cookie::request_pairs;
+use crate::id::SessionId;
+use crate::session::{Session, COOKIE_NAME};
+use crate::store::SessionStore;
+use crate::token::{now_ms, Keyring, TokenError};
+
+mod layer;
+
+pub use layer::{SessionLayer, SESSION_SALT};
+
+/// What every request of one layer shares: store, keys, config.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) keyring: Keyring,
+    pub(crate) config: SessionConfig,
+    pub(crate) sweeper_started: AtomicBool,
+}
+
+/// The service made by [`SessionLayer`].
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionService(..)")
+    }
+}
+
+/// The response future of [`SessionService`].
+pub type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        self.shared.start_sweeper();
+        // 1. load
+        let session = self.shared.begin(&request);
+        request.extensions_mut().insert(session.clone());
+        // The clone that was driven to readiness serves this call (tower's clone-and-swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            // 2. call, with the ambient session set
+            let mut response = ambient::scope(session.clone(), inner.call(request)).await?;
+            // 3. persist
+            match session.persist().await {
+                Ok(outgoing) => {
+                    let headers = response.headers_mut();
+                    for cookie in outgoing.set_cookies {
+                        headers.append(SET_COOKIE, cookie);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
+                    response = unavailable();
+                }
+            }
+            // 4. clean up: `session` (the last handle but any the handler kept) drops here.
+            Ok(response)
+        })
+    }
+}
+
+impl Shared {
+    /// Reads the session cookie. Costs no store access.
+    fn begin<B>(self: &Arc<Self>, request: &Request<B>) -> Session {
+        let headers = request.headers();
+        let mut cookie = None;
+        for (name, value) in request_pairs(headers) {
+            if name != COOKIE_NAME {
+                continue;
+            }
+            match self
+                .keyring
+                .verify_at(value, Some(self.config.ttl_s()), now_ms())
+            {
+                Ok(verified) => {
+                    let id = std::str::from_utf8(&verified.data)
+                        .ok()
+                        .and_then(SessionId::parse);
+                    match id {
+                        Some(id) => {
+                            cookie = Some((id, verified.signed_at_ms));
+                            break;
+                        }
+                        None => {
+                            tracing::debug!(target: "nex_session", "signed cookie holds no session id");
+                        }
+                    }
+                }
+                Err(TokenError::Expired) => {
+                    tracing::debug!(target: "nex_session", "session cookie expired");
+                }
+                Err(_) => {
+                    tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
+                }
+            }
+        }
+        let request_cookies: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+        Session::begin(self.clone(), cookie, request_cookies)
+    }
+
+    /// Starts the background sweep of expired sessions once, on the first request
+    /// (when a tokio runtime surely exists). It stops when the layer is dropped.
+    fn start_sweeper(self: &Arc<Self>) {
+        if self.sweeper_started.load(Ordering::Relaxed)
+            || self.sweeper_started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let interval = self.config.purge_interval;
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(shared) = weak.upgrade() else { break };
+                match shared.store.purge_expired(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(target: "nex_session", purged = n, "expired sessions removed"),
+                    Err(err) => tracing::warn!(target: "nex_session", error = %err, "purging expired sessions failed"),
+                }
+            }
+        });
+    }
+}
+
+/// The answer when the session could not be saved: nothing is reported as saved.
+fn unavailable<B: From<&'static str>>() -> Response<B> {
+    let mut response = Response::new(B::from(
+        "Service temporarily unavailable: your session could not be saved. Please try again.\n",
+    ));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
