@@ -92,26 +92,15 @@ fn token(command: TokenCommand) -> ExitCode {
         Err(err) => return secret_error(&err),
     };
     match command {
-        TokenCommand::Sign {
-            salt,
-            signed_at,
-            max_age,
-            data,
-        } => {
+        TokenCommand::Sign { salt, signed_at, max_age, data } => {
             let signer = Signer::new(&secret, salt);
             let token = match signed_at {
-                Some(seconds) => {
-                    signer.sign_at(data.as_bytes(), seconds.saturating_mul(1000), max_age)
-                }
+                Some(seconds) => signer.sign_at(data.as_bytes(), seconds.saturating_mul(1000), max_age),
                 None => signer.sign_at(data.as_bytes(), now_ms(), max_age),
             };
             print_line(&token)
         }
-        TokenCommand::Verify {
-            salt,
-            max_age,
-            token,
-        } => {
+        TokenCommand::Verify { salt, max_age, token } => {
             let signer = Signer::new(&secret, salt);
             match signer.verify(token.trim(), Some(max_age)) {
                 Ok(data) => print_line(&String::from_utf8_lossy(&data)),

@@ -29,9 +29,7 @@ pub(crate) fn scope<F: std::future::Future>(
 /// # Errors
 /// [`SessionError::NoLayer`] outside a request that went through `SessionLayer`.
 pub fn current() -> Result<Session, SessionError> {
-    CURRENT
-        .try_with(Session::clone)
-        .map_err(|_| SessionError::NoLayer)
+    CURRENT.try_with(Session::clone).map_err(|_| SessionError::NoLayer)
 }
 
 /// The value of `key` in the current session; see [`Session::get`].

@@ -95,24 +95,16 @@ impl SessionConfig {
         };
         let mut config = Self::new(secret).with_secure_cookie(!dev);
         if let Ok(old) = std::env::var("SECRET_KEY_BASE_OLD") {
-            let previous = old
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(SecretKeyBase::new)
-                .collect::<Result<Vec<_>, _>>()?;
+            let previous =
+                old.split(',').filter(|s| !s.is_empty()).map(SecretKeyBase::new).collect::<Result<Vec<_>, _>>()?;
             config = config.with_previous_secrets(previous);
         }
         if let Ok(ttl) = std::env::var("NEX_SESSION_TTL") {
-            let seconds =
-                ttl.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or(ConfigError::Invalid {
-                        name: "NEX_SESSION_TTL",
-                        value: ttl.clone(),
-                        expected: "a positive number of seconds",
-                    })?;
+            let seconds = ttl.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(ConfigError::Invalid {
+                name: "NEX_SESSION_TTL",
+                value: ttl.clone(),
+                expected: "a positive number of seconds",
+            })?;
             config = config.with_ttl(Duration::from_secs(seconds));
         }
         if let Ok(secure) = std::env::var("NEX_SESSION_SECURE_COOKIE") {
@@ -129,10 +121,7 @@ impl SessionConfig {
     /// Older secrets that still verify cookies (secret rotation). Default: none.
     /// New cookies are always signed with the current secret.
     #[must_use]
-    pub fn with_previous_secrets(
-        mut self,
-        previous: impl IntoIterator<Item = SecretKeyBase>,
-    ) -> Self {
+    pub fn with_previous_secrets(mut self, previous: impl IntoIterator<Item = SecretKeyBase>) -> Self {
         self.previous_secrets = previous.into_iter().collect();
         self
     }
@@ -196,10 +185,7 @@ impl SessionConfig {
 }
 
 fn is_dev_mode() -> bool {
-    matches!(
-        std::env::var("NEX_ENV").as_deref(),
-        Ok("dev" | "development")
-    )
+    matches!(std::env::var("NEX_ENV").as_deref(), Ok("dev" | "development"))
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

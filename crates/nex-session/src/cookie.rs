@@ -111,19 +111,12 @@ impl CookieOptions {
 }
 
 /// Formats a `Set-Cookie` value, refusing anything that could break the header.
-pub(crate) fn set_cookie_value(
-    name: &str,
-    value: &str,
-    opts: &CookieOptions,
-) -> Result<HeaderValue, SessionError> {
+pub(crate) fn set_cookie_value(name: &str, value: &str, opts: &CookieOptions) -> Result<HeaderValue, SessionError> {
     let attr_ok = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';');
     if name.is_empty() || !name.bytes().all(is_token_char) {
         return Err(SessionError::InvalidCookie(name.to_owned()));
     }
-    if !value.bytes().all(is_cookie_octet)
-        || !attr_ok(&opts.path)
-        || !opts.domain.as_deref().is_none_or(attr_ok)
-    {
+    if !value.bytes().all(is_cookie_octet) || !attr_ok(&opts.path) || !opts.domain.as_deref().is_none_or(attr_ok) {
         return Err(SessionError::InvalidCookie(name.to_owned()));
     }
     let mut out = String::with_capacity(name.len() + value.len() + 64);
@@ -161,20 +154,12 @@ fn is_cookie_octet(b: u8) -> bool {
 
 /// Every `name=value` pair of the request's `Cookie` headers, in order.
 pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            Some((name.trim(), value))
-        })
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let value = value.trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        Some((name.trim(), value))
+    })
 }
 
 /// Queues a cookie for the response (Nex.Cookie.put/3).
@@ -216,12 +201,7 @@ mod tests {
 
     #[test]
     fn formats_all_attributes() {
-        let v = set_cookie_value(
-            "a",
-            "b",
-            &CookieOptions::default().with_max_age(5).with_secure(true),
-        )
-        .unwrap();
+        let v = set_cookie_value("a", "b", &CookieOptions::default().with_max_age(5).with_secure(true)).unwrap();
         assert_eq!(v, "a=b; Path=/; Max-Age=5; HttpOnly; Secure; SameSite=Lax");
     }
 

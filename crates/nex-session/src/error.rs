@@ -55,9 +55,7 @@ pub enum SessionError {
     },
     /// The stored value of this key does not decode as the requested type.
     /// Other keys are unaffected.
-    #[error(
-        "the stored value of session key {key:?} does not decode as the requested type: {source}"
-    )]
+    #[error("the stored value of session key {key:?} does not decode as the requested type: {source}")]
     Decode {
         /// The session key.
         key: String,

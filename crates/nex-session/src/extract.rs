@@ -28,11 +28,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Session>()
-            .cloned()
-            .ok_or(MissingSessionLayer)
+        parts.extensions.get::<Session>().cloned().ok_or(MissingSessionLayer)
     }
 }
 
@@ -46,15 +42,10 @@ impl IntoResponse for crate::SessionError {
         match self {
             crate::SessionError::Store(err) => {
                 tracing::error!(target: "nex_session", error = %err, "session store error");
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service temporarily unavailable. Please try again.\n",
-                )
-                    .into_response();
-                response.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("1"),
-                );
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable. Please try again.\n")
+                        .into_response();
+                response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
                 response
             }
             other => {

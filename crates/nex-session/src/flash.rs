@@ -95,10 +95,7 @@ impl Flash {
 }
 
 fn decode(bytes: &[u8]) -> Result<Messages, SessionError> {
-    serde_json::from_slice(bytes).map_err(|source| SessionError::Decode {
-        key: FLASH_KEY.to_owned(),
-        source,
-    })
+    serde_json::from_slice(bytes).map_err(|source| SessionError::Decode { key: FLASH_KEY.to_owned(), source })
 }
 
 /// Sets the flash message of `kind` in the current request's session.

@@ -25,7 +25,11 @@ const ID_CHARS: usize = 32;
 /// assert!(SessionId::parse("too short").is_none());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Box<str>);
+pub struct SessionId {
+    text: Box<str>,
+    /// SHA-256 of `text`, computed once: every store call of a request needs it.
+    key: StoreKey,
+}
 
 impl SessionId {
     /// A fresh random id.
@@ -35,32 +39,35 @@ impl SessionId {
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::fill(&mut bytes)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str()))
+        Ok(Self::from_text(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str()))
     }
 
     /// Accepts an id in our format (32 base64url characters), else `None`.
     pub fn parse(id: &str) -> Option<Self> {
-        let well_formed = id.len() == ID_CHARS
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| Self(id.into()))
+        let well_formed =
+            id.len() == ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| Self::from_text(id.into()))
+    }
+
+    fn from_text(text: Box<str>) -> Self {
+        let key = StoreKey(Sha256::digest(text.as_bytes()).into());
+        Self { text, key }
     }
 
     /// The id as text, as signed into the cookie.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The key stores file this session under: SHA-256 of the id.
     pub fn store_key(&self) -> StoreKey {
-        StoreKey(Sha256::digest(self.0.as_bytes()).into())
+        self.key
     }
 }
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = self.0.get(..6).unwrap_or_default();
+        let prefix = self.text.get(..6).unwrap_or_default();
         write!(f, "SessionId({prefix}…)")
     }
 }

@@ -23,7 +23,6 @@ use crate::flash::Flash;
 use crate::id::SessionId;
 use crate::middleware::Shared;
 use crate::store::{Changes, Fields, Presence, UpdateAction, WriteOutcome};
-use crate::token::now_ms;
 
 /// The name of the session cookie (as Nex).
 pub const COOKIE_NAME: &str = "_nex_session";
@@ -54,6 +53,8 @@ pub struct Session {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// When the request began (ms): one clock read serves the whole request.
+    started_ms: i64,
     state: Mutex<State>,
 }
 
@@ -81,7 +82,8 @@ struct State {
     wrote: bool,
     /// The request's cookie no longer names a session: delete it unless a new one is set.
     forget_cookie: bool,
-    request_cookies: Vec<HeaderValue>,
+    first_cookie_header: Option<HeaderValue>,
+    more_cookie_headers: Vec<HeaderValue>,
     /// Queued cookies of the cookie helper: name, and `Some(value)` or `None` for delete.
     response_cookies: Vec<(String, Option<String>, HeaderValue)>,
 }
@@ -95,23 +97,21 @@ impl Session {
     /// The state of a request: `cookie_id` comes from an already verified cookie.
     pub(crate) fn begin(
         shared: Arc<Shared>,
+        started_ms: i64,
         cookie: Option<(SessionId, i64)>,
-        request_cookies: Vec<HeaderValue>,
+        first_cookie_header: Option<HeaderValue>,
+        more_cookie_headers: Vec<HeaderValue>,
     ) -> Self {
         let cookie = cookie.map(|(id, signed_at_ms)| CookieSession { id, signed_at_ms });
         let state = State {
             id: cookie.as_ref().map(|c| c.id.clone()),
             in_store: cookie.is_some(),
             cookie,
-            request_cookies,
+            first_cookie_header,
+            more_cookie_headers,
             ..State::default()
         };
-        Self {
-            inner: Arc::new(Inner {
-                shared,
-                state: Mutex::new(state),
-            }),
-        }
+        Self { inner: Arc::new(Inner { shared, started_ms, state: Mutex::new(state) }) }
     }
 
     /// The value of `key`, or `None` when absent or when there is no session.
@@ -132,11 +132,7 @@ impl Session {
     ///
     /// # Errors
     /// As [`Session::get`].
-    pub async fn get_or<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        default: T,
-    ) -> Result<T, SessionError> {
+    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, SessionError> {
         Ok(self.get(key).await?.unwrap_or(default))
     }
 
@@ -208,9 +204,7 @@ impl Session {
             Some(Ok((value, _))) => Ok(value),
             Some(Err(err)) => Err(err),
             // The store always calls the closure before reporting success.
-            None => Err(SessionError::Store(StoreError::Corrupt(
-                "store reported an update without running it".into(),
-            ))),
+            None => Err(SessionError::Store(StoreError::Corrupt("store reported an update without running it".into()))),
         }
     }
 
@@ -245,13 +239,7 @@ impl Session {
 
     /// The current session id, or `None` when there is no session.
     pub async fn id(&self) -> Option<String> {
-        self.inner
-            .state
-            .lock()
-            .await
-            .id
-            .as_ref()
-            .map(|id| id.as_str().to_owned())
+        self.inner.state.lock().await.id.as_ref().map(|id| id.as_str().to_owned())
     }
 
     /// Gives the session a new id, keeping its data; the old id stops working at
@@ -267,12 +255,7 @@ impl Session {
         };
         let new = SessionId::generate().map_err(SessionError::Random)?;
         if state.in_store {
-            let moved = self
-                .inner
-                .shared
-                .store
-                .rename(old.store_key(), new.store_key(), self.expiry())
-                .await?;
+            let moved = self.inner.shared.store.rename(old.store_key(), new.store_key(), self.expiry()).await?;
             if moved {
                 state.wrote = true;
                 tracing::debug!(target: "nex_session", "session renewed");
@@ -295,12 +278,7 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::InvalidCookie`] for a name or value that cannot go into a header.
-    pub async fn put_cookie(
-        &self,
-        name: &str,
-        value: &str,
-        opts: CookieOptions,
-    ) -> Result<(), SessionError> {
+    pub async fn put_cookie(&self, name: &str, value: &str, opts: CookieOptions) -> Result<(), SessionError> {
         let header = cookie::set_cookie_value(name, value, &opts)?;
         let mut state = self.inner.state.lock().await;
         state.response_cookies.retain(|(n, _, _)| n != name);
@@ -328,11 +306,7 @@ impl Session {
         if let Some((_, value, _)) = state.response_cookies.iter().find(|(n, _, _)| n == name) {
             return value.clone();
         }
-        state
-            .request_cookie_pairs()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        state.request_cookie_pairs().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// Every request cookie, with this request's queued changes applied.
@@ -343,12 +317,7 @@ impl Session {
             .into_iter()
             .filter(|(n, _)| !state.response_cookies.iter().any(|(r, _, _)| r == n))
             .collect();
-        all.extend(
-            state
-                .response_cookies
-                .iter()
-                .filter_map(|(n, v, _)| Some((n.clone(), v.clone()?))),
-        );
+        all.extend(state.response_cookies.iter().filter_map(|(n, v, _)| Some((n.clone(), v.clone()?))));
         all
     }
 
@@ -395,11 +364,7 @@ impl Session {
         let store = &self.inner.shared.store;
         for _ in 0..WRITE_ATTEMPTS {
             let Some(id) = state.id.clone() else { break };
-            let presence = if state.in_store {
-                Presence::Existing
-            } else {
-                Presence::New
-            };
+            let presence = if state.in_store { Presence::Existing } else { Presence::New };
             let mut last_action = None;
             let outcome = {
                 let mut recording = |current: Option<&[u8]>| {
@@ -407,9 +372,7 @@ impl Session {
                     last_action = Some(action.clone());
                     action
                 };
-                store
-                    .update(id.store_key(), key, &mut recording, self.expiry(), presence)
-                    .await?
+                store.update(id.store_key(), key, &mut recording, self.expiry(), presence).await?
             };
             match outcome {
                 WriteOutcome::Done => {
@@ -425,9 +388,7 @@ impl Session {
                 WriteOutcome::PresenceFailed => state.retry_fresh(presence)?,
             }
         }
-        Err(SessionError::Store(StoreError::Unavailable(
-            "could not write a fresh session after retries".into(),
-        )))
+        Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
     }
 
     /// Writes the pending batch, if any, in one store call.
@@ -441,15 +402,8 @@ impl Session {
         let store = &self.inner.shared.store;
         for _ in 0..WRITE_ATTEMPTS {
             let Some(id) = state.id.clone() else { break };
-            let presence = if state.in_store {
-                Presence::Existing
-            } else {
-                Presence::New
-            };
-            match store
-                .apply(id.store_key(), &state.pending, self.expiry(), presence)
-                .await?
-            {
+            let presence = if state.in_store { Presence::Existing } else { Presence::New };
+            match store.apply(id.store_key(), &state.pending, self.expiry(), presence).await? {
                 WriteOutcome::Done => {
                     let pending = std::mem::take(&mut state.pending);
                     state.written.extend(pending);
@@ -459,9 +413,7 @@ impl Session {
                 WriteOutcome::PresenceFailed => state.retry_fresh(presence)?,
             }
         }
-        Err(SessionError::Store(StoreError::Unavailable(
-            "could not write a fresh session after retries".into(),
-        )))
+        Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
     }
 
     async fn ensure_loaded(&self, state: &mut State) -> Result<(), SessionError> {
@@ -494,56 +446,71 @@ impl Session {
     }
 
     fn expiry(&self) -> i64 {
-        now_ms().saturating_add(self.inner.shared.config.ttl_s().saturating_mul(1000))
+        self.inner.started_ms.saturating_add(self.inner.shared.config.ttl_s().saturating_mul(1000))
+    }
+
+    /// The end of the request without waiting, when nothing needs the store:
+    /// no pending writes and no refresh due. `None` means: call [`Session::persist`].
+    pub(crate) fn try_persist_now(&self) -> Option<Result<Outgoing, SessionError>> {
+        let mut state = self.inner.state.try_lock().ok()?;
+        if !state.pending.is_empty() || self.touch_due(&state) {
+            return None;
+        }
+        Some(self.outgoing(&mut state, None))
     }
 
     /// The end of the request: write what is pending, slide the expiry when due,
     /// and say which cookies to set. On error nothing is reported as saved.
     pub(crate) async fn persist(&self) -> Result<Outgoing, SessionError> {
-        let shared = &self.inner.shared;
         let mut state = self.inner.state.lock().await;
         self.flush(&mut state).await?;
-        let mut set_cookies = Vec::with_capacity(1 + state.response_cookies.len());
-        let now = now_ms();
-        let cookie_id = state.cookie.as_ref().map(|c| &c.id);
-        let session_cookie = match (&state.id, state.in_store) {
-            (Some(id), true) if state.wrote || cookie_id != Some(id) => Some(Some(id.clone())),
-            (Some(id), true) => {
-                let refresh_due = state
-                    .cookie
-                    .as_ref()
-                    .is_some_and(|c| now - c.signed_at_ms >= shared.config.refresh_after_ms());
-                if !refresh_due {
-                    None
-                } else if shared.store.touch(id.store_key(), self.expiry()).await? {
-                    Some(Some(id.clone()))
-                } else {
-                    Some(None)
-                }
+        let touched = match &state.id {
+            Some(id) if self.touch_due(&state) => {
+                Some(self.inner.shared.store.touch(id.store_key(), self.expiry()).await?)
             }
+            _ => None,
+        };
+        self.outgoing(&mut state, touched)
+    }
+
+    /// A read-only use of a stored session whose cookie is older than the refresh interval.
+    fn touch_due(&self, state: &State) -> bool {
+        match (&state.id, &state.cookie) {
+            (Some(id), Some(cookie)) => {
+                state.in_store
+                    && !state.wrote
+                    && cookie.id == *id
+                    && self.inner.started_ms - cookie.signed_at_ms >= self.inner.shared.config.refresh_after_ms()
+            }
+            _ => false,
+        }
+    }
+
+    /// The `Set-Cookie` headers to send, given whether a due touch found the session.
+    fn outgoing(&self, state: &mut State, touched: Option<bool>) -> Result<Outgoing, SessionError> {
+        let shared = &self.inner.shared;
+        let cookie_id = state.cookie.as_ref().map(|c| &c.id);
+        // Some(Some(id)): (re)issue the cookie for id; Some(None): delete it.
+        let session_cookie = match (&state.id, state.in_store) {
+            (Some(id), true) if state.wrote || cookie_id != Some(id) => Some(Some(id)),
+            (Some(id), true) => touched.map(|found| found.then_some(id)),
             _ if state.forget_cookie => Some(None),
             _ => None,
         };
+        let mut set_cookies = Vec::new();
         match session_cookie {
             Some(Some(id)) => {
                 let token =
-                    shared
-                        .keyring
-                        .sign_at(id.as_str().as_bytes(), now, shared.config.ttl_s());
-                set_cookies.push(shared.session_cookie(&token, shared.config.ttl_s())?);
+                    shared.keyring.sign_at(id.as_str().as_bytes(), self.inner.started_ms, shared.config.ttl_s());
+                set_cookies.push(shared.session_cookie(&token)?);
                 if state.wrote {
                     tracing::debug!(target: "nex_session", "session saved");
                 }
             }
-            Some(None) => set_cookies.push(shared.session_cookie("", 0)?),
+            Some(None) => set_cookies.push(shared.deletion_cookie.clone()),
             None => {}
         }
-        set_cookies.extend(
-            state
-                .response_cookies
-                .drain(..)
-                .map(|(_, _, header)| header),
-        );
+        set_cookies.extend(state.response_cookies.drain(..).map(|(_, _, header)| header));
         Ok(Outgoing { set_cookies })
     }
 }
@@ -599,40 +566,44 @@ impl State {
 
     fn request_cookie_pairs(&self) -> Vec<(String, String)> {
         let mut headers = http::HeaderMap::new();
-        for value in &self.request_cookies {
+        for value in self.first_cookie_header.iter().chain(&self.more_cookie_headers) {
             headers.append(http::header::COOKIE, value.clone());
         }
-        cookie::request_pairs(&headers)
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect()
+        cookie::request_pairs(&headers).map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
     }
 }
 
 impl Shared {
-    fn session_cookie(&self, value: &str, max_age: i64) -> Result<HeaderValue, SessionError> {
-        let mut opts = CookieOptions::default()
-            .with_max_age(max_age)
-            .with_secure(self.config.secure)
-            .with_same_site(SameSite::Lax);
-        if let Some(domain) = &self.config.domain {
-            opts = opts.with_domain(domain.clone());
-        }
-        cookie::set_cookie_value(COOKIE_NAME, value, &opts)
+    /// `_nex_session=<token>` plus the attributes fixed at layer creation.
+    fn session_cookie(&self, token: &str) -> Result<HeaderValue, SessionError> {
+        let value = [COOKIE_NAME, "=", token, &self.cookie_attributes].concat();
+        HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(COOKIE_NAME.to_owned()))
     }
 }
 
+/// The session cookie's attributes (`; Path=/; Max-Age=…; HttpOnly; …`) and its
+/// deletion header, computed once per layer.
+pub(crate) fn session_cookie_headers(
+    config: &crate::config::SessionConfig,
+) -> Result<(String, HeaderValue), SessionError> {
+    let mut opts =
+        CookieOptions::default().with_max_age(config.ttl_s()).with_secure(config.secure).with_same_site(SameSite::Lax);
+    if let Some(domain) = &config.domain {
+        opts = opts.with_domain(domain.clone());
+    }
+    let full = cookie::set_cookie_value(COOKIE_NAME, "", &opts)?;
+    let attributes =
+        full.to_str().unwrap_or_default().trim_start_matches(COOKIE_NAME).trim_start_matches('=').to_owned();
+    let deletion = cookie::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
+    Ok((attributes, deletion))
+}
+
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>, SessionError> {
-    serde_json::to_vec(value).map_err(|source| SessionError::Encode {
-        key: key.to_owned(),
-        source,
-    })
+    serde_json::to_vec(value).map_err(|source| SessionError::Encode { key: key.to_owned(), source })
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, SessionError> {
-    serde_json::from_slice(bytes).map_err(|source| SessionError::Decode {
-        key: key.to_owned(),
-        source,
-    })
+    serde_json::from_slice(bytes).map_err(|source| SessionError::Decode { key: key.to_owned(), source })
 }
 
 impl std::fmt::Debug for Session {

@@ -1,10 +1,5 @@
 //! Property and edge tests of the token: round trip, tampering, expiry, rotation.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use nex_session::token::{Keyring, SecretKeyBase, Signer, TokenError};
 use proptest::prelude::*;
@@ -60,11 +55,7 @@ proptest! {
 #[test]
 fn every_single_character_change_of_a_session_token_is_invalid() {
     let signer = Signer::new(&secret(1), "nex.session");
-    let token = signer.sign_at(
-        b"kl_MB987yMhqOw6Ve43B16YssSK0TlOp",
-        1_700_000_000_000,
-        604_800,
-    );
+    let token = signer.sign_at(b"kl_MB987yMhqOw6Ve43B16YssSK0TlOp", 1_700_000_000_000, 604_800);
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
     let mut tried = 0;
     for i in 0..token.len() {
@@ -89,28 +80,14 @@ fn every_single_character_change_of_a_session_token_is_invalid() {
 #[test]
 fn wrong_salt_or_wrong_secret_is_invalid() {
     let token = Signer::new(&secret(1), "nex.session").sign(b"id");
-    assert_eq!(
-        Signer::new(&secret(1), "nex.csrf").verify(&token, None),
-        Err(TokenError::Invalid)
-    );
-    assert_eq!(
-        Signer::new(&secret(2), "nex.session").verify(&token, None),
-        Err(TokenError::Invalid)
-    );
-    assert_eq!(
-        Signer::new(&secret(1), "nex.session")
-            .verify(&token, None)
-            .unwrap(),
-        b"id"
-    );
+    assert_eq!(Signer::new(&secret(1), "nex.csrf").verify(&token, None), Err(TokenError::Invalid));
+    assert_eq!(Signer::new(&secret(2), "nex.session").verify(&token, None), Err(TokenError::Invalid));
+    assert_eq!(Signer::new(&secret(1), "nex.session").verify(&token, None).unwrap(), b"id");
 }
 
 #[test]
 fn empty_token_is_missing() {
-    assert_eq!(
-        Signer::new(&secret(1), "s").verify("", None),
-        Err(TokenError::Missing)
-    );
+    assert_eq!(Signer::new(&secret(1), "s").verify("", None), Err(TokenError::Missing));
 }
 
 #[test]
@@ -118,20 +95,11 @@ fn expiry_boundary_equal_is_valid_one_ms_later_is_expired() {
     let signer = Signer::new(&secret(1), "s");
     let at = 1_700_000_000_000;
     let token = signer.sign_at(b"id", at, 10);
-    assert!(
-        signer.verify_at(&token, None, at + 10_000).is_ok(),
-        "signed_at + max_age == now is valid"
-    );
-    assert_eq!(
-        signer.verify_at(&token, None, at + 10_001),
-        Err(TokenError::Expired)
-    );
+    assert!(signer.verify_at(&token, None, at + 10_000).is_ok(), "signed_at + max_age == now is valid");
+    assert_eq!(signer.verify_at(&token, None, at + 10_001), Err(TokenError::Expired));
     // The verify-time max age overrides the embedded one, both ways.
     assert!(signer.verify_at(&token, Some(20), at + 15_000).is_ok());
-    assert_eq!(
-        signer.verify_at(&token, Some(5), at + 5_001),
-        Err(TokenError::Expired)
-    );
+    assert_eq!(signer.verify_at(&token, Some(5), at + 5_001), Err(TokenError::Expired));
 }
 
 #[test]
@@ -139,19 +107,10 @@ fn max_age_zero_or_negative_is_expired_even_at_signing_time() {
     let signer = Signer::new(&secret(1), "s");
     let at = 1_700_000_000_000;
     let token = signer.sign_at(b"id", at, 86_400);
-    assert_eq!(
-        signer.verify_at(&token, Some(0), at),
-        Err(TokenError::Expired)
-    );
-    assert_eq!(
-        signer.verify_at(&token, Some(-5), at),
-        Err(TokenError::Expired)
-    );
+    assert_eq!(signer.verify_at(&token, Some(0), at), Err(TokenError::Expired));
+    assert_eq!(signer.verify_at(&token, Some(-5), at), Err(TokenError::Expired));
     let embedded_zero = signer.sign_at(b"id", at, 0);
-    assert_eq!(
-        signer.verify_at(&embedded_zero, None, at),
-        Err(TokenError::Expired)
-    );
+    assert_eq!(signer.verify_at(&embedded_zero, None, at), Err(TokenError::Expired));
 }
 
 #[test]
@@ -159,10 +118,7 @@ fn expired_is_only_reported_for_genuine_tokens() {
     let signer = Signer::new(&secret(1), "s");
     let token = signer.sign_at(b"id", 0, 1);
     assert_eq!(signer.verify(&token, None), Err(TokenError::Expired));
-    assert_eq!(
-        Signer::new(&secret(9), "s").verify(&token, None),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(Signer::new(&secret(9), "s").verify(&token, None), Err(TokenError::Invalid));
 }
 
 #[test]
@@ -173,32 +129,18 @@ fn a_rotated_out_secret_verifies_while_listed_and_not_after() {
     assert_eq!((v.data.as_slice(), v.key_index), (b"id".as_slice(), 1));
     // New tokens are signed with the newest secret only.
     let new_token = rotated.sign(b"id");
-    assert_eq!(
-        Keyring::new(secret(2), [], "nex.session")
-            .verify(&new_token, Some(60))
-            .unwrap(),
-        b"id"
-    );
-    assert_eq!(
-        Keyring::new(secret(1), [], "nex.session").verify(&new_token, Some(60)),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(Keyring::new(secret(2), [], "nex.session").verify(&new_token, Some(60)).unwrap(), b"id");
+    assert_eq!(Keyring::new(secret(1), [], "nex.session").verify(&new_token, Some(60)), Err(TokenError::Invalid));
     // Dropped from the list: the old token stops working.
     let dropped = Keyring::new(secret(2), [], "nex.session");
-    assert_eq!(
-        dropped.verify(&old_token, Some(60)),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(dropped.verify(&old_token, Some(60)), Err(TokenError::Invalid));
 }
 
 #[test]
 fn secrets_shorter_than_32_bytes_are_refused_with_a_how_to() {
     let err = SecretKeyBase::new([0u8; 31]).unwrap_err();
     let message = err.to_string();
-    assert!(
-        message.contains("at least 32 bytes") && message.contains("gen-secret"),
-        "{message}"
-    );
+    assert!(message.contains("at least 32 bytes") && message.contains("gen-secret"), "{message}");
     assert!(SecretKeyBase::new([0u8; 32]).is_ok());
 }
 
@@ -207,19 +149,10 @@ fn secret_debug_never_prints_bytes_and_equality_compares_content() {
     let s = SecretKeyBase::new("super-secret-super-secret-super-secret").unwrap();
     let shown = format!("{s:?}");
     assert!(!shown.contains("super"), "{shown}");
-    assert_eq!(
-        s,
-        SecretKeyBase::new("super-secret-super-secret-super-secret").unwrap()
-    );
-    assert_ne!(
-        s,
-        SecretKeyBase::new("super-secret-super-secret-super-secreT").unwrap()
-    );
+    assert_eq!(s, SecretKeyBase::new("super-secret-super-secret-super-secret").unwrap());
+    assert_ne!(s, SecretKeyBase::new("super-secret-super-secret-super-secreT").unwrap());
 }
 
 fn nex_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

@@ -1,10 +1,5 @@
 //! Known-answer tests: tokens made by Plug.Crypto and by OTP itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -47,24 +42,15 @@ fn check_file(file: &str) {
         let signer = Signer::new(&v.secret, &v.salt);
         let signed_at_ms = v.signed_at_s * 1000;
         if let Some(max_age) = v.max_age {
-            assert_eq!(
-                signer.sign_at(&v.data, signed_at_ms, max_age),
-                v.token,
-                "sign {file} {signed_at_ms}"
-            );
+            assert_eq!(signer.sign_at(&v.data, signed_at_ms, max_age), v.token, "sign {file} {signed_at_ms}");
         }
         // These tokens are old: verify as of the moment they were signed.
-        let verified = signer
-            .verify_at(&v.token, Some(100), signed_at_ms)
-            .expect("verifies");
+        let verified = signer.verify_at(&v.token, Some(100), signed_at_ms).expect("verifies");
         assert_eq!(verified.data, v.data);
         assert_eq!(verified.signed_at_ms, signed_at_ms);
         assert_eq!(verified.embedded_max_age, v.max_age);
         // And with a far-future override through the public `verify`.
-        assert_eq!(
-            signer.verify(&v.token, Some(i64::MAX / 2000)).unwrap(),
-            v.data
-        );
+        assert_eq!(signer.verify(&v.token, Some(i64::MAX / 2000)).unwrap(), v.data);
         // The embedded max age is what counts without an override.
         let embedded = signer.verify_at(&v.token, None, signed_at_ms);
         match v.max_age {
@@ -87,19 +73,11 @@ fn signs_and_verifies_every_otp_vector_byte_exact() {
 #[test]
 fn the_shared_interop_vectors_match_our_copy() {
     // When the project's shared folder sits beside the checkout, our copy must equal it.
-    let shared = format!(
-        "{}/../../../shared/interop/plug_crypto_vectors.tsv",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let shared = format!("{}/../../../shared/interop/plug_crypto_vectors.tsv", env!("CARGO_MANIFEST_DIR"));
     if let Ok(original) = std::fs::read_to_string(&shared) {
-        let ours = std::fs::read_to_string(format!(
-            "{}/tests/data/plug_crypto_vectors.tsv",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        assert_eq!(
-            original, ours,
-            "tests/data/plug_crypto_vectors.tsv differs from {shared}"
-        );
+        let ours =
+            std::fs::read_to_string(format!("{}/tests/data/plug_crypto_vectors.tsv", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        assert_eq!(original, ours, "tests/data/plug_crypto_vectors.tsv differs from {shared}");
     }
 }

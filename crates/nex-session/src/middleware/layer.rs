@@ -7,6 +7,8 @@ use tower_layer::Layer;
 
 use super::{SessionService, Shared};
 use crate::config::SessionConfig;
+use crate::error::SessionError;
+use crate::session::session_cookie_headers;
 use crate::store::{MemoryStore, SessionStore};
 use crate::token::Keyring;
 
@@ -37,20 +39,29 @@ impl SessionLayer {
     }
 
     /// A layer over an already shared (possibly `dyn`) store.
+    ///
+    /// # Panics
+    /// Only if a configured cookie domain holds characters that cannot appear in
+    /// a header (`;`, control characters); use [`SessionLayer::try_with_shared_store`]
+    /// to get that as an error.
     pub fn with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
-        let keyring = Keyring::new(
-            config.secret.clone(),
-            config.previous_secrets.iter().cloned(),
-            SESSION_SALT,
-        );
-        Self {
-            shared: Arc::new(Shared {
-                store,
-                keyring,
-                config,
-                sweeper_started: AtomicBool::new(false),
-            }),
+        match Self::try_with_shared_store(store, config) {
+            Ok(layer) => layer,
+            #[allow(clippy::panic)]
+            Err(err) => panic!("invalid session configuration: {err}"),
         }
+    }
+
+    /// Like [`SessionLayer::with_shared_store`], with a bad cookie domain as an error.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
+    pub fn try_with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, SessionError> {
+        let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
+        let (cookie_attributes, deletion_cookie) = session_cookie_headers(&config)?;
+        let sweeper_started = AtomicBool::new(false);
+        let shared = Shared { store, keyring, config, sweeper_started, cookie_attributes, deletion_cookie };
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     /// A layer over a fresh [`MemoryStore`].
@@ -61,9 +72,7 @@ impl SessionLayer {
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("config", &self.shared.config)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionLayer").field("config", &self.shared.config).finish_non_exhaustive()
     }
 }
 
@@ -71,9 +80,6 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService {
-            inner,
-            shared: self.shared.clone(),
-        }
+        SessionService { inner, shared: self.shared.clone() }
     }
 }

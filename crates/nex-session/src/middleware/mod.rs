@@ -24,14 +24,12 @@
 //! 4. **clean up**: the state belongs to this request's future alone; it is dropped
 //!    with it, also when the handler panics or the future is cancelled.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use http::header::{CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::header::COOKIE;
+use http::{Request, Response};
 use tower_service::Service;
 
 use crate::ambient;
@@ -42,8 +40,10 @@ use crate::session::{Session, COOKIE_NAME};
 use crate::store::SessionStore;
 use crate::token::{now_ms, Keyring, TokenError};
 
+mod future;
 mod layer;
 
+pub use future::ResponseFuture;
 pub use layer::{SessionLayer, SESSION_SALT};
 
 /// What every request of one layer shares: store, keys, config.
@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) keyring: Keyring,
     pub(crate) config: SessionConfig,
     pub(crate) sweeper_started: AtomicBool,
+    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`.
+    pub(crate) cookie_attributes: String,
+    /// The `Set-Cookie` value that deletes the session cookie.
+    pub(crate) deletion_cookie: http::HeaderValue,
 }
 
 /// The service made by [`SessionLayer`].
@@ -67,19 +71,14 @@ impl<S> std::fmt::Debug for SessionService<S> {
     }
 }
 
-/// The response future of [`SessionService`].
-pub type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<&'static str> + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<&'static str>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, Self::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -87,31 +86,15 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         self.shared.start_sweeper();
-        // 1. load
+        // 1. load: verify the cookie; the store is read lazily, on the first `get`.
         let session = self.shared.begin(&request);
         request.extensions_mut().insert(session.clone());
-        // The clone that was driven to readiness serves this call (tower's clone-and-swap).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            // 2. call, with the ambient session set
-            let mut response = ambient::scope(session.clone(), inner.call(request)).await?;
-            // 3. persist
-            match session.persist().await {
-                Ok(outgoing) => {
-                    let headers = response.headers_mut();
-                    for cookie in outgoing.set_cookies {
-                        headers.append(SET_COOKIE, cookie);
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-                    response = unavailable();
-                }
-            }
-            // 4. clean up: `session` (the last handle but any the handler kept) drops here.
-            Ok(response)
-        })
+        // 2. call: the inner future runs with the ambient session set. Calling the
+        //    inner service here (not in a spawned future) needs no clone of it.
+        let inner = ambient::scope(session.clone(), self.inner.call(request));
+        // 3. persist happens in ResponseFuture once the inner future is done;
+        // 4. clean up: the state lives in `session`, dropped with the future.
+        ResponseFuture::new(inner, session)
     }
 }
 
@@ -119,19 +102,15 @@ impl Shared {
     /// Reads the session cookie. Costs no store access.
     fn begin<B>(self: &Arc<Self>, request: &Request<B>) -> Session {
         let headers = request.headers();
+        let now = now_ms();
         let mut cookie = None;
         for (name, value) in request_pairs(headers) {
             if name != COOKIE_NAME {
                 continue;
             }
-            match self
-                .keyring
-                .verify_at(value, Some(self.config.ttl_s()), now_ms())
-            {
+            match self.keyring.verify_at(value, Some(self.config.ttl_s()), now_ms()) {
                 Ok(verified) => {
-                    let id = std::str::from_utf8(&verified.data)
-                        .ok()
-                        .and_then(SessionId::parse);
+                    let id = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse);
                     match id {
                         Some(id) => {
                             cookie = Some((id, verified.signed_at_ms));
@@ -150,16 +129,17 @@ impl Shared {
                 }
             }
         }
-        let request_cookies: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
-        Session::begin(self.clone(), cookie, request_cookies)
+        let mut cookie_headers = headers.get_all(COOKIE).iter();
+        let first = cookie_headers.next().cloned();
+        // Usually one Cookie header: keep it without allocating a Vec.
+        let rest = cookie_headers.cloned().collect();
+        Session::begin(self.clone(), now, cookie, first, rest)
     }
 
     /// Starts the background sweep of expired sessions once, on the first request
     /// (when a tokio runtime surely exists). It stops when the layer is dropped.
     fn start_sweeper(self: &Arc<Self>) {
-        if self.sweeper_started.load(Ordering::Relaxed)
-            || self.sweeper_started.swap(true, Ordering::AcqRel)
-        {
+        if self.sweeper_started.load(Ordering::Relaxed) || self.sweeper_started.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -179,20 +159,4 @@ impl Shared {
             }
         });
     }
-}
-
-/// The answer when the session could not be saved: nothing is reported as saved.
-fn unavailable<B: From<&'static str>>() -> Response<B> {
-    let mut response = Response::new(B::from(
-        "Service temporarily unavailable: your session could not be saved. Please try again.\n",
-    ));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }

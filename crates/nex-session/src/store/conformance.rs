@@ -14,12 +14,7 @@
 //! Each check panics with a message naming the broken rule; that is the point of a
 //! test suite, so this module is the one place in the library that asserts.
 
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
 
@@ -36,10 +31,7 @@ fn later() -> i64 {
 }
 
 fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.map(<[u8]>::to_vec)))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.map(<[u8]>::to_vec))).collect()
 }
 
 /// Runs every check below, each on its own fresh session keys.
@@ -59,11 +51,7 @@ pub async fn run_all(store: Arc<dyn SessionStore>) {
 
 /// `load` of an unknown key is `None`, never an error.
 pub async fn missing_sessions_load_as_none(store: &dyn SessionStore) {
-    assert_eq!(
-        store.load(fresh_key()).await.unwrap(),
-        None,
-        "unknown key must load as None"
-    );
+    assert_eq!(store.load(fresh_key()).await.unwrap(), None, "unknown key must load as None");
 }
 
 /// A batch puts and deletes only its fields and sets the expiry.
@@ -71,80 +59,30 @@ pub async fn apply_creates_then_changes_only_named_fields(store: &dyn SessionSto
     let key = fresh_key();
     let exp = later();
     let first = changes(&[("a", Some(b"1")), ("b", Some(b"2"))]);
-    assert_eq!(
-        store.apply(key, &first, exp, Presence::New).await.unwrap(),
-        WriteOutcome::Done
-    );
+    assert_eq!(store.apply(key, &first, exp, Presence::New).await.unwrap(), WriteOutcome::Done);
     let second = changes(&[("b", None), ("c", Some(b"3"))]);
-    assert_eq!(
-        store
-            .apply(key, &second, exp + 1000, Presence::Existing)
-            .await
-            .unwrap(),
-        WriteOutcome::Done
-    );
-    let record = store
-        .load(key)
-        .await
-        .unwrap()
-        .expect("session exists after apply");
-    let fields: Vec<(&str, &[u8])> = record
-        .fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    assert_eq!(
-        fields,
-        vec![("a", b"1".as_slice()), ("c", b"3".as_slice())],
-        "apply must touch only the named fields"
-    );
-    assert!(
-        (record.expires_at_ms - (exp + 1000)).abs() <= 1000,
-        "apply must set the expiry"
-    );
+    assert_eq!(store.apply(key, &second, exp + 1000, Presence::Existing).await.unwrap(), WriteOutcome::Done);
+    let record = store.load(key).await.unwrap().expect("session exists after apply");
+    let fields: Vec<(&str, &[u8])> = record.fields.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    assert_eq!(fields, vec![("a", b"1".as_slice()), ("c", b"3".as_slice())], "apply must touch only the named fields");
+    assert!((record.expires_at_ms - (exp + 1000)).abs() <= 1000, "apply must set the expiry");
 }
 
 /// `New` fails on a live session, `Existing` fails on a missing one; neither changes anything.
 pub async fn presence_is_enforced(store: &dyn SessionStore) {
     let key = fresh_key();
     let one = changes(&[("a", Some(b"1"))]);
-    assert_eq!(
-        store
-            .apply(key, &one, later(), Presence::Existing)
-            .await
-            .unwrap(),
-        WriteOutcome::PresenceFailed
-    );
-    assert_eq!(
-        store.load(key).await.unwrap(),
-        None,
-        "a failed Existing write must not create the session"
-    );
-    store
-        .apply(key, &one, later(), Presence::New)
-        .await
-        .unwrap();
+    assert_eq!(store.apply(key, &one, later(), Presence::Existing).await.unwrap(), WriteOutcome::PresenceFailed);
+    assert_eq!(store.load(key).await.unwrap(), None, "a failed Existing write must not create the session");
+    store.apply(key, &one, later(), Presence::New).await.unwrap();
     let other = changes(&[("a", Some(b"other"))]);
-    assert_eq!(
-        store
-            .apply(key, &other, later(), Presence::New)
-            .await
-            .unwrap(),
-        WriteOutcome::PresenceFailed
-    );
+    assert_eq!(store.apply(key, &other, later(), Presence::New).await.unwrap(), WriteOutcome::PresenceFailed);
     let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"x".to_vec());
     assert_eq!(
-        store
-            .update(fresh_key(), "a", &mut f, later(), Presence::Existing)
-            .await
-            .unwrap(),
+        store.update(fresh_key(), "a", &mut f, later(), Presence::Existing).await.unwrap(),
         WriteOutcome::PresenceFailed
     );
-    assert_eq!(
-        store.load(key).await.unwrap().unwrap().fields["a"],
-        b"1",
-        "a failed New write must not change data"
-    );
+    assert_eq!(store.load(key).await.unwrap().unwrap().fields["a"], b"1", "a failed New write must not change data");
 }
 
 /// `update` passes the current value, stores the decision, and `Keep` changes nothing.
@@ -155,165 +93,68 @@ pub async fn update_reads_modifies_and_writes_one_field(store: &dyn SessionStore
         seen.push(cur.map(<[u8]>::to_vec));
         UpdateAction::Set(b"1".to_vec())
     };
-    assert_eq!(
-        store
-            .update(key, "n", &mut set, later(), Presence::New)
-            .await
-            .unwrap(),
-        WriteOutcome::Done
-    );
+    assert_eq!(store.update(key, "n", &mut set, later(), Presence::New).await.unwrap(), WriteOutcome::Done);
     assert_eq!(seen.last(), Some(&None), "update of a new field sees None");
-    store
-        .apply(
-            key,
-            &changes(&[("other", Some(b"o"))]),
-            later(),
-            Presence::Existing,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("other", Some(b"o"))]), later(), Presence::Existing).await.unwrap();
     let mut keep = |cur: Option<&[u8]>| {
         assert_eq!(cur, Some(b"1".as_slice()), "update sees the stored value");
         UpdateAction::Keep
     };
-    store
-        .update(key, "n", &mut keep, later(), Presence::Existing)
-        .await
-        .unwrap();
+    store.update(key, "n", &mut keep, later(), Presence::Existing).await.unwrap();
     let mut delete = |_: Option<&[u8]>| UpdateAction::Delete;
-    store
-        .update(key, "n", &mut delete, later(), Presence::Existing)
-        .await
-        .unwrap();
+    store.update(key, "n", &mut delete, later(), Presence::Existing).await.unwrap();
     let record = store.load(key).await.unwrap().unwrap();
     assert!(!record.fields.contains_key("n"), "Delete removes the field");
-    assert_eq!(
-        record.fields["other"], b"o",
-        "update leaves other fields alone"
-    );
+    assert_eq!(record.fields["other"], b"o", "update leaves other fields alone");
 }
 
 /// A session past its expiry loads as `None` at once and is counted by `purge_expired`.
 pub async fn expired_sessions_are_invisible_and_purged(store: &dyn SessionStore) {
     let key = fresh_key();
-    store
-        .apply(
-            key,
-            &changes(&[("a", Some(b"1"))]),
-            now_ms() - 1,
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("a", Some(b"1"))]), now_ms() - 1, Presence::New).await.unwrap();
+    assert_eq!(store.load(key).await.unwrap(), None, "an expired session must not load");
+    assert!(!store.touch(key, later()).await.unwrap(), "touch must not revive an expired session");
     assert_eq!(
-        store.load(key).await.unwrap(),
-        None,
-        "an expired session must not load"
-    );
-    assert!(
-        !store.touch(key, later()).await.unwrap(),
-        "touch must not revive an expired session"
-    );
-    assert_eq!(
-        store
-            .apply(
-                key,
-                &changes(&[("a", Some(b"2"))]),
-                later(),
-                Presence::Existing
-            )
-            .await
-            .unwrap(),
+        store.apply(key, &changes(&[("a", Some(b"2"))]), later(), Presence::Existing).await.unwrap(),
         WriteOutcome::PresenceFailed,
         "an expired session counts as missing"
     );
     let purged = store.purge_expired(now_ms()).await.unwrap();
-    assert!(
-        purged >= 1,
-        "purge_expired must remove the expired session (removed {purged})"
-    );
+    assert!(purged >= 1, "purge_expired must remove the expired session (removed {purged})");
     // A fresh session with the same key may then be created.
     assert_eq!(
-        store
-            .apply(key, &changes(&[("b", Some(b"1"))]), later(), Presence::New)
-            .await
-            .unwrap(),
+        store.apply(key, &changes(&[("b", Some(b"1"))]), later(), Presence::New).await.unwrap(),
         WriteOutcome::Done
     );
-    assert!(
-        !store
-            .load(key)
-            .await
-            .unwrap()
-            .unwrap()
-            .fields
-            .contains_key("a"),
-        "expired data must not come back"
-    );
+    assert!(!store.load(key).await.unwrap().unwrap().fields.contains_key("a"), "expired data must not come back");
 }
 
 /// `touch` moves the expiry of a live session and says whether there was one.
 pub async fn touch_slides_expiry(store: &dyn SessionStore) {
     let key = fresh_key();
     assert!(!store.touch(key, later()).await.unwrap());
-    store
-        .apply(
-            key,
-            &changes(&[("a", Some(b"1"))]),
-            now_ms() + 60_000,
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("a", Some(b"1"))]), now_ms() + 60_000, Presence::New).await.unwrap();
     let target = now_ms() + 7_200_000;
     assert!(store.touch(key, target).await.unwrap());
     let exp = store.load(key).await.unwrap().unwrap().expires_at_ms;
-    assert!(
-        (exp - target).abs() <= 1000,
-        "touch must set the expiry ({exp} vs {target})"
-    );
+    assert!((exp - target).abs() <= 1000, "touch must set the expiry ({exp} vs {target})");
 }
 
 /// `rename` moves every field; the old key is gone at once.
 pub async fn rename_moves_data_and_kills_the_old_key(store: &dyn SessionStore) {
     let (from, to) = (fresh_key(), fresh_key());
-    assert!(
-        !store.rename(from, to, later()).await.unwrap(),
-        "renaming a missing session is false"
-    );
-    store
-        .apply(
-            from,
-            &changes(&[("user_id", Some(b"7")), ("x", Some(b"y"))]),
-            later(),
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    assert!(!store.rename(from, to, later()).await.unwrap(), "renaming a missing session is false");
+    store.apply(from, &changes(&[("user_id", Some(b"7")), ("x", Some(b"y"))]), later(), Presence::New).await.unwrap();
     assert!(store.rename(from, to, later()).await.unwrap());
-    assert_eq!(
-        store.load(from).await.unwrap(),
-        None,
-        "the old key must stop working at once"
-    );
-    let moved = store
-        .load(to)
-        .await
-        .unwrap()
-        .expect("data under the new key");
-    assert_eq!(
-        (moved.fields["user_id"].as_slice(), moved.fields.len()),
-        (b"7".as_slice(), 2)
-    );
+    assert_eq!(store.load(from).await.unwrap(), None, "the old key must stop working at once");
+    let moved = store.load(to).await.unwrap().expect("data under the new key");
+    assert_eq!((moved.fields["user_id"].as_slice(), moved.fields.len()), (b"7".as_slice(), 2));
 }
 
 /// `remove` deletes the session; removing twice is fine.
 pub async fn remove_forgets_everything(store: &dyn SessionStore) {
     let key = fresh_key();
-    store
-        .apply(key, &changes(&[("a", Some(b"1"))]), later(), Presence::New)
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("a", Some(b"1"))]), later(), Presence::New).await.unwrap();
     store.remove(key).await.unwrap();
     assert_eq!(store.load(key).await.unwrap(), None);
     store.remove(key).await.unwrap();
@@ -322,47 +163,22 @@ pub async fn remove_forgets_everything(store: &dyn SessionStore) {
 /// `list` reports hashed keys with field counts.
 pub async fn list_shows_hashed_keys_only(store: &dyn SessionStore) {
     let key = fresh_key();
-    store
-        .apply(
-            key,
-            &changes(&[("a", Some(b"1")), ("b", Some(b"2"))]),
-            later(),
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("a", Some(b"1")), ("b", Some(b"2"))]), later(), Presence::New).await.unwrap();
     let listed = store.list(usize::MAX).await.unwrap();
-    let me = listed
-        .iter()
-        .find(|s| s.key == key)
-        .expect("list includes a live session");
+    let me = listed.iter().find(|s| s.key == key).expect("list includes a live session");
     assert_eq!(me.fields, 2);
 }
 
 /// `n` tasks each putting their own field of one session: all `n` fields survive.
-pub async fn concurrent_writes_of_different_fields_all_survive(
-    store: Arc<dyn SessionStore>,
-    n: usize,
-) {
+pub async fn concurrent_writes_of_different_fields_all_survive(store: Arc<dyn SessionStore>, n: usize) {
     let key = fresh_key();
-    store
-        .apply(
-            key,
-            &changes(&[("seed", Some(b"1"))]),
-            later(),
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("seed", Some(b"1"))]), later(), Presence::New).await.unwrap();
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
                 let batch = changes(&[(&format!("k{i}"), Some(b"v"))]);
-                store
-                    .apply(key, &batch, later(), Presence::Existing)
-                    .await
-                    .unwrap()
+                store.apply(key, &batch, later(), Presence::Existing).await.unwrap()
             })
         })
         .collect();
@@ -370,40 +186,22 @@ pub async fn concurrent_writes_of_different_fields_all_survive(
         assert_eq!(task.await.unwrap(), WriteOutcome::Done);
     }
     let fields = store.load(key).await.unwrap().unwrap().fields;
-    assert_eq!(
-        fields.len(),
-        n + 1,
-        "lost concurrent writes: {} of {n} fields survived",
-        fields.len() - 1
-    );
+    assert_eq!(fields.len(), n + 1, "lost concurrent writes: {} of {n} fields survived", fields.len() - 1);
 }
 
 /// `n` concurrent increments through `update` give exactly `n`.
 pub async fn concurrent_updates_never_lose_an_increment(store: Arc<dyn SessionStore>, n: usize) {
     let key = fresh_key();
-    store
-        .apply(
-            key,
-            &changes(&[("seed", Some(b"1"))]),
-            later(),
-            Presence::New,
-        )
-        .await
-        .unwrap();
+    store.apply(key, &changes(&[("seed", Some(b"1"))]), later(), Presence::New).await.unwrap();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut inc = |cur: Option<&[u8]>| {
-                    let n: u64 = cur
-                        .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
-                        .unwrap_or(0);
+                    let n: u64 = cur.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
                     UpdateAction::Set((n + 1).to_string().into_bytes())
                 };
-                store
-                    .update(key, "counter", &mut inc, later(), Presence::Existing)
-                    .await
-                    .unwrap()
+                store.update(key, "counter", &mut inc, later(), Presence::Existing).await.unwrap()
             })
         })
         .collect();
@@ -411,9 +209,5 @@ pub async fn concurrent_updates_never_lose_an_increment(store: Arc<dyn SessionSt
         assert_eq!(task.await.unwrap(), WriteOutcome::Done);
     }
     let fields = store.load(key).await.unwrap().unwrap().fields;
-    assert_eq!(
-        fields["counter"],
-        n.to_string().into_bytes(),
-        "lost increments"
-    );
+    assert_eq!(fields["counter"], n.to_string().into_bytes(), "lost increments");
 }

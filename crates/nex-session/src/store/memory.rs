@@ -21,8 +21,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn,
-    WriteOutcome,
+    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -51,10 +50,7 @@ struct Inner {
 
 impl Default for Inner {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            max_per_shard: None,
-        }
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), max_per_shard: None }
     }
 }
 
@@ -73,9 +69,7 @@ impl Entry {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("max_per_shard", &self.inner.max_per_shard)
-            .finish_non_exhaustive()
+        f.debug_struct("MemoryStore").field("max_per_shard", &self.inner.max_per_shard).finish_non_exhaustive()
     }
 }
 
@@ -92,19 +86,13 @@ impl MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             max_per_shard: Some(max.div_ceil(SHARDS).max(1)),
         };
-        Self {
-            inner: Arc::new(inner),
-        }
+        Self { inner: Arc::new(inner) }
     }
 
     /// Live sessions right now (expired ones not yet purged are not counted).
     pub fn len(&self) -> usize {
         let now = now_ms();
-        self.inner
-            .shards
-            .iter()
-            .map(|s| lock(s).values().filter(|e| e.live(now)).count())
-            .sum()
+        self.inner.shards.iter().map(|s| lock(s).values().filter(|e| e.live(now)).count()).sum()
     }
 
     /// True when no live session is stored.
@@ -129,11 +117,7 @@ impl MemoryStore {
         }
         shard.retain(|_, e| e.live(now));
         while shard.len() >= max {
-            let Some(oldest) = shard
-                .iter()
-                .min_by_key(|(_, e)| e.expires_at_ms)
-                .map(|(k, _)| *k)
-            else {
+            let Some(oldest) = shard.iter().min_by_key(|(_, e)| e.expires_at_ms).map(|(k, _)| *k) else {
                 break;
             };
             shard.remove(&oldest);
@@ -141,38 +125,29 @@ impl MemoryStore {
         }
     }
 
+    /// The common frame of every write: check presence, let `change` compute
+    /// the new packed fields from the old (`None`: leave everything as is), store.
     fn write(
         &self,
         key: StoreKey,
         presence: Presence,
         expires_at_ms: i64,
-        change: impl FnOnce(&mut Fields) -> bool,
+        change: impl FnOnce(&[u8]) -> Option<Box<[u8]>>,
     ) -> WriteOutcome {
         let now = now_ms();
         let mut shard = self.shard(&key);
         let existing = shard.get(&key).filter(|e| e.live(now));
         let had_live = existing.is_some();
         match (presence, had_live) {
-            (Presence::Existing, false) | (Presence::New, true) => {
-                return WriteOutcome::PresenceFailed
-            }
+            (Presence::Existing, false) | (Presence::New, true) => return WriteOutcome::PresenceFailed,
             _ => {}
         }
-        let mut fields = existing.map(|e| unpack(&e.packed)).unwrap_or_default();
-        if !change(&mut fields) {
-            return WriteOutcome::Done;
-        }
+        let Some(packed) = change(existing.map_or(&[][..], |e| &e.packed)) else { return WriteOutcome::Done };
         if !had_live {
             shard.remove(&key);
             self.make_room(&mut shard, now);
         }
-        shard.insert(
-            key,
-            Entry {
-                expires_at_ms,
-                packed: pack(&fields),
-            },
-        );
+        shard.insert(key, Entry { expires_at_ms, packed });
         WriteOutcome::Done
     }
 }
@@ -180,19 +155,17 @@ impl MemoryStore {
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A panic while holding a shard lock cannot leave an entry half-written (each
     // write is one insert), so a poisoned lock is safe to keep using.
-    shard
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SessionStore for MemoryStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         let now = now_ms();
         let shard = self.shard(&key);
-        let record = shard.get(&key).filter(|e| e.live(now)).map(|e| Record {
-            fields: unpack(&e.packed),
-            expires_at_ms: e.expires_at_ms,
-        });
+        let record = shard
+            .get(&key)
+            .filter(|e| e.live(now))
+            .map(|e| Record { fields: unpack(&e.packed), expires_at_ms: e.expires_at_ms });
         drop(shard);
         Box::pin(std::future::ready(Ok(record)))
     }
@@ -204,14 +177,8 @@ impl SessionStore for MemoryStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        let outcome = self.write(key, presence, expires_at_ms, |fields| {
-            for (field, change) in changes {
-                match change {
-                    Some(value) => fields.insert(field.clone(), value.clone()),
-                    None => fields.remove(field),
-                };
-            }
-            true
+        let outcome = self.write(key, presence, expires_at_ms, |packed| {
+            Some(merge(packed, changes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))))
         });
         Box::pin(std::future::ready(Ok(outcome)))
     }
@@ -224,17 +191,12 @@ impl SessionStore for MemoryStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        let outcome = self.write(key, presence, expires_at_ms, |fields| {
-            match f(fields.get(field).map(Vec::as_slice)) {
-                UpdateAction::Set(value) => {
-                    fields.insert(field.to_owned(), value);
-                    true
-                }
-                UpdateAction::Delete => {
-                    fields.remove(field);
-                    true
-                }
-                UpdateAction::Keep => false,
+        let outcome = self.write(key, presence, expires_at_ms, |packed| {
+            let current = entries(packed).find(|(k, _)| *k == field).map(|(_, v)| v);
+            match f(current) {
+                UpdateAction::Set(value) => Some(merge(packed, std::iter::once((field, Some(value.as_slice()))))),
+                UpdateAction::Delete => Some(merge(packed, std::iter::once((field, None)))),
+                UpdateAction::Keep => None,
             }
         });
         Box::pin(std::future::ready(Ok(outcome)))
@@ -254,12 +216,7 @@ impl SessionStore for MemoryStore {
         Box::pin(std::future::ready(Ok(touched)))
     }
 
-    fn rename(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        expires_at_ms: i64,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         let now = now_ms();
         // Take the source out under its shard lock; the old id stops working here.
         let taken = {
@@ -323,11 +280,7 @@ impl SessionStore for MemoryStore {
                 if out.len() >= limit {
                     break;
                 }
-                out.push(Summary {
-                    key: *key,
-                    fields: unpack(&e.packed).len(),
-                    expires_at_ms: e.expires_at_ms,
-                });
+                out.push(Summary { key: *key, fields: unpack(&e.packed).len(), expires_at_ms: e.expires_at_ms });
             }
         }
         Box::pin(std::future::ready(Ok(out)))
@@ -355,35 +308,50 @@ impl Hasher for KeyHasher {
 }
 
 /// Fields as `varint(len) key varint(len) value`, in key order.
+#[cfg(test)]
 fn pack(fields: &Fields) -> Box<[u8]> {
-    let size = fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    let mut out = Vec::with_capacity(size);
-    for (key, value) in fields {
+    merge(&[], fields.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))))
+}
+
+fn unpack(packed: &[u8]) -> Fields {
+    entries(packed).map(|(k, v)| (k.to_owned(), v.to_vec())).collect()
+}
+
+/// The `(key, value)` pairs of packed fields, in key order.
+/// Only this module writes them, so they are well formed; iteration stops quietly if not.
+fn entries(mut packed: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    std::iter::from_fn(move || {
+        let (key, rest) = take_chunk(packed)?;
+        let (value, rest) = take_chunk(rest)?;
+        packed = rest;
+        Some((std::str::from_utf8(key).ok()?, value))
+    })
+}
+
+/// Packed fields with `changes` (in key order; `None` deletes) merged in, in one pass.
+fn merge<'a>(packed: &[u8], changes: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(packed.len() + 32);
+    let mut push = |key: &str, value: &[u8]| {
         put_varint(&mut out, key.len());
         out.extend_from_slice(key.as_bytes());
         put_varint(&mut out, value.len());
         out.extend_from_slice(value);
+    };
+    let mut old = entries(packed).peekable();
+    for (key, change) in changes {
+        while let Some((k, v)) = old.next_if(|(k, _)| *k < key) {
+            push(k, v);
+        }
+        // An existing entry with this key is replaced (or deleted).
+        let _ = old.next_if(|(k, _)| *k == key);
+        if let Some(value) = change {
+            push(key, value);
+        }
+    }
+    for (k, v) in old {
+        push(k, v);
     }
     out.into_boxed_slice()
-}
-
-fn unpack(mut packed: &[u8]) -> Fields {
-    let mut fields = Fields::new();
-    // Only `pack` writes these bytes, so they are well formed; stop quietly if not.
-    while !packed.is_empty() {
-        let Some((key, rest)) = take_chunk(packed) else {
-            break;
-        };
-        let Some((value, rest)) = take_chunk(rest) else {
-            break;
-        };
-        let Ok(key) = std::str::from_utf8(key) else {
-            break;
-        };
-        fields.insert(key.to_owned(), value.to_vec());
-        packed = rest;
-    }
-    fields
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: usize) {
@@ -422,6 +390,22 @@ mod tests {
         fields.insert("user_id".into(), b"42".to_vec());
         fields.insert("big".into(), vec![7; 100_000]);
         assert_eq!(unpack(&pack(&fields)), fields);
+    }
+
+    #[test]
+    fn merge_puts_replaces_and_deletes_in_key_order() {
+        let mut fields = Fields::new();
+        fields.insert("b".into(), b"2".to_vec());
+        fields.insert("d".into(), b"4".to_vec());
+        let packed = pack(&fields);
+        let changes =
+            [("a", Some(&b"1"[..])), ("b", None), ("c", Some(&b"3"[..])), ("d", Some(&b"44"[..])), ("e", None)];
+        let merged = unpack(&merge(&packed, changes.into_iter()));
+        let expect: Fields = [("a", "1"), ("c", "3"), ("d", "44")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(merged, expect);
     }
 
     #[test]

@@ -131,12 +131,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Moves a live session's fields to `to` atomically, setting the expiry;
     /// `from` stops existing at once. `Ok(false)` (and no change) if `from` is
     /// missing or `to` exists.
-    fn rename(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        expires_at_ms: i64,
-    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// Removes a session. Removing a missing session is not an error.
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -175,12 +170,7 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         (**self).touch(key, expires_at_ms)
     }
-    fn rename(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        expires_at_ms: i64,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         (**self).rename(from, to, expires_at_ms)
     }
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {

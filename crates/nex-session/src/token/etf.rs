@@ -35,12 +35,7 @@ pub(crate) struct Payload<'a> {
 /// Appends the encoding of `{data, signed_at_ms, max_age_s}` to `out`.
 ///
 /// Returns `None` only when `data` is longer than a BINARY_EXT can say (4 GiB).
-pub(crate) fn encode(
-    data: &[u8],
-    signed_at_ms: i64,
-    max_age_s: i64,
-    out: &mut Vec<u8>,
-) -> Option<()> {
+pub(crate) fn encode(data: &[u8], signed_at_ms: i64, max_age_s: i64, out: &mut Vec<u8>) -> Option<()> {
     let len = u32::try_from(data.len()).ok()?;
     out.reserve(data.len() + 32);
     out.extend_from_slice(&[VERSION, SMALL_TUPLE_EXT, 3, BINARY_EXT]);
@@ -91,11 +86,7 @@ pub(crate) fn decode(input: &[u8]) -> Option<Payload<'_>> {
     if !r.0.is_empty() {
         return None;
     }
-    Some(Payload {
-        data,
-        signed_at_ms,
-        max_age,
-    })
+    Some(Payload { data, signed_at_ms, max_age })
 }
 
 fn decode_integer(r: &mut Reader<'_>) -> Option<i64> {
@@ -178,44 +169,17 @@ mod tests {
         assert_eq!(&enc(b"x", 255, 0)[9..], &[97, 255, 97, 0]);
         assert_eq!(&enc(b"x", 256, 0)[9..], &[98, 0, 0, 1, 0, 97, 0]);
         assert_eq!(&enc(b"x", -1, 0)[9..], &[98, 255, 255, 255, 255, 97, 0]);
-        assert_eq!(
-            &enc(b"x", 1 << 31, 0)[9..],
-            &[110, 4, 0, 0, 0, 0, 128, 97, 0]
-        );
-        assert_eq!(
-            &enc(b"x", -(1 << 31) - 1, 0)[9..],
-            &[110, 4, 1, 1, 0, 0, 128, 97, 0]
-        );
-        assert_eq!(
-            &enc(b"x", i64::MIN, 0)[9..],
-            &[110, 8, 1, 0, 0, 0, 0, 0, 0, 0, 128, 97, 0]
-        );
+        assert_eq!(&enc(b"x", 1 << 31, 0)[9..], &[110, 4, 0, 0, 0, 0, 128, 97, 0]);
+        assert_eq!(&enc(b"x", -(1 << 31) - 1, 0)[9..], &[110, 4, 1, 1, 0, 0, 128, 97, 0]);
+        assert_eq!(&enc(b"x", i64::MIN, 0)[9..], &[110, 8, 1, 0, 0, 0, 0, 0, 0, 0, 128, 97, 0]);
     }
 
     #[test]
     fn round_trips_extremes() {
-        for v in [
-            0,
-            1,
-            255,
-            256,
-            -1,
-            i32::MAX as i64,
-            i32::MIN as i64,
-            i64::MAX,
-            i64::MIN,
-            1_609_876_543_000,
-        ] {
+        for v in [0, 1, 255, 256, -1, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN, 1_609_876_543_000] {
             let bytes = enc(b"data", v, v);
             let p = decode(&bytes).unwrap();
-            assert_eq!(
-                p,
-                Payload {
-                    data: b"data",
-                    signed_at_ms: v,
-                    max_age: MaxAge::Seconds(v)
-                }
-            );
+            assert_eq!(p, Payload { data: b"data", signed_at_ms: v, max_age: MaxAge::Seconds(v) });
         }
     }
 

@@ -10,8 +10,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// The fixed secret used only in development mode, with a loud warning.
 ///
 /// Public on purpose: anyone can forge cookies signed with it.
-pub const DEV_SECRET_KEY_BASE: &str =
-    "nex-session-development-secret-never-use-in-production-0123456789abcdef";
+pub const DEV_SECRET_KEY_BASE: &str = "nex-session-development-secret-never-use-in-production-0123456789abcdef";
 
 /// A `SECRET_KEY_BASE`: the root secret every signing key is derived from.
 ///

@@ -78,12 +78,7 @@ impl Signer {
     /// Derives the signing key: PBKDF2-HMAC-SHA256(secret, salt, 1000, 32 bytes).
     pub fn new(secret: &SecretKeyBase, salt: impl AsRef<[u8]>) -> Self {
         let mut key = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(
-            secret.as_bytes(),
-            salt.as_ref(),
-            PBKDF2_ITERATIONS,
-            &mut key,
-        );
+        pbkdf2::pbkdf2_hmac::<Sha256>(secret.as_bytes(), salt.as_ref(), PBKDF2_ITERATIONS, &mut key);
         // HMAC zero-pads keys shorter than the 64-byte block, so padding it
         // ourselves gives the same MAC with an infallible constructor.
         let mut block = [0u8; 64];
@@ -141,12 +136,7 @@ impl Signer {
     ///
     /// # Errors
     /// As [`Signer::verify`].
-    pub fn verify_at(
-        &self,
-        token: &str,
-        max_age: Option<i64>,
-        now_ms: i64,
-    ) -> Result<Verified, TokenError> {
+    pub fn verify_at(&self, token: &str, max_age: Option<i64>, now_ms: i64) -> Result<Verified, TokenError> {
         let parts = split(token)?;
         if !self.signature_matches(&parts) {
             return Err(TokenError::Invalid);
@@ -192,10 +182,7 @@ impl Keyring {
         salt: impl AsRef<[u8]>,
     ) -> Self {
         let salt = salt.as_ref();
-        let signers = std::iter::once(current)
-            .chain(previous)
-            .map(|secret| Signer::new(&secret, salt))
-            .collect();
+        let signers = std::iter::once(current).chain(previous).map(|secret| Signer::new(&secret, salt)).collect();
         Self { signers }
     }
 
@@ -228,18 +215,10 @@ impl Keyring {
     ///
     /// # Errors
     /// As [`Signer::verify`].
-    pub fn verify_at(
-        &self,
-        token: &str,
-        max_age: Option<i64>,
-        now_ms: i64,
-    ) -> Result<Verified, TokenError> {
+    pub fn verify_at(&self, token: &str, max_age: Option<i64>, now_ms: i64) -> Result<Verified, TokenError> {
         let parts = split(token)?;
-        let index = self
-            .signers
-            .iter()
-            .position(|signer| signer.signature_matches(&parts))
-            .ok_or(TokenError::Invalid)?;
+        let index =
+            self.signers.iter().position(|signer| signer.signature_matches(&parts)).ok_or(TokenError::Invalid)?;
         parts.open(max_age, now_ms, index)
     }
 }
@@ -260,28 +239,16 @@ fn split(token: &str) -> Result<Parts<'_>, TokenError> {
     }
     // Fixed-width ends: `HEADER.` in front, `.` and a 43-character tag at the back.
     // Checking them by position avoids scanning the token for dots.
-    let tag_start = token
-        .len()
-        .checked_sub(TAG_B64_LEN)
-        .ok_or(TokenError::Invalid)?;
-    let signed = token
-        .get(..tag_start.saturating_sub(1))
-        .ok_or(TokenError::Invalid)?;
-    let payload_b64 = signed
-        .strip_prefix(HEADER)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .ok_or(TokenError::Invalid)?;
+    let tag_start = token.len().checked_sub(TAG_B64_LEN).ok_or(TokenError::Invalid)?;
+    let signed = token.get(..tag_start.saturating_sub(1)).ok_or(TokenError::Invalid)?;
+    let payload_b64 = signed.strip_prefix(HEADER).and_then(|rest| rest.strip_prefix('.')).ok_or(TokenError::Invalid)?;
     if token.as_bytes().get(tag_start.wrapping_sub(1)) != Some(&b'.') || payload_b64.contains('.') {
         return Err(TokenError::Invalid);
     }
     let tag_b64 = token.get(tag_start..).ok_or(TokenError::Invalid)?;
     let mut tag = [0u8; 32];
     match URL_SAFE_NO_PAD.decode_slice(tag_b64, &mut tag) {
-        Ok(32) => Ok(Parts {
-            signed,
-            payload_b64,
-            tag,
-        }),
+        Ok(32) => Ok(Parts { signed, payload_b64, tag }),
         _ => Err(TokenError::Invalid),
     }
 }
@@ -295,12 +262,7 @@ fn tags_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 impl Parts<'_> {
     /// Decodes the (already authenticated) payload and checks expiry.
-    fn open(
-        &self,
-        max_age: Option<i64>,
-        now_ms: i64,
-        key_index: usize,
-    ) -> Result<Verified, TokenError> {
+    fn open(&self, max_age: Option<i64>, now_ms: i64, key_index: usize) -> Result<Verified, TokenError> {
         let mut stack = [0u8; STACK_PAYLOAD];
         let mut heap = Vec::new();
         let decoded_len = self.payload_b64.len() / 4 * 3 + 3;
@@ -311,30 +273,20 @@ impl Parts<'_> {
             heap.resize(decoded_len, 0);
             &mut heap
         };
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(self.payload_b64, buf)
-            .map_err(|_| TokenError::Invalid)?;
-        let payload =
-            etf::decode(buf.get(..n).ok_or(TokenError::Invalid)?).ok_or(TokenError::Invalid)?;
+        let n = URL_SAFE_NO_PAD.decode_slice(self.payload_b64, buf).map_err(|_| TokenError::Invalid)?;
+        let payload = etf::decode(buf.get(..n).ok_or(TokenError::Invalid)?).ok_or(TokenError::Invalid)?;
         let embedded_max_age = match payload.max_age {
             MaxAge::Seconds(s) => Some(s),
             MaxAge::Infinity => None,
         };
         let effective = max_age.or(embedded_max_age);
         if let Some(age) = effective {
-            let deadline = payload
-                .signed_at_ms
-                .saturating_add(age.saturating_mul(1000));
+            let deadline = payload.signed_at_ms.saturating_add(age.saturating_mul(1000));
             if age <= 0 || deadline < now_ms {
                 return Err(TokenError::Expired);
             }
         }
-        Ok(Verified {
-            data: payload.data.to_vec(),
-            signed_at_ms: payload.signed_at_ms,
-            embedded_max_age,
-            key_index,
-        })
+        Ok(Verified { data: payload.data.to_vec(), signed_at_ms: payload.signed_at_ms, embedded_max_age, key_index })
     }
 }
 
@@ -344,7 +296,5 @@ impl Parts<'_> {
 /// assert!(nex_session::token::now_ms() > 1_700_000_000_000);
 /// ```
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,12 +1,5 @@
 //! Shared test harness: a real HTTP server on 127.0.0.1 and a small client.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,9 +10,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use nex_session::store::{
-    BoxFuture, Changes, Presence, Record, SessionStore, Summary, UpdateFn, WriteOutcome,
-};
+use nex_session::store::{BoxFuture, Changes, Presence, Record, SessionStore, Summary, UpdateFn, WriteOutcome};
 use nex_session::{StoreError, StoreKey};
 
 /// Serves `app` on a free loopback port until the test's runtime ends.
@@ -41,16 +32,13 @@ pub struct Reply {
 impl Reply {
     /// The `_nex_session` value this reply sets (`Some("")` for a deletion).
     pub fn session_cookie(&self) -> Option<String> {
-        self.set_cookies.iter().find_map(|c| {
-            c.strip_prefix("_nex_session=")
-                .map(|rest| rest.split(';').next().unwrap().to_owned())
-        })
+        self.set_cookies
+            .iter()
+            .find_map(|c| c.strip_prefix("_nex_session=").map(|rest| rest.split(';').next().unwrap().to_owned()))
     }
 
     pub fn session_set_cookie_header(&self) -> Option<&String> {
-        self.set_cookies
-            .iter()
-            .find(|c| c.starts_with("_nex_session="))
+        self.set_cookies.iter().find(|c| c.starts_with("_nex_session="))
     }
 }
 
@@ -62,30 +50,18 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(addr: SocketAddr) -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(256)
-                .build_http(),
-            addr,
-        }
+        Self { client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http(), addr }
     }
 
     pub async fn request(&self, method: &str, path: &str, cookie: Option<&str>) -> Reply {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+        let mut builder = http::Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         if let Some(cookie) = cookie {
             builder = builder.header("cookie", format!("_nex_session={cookie}"));
         }
         self.send(builder.body(Empty::new()).unwrap()).await
     }
 
-    pub async fn request_with_cookie_header(
-        &self,
-        method: &str,
-        path: &str,
-        header: &str,
-    ) -> Reply {
+    pub async fn request_with_cookie_header(&self, method: &str, path: &str, header: &str) -> Reply {
         let req = http::Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr))
@@ -96,25 +72,11 @@ impl HttpClient {
     }
 
     async fn send(&self, req: http::Request<Empty<Bytes>>) -> Reply {
-        let res = self
-            .client
-            .request(req)
-            .await
-            .expect("HTTP request to the test server");
+        let res = self.client.request(req).await.expect("HTTP request to the test server");
         let status = res.status().as_u16();
-        let set_cookies = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
-            .unwrap();
-        Reply {
-            status,
-            set_cookies,
-            body,
-        }
+        let set_cookies = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Reply { status, set_cookies, body }
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
@@ -153,10 +115,7 @@ impl Instrumented {
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        (
-            self.loads.load(Ordering::SeqCst),
-            self.writes.load(Ordering::SeqCst),
-        )
+        (self.loads.load(Ordering::SeqCst), self.writes.load(Ordering::SeqCst))
     }
 
     fn write_gate(&self) -> Result<(), StoreError> {
@@ -172,9 +131,7 @@ impl SessionStore for Instrumented {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         if self.fail_reads.load(Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(StoreError::Unavailable("injected read failure".into()))
-            });
+            return Box::pin(async { Err(StoreError::Unavailable("injected read failure".into())) });
         }
         self.inner.load(key)
     }
@@ -209,12 +166,7 @@ impl SessionStore for Instrumented {
             Err(e) => Box::pin(async { Err(e) }),
         }
     }
-    fn rename(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        exp: i64,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn rename(&self, from: StoreKey, to: StoreKey, exp: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         match self.write_gate() {
             Ok(()) => self.inner.rename(from, to, exp),
             Err(e) => Box::pin(async { Err(e) }),

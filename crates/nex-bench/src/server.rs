@@ -1,0 +1,72 @@
+//! A server on its own thread with a one-thread tokio runtime, whose CPU time we can read.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    tid: Option<u32>,
+}
+
+impl Server {
+    pub(crate) fn start(name: &str, app: fn() -> Router) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Named threads let `perf report --comm srv-<variant>` separate the servers.
+        let spawned = std::thread::Builder::new().name(format!("srv-{name}")).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else { return };
+                let Ok(addr) = listener.local_addr() else { return };
+                let _ = tx.send((addr, current_tid()));
+                let _ = axum::serve(listener, app()).await;
+            });
+        });
+        if let Err(e) = spawned {
+            eprintln!("nex-bench: could not start a server thread: {e}");
+            std::process::exit(1)
+        }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok((addr, tid)) => Self { addr, tid },
+            Err(_) => {
+                eprintln!("nex-bench: a server did not start");
+                std::process::exit(1)
+            }
+        }
+    }
+
+    /// CPU time (user + system) the server thread has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let Some(tid) = self.tid else { return Duration::ZERO };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return Duration::ZERO };
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+    }
+}
+
+fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
