@@ -80,13 +80,21 @@ impl SessionConfig {
     /// # Errors
     /// A missing or short secret outside development mode, or an unreadable value.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let dev = is_dev_mode();
+        Self::from_env_with_mode(is_dev_mode())
+    }
+
+    /// Like [`SessionConfig::from_env`], with development mode decided by the caller
+    /// instead of `NEX_ENV` (for apps whose default mode differs).
+    ///
+    /// # Errors
+    /// As [`SessionConfig::from_env`].
+    pub fn from_env_with_mode(dev: bool) -> Result<Self, ConfigError> {
         let secret = match SecretKeyBase::from_env() {
             Ok(secret) => secret,
             Err(SecretError::Missing) if dev => {
                 let warning = "nex-session: SECRET_KEY_BASE is not set; using the PUBLIC development secret. \
-                               Anyone can forge these session cookies. Never run like this in production \
-                               (unset NEX_ENV=dev and set SECRET_KEY_BASE, e.g. from `nex-session gen-secret`).";
+                               Anyone can forge these session cookies. Never run like this in production: \
+                               leave development mode and set SECRET_KEY_BASE (e.g. from `nex-session gen-secret`).";
                 tracing::warn!(target: "nex_session", "{warning}");
                 eprintln!("WARNING: {warning}");
                 SecretKeyBase::development()
@@ -167,6 +175,16 @@ impl SessionConfig {
     pub fn with_purge_interval(mut self, interval: Duration) -> Self {
         self.purge_interval = interval.max(Duration::from_millis(10));
         self
+    }
+
+    /// The current secret (for apps that sign their own tokens, e.g. CSRF, with another salt).
+    pub fn secret(&self) -> &SecretKeyBase {
+        &self.secret
+    }
+
+    /// Whether the cookie gets the `Secure` attribute.
+    pub fn secure_cookie(&self) -> bool {
+        self.secure
     }
 
     /// The configured TTL.

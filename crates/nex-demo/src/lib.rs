@@ -1,0 +1,91 @@
+//! The nex-session demo app: the Nex.Session login flow, as a library so the
+//! tests serve exactly what the binary serves.
+//!
+//! | route | behaviour |
+//! |---|---|
+//! | `GET /` | `Signed in as <email>` or `Not signed in`; an anonymous visit sets no cookie |
+//! | `GET /login` | the form (`email`, `password`, hidden `_csrf_token`), pending flashes shown once |
+//! | `POST /login` | valid: `renew()`, put `user_id`, flash `Welcome back!`, 303 `/dashboard`; invalid: flash `Invalid credentials`, 303 `/login` |
+//! | `GET /dashboard` | signed in: the email and the counter; else 303 `/login` with a flash |
+//! | `POST /counter` | signed in: atomic increment (`update`), 303 `/dashboard`; else 303 `/login` |
+//! | `GET /counter` | signed in: `text/plain` counter; else 401 |
+//! | `POST /logout` | `clear()`, 303 `/` |
+//!
+//! Every POST needs a CSRF token (form field `_csrf_token` or header `x-csrf-token`);
+//! without a valid one the answer is 403 and nothing changes. See [`csrf`].
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use nex_session::store::{MemoryStore, SessionStore};
+use nex_session::token::Signer;
+use nex_session::{SessionConfig, SessionLayer};
+
+pub mod auth;
+pub mod csrf;
+mod pages;
+mod routes;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct DemoState {
+    csrf: Signer,
+    secure: bool,
+}
+
+/// The demo's router over `store` with `config`.
+///
+/// ```
+/// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig};
+/// let config = SessionConfig::new(SecretKeyBase::development()).with_secure_cookie(false);
+/// let app = nex_demo::app(config, std::sync::Arc::new(MemoryStore::new()));
+/// # let _ = app;
+/// ```
+pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
+    let state = DemoState { csrf: Signer::new(config.secret(), csrf::CSRF_SALT), secure: config.secure_cookie() };
+    Router::new()
+        .route("/", get(routes::home))
+        .route("/login", get(routes::login_page).post(routes::login))
+        .route("/dashboard", get(routes::dashboard))
+        .route("/counter", get(routes::counter).post(routes::increment))
+        .route("/logout", axum::routing::post(routes::logout))
+        .with_state(state)
+        .layer(SessionLayer::with_shared_store(store, config))
+}
+
+/// Why the demo could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The store named by `NEX_SESSION_STORE` (default `memory`).
+///
+/// # Errors
+/// An unknown or not yet supported store URL.
+pub fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
+    let url = std::env::var("NEX_SESSION_STORE").unwrap_or_else(|_| "memory".into());
+    match url.as_str() {
+        "memory" | "memory://" => Ok(Arc::new(MemoryStore::new())),
+        other => Err(StartError(format!(
+            "NEX_SESSION_STORE={other:?} is not supported by this build; use `memory` \
+             (SQLite and Redis stores are planned)"
+        ))),
+    }
+}
+
+/// The session configuration for the demo: development mode unless `NEX_ENV=prod`.
+///
+/// # Errors
+/// In production mode, a missing or short `SECRET_KEY_BASE`; a bad `NEX_SESSION_TTL`.
+pub fn config_from_env() -> Result<SessionConfig, StartError> {
+    let production = matches!(std::env::var("NEX_ENV").as_deref(), Ok("prod" | "production"));
+    SessionConfig::from_env_with_mode(!production).map_err(|e| StartError(e.to_string()))
+}

@@ -1,0 +1,131 @@
+//! The demo's HTML: server-rendered with maud (escapes every interpolation),
+//! inline CSS, no JavaScript, nothing fetched from elsewhere.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use nex_session::flash::Messages;
+
+use crate::auth::{User, DEMO_PASSWORD_HINT, DEMO_USER};
+
+const CSS: &str = "
+body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f;background:#fafafa}
+header{display:flex;justify-content:space-between;align-items:center;border-bottom:1px solid #ddd;margin-bottom:1.5rem}
+a{color:#5b3cc4}
+.flash{padding:.7rem 1rem;border-radius:.4rem;margin:.8rem 0}
+.flash.info{background:#e8f5e9;border:1px solid #a5d6a7}
+.flash.error{background:#fdecea;border:1px solid #f5a5a0}
+form.stack{display:grid;gap:.7rem}
+input[type=email],input[type=password]{padding:.5rem;font-size:1rem;border:1px solid #bbb;border-radius:.3rem}
+button{padding:.5rem 1rem;font-size:1rem;border:0;border-radius:.3rem;background:#5b3cc4;color:#fff;cursor:pointer}
+.counter{font-size:3rem;font-weight:700;margin:.5rem 0}
+.hint{color:#666;font-size:.9rem}
+.row{display:flex;gap:.7rem;align-items:center}
+";
+
+fn layout(title: &str, body: &Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · nex-session demo" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    h1 { a href="/" { "nex-session demo" } }
+                }
+                (body)
+            }
+        }
+    }
+}
+
+fn flashes(messages: &Messages) -> Markup {
+    html! {
+        @for (kind, message) in messages {
+            p class={ "flash " (kind) } role="status" { (message) }
+        }
+    }
+}
+
+fn logout_form(csrf: &str) -> Markup {
+    html! {
+        form method="post" action="/logout" {
+            input type="hidden" name="_csrf_token" value=(csrf);
+            button type="submit" id="logout" { "Log out" }
+        }
+    }
+}
+
+/// `GET /`.
+pub(crate) fn home(user: Option<User>, csrf: Option<&str>) -> Markup {
+    layout(
+        "Home",
+        &html! {
+            @match user {
+                Some(user) => {
+                    p { "Signed in as " strong { (user.email) } }
+                    p { a href="/dashboard" { "Go to your dashboard" } }
+                    @if let Some(csrf) = csrf { (logout_form(csrf)) }
+                }
+                None => {
+                    p { "Not signed in" }
+                    p { a href="/login" id="login-link" { "Sign in" } }
+                }
+            }
+        },
+    )
+}
+
+/// `GET /login`.
+pub(crate) fn login(messages: &Messages, csrf: &str) -> Markup {
+    layout(
+        "Sign in",
+        &html! {
+            h2 { "Sign in" }
+            (flashes(messages))
+            form.stack method="post" action="/login" {
+                input type="hidden" name="_csrf_token" value=(csrf);
+                label { "Email" br; input type="email" name="email" id="email" required autocomplete="username"; }
+                label { "Password" br; input type="password" name="password" id="password" required autocomplete="current-password"; }
+                button type="submit" id="submit" { "Sign in" }
+            }
+            p.hint { "Demo account: " code { (DEMO_USER.email) } " / " code { (DEMO_PASSWORD_HINT) } }
+        },
+    )
+}
+
+/// `GET /dashboard`.
+pub(crate) fn dashboard(user: User, counter: u64, messages: &Messages, csrf: &str) -> Markup {
+    layout(
+        "Dashboard",
+        &html! {
+            h2 { "Dashboard" }
+            (flashes(messages))
+            p { "Signed in as " strong #email { (user.email) } }
+            p { "Your session counter:" }
+            p.counter #counter { (counter) }
+            div.row {
+                form method="post" action="/counter" {
+                    input type="hidden" name="_csrf_token" value=(csrf);
+                    button type="submit" id="increment" { "Increment" }
+                }
+                (logout_form(csrf))
+            }
+            p.hint { "The counter lives in the server-side session; the browser holds only a signed id." }
+        },
+    )
+}
+
+/// The 403 page for a POST without a valid CSRF token.
+pub(crate) fn forbidden() -> Markup {
+    layout(
+        "Forbidden",
+        &html! {
+            h2 { "403 Forbidden" }
+            p { "The form was missing a valid security token. Nothing was changed." }
+            p { a href="/" { "Back to the start page" } " and try again." }
+        },
+    )
+}

@@ -1,0 +1,62 @@
+//! The demo in a real headless Chromium, driven through chromedriver.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod support;
+
+use support::webdriver::{base_url, Driver};
+use support::{config, serve_demo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_counter_reload_logout_in_a_real_browser() {
+    let addr = serve_demo(config()).await;
+    let base = base_url(addr);
+    let browser = Driver::start().await;
+
+    // A wrong password shows the error once; a reload no longer shows it.
+    browser.goto(&format!("{base}/login")).await;
+    browser.type_into("#email", "demo@example.com").await;
+    browser.type_into("#password", "wrong password").await;
+    browser.click("#submit").await;
+    let text = browser.wait_for_text("Invalid credentials").await;
+    assert!(text.contains("Invalid credentials"), "error flash after a wrong password: {text}");
+    assert!(browser.url().await.ends_with("/login"));
+    browser.refresh().await;
+    let text = browser.text().await;
+    assert!(text.contains("Sign in") && !text.contains("Invalid credentials"), "the flash is shown once: {text}");
+
+    // The right password reaches the dashboard.
+    browser.type_into("#email", "demo@example.com").await;
+    browser.type_into("#password", "nex-demo").await;
+    browser.click("#submit").await;
+    let text = browser.wait_for_text("Dashboard").await;
+    assert!(browser.url().await.ends_with("/dashboard"), "{}", browser.url().await);
+    assert!(text.contains("Welcome back!") && text.contains("demo@example.com"), "{text}");
+
+    // The counter button increments; a reload keeps the state.
+    for expected in 1..=3 {
+        browser.click("#increment").await;
+        let text = browser.wait_for_text("Dashboard").await;
+        let counter: u64 =
+            text.lines().find_map(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no counter in {text}"));
+        assert_eq!(counter, expected, "{text}");
+    }
+    browser.refresh().await;
+    let text = browser.text().await;
+    assert!(text.lines().any(|l| l.trim() == "3") && !text.contains("Welcome back!"), "state kept on reload: {text}");
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/nex-demo-dashboard.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    std::fs::write(&shot, &png).unwrap();
+    println!("dashboard screenshot: {}", shot.display());
+
+    // Logout returns to "Not signed in"; the dashboard then redirects to login.
+    browser.click("#logout").await;
+    let text = browser.wait_for_text("Not signed in").await;
+    assert!(text.contains("Not signed in"), "{text}");
+    browser.back().await;
+    browser.goto(&format!("{base}/dashboard")).await;
+    assert!(browser.url().await.ends_with("/login"), "dashboard after logout goes to login: {}", browser.url().await);
+    assert!(browser.text().await.contains("Please sign in"));
+    browser.quit().await;
+}
