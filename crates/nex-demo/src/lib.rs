@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use nex_session::store::{MemoryStore, SessionStore};
+use nex_session::store::SessionStore;
 use nex_session::token::Signer;
 use nex_session::{SessionConfig, SessionLayer};
 
@@ -66,19 +66,14 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The store named by `NEX_SESSION_STORE` (default `memory`).
+/// The store named by `NEX_SESSION_STORE`: `memory` (default), `sqlite://PATH`,
+/// `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,…`.
 ///
 /// # Errors
-/// An unknown or not yet supported store URL.
-pub fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
+/// An unknown URL or a store that cannot be opened.
+pub async fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
     let url = std::env::var("NEX_SESSION_STORE").unwrap_or_else(|_| "memory".into());
-    match url.as_str() {
-        "memory" | "memory://" => Ok(Arc::new(MemoryStore::new())),
-        other => Err(StartError(format!(
-            "NEX_SESSION_STORE={other:?} is not supported by this build; use `memory` \
-             (SQLite and Redis stores are planned)"
-        ))),
-    }
+    nex_session::store::open(&url).await.map_err(|e| StartError(format!("NEX_SESSION_STORE={url:?}: {e}")))
 }
 
 /// The session configuration for the demo: development mode unless `NEX_ENV=prod`.

@@ -12,7 +12,7 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = nex_demo::config_from_env()?;
-    let store = nex_demo::store_from_env()?;
+    let store = nex_demo::store_from_env().await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().map_err(|_| format!("PORT={port:?} is not a port number"))?,

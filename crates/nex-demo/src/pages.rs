@@ -118,6 +118,23 @@ pub(crate) fn dashboard(user: User, counter: u64, messages: &Messages, csrf: &st
     )
 }
 
+/// The page for a session failure: 503 (store unreachable) or 500.
+pub(crate) fn unavailable(status: axum::http::StatusCode) -> Markup {
+    let (title, text) = if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        ("Please try again", "The session service is unreachable for a moment. Nothing was lost; please try again.")
+    } else {
+        ("Something went wrong", "An internal error occurred. Please try again later.")
+    };
+    layout(
+        title,
+        &html! {
+            h2 { (status.as_u16()) " " (title) }
+            p { (text) }
+            p { a href="/" { "Try again" } }
+        },
+    )
+}
+
 /// The 403 page for a POST without a valid CSRF token.
 pub(crate) fn forbidden() -> Markup {
     layout(

@@ -11,13 +11,39 @@ use serde::Deserialize;
 use crate::auth::{self, User};
 use crate::{csrf, pages, DemoState};
 
+/// A session failure as a page: the store being unreachable is a 503 "try again"
+/// page (the user is not shown as logged out); anything else a 500.
+#[derive(Debug)]
+pub(crate) struct PageError(SessionError);
+
+impl From<SessionError> for PageError {
+    fn from(err: SessionError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "session error while rendering a page");
+        let status = match self.0 {
+            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut response = (status, Html(pages::unavailable(status).into_string())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
 /// The signed-in user, from the session's `user_id`.
 async fn current_user() -> Result<Option<User>, SessionError> {
     Ok(nex_session::get::<u64>("user_id").await?.and_then(auth::find))
 }
 
 /// `GET /`: who is signed in. Anonymous visits set no cookie (no form, no session).
-pub(crate) async fn home(State(state): State<DemoState>) -> Result<Html<String>, SessionError> {
+pub(crate) async fn home(State(state): State<DemoState>) -> Result<Html<String>, PageError> {
     let user = current_user().await?;
     let csrf = match user {
         Some(_) => Some(csrf::form_token(&state.csrf, state.secure).await?),
@@ -27,7 +53,7 @@ pub(crate) async fn home(State(state): State<DemoState>) -> Result<Html<String>,
 }
 
 /// `GET /login`: the form, and pending flash messages, shown once.
-pub(crate) async fn login_page(State(state): State<DemoState>) -> Result<Html<String>, SessionError> {
+pub(crate) async fn login_page(State(state): State<DemoState>) -> Result<Html<String>, PageError> {
     let messages = nex_session::flash::pop_all().await?;
     let token = csrf::form_token(&state.csrf, state.secure).await?;
     Ok(Html(pages::login(&messages, &token).into_string()))
@@ -49,7 +75,7 @@ pub(crate) async fn login(
     State(state): State<DemoState>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Result<Response, SessionError> {
+) -> Result<Response, PageError> {
     if !csrf_ok(&state.csrf, &headers, form._csrf_token.as_deref()).await? {
         return Ok(forbidden());
     }
@@ -71,7 +97,7 @@ pub(crate) async fn login(
 }
 
 /// `GET /dashboard`: the user's page with the session counter.
-pub(crate) async fn dashboard(State(state): State<DemoState>) -> Result<Response, SessionError> {
+pub(crate) async fn dashboard(State(state): State<DemoState>) -> Result<Response, PageError> {
     let Some(user) = current_user().await? else {
         nex_session::flash::put("error", "Please sign in to see your dashboard.").await?;
         return Ok(Redirect::to("/login").into_response());
@@ -94,7 +120,7 @@ pub(crate) async fn increment(
     State(state): State<DemoState>,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, SessionError> {
+) -> Result<Response, PageError> {
     let token = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
     if !csrf_ok(&state.csrf, &headers, token).await? {
         return Ok(forbidden());
@@ -107,7 +133,7 @@ pub(crate) async fn increment(
 }
 
 /// `GET /counter`: the counter as text for the signed-in user, else 401.
-pub(crate) async fn counter() -> Result<Response, SessionError> {
+pub(crate) async fn counter() -> Result<Response, PageError> {
     if current_user().await?.is_none() {
         return Ok((StatusCode::UNAUTHORIZED, "not signed in\n").into_response());
     }
@@ -120,7 +146,7 @@ pub(crate) async fn logout(
     State(state): State<DemoState>,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, SessionError> {
+) -> Result<Response, PageError> {
     let token = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
     if !csrf_ok(&state.csrf, &headers, token).await? {
         return Ok(forbidden());

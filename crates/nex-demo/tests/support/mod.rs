@@ -65,6 +65,35 @@ impl Browser {
         self.addr
     }
 
+    /// A client for another server that starts with `other`'s cookies.
+    pub fn clone_with_cookies(&self, other: &Browser) -> Browser {
+        let b = Browser::new(self.addr);
+        *b.cookies.lock().unwrap() = other.cookies.lock().unwrap().clone();
+        b
+    }
+
+    /// Whether the server answers at all.
+    pub async fn is_up(&self) -> bool {
+        let req = http::Request::get(format!("http://{}/", self.addr)).body(Full::new(Bytes::new())).unwrap();
+        self.client.request(req).await.is_ok()
+    }
+
+    /// Like `post_form`, but `None` when the connection fails (server killed).
+    pub async fn try_post_form(&self, path: &str, fields: &[(&str, &str)]) -> Option<u16> {
+        let body = fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
+        let cookie_header =
+            self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let req = http::Request::post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie_header)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let res = self.client.request(req).await.ok()?;
+        let status = res.status().as_u16();
+        res.into_body().collect().await.ok()?;
+        Some(status)
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.lock().unwrap().get(name).cloned()
     }

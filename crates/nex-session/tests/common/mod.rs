@@ -185,3 +185,55 @@ impl SessionStore for Instrumented {
         self.inner.list(limit)
     }
 }
+
+/// Two app servers on loopback over stores that share one backend: 200 concurrent
+/// puts of distinct keys and 1000 concurrent increments, split between the
+/// servers, all survive.
+pub async fn two_servers_lose_nothing(a: Arc<dyn SessionStore>, b: Arc<dyn SessionStore>) {
+    use axum::extract::Path;
+    use axum::routing::{get, post};
+    use nex_session::{SessionConfig, SessionLayer};
+
+    let routes = || {
+        Router::new()
+            .route(
+                "/put/{k}",
+                post(|Path(k): Path<String>| async move { nex_session::put(&k, 1).await.map(|()| "ok") }),
+            )
+            .route("/incr", post(|| async { nex_session::update("n", 0u64, |n| n + 1).await.map(|n| n.to_string()) }))
+            .route(
+                "/count",
+                get(|| async {
+                    let s = nex_session::current().unwrap();
+                    let mut n = 0;
+                    for i in 0..200 {
+                        if s.get::<u64>(&format!("k{i}")).await.unwrap().is_some() {
+                            n += 1;
+                        }
+                    }
+                    let counter: u64 = s.get_or("n", 0).await.unwrap();
+                    format!("{n} {counter}")
+                }),
+            )
+    };
+    let secret = nex_session::token::SecretKeyBase::new("two-servers-secret-two-servers-secret").unwrap();
+    let config = || SessionConfig::new(secret.clone());
+    let server_a = HttpClient::new(serve(routes().layer(SessionLayer::with_shared_store(a, config()))).await);
+    let server_b = HttpClient::new(serve(routes().layer(SessionLayer::with_shared_store(b, config()))).await);
+    let cookie = server_a.post("/put/seed", None).await.session_cookie().expect("a session cookie");
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = if i % 2 == 0 { server_a.clone() } else { server_b.clone() };
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move { client.post(&format!("/put/k{i}"), Some(&cookie)).await.status }));
+    }
+    for i in 0..1000 {
+        let client = if i % 2 == 0 { server_a.clone() } else { server_b.clone() };
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move { client.post("/incr", Some(&cookie)).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(server_b.get("/count", Some(&cookie)).await.body, "200 1000", "200 keys and 1000 increments");
+}

@@ -1,0 +1,383 @@
+//! The SQLite store: durable sessions on one machine (feature `sqlite`).
+//!
+//! One row per session (`nex_sessions`: hashed key, expiry, indexed) and one row
+//! per `(session, field)` (`nex_session_fields`), in WAL mode with
+//! `synchronous=NORMAL`: every committed write survives a crash or `kill -9` of
+//! the app (not necessarily a power cut of the machine). The schema is created or
+//! migrated on open (`PRAGMA user_version`).
+//!
+//! SQLite calls block, so each one runs on tokio's blocking pool, never on the
+//! async worker threads. Batches run in one `IMMEDIATE` transaction. `update`
+//! reads the field, runs the closure on the async side, then writes only if the
+//! field still holds what was read (compare-and-set), retrying otherwise; so no
+//! increment is ever lost, also with several processes sharing the file.
+//! Expired sessions are purged in batches of 500 rows per transaction.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), nex_session::StoreError> {
+//! use nex_session::store::SqliteStore;
+//! let store = SqliteStore::open("sessions.db").await?;
+//! # let _ = store; Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
+};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::token::now_ms;
+
+const SCHEMA_VERSION: i64 = 1;
+const PURGE_BATCH: i64 = 500;
+/// Compare-and-set attempts of one `update` before reporting contention.
+const CAS_ATTEMPTS: usize = 64;
+/// Shards of the per-process update lock.
+const UPDATE_LOCKS: usize = 64;
+
+/// Sessions in a SQLite file. Cloning shares the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// Serialises this process's updates per session shard, so they do not
+    /// race each other's compare-and-set; other processes are handled by the CAS.
+    update_locks: Arc<[tokio::sync::Mutex<()>]>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, enabling WAL and creating or
+    /// migrating the schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or migrated.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let for_task = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_blocking(&for_task)).await.map_err(unavailable)??;
+        let update_locks = (0..UPDATE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path })
+    }
+
+    /// Runs `op` on the connection on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            op(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+}
+
+fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
+    match version {
+        0 => conn
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS nex_sessions (
+                     key BLOB PRIMARY KEY,
+                     expires_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS nex_sessions_expires_at ON nex_sessions (expires_at);
+                 CREATE TABLE IF NOT EXISTS nex_session_fields (
+                     key BLOB NOT NULL,
+                     field TEXT NOT NULL,
+                     value BLOB NOT NULL,
+                     PRIMARY KEY (key, field)
+                 ) WITHOUT ROWID;
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?,
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(StoreError::Corrupt(
+                format!("session database schema version {newer} is newer than this nex-session ({SCHEMA_VERSION})")
+                    .into(),
+            ))
+        }
+    }
+    Ok(conn)
+}
+
+/// Whether a live session row exists.
+fn live(conn: &Connection, key: &[u8], now: i64) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT 1 FROM nex_sessions WHERE key = ?1 AND expires_at > ?2", params![key, now], |_| Ok(()))
+        .optional()
+        .map(|row| row.is_some())
+}
+
+/// Removes a session's rows (used for expired leftovers and `remove`).
+fn delete_session(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM nex_session_fields WHERE key = ?1", params![key])?;
+    conn.execute("DELETE FROM nex_sessions WHERE key = ?1", params![key])?;
+    Ok(())
+}
+
+/// Checks presence inside a transaction and prepares the session row:
+/// `false` when the condition fails.
+fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now: i64) -> rusqlite::Result<bool> {
+    let is_live = live(conn, key, now)?;
+    match (presence, is_live) {
+        (Presence::Existing, false) | (Presence::New, true) => return Ok(false),
+        (Presence::New, false) => delete_session(conn, key)?,
+        _ => {}
+    }
+    conn.execute(
+        "INSERT INTO nex_sessions (key, expires_at) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+        params![key, expires_at],
+    )?;
+    Ok(true)
+}
+
+fn write_field(conn: &Connection, key: &[u8], field: &str, value: Option<&[u8]>) -> rusqlite::Result<()> {
+    match value {
+        Some(value) => conn.execute(
+            "INSERT INTO nex_session_fields (key, field, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+            params![key, field, value],
+        )?,
+        None => conn.execute("DELETE FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field])?,
+    };
+    Ok(())
+}
+
+fn read_field(conn: &Connection, key: &[u8], field: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row("SELECT value FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+impl SessionStore for SqliteStore {
+    fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let key = key.as_bytes().as_slice();
+            let expires: Option<i64> = tx
+                .query_row(
+                    "SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now_ms()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(expires_at_ms) = expires else { return Ok(None) };
+            let mut fields = Fields::new();
+            {
+                let mut stmt = tx.prepare_cached("SELECT field, value FROM nex_session_fields WHERE key = ?1")?;
+                let rows = stmt.query_map(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+                for row in rows {
+                    let (field, value) = row?;
+                    fields.insert(field, value);
+                }
+            }
+            tx.commit()?;
+            Ok(Some(Record { fields, expires_at_ms }))
+        }))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        key: StoreKey,
+        changes: &'a Changes,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        let changes = changes.clone();
+        Box::pin(self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let key = key.as_bytes().as_slice();
+            if !claim(&tx, key, presence, expires_at_ms, now_ms())? {
+                return Ok(WriteOutcome::PresenceFailed);
+            }
+            for (field, value) in &changes {
+                write_field(&tx, key, field, value.as_deref())?;
+            }
+            tx.commit()?;
+            Ok(WriteOutcome::Done)
+        }))
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        f: UpdateFn<'a>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        Box::pin(async move {
+            let shard = usize::from(key.as_bytes()[9]) % UPDATE_LOCKS;
+            let _serialised = match self.update_locks.get(shard) {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            for _ in 0..CAS_ATTEMPTS {
+                let name = field.to_owned();
+                let (is_live, current) = self
+                    .run(move |conn| {
+                        let tx = conn.transaction()?;
+                        let k = key.as_bytes().as_slice();
+                        let is_live = live(&tx, k, now_ms())?;
+                        let current = if is_live { read_field(&tx, k, &name)? } else { None };
+                        tx.commit()?;
+                        Ok((is_live, current))
+                    })
+                    .await?;
+                match (presence, is_live) {
+                    (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
+                    _ => {}
+                }
+                let new = match f(current.as_deref()) {
+                    UpdateAction::Keep => return Ok(WriteOutcome::Done),
+                    UpdateAction::Set(bytes) => Some(bytes),
+                    UpdateAction::Delete => None,
+                };
+                let name = field.to_owned();
+                // Write only if the session and the field are as read (compare-and-set).
+                let written = self
+                    .run(move |conn| {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let k = key.as_bytes().as_slice();
+                        let now = now_ms();
+                        if live(&tx, k, now)? != is_live || read_field(&tx, k, &name)? != current {
+                            return Ok(false);
+                        }
+                        if !claim(&tx, k, presence, expires_at_ms, now)? {
+                            return Ok(false);
+                        }
+                        write_field(&tx, k, &name, new.as_deref())?;
+                        tx.commit()?;
+                        Ok(true)
+                    })
+                    .await?;
+                if written {
+                    return Ok(WriteOutcome::Done);
+                }
+                // Another process changed the field meanwhile: read again.
+                tokio::task::yield_now().await;
+            }
+            Err(StoreError::Unavailable(
+                format!("update of one field lost {CAS_ATTEMPTS} compare-and-set races").into(),
+            ))
+        })
+    }
+
+    fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.run(move |conn| {
+            let n = conn.execute(
+                "UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3",
+                params![expires_at_ms, key.as_bytes().as_slice(), now_ms()],
+            )?;
+            Ok(n == 1)
+        }))
+    }
+
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
+            let now = now_ms();
+            if !live(&tx, from, now)? || live(&tx, to, now)? {
+                return Ok(false);
+            }
+            delete_session(&tx, to)?;
+            tx.execute("UPDATE nex_session_fields SET key = ?1 WHERE key = ?2", params![to, from])?;
+            tx.execute(
+                "UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3",
+                params![to, expires_at_ms, from],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        }))
+    }
+
+    fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            delete_session(&tx, key.as_bytes().as_slice())?;
+            tx.commit()
+        }))
+    }
+
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut total = 0u64;
+            loop {
+                let removed = self
+                    .run(move |conn| {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        tx.execute(
+                            "CREATE TEMP TABLE IF NOT EXISTS nex_purge (key BLOB PRIMARY KEY) WITHOUT ROWID",
+                            [],
+                        )?;
+                        tx.execute("DELETE FROM nex_purge", [])?;
+                        tx.execute(
+                            "INSERT INTO nex_purge SELECT key FROM nex_sessions WHERE expires_at <= ?1 LIMIT ?2",
+                            params![now_ms, PURGE_BATCH],
+                        )?;
+                        tx.execute("DELETE FROM nex_session_fields WHERE key IN (SELECT key FROM nex_purge)", [])?;
+                        let n = tx.execute("DELETE FROM nex_sessions WHERE key IN (SELECT key FROM nex_purge)", [])?;
+                        tx.commit()?;
+                        Ok(n as u64)
+                    })
+                    .await?;
+                total += removed;
+                if removed < PURGE_BATCH as u64 {
+                    return Ok(total);
+                }
+                // Let requests in between batches.
+                tokio::task::yield_now().await;
+            }
+        })
+    }
+
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT s.key, s.expires_at, (SELECT COUNT(*) FROM nex_session_fields f WHERE f.key = s.key)
+                 FROM nex_sessions s WHERE s.expires_at > ?1 ORDER BY s.expires_at DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now_ms(), limit], |r| {
+                let key: Vec<u8> = r.get(0)?;
+                let fields: i64 = r.get(2)?;
+                Ok((key, r.get::<_, i64>(1)?, fields))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, expires_at_ms, fields) = row?;
+                if let Ok(bytes) = <[u8; 32]>::try_from(key.as_slice()) {
+                    out.push(Summary { key: StoreKey::from_bytes(bytes), fields: fields as usize, expires_at_ms });
+                }
+            }
+            Ok(out)
+        }))
+    }
+}
