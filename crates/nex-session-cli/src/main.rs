@@ -1,4 +1,5 @@
-//! `nex-session`: the operator CLI. Make secrets, sign and verify cookie tokens.
+//! `nex-session`: the operator CLI. Make secrets, sign and verify cookie tokens,
+//! inspect and revoke stored sessions.
 //!
 //! Operators use `token verify` to debug a `_nex_session` cookie: paste the cookie
 //! value and it prints the session id inside, or says why it is refused.
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use nex_session::token::{now_ms, SecretError, SecretKeyBase, Signer, DEFAULT_EMBEDDED_MAX_AGE};
 
 mod secret_gen;
+mod sessions;
 
 const AFTER_HELP: &str = "\
 The secret comes from the environment variable SECRET_KEY_BASE (at least 32 bytes).
@@ -22,7 +24,7 @@ It prints the session id, or `invalid` / `expired` / `missing` on stderr (exit 1
 
 Exit codes: 0 success, 1 token refused, 2 usage error or missing/short secret.";
 
-/// Secrets, cookie tokens and (later) sessions of nex-session.
+/// Secrets, cookie tokens and stored sessions of nex-session.
 #[derive(Debug, Parser)]
 #[command(name = "nex-session", version, about, after_help = AFTER_HELP)]
 struct Cli {
@@ -41,6 +43,14 @@ enum Command {
     /// Sign or verify Phoenix.Token-compatible tokens, e.g. to debug a `_nex_session` cookie.
     #[command(subcommand, after_help = AFTER_HELP)]
     Token(TokenCommand),
+    /// List, show, revoke or purge stored sessions.
+    Sessions {
+        /// The store: `memory`, `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,…`.
+        #[arg(long, env = "NEX_SESSION_STORE")]
+        store: String,
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +93,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Token(command) => token(command),
+        Command::Sessions { store, command } => sessions::run(&store, command),
     }
 }
 

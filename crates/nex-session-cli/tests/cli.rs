@@ -86,3 +86,59 @@ fn help_tells_operators_how_to_debug_a_cookie() {
     let help = run(None, &["token", "--help"]);
     assert!(stdout(&help).contains("_nex_session"), "{}", stdout(&help));
 }
+
+/// A SQLite store with one session, made through the library.
+fn sqlite_with_one_session(dir: &std::path::Path) -> (String, String) {
+    let path = dir.join("s.db");
+    let id = nex_session::SessionId::generate().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use nex_session::store::SessionStore;
+        let store = nex_session::store::SqliteStore::open(&path).await.unwrap();
+        let mut batch = std::collections::BTreeMap::new();
+        batch.insert("user_id".to_owned(), Some(b"42".to_vec()));
+        let exp = nex_session::token::now_ms() + 3_600_000;
+        store.apply(id.store_key(), &batch, exp, nex_session::store::Presence::New).await.unwrap();
+    });
+    (format!("sqlite://{}", path.display()), id.as_str().to_owned())
+}
+
+#[test]
+fn sessions_list_show_revoke_and_purge_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("nex-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (store, id) = sqlite_with_one_session(&dir);
+    let listed = run(None, &["sessions", "--store", &store, "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let out = stdout(&listed);
+    let key = nex_session::SessionId::parse(&id).unwrap().store_key().to_hex();
+    assert!(out.contains(&key) && out.contains("1 sessions"), "{out}");
+    assert!(!out.contains(&id), "list must not print the id (it works as a cookie)");
+
+    let cookie =
+        nex_session::token::Signer::new(&nex_session::token::SecretKeyBase::new(SECRET).unwrap(), "nex.session")
+            .sign(id.as_bytes());
+    let shown = run(Some(SECRET), &["sessions", "--store", &store, "show", &cookie]);
+    assert!(stdout(&shown).contains("user_id = 42"), "{} {}", stdout(&shown), stderr(&shown));
+    let by_id = run(None, &["sessions", "--store", &store, "show", &id]);
+    assert!(stdout(&by_id).contains("user_id = 42"));
+
+    let revoked = run(None, &["sessions", "--store", &store, "revoke", &id]);
+    assert!(revoked.status.success());
+    let gone = run(None, &["sessions", "--store", &store, "show", &key]);
+    assert_eq!(gone.status.code(), Some(1));
+    let purged = run(None, &["sessions", "--store", &store, "purge"]);
+    assert!(stdout(&purged).starts_with("purged"), "{}", stdout(&purged));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sessions_list_on_a_real_redis() {
+    let server = nex_testkit::RedisServer::start_private();
+    let listed = run(None, &["sessions", "--store", &server.url(), "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).contains("0 sessions"));
+    let bad = run(None, &["sessions", "--store", "redis://127.0.0.1:1", "list"]);
+    assert_eq!(bad.status.code(), Some(1), "an unreachable store is a clear error");
+    assert!(stderr(&bad).contains("cannot open store"));
+}

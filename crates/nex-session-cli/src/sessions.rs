@@ -1,0 +1,136 @@
+//! `nex-session sessions --store URL …`: inspect and revoke stored sessions.
+//!
+//! Output never contains anything usable as a cookie: sessions are listed by
+//! their store key (SHA-256 of the id), and `show`/`revoke` take a cookie value
+//! or an id and hash it before asking the store.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use nex_session::store::SessionStore;
+use nex_session::token::{now_ms, SecretKeyBase, Signer};
+use nex_session::{SessionId, StoreKey, SESSION_SALT};
+
+/// What to do with the sessions of a store.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// List live sessions: store key (SHA-256 of the id), key count, expiry.
+    List {
+        /// At most this many sessions.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one session's keys and values.
+    Show {
+        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE), a session id, or a store key (64 hex).
+        session: String,
+    },
+    /// Delete one session now: its cookie stops working.
+    Revoke {
+        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE), a session id, or a store key (64 hex).
+        session: String,
+    },
+    /// Remove expired sessions now.
+    Purge,
+}
+
+/// Runs a `sessions` subcommand against the store at `url`.
+pub(crate) fn run(url: &str, command: SessionsCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("could not start the async runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let store = match nex_session::store::open(url).await {
+            Ok(store) => store,
+            Err(e) => return fail(&format!("cannot open store {url:?}: {e}")),
+        };
+        match command {
+            SessionsCommand::List { limit } => list(&*store, limit).await,
+            SessionsCommand::Show { session } => match resolve(&session) {
+                Ok(key) => show(&*store, key).await,
+                Err(code) => code,
+            },
+            SessionsCommand::Revoke { session } => match resolve(&session) {
+                Ok(key) => match store.remove(key).await {
+                    Ok(()) => {
+                        println!("revoked {}", key.to_hex());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                },
+                Err(code) => code,
+            },
+            SessionsCommand::Purge => match store.purge_expired(now_ms()).await {
+                Ok(n) => {
+                    println!("purged {n} expired sessions");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            },
+        }
+    })
+}
+
+async fn list(store: &dyn SessionStore, limit: usize) -> ExitCode {
+    match store.list(limit).await {
+        Ok(sessions) => {
+            println!("{:<64}  {:>5}  expires in", "store key (sha256 of id)", "keys");
+            let now = now_ms();
+            for s in &sessions {
+                println!("{}  {:>5}  {}s", s.key.to_hex(), s.fields, (s.expires_at_ms - now) / 1000);
+            }
+            println!("{} sessions", sessions.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn show(store: &dyn SessionStore, key: StoreKey) -> ExitCode {
+    match store.load(key).await {
+        Ok(Some(record)) => {
+            println!("store key: {}", key.to_hex());
+            println!("expires in: {}s", (record.expires_at_ms - now_ms()) / 1000);
+            for (field, value) in &record.fields {
+                println!("{field} = {}", String::from_utf8_lossy(value));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => fail(&format!("no live session with store key {}", key.to_hex())),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// A cookie value, an id or a store key, as a store key.
+fn resolve(input: &str) -> Result<StoreKey, ExitCode> {
+    let input = input.trim();
+    if let Some(key) = StoreKey::from_hex(input) {
+        return Ok(key);
+    }
+    if let Some(id) = SessionId::parse(input) {
+        return Ok(id.store_key());
+    }
+    if input.starts_with("SFMyNTY.") {
+        let secret = SecretKeyBase::from_env().map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
+        // The cookie's own expiry does not matter to an operator looking it up.
+        let data = Signer::new(&secret, SESSION_SALT).verify(input, Some(i64::MAX / 2000)).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        })?;
+        let id = std::str::from_utf8(&data).ok().and_then(SessionId::parse).ok_or_else(|| {
+            eprintln!("invalid: the cookie does not hold a session id");
+            ExitCode::FAILURE
+        })?;
+        return Ok(id.store_key());
+    }
+    Err(fail("not a cookie value, a session id (32 characters) or a store key (64 hex)"))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
