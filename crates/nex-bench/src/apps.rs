@@ -7,14 +7,41 @@ use axum::Router;
 use nex_session::token::SecretKeyBase;
 use nex_session::{SessionConfig, SessionError, SessionLayer};
 
-/// Builds one variant's router.
-pub(crate) type MakeApp = fn() -> Router;
+/// A benchmarked variant: its name and, for nex-session, the store URL.
+pub(crate) struct Variant {
+    pub(crate) name: &'static str,
+    pub(crate) store: Option<String>,
+}
 
-/// Every variant the harness knows, by name.
-pub(crate) const VARIANTS: &[(&str, MakeApp)] = &[("bare", bare), ("nex-memory", nex_memory)];
+/// Every variant the harness knows. The Redis URL comes from `NEX_BENCH_REDIS_URL`
+/// (default `redis://127.0.0.1:6379`).
+pub(crate) fn variants() -> Vec<Variant> {
+    let redis = std::env::var("NEX_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    vec![
+        Variant { name: "bare", store: None },
+        Variant { name: "nex-memory", store: Some("memory".into()) },
+        Variant { name: "nex-sqlite", store: Some("sqlite://target/bench/nex-bench.db".into()) },
+        Variant { name: "nex-redis", store: Some(redis) },
+    ]
+}
+
+/// The router of a variant (inside the server's runtime, so stores can connect).
+pub(crate) async fn build(variant_store: Option<&str>) -> Result<Router, String> {
+    let Some(url) = variant_store else { return Ok(bare()) };
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let store = nex_session::store::open(url).await.map_err(|e| format!("store {url}: {e}"))?;
+    let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
+        .unwrap_or_else(|_| SecretKeyBase::development());
+    let config = SessionConfig::new(secret).with_secure_cookie(false);
+    Ok(nex_routes().layer(SessionLayer::with_shared_store(store, config)))
+}
 
 /// No session layer: the ceiling.
-pub(crate) fn bare() -> Router {
+fn bare() -> Router {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     Router::new()
         .route("/login", post(|| async { "ok" }))
@@ -24,13 +51,6 @@ pub(crate) fn bare() -> Router {
             post(|| async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) })
                 .get(|| async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) }),
         )
-}
-
-/// `SessionLayer` with the in-memory store.
-pub(crate) fn nex_memory() -> Router {
-    let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
-        .unwrap_or_else(|_| SecretKeyBase::development());
-    nex_routes().layer(SessionLayer::memory(SessionConfig::new(secret).with_secure_cookie(false)))
 }
 
 fn nex_routes() -> Router {

@@ -35,7 +35,7 @@ fn parse_args() -> Result<Options, String> {
         seconds: 5,
         connections: 32,
         out: "target/bench/http.md".into(),
-        variants: vec!["bare".into(), "nex-memory".into()],
+        variants: ["bare", "nex-memory", "nex-sqlite", "nex-redis"].map(String::from).to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -46,7 +46,7 @@ fn parse_args() -> Result<Options, String> {
             "--connections" => opts.connections = value()?.parse().map_err(|e| format!("--connections: {e}"))?,
             "--out" => opts.out = value()?,
             "--variants" => opts.variants = value()?.split(',').map(str::to_owned).collect(),
-            "--help" | "-h" => return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] [--variants bare,nex-memory] [--out FILE]".into()),
+            "--help" | "-h" => return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] [--variants bare,nex-memory,nex-sqlite,nex-redis] [--out FILE]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -69,10 +69,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let servers: Vec<(&'static str, Server)> = apps::VARIANTS
-        .iter()
-        .filter(|(name, _)| opts.variants.iter().any(|v| v == name))
-        .map(|(name, app)| (*name, Server::start(name, *app)))
+    let servers: Vec<(&'static str, Server)> = apps::variants()
+        .into_iter()
+        .filter(|v| opts.variants.iter().any(|name| name == v.name))
+        .map(|v| (v.name, Server::start(v.name, v.store)))
         .collect();
     let mut cookies = Vec::new();
     for (name, server) in &servers {

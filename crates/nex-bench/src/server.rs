@@ -3,15 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     tid: Option<u32>,
 }
 
 impl Server {
-    pub(crate) fn start(name: &str, app: fn() -> Router) -> Self {
+    pub(crate) fn start(name: &str, store: Option<String>) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         // Named threads let `perf report --comm srv-<variant>` separate the servers.
         let spawned = std::thread::Builder::new().name(format!("srv-{name}")).spawn(move || {
@@ -25,8 +23,15 @@ impl Server {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else { return };
                 let Ok(addr) = listener.local_addr() else { return };
+                let app = match crate::apps::build(store.as_deref()).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        eprintln!("nex-bench: {e}");
+                        return;
+                    }
+                };
                 let _ = tx.send((addr, current_tid()));
-                let _ = axum::serve(listener, app()).await;
+                let _ = axum::serve(listener, app).await;
             });
         });
         if let Err(e) = spawned {

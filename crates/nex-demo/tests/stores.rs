@@ -74,7 +74,12 @@ async fn a_redis_outage_answers_503_try_again_within_a_second_and_heals() {
     let mut server = RedisServer::start_private_durable();
     let b = serve_on(nex_session::store::open(&server.url()).await.unwrap()).await;
     sign_in(&b).await;
+    let token = b.get("/dashboard").await.csrf_token();
     server.stop();
+    let started = Instant::now();
+    let post = b.post_form("/counter", &[("_csrf_token", &token)]).await;
+    assert_eq!(post.status, 503, "a write during the outage: {}", post.body);
+    assert!(started.elapsed() < Duration::from_millis(1600), "POST took {:?}", started.elapsed());
     for path in ["/", "/dashboard", "/counter", "/login"] {
         let started = Instant::now();
         let page = b.get(path).await;

@@ -59,6 +59,8 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `axum` | yes | the [`Session`] extractor (`axum-core`) |
+//! | `sqlite` | no | `store::SqliteStore`: durable sessions in a SQLite file (bundled SQLite) |
+//! | `redis` | no | `store::RedisStore`: Redis / Valkey, single node or Redis Cluster |
 //!
 //! ## Security notes
 //!

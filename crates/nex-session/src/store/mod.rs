@@ -29,6 +29,8 @@ use std::pin::Pin;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
+#[cfg(any(feature = "redis", feature = "sqlite"))]
+mod cas;
 pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]

@@ -37,6 +37,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 
+use super::cas::{remember, take_known, UpdateLocks};
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
 };
@@ -47,7 +48,6 @@ use crate::token::now_ms;
 /// The field that marks a session as existing even with no keys.
 const MARKER: &str = "\u{0}nex";
 const CAS_ATTEMPTS: usize = 64;
-const UPDATE_LOCKS: usize = 64;
 
 const APPLY: &str = r"
 local exists = redis.call('EXISTS', KEYS[1]) == 1
@@ -142,7 +142,7 @@ pub struct RedisStore {
     conn: Connection,
     prefix: Arc<str>,
     timeout: Duration,
-    update_locks: Arc<[tokio::sync::Mutex<()>]>,
+    update_locks: UpdateLocks,
     scripts: Arc<Scripts>,
 }
 
@@ -210,7 +210,7 @@ impl RedisStore {
             }
         };
         let conn = tokio::time::timeout(timeout * 3, connect).await.map_err(|_| StoreError::Timeout(timeout * 3))??;
-        let update_locks = (0..UPDATE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
+        let update_locks = UpdateLocks::new();
         let scripts = Scripts {
             apply: Script::new(APPLY),
             compare_and_set: Script::new(COMPARE_AND_SET),
@@ -296,23 +296,23 @@ impl SessionStore for RedisStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
             let k = self.key(key);
-            let shard = usize::from(key.as_bytes()[9]) % UPDATE_LOCKS;
-            let _serialised = match self.update_locks.get(shard) {
-                Some(lock) => Some(lock.lock().await),
-                None => None,
-            };
+            let mut slot = self.update_locks.lock(key).await;
+            let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
             for _ in 0..CAS_ATTEMPTS {
                 let mut conn = self.conn.clone();
-                let (exists, current): (i64, Option<Vec<u8>>) =
-                    self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
+                let (exists, current): (i64, Option<Vec<u8>>) = match known.take() {
+                    // This process wrote it last, so the session existed: skip the read.
+                    Some(value) => (1, value),
+                    None => self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?,
+                };
                 match (presence, exists == 1) {
                     (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
                     _ => {}
                 }
                 let (op, new) = match f(current.as_deref()) {
                     UpdateAction::Keep => return Ok(WriteOutcome::Done),
-                    UpdateAction::Set(bytes) => ("p", bytes),
-                    UpdateAction::Delete => ("d", Vec::new()),
+                    UpdateAction::Set(bytes) => ("p", Some(bytes)),
+                    UpdateAction::Delete => ("d", None),
                 };
                 let mut invocation = self.scripts.compare_and_set.key(&k);
                 invocation
@@ -324,9 +324,14 @@ impl SessionStore for RedisStore {
                     .arg(if current.is_some() { "1" } else { "0" })
                     .arg(current.as_deref().unwrap_or_default())
                     .arg(op)
-                    .arg(new.as_slice());
+                    .arg(new.as_deref().unwrap_or_default());
                 match self.timed(invocation.invoke_async::<i64>(&mut conn)).await? {
-                    1 => return Ok(WriteOutcome::Done),
+                    1 => {
+                        if let Some(slot) = slot.as_deref_mut() {
+                            remember(slot, key, field, new);
+                        }
+                        return Ok(WriteOutcome::Done);
+                    }
                     -1 => return Ok(WriteOutcome::PresenceFailed),
                     // Changed by another instance since we read it: read again.
                     _ => tokio::task::yield_now().await,

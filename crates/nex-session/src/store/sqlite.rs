@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::cas::{remember, take_known, UpdateLocks};
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
 };
@@ -36,16 +37,12 @@ const SCHEMA_VERSION: i64 = 1;
 const PURGE_BATCH: i64 = 500;
 /// Compare-and-set attempts of one `update` before reporting contention.
 const CAS_ATTEMPTS: usize = 64;
-/// Shards of the per-process update lock.
-const UPDATE_LOCKS: usize = 64;
 
 /// Sessions in a SQLite file. Cloning shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// Serialises this process's updates per session shard, so they do not
-    /// race each other's compare-and-set; other processes are handled by the CAS.
-    update_locks: Arc<[tokio::sync::Mutex<()>]>,
+    update_locks: UpdateLocks,
     path: PathBuf,
 }
 
@@ -69,7 +66,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let for_task = path.clone();
         let conn = tokio::task::spawn_blocking(move || open_blocking(&for_task)).await.map_err(unavailable)??;
-        let update_locks = (0..UPDATE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
+        let update_locks = UpdateLocks::new();
         Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path })
     }
 
@@ -233,23 +230,25 @@ impl SessionStore for SqliteStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
-            let shard = usize::from(key.as_bytes()[9]) % UPDATE_LOCKS;
-            let _serialised = match self.update_locks.get(shard) {
-                Some(lock) => Some(lock.lock().await),
-                None => None,
-            };
+            let mut slot = self.update_locks.lock(key).await;
+            let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
             for _ in 0..CAS_ATTEMPTS {
-                let name = field.to_owned();
-                let (is_live, current) = self
-                    .run(move |conn| {
-                        let tx = conn.transaction()?;
-                        let k = key.as_bytes().as_slice();
-                        let is_live = live(&tx, k, now_ms())?;
-                        let current = if is_live { read_field(&tx, k, &name)? } else { None };
-                        tx.commit()?;
-                        Ok((is_live, current))
-                    })
-                    .await?;
+                let (is_live, current) = match known.take() {
+                    // This process wrote it last, so the session existed: skip the read.
+                    Some(value) => (true, value),
+                    None => {
+                        let name = field.to_owned();
+                        self.run(move |conn| {
+                            let tx = conn.transaction()?;
+                            let k = key.as_bytes().as_slice();
+                            let is_live = live(&tx, k, now_ms())?;
+                            let current = if is_live { read_field(&tx, k, &name)? } else { None };
+                            tx.commit()?;
+                            Ok((is_live, current))
+                        })
+                        .await?
+                    }
+                };
                 match (presence, is_live) {
                     (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
                     _ => {}
@@ -260,6 +259,7 @@ impl SessionStore for SqliteStore {
                     UpdateAction::Delete => None,
                 };
                 let name = field.to_owned();
+                let written_value = new.clone();
                 // Write only if the session and the field are as read (compare-and-set).
                 let written = self
                     .run(move |conn| {
@@ -278,6 +278,9 @@ impl SessionStore for SqliteStore {
                     })
                     .await?;
                 if written {
+                    if let Some(slot) = slot.as_deref_mut() {
+                        remember(slot, key, field, written_value);
+                    }
                     return Ok(WriteOutcome::Done);
                 }
                 // Another process changed the field meanwhile: read again.
