@@ -351,7 +351,9 @@ fn merge<'a>(packed: &[u8], changes: impl Iterator<Item = (&'a str, Option<&'a [
     for (k, v) in old {
         push(k, v);
     }
-    out.into_boxed_slice()
+    // An exact-size copy: shrinking `out` in place would leave a small free gap
+    // after every stored session, which the allocator rarely reuses.
+    Box::from(out.as_slice())
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: usize) {
