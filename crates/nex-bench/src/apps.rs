@@ -1,56 +1,98 @@
-//! The benchmarked app, bare and with nex-session: same routes, same bodies.
+//! The benchmarked app in every variant: same routes, same bodies.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /login` | creates the session: `user_id = 42`, `counter = 0` |
+//! | `GET /read` | reads `user_id` |
+//! | `GET`/`POST /write` | increments `counter` (nex-session: atomic `update`; tower-sessions: get then insert, its documented way) |
+//! | `POST /put/{k}` | puts key `k` (lost-update check) |
+//! | `GET /count` | `"<keys k0..k199 present> <counter>"` (lost-update check) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use nex_session::token::SecretKeyBase;
 use nex_session::{SessionConfig, SessionError, SessionLayer};
 
-/// A benchmarked variant: its name and, for nex-session, the store URL.
-pub(crate) struct Variant {
-    pub(crate) name: &'static str,
-    pub(crate) store: Option<String>,
+/// How a variant keeps sessions.
+#[derive(Clone)]
+pub(crate) enum Kind {
+    /// No session layer: the ceiling.
+    Bare,
+    /// nex-session over the store at this URL.
+    Nex(String),
+    /// tower-sessions with its memory store.
+    TowerMemory,
+    /// tower-sessions with tower-sessions-redis-store at this URL.
+    TowerRedis(String),
 }
 
-/// Every variant the harness knows. The Redis URL comes from `NEX_BENCH_REDIS_URL`
-/// (default `redis://127.0.0.1:6379`).
+/// A benchmarked variant.
+pub(crate) struct Variant {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+}
+
+/// Every variant. The Redis URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`).
 pub(crate) fn variants() -> Vec<Variant> {
     let redis = std::env::var("NEX_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     vec![
-        Variant { name: "bare", store: None },
-        Variant { name: "nex-memory", store: Some("memory".into()) },
-        Variant { name: "nex-sqlite", store: Some("sqlite://target/bench/nex-bench.db".into()) },
-        Variant { name: "nex-redis", store: Some(redis) },
+        Variant { name: "bare", kind: Kind::Bare },
+        Variant { name: "nex-memory", kind: Kind::Nex("memory".into()) },
+        Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()) },
+        Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()) },
+        Variant { name: "ts-memory", kind: Kind::TowerMemory },
+        Variant { name: "ts-redis", kind: Kind::TowerRedis(redis) },
     ]
 }
 
-/// The router of a variant (inside the server's runtime, so stores can connect).
-pub(crate) async fn build(variant_store: Option<&str>) -> Result<Router, String> {
-    let Some(url) = variant_store else { return Ok(bare()) };
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::create_dir_all(dir);
+/// The router of a variant (built inside the server's runtime, so stores can connect).
+pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
+    match kind {
+        Kind::Bare => Ok(bare()),
+        Kind::Nex(url) => {
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+            }
+            let store = nex_session::store::open(url).await.map_err(|e| format!("store {url}: {e}"))?;
+            let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
+                .unwrap_or_else(|_| SecretKeyBase::development());
+            let config = SessionConfig::new(secret).with_secure_cookie(false);
+            Ok(nex_routes().layer(SessionLayer::with_shared_store(store, config)))
+        }
+        Kind::TowerMemory => {
+            let layer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                .with_secure(false)
+                .with_signed(tower_sessions::cookie::Key::generate());
+            Ok(tower_routes().layer(layer))
+        }
+        Kind::TowerRedis(url) => {
+            use tower_sessions_redis_store::fred::prelude::*;
+            let config = Config::from_url(url).map_err(|e| format!("redis {url}: {e}"))?;
+            let pool = Pool::new(config, None, None, None, 6).map_err(|e| format!("redis {url}: {e}"))?;
+            let _connection = pool.connect();
+            pool.wait_for_connect().await.map_err(|e| format!("redis {url}: {e}"))?;
+            let store = tower_sessions_redis_store::RedisStore::new(pool);
+            let layer = tower_sessions::SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_signed(tower_sessions::cookie::Key::generate());
+            Ok(tower_routes().layer(layer))
         }
     }
-    let store = nex_session::store::open(url).await.map_err(|e| format!("store {url}: {e}"))?;
-    let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
-        .unwrap_or_else(|_| SecretKeyBase::development());
-    let config = SessionConfig::new(secret).with_secure_cookie(false);
-    Ok(nex_routes().layer(SessionLayer::with_shared_store(store, config)))
 }
 
-/// No session layer: the ceiling.
 fn bare() -> Router {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let write = || async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) };
     Router::new()
         .route("/login", post(|| async { "ok" }))
         .route("/read", get(|| async { format!("user {}", std::hint::black_box(42u64)) }))
-        .route(
-            "/write",
-            post(|| async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) })
-                .get(|| async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) }),
-        )
+        .route("/write", post(write).get(write))
 }
 
 fn nex_routes() -> Router {
@@ -67,5 +109,65 @@ fn nex_routes() -> Router {
         let n = nex_session::update("counter", 0u64, |n| n + 1).await?;
         Ok(format!("counter {n}"))
     }
-    Router::new().route("/login", post(login)).route("/read", get(read)).route("/write", post(write).get(write))
+    async fn put(Path(key): Path<String>) -> Result<&'static str, SessionError> {
+        nex_session::put(&key, 1u64).await?;
+        Ok("ok")
+    }
+    async fn count() -> Result<String, SessionError> {
+        let mut keys = 0;
+        for i in 0..200 {
+            if nex_session::get::<u64>(&format!("k{i}")).await?.is_some() {
+                keys += 1;
+            }
+        }
+        Ok(format!("{keys} {}", nex_session::get_or("counter", 0u64).await?))
+    }
+    Router::new()
+        .route("/login", post(login))
+        .route("/read", get(read))
+        .route("/write", post(write).get(write))
+        .route("/put/{k}", post(put))
+        .route("/count", get(count))
+}
+
+fn tower_routes() -> Router {
+    use tower_sessions::Session;
+    fn fail<E>(_: E) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+    async fn login(s: Session) -> Result<&'static str, StatusCode> {
+        s.insert("user_id", 42u64).await.map_err(fail)?;
+        s.insert("counter", 0u64).await.map_err(fail)?;
+        Ok("ok")
+    }
+    async fn read(s: Session) -> Result<String, StatusCode> {
+        let user: Option<u64> = s.get("user_id").await.map_err(fail)?;
+        Ok(format!("user {}", user.unwrap_or(0)))
+    }
+    async fn write(s: Session) -> Result<String, StatusCode> {
+        // tower-sessions has no atomic update: read, then insert, as its examples do.
+        let n: u64 = s.get("counter").await.map_err(fail)?.unwrap_or(0) + 1;
+        s.insert("counter", n).await.map_err(fail)?;
+        Ok(format!("counter {n}"))
+    }
+    async fn put(s: Session, Path(key): Path<String>) -> Result<&'static str, StatusCode> {
+        s.insert(&key, 1u64).await.map_err(fail)?;
+        Ok("ok")
+    }
+    async fn count(s: Session) -> Result<String, StatusCode> {
+        let mut keys = 0;
+        for i in 0..200 {
+            if s.get::<u64>(&format!("k{i}")).await.map_err(fail)?.is_some() {
+                keys += 1;
+            }
+        }
+        let counter: u64 = s.get("counter").await.map_err(fail)?.unwrap_or(0);
+        Ok(format!("{keys} {counter}"))
+    }
+    Router::new()
+        .route("/login", post(login))
+        .route("/read", get(read))
+        .route("/write", post(write).get(write))
+        .route("/put/{k}", post(put))
+        .route("/count", get(count))
 }

@@ -60,7 +60,7 @@ fn run_wrk(
 ) -> Result<LoadResult, String> {
     let output = Command::new("wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{}s", duration.as_secs().max(1))])
-        .args(["-H", &format!("Cookie: _nex_session={cookie}")])
+        .args(["-H", &format!("Cookie: {cookie}")])
         .arg(format!("http://{addr}{route}"))
         .output()
         .map_err(|e| format!("wrk: {e}"))?;
@@ -119,7 +119,7 @@ async fn connection_loop(addr: SocketAddr, route: &str, cookie: &str, deadline: 
     while Instant::now() < deadline {
         let request = hyper::Request::get(route)
             .header("host", addr.to_string())
-            .header("cookie", format!("_nex_session={cookie}"))
+            .header("cookie", cookie)
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
@@ -134,7 +134,8 @@ async fn connection_loop(addr: SocketAddr, route: &str, cookie: &str, deadline: 
     Ok((ok, bad))
 }
 
-/// Creates a session (POST /login) and returns its cookie value ("" for the bare app).
+/// Creates a session (POST /login) and returns its cookie as `name=value`
+/// (`nex=none` for the bare app, which sets none, so every variant gets a Cookie header).
 pub(crate) fn login(addr: SocketAddr) -> Result<String, String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
@@ -151,10 +152,10 @@ pub(crate) fn login(addr: SocketAddr) -> Result<String, String> {
             .headers()
             .get_all("set-cookie")
             .iter()
-            .filter_map(|v| v.to_str().ok()?.strip_prefix("_nex_session="))
+            .filter_map(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().to_owned())
             .next()
-            .unwrap_or_default();
+            .unwrap_or_else(|| "nex=none".to_owned());
         Ok(cookie)
     })
 }

@@ -9,11 +9,17 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn start(name: &str, store: Option<String>) -> Self {
+    /// Starts `kind` on `threads` runtime threads (1: a current-thread runtime).
+    pub(crate) fn start(name: &str, kind: crate::apps::Kind, threads: usize) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         // Named threads let `perf report --comm srv-<variant>` separate the servers.
         let spawned = std::thread::Builder::new().name(format!("srv-{name}")).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let built = if threads <= 1 {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+            };
+            let runtime = match built {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("runtime: {e}");
@@ -23,7 +29,7 @@ impl Server {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else { return };
                 let Ok(addr) = listener.local_addr() else { return };
-                let app = match crate::apps::build(store.as_deref()).await {
+                let app = match crate::apps::build(&kind).await {
                     Ok(app) => app,
                     Err(e) => {
                         eprintln!("nex-bench: {e}");
