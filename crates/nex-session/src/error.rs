@@ -66,6 +66,14 @@ pub enum SessionError {
     /// A cookie name or value that cannot go into a `Set-Cookie` header.
     #[error("invalid cookie {0:?}: names must be tokens and values cookie-octets (RFC 6265)")]
     InvalidCookie(String),
+    /// A buffered write (`put`, `delete`, a cookie) after the response was already
+    /// given its cookies, e.g. from a task that outlived the request: it could never
+    /// be saved. Use `update` (written at once) or write before the handler returns.
+    #[error(
+        "the response for this session was already sent; a put/delete/cookie now could never be saved \
+         (write before the handler returns, or use `update`, which writes at once)"
+    )]
+    ResponseSent,
     /// The OS random number generator failed while making a session id.
     #[error("the OS random number generator failed: {0}")]
     Random(getrandom::Error),

@@ -84,6 +84,8 @@ struct State {
     forget_cookie: bool,
     first_cookie_header: Option<HeaderValue>,
     more_cookie_headers: Vec<HeaderValue>,
+    /// The response has been given its cookies: later buffered writes could never be saved.
+    finished: bool,
     /// Queued cookies of the cookie helper: name, and `Some(value)` or `None` for delete.
     response_cookies: Vec<(String, Option<String>, HeaderValue)>,
 }
@@ -147,6 +149,7 @@ impl Session {
     pub async fn put<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
         let bytes = encode(key, &value)?;
         let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
         if state.id.is_none() {
             state.start_new()?;
         }
@@ -214,6 +217,7 @@ impl Session {
     /// None today; `Result` for symmetry and future stores.
     pub async fn delete(&self, key: &str) -> Result<(), SessionError> {
         let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
         if state.id.is_some() {
             state.pending.insert(key.to_owned(), None);
         }
@@ -260,8 +264,12 @@ impl Session {
                 state.wrote = true;
                 tracing::debug!(target: "nex_session", "session renewed");
             } else {
-                // The old session vanished meanwhile: start afresh under the new id.
+                // The old session vanished meanwhile: start afresh under the new id,
+                // keeping this request's unsaved puts (they are written as a new session).
+                let pending = std::mem::take(&mut state.pending);
                 state.reset_to_no_session();
+                state.pending = pending;
+                state.pending.retain(|_, change| change.is_some());
                 state.forget_cookie = state.cookie.is_some();
             }
         }
@@ -281,6 +289,7 @@ impl Session {
     pub async fn put_cookie(&self, name: &str, value: &str, opts: CookieOptions) -> Result<(), SessionError> {
         let header = cookie::set_cookie_value(name, value, &opts)?;
         let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
         state.response_cookies.retain(|(n, _, _)| n != name);
         let kept = (!opts.is_deletion()).then(|| value.to_owned());
         state.response_cookies.push((name.to_owned(), kept, header));
@@ -295,6 +304,7 @@ impl Session {
         let opts = CookieOptions::default().with_max_age(0);
         let header = cookie::set_cookie_value(name, "", &opts)?;
         let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
         state.response_cookies.retain(|(n, _, _)| n != name);
         state.response_cookies.push((name.to_owned(), None, header));
         Ok(())
@@ -358,11 +368,13 @@ impl Session {
         step: &mut (dyn FnMut(Option<&[u8]>) -> UpdateAction + Send),
     ) -> Result<(), SessionError> {
         self.flush(state).await?;
-        if state.id.is_none() {
-            state.start_new()?;
-        }
         let store = &self.inner.shared.store;
         for _ in 0..WRITE_ATTEMPTS {
+            if state.id.is_none() {
+                // A new session's cookie could no longer reach the browser.
+                state.ensure_open()?;
+                state.start_new()?;
+            }
             let Some(id) = state.id.clone() else { break };
             let presence = if state.in_store { Presence::Existing } else { Presence::New };
             let mut last_action = None;
@@ -401,6 +413,11 @@ impl Session {
         }
         let store = &self.inner.shared.store;
         for _ in 0..WRITE_ATTEMPTS {
+            if state.pending.is_empty() {
+                // Only deletes of a vanished session were pending: nothing to create.
+                state.id = None;
+                return Ok(());
+            }
             let Some(id) = state.id.clone() else { break };
             let presence = if state.in_store { Presence::Existing } else { Presence::New };
             match store.apply(id.store_key(), &state.pending, self.expiry(), presence).await? {
@@ -473,6 +490,21 @@ impl Session {
         self.outgoing(&mut state, touched)
     }
 
+    /// After a failed save: the cookie for a stored session whose id changed in this
+    /// request (a successful `renew`), so the 503 does not strand the browser on a
+    /// dead id. `None` when there is nothing to rescue.
+    pub(crate) fn rescue_cookie(&self) -> Option<HeaderValue> {
+        let mut state = self.inner.state.try_lock().ok()?;
+        state.finished = true;
+        let id = state.id.as_ref().filter(|_| state.in_store)?;
+        if state.cookie.as_ref().is_some_and(|c| c.id == *id) {
+            return None;
+        }
+        let shared = &self.inner.shared;
+        let token = shared.keyring.sign_at(id.as_str().as_bytes(), self.inner.started_ms, shared.config.ttl_s());
+        shared.session_cookie(&token).ok()
+    }
+
     /// A read-only use of a stored session whose cookie is older than the refresh interval.
     fn touch_due(&self, state: &State) -> bool {
         match (&state.id, &state.cookie) {
@@ -488,6 +520,7 @@ impl Session {
 
     /// The `Set-Cookie` headers to send, given whether a due touch found the session.
     fn outgoing(&self, state: &mut State, touched: Option<bool>) -> Result<Outgoing, SessionError> {
+        state.finished = true;
         let shared = &self.inner.shared;
         let cookie_id = state.cookie.as_ref().map(|c| &c.id);
         // Some(Some(id)): (re)issue the cookie for id; Some(None): delete it.
@@ -516,6 +549,14 @@ impl Session {
 }
 
 impl State {
+    /// Refuses buffered writes once the response has its cookies.
+    fn ensure_open(&self) -> Result<(), SessionError> {
+        if self.finished {
+            return Err(SessionError::ResponseSent);
+        }
+        Ok(())
+    }
+
     /// The request's current view of `key`: pending, else written, else loaded.
     fn view(&self, key: &str) -> Option<&[u8]> {
         if let Some(change) = self.pending.get(key).or_else(|| self.written.get(key)) {
@@ -558,6 +599,8 @@ impl State {
             self.written.clear();
             self.loaded = Some(Fields::new());
             self.forget_cookie = self.cookie.is_some();
+            // Deleting keys of a vanished session is already done; only puts start a new one.
+            self.pending.retain(|_, change| change.is_some());
         }
         self.id = Some(SessionId::generate().map_err(SessionError::Random)?);
         self.in_store = false;

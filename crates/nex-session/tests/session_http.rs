@@ -33,6 +33,34 @@ fn text(r: Result<String, SessionError>) -> String {
 fn routes() -> Router {
     Router::new()
         .route(
+            "/put-then-renew/{key}/{value}",
+            post(|Path((k, v)): Path<(String, String)>| async move {
+                nex_session::put(&k, &v).await.unwrap();
+                text(nex_session::renew().await.map(|()| "ok".into()))
+            }),
+        )
+        .route(
+            "/renew-then-put",
+            post(|| async {
+                nex_session::renew().await.unwrap();
+                nex_session::put("after", 1).await.unwrap();
+                "ok"
+            }),
+        )
+        .route(
+            "/late-put",
+            post(|session: Session| async move {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let late = session.put("late", 1).await;
+                    LATE_PUT_REFUSED
+                        .store(matches!(late, Err(SessionError::ResponseSent)), std::sync::atomic::Ordering::SeqCst);
+                    LATE_PUT_DONE.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                "ok"
+            }),
+        )
+        .route(
             "/strict/{key}",
             get(|Path(key): Path<String>| async move {
                 let value: Option<Value> = nex_session::get(&key).await?;
@@ -165,6 +193,16 @@ fn routes() -> Router {
                 "never"
             }),
         )
+}
+
+static LATE_PUT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static LATE_PUT_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Removes the session behind `cookie` from the store, as another tab's logout would.
+async fn remove_behind_the_back(f: &Fixture, cookie: &str) {
+    let id = f.client.get("/id", Some(cookie)).await.body;
+    let key = nex_session::SessionId::parse(&id).unwrap().store_key();
+    f.store.remove(key).await.unwrap();
 }
 
 struct Fixture {
@@ -465,4 +503,52 @@ async fn a_rotated_secret_keeps_old_cookies_working() {
     assert_eq!(client.get("/get/a", Some(&cookie)).await.body, "\"1\"");
     let dropped = routes().layer(SessionLayer::with_shared_store(store, config()));
     assert_eq!(HttpClient::new(serve(dropped).await).get("/get/a", Some(&cookie)).await.body, "none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_of_a_vanished_session_keeps_the_requests_puts() {
+    let f = start().await;
+    let cookie = new_session(&f).await;
+    remove_behind_the_back(&f, &cookie).await;
+    let r = f.client.post("/put-then-renew/user_id/5", Some(&cookie)).await;
+    let fresh = r.session_cookie().expect("a cookie for the fresh session");
+    assert!(!fresh.is_empty(), "the put is saved under a new id, not dropped");
+    assert_eq!(f.client.get("/get/user_id", Some(&fresh)).await.body, "\"5\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_on_a_session_removed_meanwhile_creates_no_new_session() {
+    let f = start().await;
+    let cookie = new_session(&f).await;
+    remove_behind_the_back(&f, &cookie).await;
+    let r = f.client.post("/delete/seed", Some(&cookie)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.session_cookie().is_none_or(|c| c.is_empty()), "no new session cookie: {:?}", r.set_cookies);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_after_renew_still_moves_the_browser_to_the_new_id() {
+    let f = start().await;
+    let cookie = new_session(&f).await;
+    f.store.fail_applies.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = f.client.post("/renew-then-put", Some(&cookie)).await;
+    f.store.fail_applies.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(r.status, 503);
+    let moved = r.session_cookie().expect("the renewed id's cookie comes with the 503");
+    assert_eq!(f.client.get("/get/seed", Some(&moved)).await.body, "\"1\"", "the session is reachable");
+    assert_eq!(f.client.get("/get/after", Some(&moved)).await.body, "none", "the failed put is not reported saved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_after_the_response_was_sent_is_refused_not_silently_lost() {
+    let f = start().await;
+    let cookie = new_session(&f).await;
+    assert_eq!(f.client.post("/late-put", Some(&cookie)).await.status, 200);
+    for _ in 0..50 {
+        if LATE_PUT_DONE.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(LATE_PUT_REFUSED.load(std::sync::atomic::Ordering::SeqCst), "the late put returns ResponseSent");
 }

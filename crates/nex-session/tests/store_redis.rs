@@ -93,3 +93,27 @@ async fn an_outage_fails_fast_applies_nothing_and_recovers_without_restart() {
     }
     store.apply(key, &batch, later, Presence::New).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_value_never_hides_another_instances_write() {
+    use nex_session::store::UpdateAction;
+    let (url, _server) = single_node();
+    let p = prefix("stale-cache");
+    let a = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let b = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    let mut set = |_: Option<&[u8]>| UpdateAction::Set(b"1".to_vec());
+    a.update(key, "f", &mut set, later, Presence::New).await.unwrap();
+    // Another instance changes the field behind A's back.
+    let mut batch = std::collections::BTreeMap::new();
+    batch.insert("f".to_owned(), Some(b"2".to_vec()));
+    b.apply(key, &batch, later, Presence::Existing).await.unwrap();
+    let mut seen = Vec::new();
+    let mut keep = |cur: Option<&[u8]>| {
+        seen.push(cur.map(<[u8]>::to_vec));
+        UpdateAction::Keep
+    };
+    a.update(key, "f", &mut keep, later, Presence::Existing).await.unwrap();
+    assert_eq!(seen.last(), Some(&Some(b"2".to_vec())), "the final decision saw the store's value");
+}

@@ -33,7 +33,7 @@ pin_project! {
             session: Option<Session>,
         },
         Persisting {
-            persist: BoxFuture<'static, Result<Outgoing, SessionError>>,
+            persist: BoxFuture<'static, (Result<Outgoing, SessionError>, Session)>,
             response: Option<Response<B>>,
         },
         Done,
@@ -65,16 +65,19 @@ where
                     let Some(session) = session.take() else { return Poll::Pending };
                     if let Some(result) = session.try_persist_now() {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(finish(response, result)));
+                        return Poll::Ready(Ok(finish(response, result, &session)));
                     }
-                    let persist = Box::pin(async move { session.persist().await });
+                    let persist = Box::pin(async move {
+                        let result = session.persist().await;
+                        (result, session)
+                    });
                     this.state.set(State::Persisting { persist, response: Some(response) });
                 }
                 StateProj::Persisting { persist, response } => {
-                    let result = ready!(persist.as_mut().poll(cx));
+                    let (result, session) = ready!(persist.as_mut().poll(cx));
                     let Some(response) = response.take() else { return Poll::Pending };
                     this.state.set(State::Done);
-                    return Poll::Ready(Ok(finish(response, result)));
+                    return Poll::Ready(Ok(finish(response, result, &session)));
                 }
                 // Polled after completion: a caller bug; stay pending rather than panic.
                 StateProj::Done => return Poll::Pending,
@@ -84,7 +87,11 @@ where
 }
 
 /// Adds the cookies, or replaces the response with a 503 when saving failed.
-fn finish<B: From<&'static str>>(mut response: Response<B>, result: Result<Outgoing, SessionError>) -> Response<B> {
+fn finish<B: From<&'static str>>(
+    mut response: Response<B>,
+    result: Result<Outgoing, SessionError>,
+    session: &Session,
+) -> Response<B> {
     match result {
         Ok(outgoing) => {
             let headers = response.headers_mut();
@@ -95,7 +102,11 @@ fn finish<B: From<&'static str>>(mut response: Response<B>, result: Result<Outgo
         }
         Err(err) => {
             tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-            unavailable()
+            let mut response = unavailable();
+            if let Some(cookie) = session.rescue_cookie() {
+                response.headers_mut().append(SET_COOKIE, cookie);
+            }
+            response
         }
     }
 }

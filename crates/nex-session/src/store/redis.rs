@@ -300,6 +300,7 @@ impl SessionStore for RedisStore {
             let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
             for _ in 0..CAS_ATTEMPTS {
                 let mut conn = self.conn.clone();
+                let from_cache = known.is_some();
                 let (exists, current): (i64, Option<Vec<u8>>) = match known.take() {
                     // This process wrote it last, so the session existed: skip the read.
                     Some(value) => (1, value),
@@ -310,6 +311,9 @@ impl SessionStore for RedisStore {
                     _ => {}
                 }
                 let (op, new) = match f(current.as_deref()) {
+                    // A remembered value may be stale and `Keep` writes nothing to check it
+                    // against: read the store and decide again.
+                    UpdateAction::Keep if from_cache => continue,
                     UpdateAction::Keep => return Ok(WriteOutcome::Done),
                     UpdateAction::Set(bytes) => ("p", Some(bytes)),
                     UpdateAction::Delete => ("d", None),

@@ -233,6 +233,7 @@ impl SessionStore for SqliteStore {
             let mut slot = self.update_locks.lock(key).await;
             let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
             for _ in 0..CAS_ATTEMPTS {
+                let from_cache = known.is_some();
                 let (is_live, current) = match known.take() {
                     // This process wrote it last, so the session existed: skip the read.
                     Some(value) => (true, value),
@@ -254,6 +255,9 @@ impl SessionStore for SqliteStore {
                     _ => {}
                 }
                 let new = match f(current.as_deref()) {
+                    // A remembered value may be stale and `Keep` writes nothing to check it
+                    // against: read the store and decide again.
+                    UpdateAction::Keep if from_cache => continue,
                     UpdateAction::Keep => return Ok(WriteOutcome::Done),
                     UpdateAction::Set(bytes) => Some(bytes),
                     UpdateAction::Delete => None,

@@ -96,6 +96,8 @@ pub struct Instrumented {
     pub writes: Arc<AtomicUsize>,
     pub fail_writes: Arc<AtomicBool>,
     pub fail_reads: Arc<AtomicBool>,
+    /// Fails only batch writes (`apply`), leaving `rename`/`update` working.
+    pub fail_applies: Arc<AtomicBool>,
 }
 
 impl Instrumented {
@@ -106,6 +108,7 @@ impl Instrumented {
             writes: Default::default(),
             fail_writes: Default::default(),
             fail_reads: Default::default(),
+            fail_applies: Default::default(),
         }
     }
 
@@ -142,6 +145,9 @@ impl SessionStore for Instrumented {
         exp: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        if self.fail_applies.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Unavailable("injected apply failure".into())) });
+        }
         match self.write_gate() {
             Ok(()) => self.inner.apply(key, changes, exp, presence),
             Err(e) => Box::pin(async { Err(e) }),
