@@ -47,8 +47,10 @@
 //!   ([`SessionConfig::with_refresh_interval`]), so reads cost no store write.
 //! - If the session cannot be saved, the response becomes **503** and the error is
 //!   logged; a store error on read is returned to the handler.
-//! - A write to a session that vanished mid-request (revoked, renewed or cleared by
-//!   another request, store restarted) starts a fresh session with a new id.
+//! - A put to a session that vanished mid-request (revoked, renewed or cleared by
+//!   another request, store restarted) starts a fresh session with a new id; deletes
+//!   alone start nothing. Buffered writes after the response was sent (from a task
+//!   that kept the handle) are refused with [`SessionError::ResponseSent`].
 //!
 //! Values are stored as JSON (`serde_json`): any serde type works, and a value that
 //! no longer decodes as the requested type is a [`SessionError::Decode`] for that

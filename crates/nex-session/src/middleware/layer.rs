@@ -34,6 +34,10 @@ pub struct SessionLayer {
 impl SessionLayer {
     /// A layer over `store` with `config`. Derives the cookie signing keys here,
     /// once (PBKDF2 per secret), never per request.
+    ///
+    /// # Panics
+    /// As [`SessionLayer::with_shared_store`]: only for a cookie domain that cannot
+    /// go into a header.
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
         Self::with_shared_store(Arc::new(store), config)
     }
@@ -65,6 +69,9 @@ impl SessionLayer {
     }
 
     /// A layer over a fresh [`MemoryStore`].
+    ///
+    /// # Panics
+    /// As [`SessionLayer::with_shared_store`].
     pub fn memory(config: SessionConfig) -> Self {
         Self::new(MemoryStore::new(), config)
     }
