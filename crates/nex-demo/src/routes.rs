@@ -121,8 +121,7 @@ pub(crate) async fn increment(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let token = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
-    if !csrf_ok(&state.csrf, &headers, token).await? {
+    if !token_form_ok(&state.csrf, &headers, &form).await? {
         return Ok(forbidden());
     }
     if current_user().await?.is_none() {
@@ -147,12 +146,21 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let token = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
-    if !csrf_ok(&state.csrf, &headers, token).await? {
+    if !token_form_ok(&state.csrf, &headers, &form).await? {
         return Ok(forbidden());
     }
     nex_session::clear().await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// [`csrf_ok`] for a form that carries only the token (or none, with the header).
+async fn token_form_ok(
+    signer: &Signer,
+    headers: &HeaderMap,
+    form: &Result<Form<TokenForm>, FormRejection>,
+) -> Result<bool, SessionError> {
+    let field = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
+    csrf_ok(signer, headers, field).await
 }
 
 /// The form field, or else the `x-csrf-token` header, must hold a valid token.
