@@ -35,10 +35,15 @@ async fn login_counter_reload_logout_in_a_real_browser() {
     // The counter button increments; a reload keeps the state.
     for expected in 1..=3 {
         browser.click("#increment").await;
-        let text = browser.wait_for_text("Dashboard").await;
-        let counter: u64 =
-            text.lines().find_map(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no counter in {text}"));
-        assert_eq!(counter, expected, "{text}");
+        // A click can return before the redirected page has loaded: wait for it (up to 10 s).
+        let counter_of = |text: &str| text.lines().find_map(|l| l.trim().parse::<u64>().ok());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut text = browser.text().await;
+        while counter_of(&text) != Some(expected) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            text = browser.text().await;
+        }
+        assert_eq!(counter_of(&text), Some(expected), "{text}");
     }
     browser.refresh().await;
     let text = browser.text().await;
