@@ -142,8 +142,8 @@ impl SessionConfig {
         self
     }
 
-    /// How old a cookie may get before a read-only request refreshes it (re-signs
-    /// the cookie and slides the store expiry). Default: 1/100 of the TTL (about
+    /// How old a cookie may get before a request re-signs it (a read-only request
+    /// also slides the store expiry then; a write always does). Default: 1/100 of the TTL (about
     /// 100 minutes for 7 days), so busy sessions cost no write per request while
     /// the effective idle timeout stays within 1% of the TTL.
     #[must_use]

@@ -162,6 +162,17 @@ pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, 
     })
 }
 
+/// The values of every request cookie called `name`, in order, as [`request_pairs`]
+/// would give them, but scanning bytes: this runs on every request for the session cookie.
+pub(crate) fn request_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.get_all(COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).filter_map(move |pair| {
+        let rest = pair.trim_ascii_start().strip_prefix(name.as_bytes())?;
+        let value = rest.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
+        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        std::str::from_utf8(value).ok()
+    })
+}
+
 /// Queues a cookie for the response (Nex.Cookie.put/3).
 ///
 /// # Errors

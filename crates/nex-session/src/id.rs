@@ -26,7 +26,8 @@ const ID_CHARS: usize = 32;
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId {
-    text: Box<str>,
+    /// The 32 base64url characters, inline: cloning an id never allocates.
+    text: [u8; ID_CHARS],
     /// SHA-256 of `text`, computed once: every store call of a request needs it.
     key: StoreKey,
 }
@@ -39,24 +40,31 @@ impl SessionId {
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::fill(&mut bytes)?;
-        Ok(Self::from_text(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str()))
+        let mut text = [0u8; ID_CHARS];
+        match URL_SAFE_NO_PAD.encode_slice(bytes, &mut text) {
+            Ok(ID_CHARS) => Ok(Self::from_text(text)),
+            // 24 bytes always encode to 32 characters.
+            _ => Err(getrandom::Error::UNSUPPORTED),
+        }
     }
 
     /// Accepts an id in our format (32 base64url characters), else `None`.
     pub fn parse(id: &str) -> Option<Self> {
         let well_formed =
             id.len() == ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| Self::from_text(id.into()))
+        let text: [u8; ID_CHARS] = id.as_bytes().try_into().ok()?;
+        well_formed.then(|| Self::from_text(text))
     }
 
-    fn from_text(text: Box<str>) -> Self {
-        let key = StoreKey(Sha256::digest(text.as_bytes()).into());
+    fn from_text(text: [u8; ID_CHARS]) -> Self {
+        let key = StoreKey(Sha256::digest(text).into());
         Self { text, key }
     }
 
     /// The id as text, as signed into the cookie.
     pub fn as_str(&self) -> &str {
-        &self.text
+        // Only base64url characters are ever stored, so this is always valid UTF-8.
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// The key stores file this session under: SHA-256 of the id.
@@ -67,7 +75,7 @@ impl SessionId {
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = self.text.get(..6).unwrap_or_default();
+        let prefix = self.as_str().get(..6).unwrap_or_default();
         write!(f, "SessionId({prefix}…)")
     }
 }

@@ -45,6 +45,14 @@
 //! - Expiry slides: a write sets it to now + TTL; a read-only request refreshes the
 //!   cookie and the store expiry only once the cookie is older than 1/100 of the TTL
 //!   ([`SessionConfig::with_refresh_interval`]), so reads cost no store write.
+//!   The cookie is re-signed only when it names a new id (new session, `renew`),
+//!   when that refresh is due, or when it was signed with a previous secret; a
+//!   write to a session with a fresh cookie sends no `Set-Cookie` (the store's
+//!   expiry slides anyway, and the cookie's own `Max-Age` is renewed at the next
+//!   refresh, long before it runs out).
+//! - Verified cookies are remembered per layer (a small table, exact match compared
+//!   in constant time, expiry re-checked on every hit), so a browser's repeat
+//!   requests skip the HMAC; whether the session exists is still the store's answer.
 //! - If the session cannot be saved, the response becomes **503** and the error is
 //!   logged; a store error on read is returned to the handler.
 //! - A put to a session that vanished mid-request (revoked, renewed or cleared by

@@ -21,7 +21,7 @@ use crate::cookie::{self, CookieOptions, SameSite};
 use crate::error::{SessionError, StoreError};
 use crate::flash::Flash;
 use crate::id::SessionId;
-use crate::middleware::Shared;
+use crate::middleware::{Shared, VerifiedCookie};
 use crate::store::{Changes, Fields, Presence, UpdateAction, WriteOutcome};
 
 /// The name of the session cookie (as Nex).
@@ -58,20 +58,13 @@ struct Inner {
     state: Mutex<State>,
 }
 
-/// The verified cookie the request came with.
-#[derive(Clone)]
-struct CookieSession {
-    id: SessionId,
-    signed_at_ms: i64,
-}
-
 #[derive(Default)]
 struct State {
     /// The current id: from the cookie, generated for a new session, or none.
     id: Option<SessionId>,
     /// The id refers to a session that exists in the store (as far as we know).
     in_store: bool,
-    cookie: Option<CookieSession>,
+    cookie: Option<VerifiedCookie>,
     /// Stored fields as of the (lazy) load; `None` until loaded.
     loaded: Option<Fields>,
     /// Values this request already wrote to the store (flushed or `update`d).
@@ -100,11 +93,10 @@ impl Session {
     pub(crate) fn begin(
         shared: Arc<Shared>,
         started_ms: i64,
-        cookie: Option<(SessionId, i64)>,
+        cookie: Option<VerifiedCookie>,
         first_cookie_header: Option<HeaderValue>,
         more_cookie_headers: Vec<HeaderValue>,
     ) -> Self {
-        let cookie = cookie.map(|(id, signed_at_ms)| CookieSession { id, signed_at_ms });
         let state = State {
             id: cookie.as_ref().map(|c| c.id.clone()),
             in_store: cookie.is_some(),
@@ -173,7 +165,7 @@ impl Session {
         T: Serialize + DeserializeOwned + Clone + Send,
         F: FnMut(T) -> T + Send,
     {
-        let mut result: Option<Result<(T, Vec<u8>), SessionError>> = None;
+        let mut result: Option<Result<T, SessionError>> = None;
         let result_slot = &mut result;
         // Owns `default` so the closure is `Send` without requiring `T: Sync`.
         let mut step = move |current: Option<&[u8]>| {
@@ -190,7 +182,7 @@ impl Session {
             let new = f(value);
             match encode(key, &new) {
                 Ok(bytes) => {
-                    *result_slot = Some(Ok((new, bytes.clone())));
+                    *result_slot = Some(Ok(new));
                     UpdateAction::Set(bytes)
                 }
                 Err(err) => {
@@ -204,7 +196,7 @@ impl Session {
         drop(state);
         drop(step);
         match result {
-            Some(Ok((value, _))) => Ok(value),
+            Some(Ok(value)) => Ok(value),
             Some(Err(err)) => Err(err),
             // The store always calls the closure before reporting success.
             None => Err(SessionError::Store(StoreError::Corrupt("store reported an update without running it".into()))),
@@ -438,24 +430,31 @@ impl Session {
             return Ok(());
         }
         let fields = match (&state.id, state.in_store) {
-            (Some(id), true) => match self.inner.shared.store.load(id.store_key()).await? {
-                Some(record) => {
-                    tracing::trace!(target: "nex_session", fields = record.fields.len(), "session loaded");
-                    record.fields
-                }
-                None => {
-                    // A genuine cookie whose session is gone (expired, revoked, store restarted).
-                    tracing::debug!(target: "nex_session", "cookie names no stored session");
-                    let pending = std::mem::take(&mut state.pending);
-                    state.reset_to_no_session();
-                    state.forget_cookie = true;
-                    if !pending.is_empty() {
-                        state.start_new()?;
-                        state.pending = pending;
+            (Some(id), true) => {
+                let store = &self.inner.shared.store;
+                let loaded = match store.load_now(id.store_key()) {
+                    Some(now) => now?,
+                    None => store.load(id.store_key()).await?,
+                };
+                match loaded {
+                    Some(record) => {
+                        tracing::trace!(target: "nex_session", fields = record.fields.len(), "session loaded");
+                        record.fields
                     }
-                    Fields::new()
+                    None => {
+                        // A genuine cookie whose session is gone (expired, revoked, store restarted).
+                        tracing::debug!(target: "nex_session", "cookie names no stored session");
+                        let pending = std::mem::take(&mut state.pending);
+                        state.reset_to_no_session();
+                        state.forget_cookie = true;
+                        if !pending.is_empty() {
+                            state.start_new()?;
+                            state.pending = pending;
+                        }
+                        Fields::new()
+                    }
                 }
-            },
+            }
             _ => Fields::new(),
         };
         state.loaded = Some(fields);
@@ -505,14 +504,19 @@ impl Session {
         shared.session_cookie(&token).ok()
     }
 
-    /// A read-only use of a stored session whose cookie is older than the refresh interval.
+    /// A read-only use of a stored session whose cookie is due for re-signing.
     fn touch_due(&self, state: &State) -> bool {
+        state.in_store && !state.wrote && self.cookie_due(state)
+    }
+
+    /// The request's cookie still names the current session but is older than the
+    /// refresh interval, or was signed with a previous secret: re-sign it.
+    fn cookie_due(&self, state: &State) -> bool {
         match (&state.id, &state.cookie) {
             (Some(id), Some(cookie)) => {
-                state.in_store
-                    && !state.wrote
-                    && cookie.id == *id
-                    && self.inner.started_ms - cookie.signed_at_ms >= self.inner.shared.config.refresh_after_ms()
+                cookie.id == *id
+                    && (!cookie.current_key
+                        || self.inner.started_ms - cookie.signed_at_ms >= self.inner.shared.config.refresh_after_ms())
             }
             _ => false,
         }
@@ -524,8 +528,11 @@ impl Session {
         let shared = &self.inner.shared;
         let cookie_id = state.cookie.as_ref().map(|c| &c.id);
         // Some(Some(id)): (re)issue the cookie for id; Some(None): delete it.
+        // A write slid the expiry in the store already; like a read, it re-signs
+        // the browser's cookie only when that is due (saves signing on most writes).
         let session_cookie = match (&state.id, state.in_store) {
-            (Some(id), true) if state.wrote || cookie_id != Some(id) => Some(Some(id)),
+            (Some(id), true) if cookie_id != Some(id) => Some(Some(id)),
+            (Some(id), true) if state.wrote => self.cookie_due(state).then_some(Some(id)),
             (Some(id), true) => touched.map(|found| found.then_some(id)),
             _ if state.forget_cookie => Some(None),
             _ => None,

@@ -479,6 +479,42 @@ async fn a_read_refreshes_cookie_and_expiry_only_when_the_refresh_is_due() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_re_signs_the_cookie_only_when_the_refresh_is_due() {
+    let f = start_with(config().with_refresh_interval(Duration::from_millis(300))).await;
+    let cookie = new_session(&f).await;
+    let r = f.client.post("/put/a/2", Some(&cookie)).await;
+    assert!(r.session_cookie().is_none(), "fresh cookie: a write sends none: {:?}", r.set_cookies);
+    assert_eq!(f.client.get("/get/a", Some(&cookie)).await.body, "\"2\"");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    f.store.reset();
+    let r = f.client.post("/put/a/3", Some(&cookie)).await;
+    let refreshed = r.session_cookie().expect("refresh due: the write re-signs the cookie");
+    assert_ne!(refreshed, cookie);
+    assert_eq!(f.store.counts(), (0, 1), "the write slides the expiry: no extra touch");
+    assert_eq!(f.client.get("/get/a", Some(&refreshed)).await.body, "\"3\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_cookie_still_dies_with_its_session_and_its_ttl() {
+    let store = Arc::new(MemoryStore::new());
+    let app = routes().layer(SessionLayer::with_shared_store(store.clone(), config().with_ttl(Duration::from_secs(1))));
+    let client = HttpClient::new(serve(app).await);
+    let cookie = client.post("/put/a/1", None).await.session_cookie().unwrap();
+    // Verified (and remembered) twice, then the session is removed behind the layer's back.
+    assert_eq!(client.get("/get/a", Some(&cookie)).await.body, "\"1\"");
+    assert_eq!(client.get("/get/a", Some(&cookie)).await.body, "\"1\"");
+    let id = client.get("/id", Some(&cookie)).await.body;
+    store.remove(nex_session::SessionId::parse(&id).unwrap().store_key()).await.unwrap();
+    assert_eq!(client.get("/get/a", Some(&cookie)).await.body, "none", "the store decides, not the cache");
+    // A remembered cookie past its max age is expired like any other.
+    let other = client.post("/put/b/1", None).await.session_cookie().unwrap();
+    assert_eq!(client.get("/get/b", Some(&other)).await.body, "\"1\"");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = client.get("/id", Some(&other)).await;
+    assert_eq!(r.body, "none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_expires_after_its_ttl() {
     let store = Arc::new(MemoryStore::new());
     let app = routes().layer(SessionLayer::with_shared_store(store.clone(), config().with_ttl(Duration::from_secs(1))));
@@ -500,9 +536,12 @@ async fn a_rotated_secret_keeps_old_cookies_working() {
     let after =
         routes().layer(SessionLayer::with_shared_store(store.clone(), config().with_previous_secrets([old_secret])));
     let client = HttpClient::new(serve(after).await);
-    assert_eq!(client.get("/get/a", Some(&cookie)).await.body, "\"1\"");
-    let dropped = routes().layer(SessionLayer::with_shared_store(store, config()));
-    assert_eq!(HttpClient::new(serve(dropped).await).get("/get/a", Some(&cookie)).await.body, "none");
+    let r = client.get("/get/a", Some(&cookie)).await;
+    assert_eq!(r.body, "\"1\"");
+    let resigned = r.session_cookie().expect("an old-secret cookie is re-signed with the current secret at once");
+    let dropped = HttpClient::new(serve(routes().layer(SessionLayer::with_shared_store(store, config()))).await);
+    assert_eq!(dropped.get("/get/a", Some(&cookie)).await.body, "none");
+    assert_eq!(dropped.get("/get/a", Some(&resigned)).await.body, "\"1\"", "the re-signed cookie needs no old secret");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

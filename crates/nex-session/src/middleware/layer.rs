@@ -64,7 +64,8 @@ impl SessionLayer {
         let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
         let (cookie_attributes, deletion_cookie) = session_cookie_headers(&config)?;
         let sweeper_started = AtomicBool::new(false);
-        let shared = Shared { store, keyring, config, sweeper_started, cookie_attributes, deletion_cookie };
+        let verified = super::VerifiedCookies::new();
+        let shared = Shared { store, keyring, config, sweeper_started, cookie_attributes, deletion_cookie, verified };
         Ok(Self { shared: Arc::new(shared) })
     }
 

@@ -34,7 +34,7 @@ use tower_service::Service;
 
 use crate::ambient;
 use crate::config::SessionConfig;
-use crate::cookie::request_pairs;
+use crate::cookie::request_values;
 use crate::id::SessionId;
 use crate::session::{Session, COOKIE_NAME};
 use crate::store::SessionStore;
@@ -42,6 +42,9 @@ use crate::token::{now_ms, Keyring, TokenError};
 
 mod future;
 mod layer;
+mod verified;
+
+pub(crate) use verified::{VerifiedCookie, VerifiedCookies};
 
 pub use future::ResponseFuture;
 pub use layer::{SessionLayer, SESSION_SALT};
@@ -56,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) cookie_attributes: String,
     /// The `Set-Cookie` value that deletes the session cookie.
     pub(crate) deletion_cookie: http::HeaderValue,
+    /// Cookies verified recently, so repeat visits skip the HMAC.
+    pub(crate) verified: VerifiedCookies,
 }
 
 /// The service made by [`SessionLayer`].
@@ -103,37 +108,40 @@ impl Shared {
     fn begin<B>(self: &Arc<Self>, request: &Request<B>) -> Session {
         let headers = request.headers();
         let now = now_ms();
-        let mut cookie = None;
-        for (name, value) in request_pairs(headers) {
-            if name != COOKIE_NAME {
-                continue;
-            }
-            match self.keyring.verify_at(value, Some(self.config.ttl_s()), now_ms()) {
-                Ok(verified) => {
-                    let id = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse);
-                    match id {
-                        Some(id) => {
-                            cookie = Some((id, verified.signed_at_ms));
-                            break;
-                        }
-                        None => {
-                            tracing::debug!(target: "nex_session", "signed cookie holds no session id");
-                        }
-                    }
-                }
-                Err(TokenError::Expired) => {
-                    tracing::debug!(target: "nex_session", "session cookie expired");
-                }
-                Err(_) => {
-                    tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
-                }
-            }
-        }
+        let cookie = request_values(headers, COOKIE_NAME).find_map(|value| self.verify_cookie(value, now));
         let mut cookie_headers = headers.get_all(COOKIE).iter();
         let first = cookie_headers.next().cloned();
         // Usually one Cookie header: keep it without allocating a Vec.
         let rest = cookie_headers.cloned().collect();
         Session::begin(self.clone(), now, cookie, first, rest)
+    }
+
+    /// The session a cookie value names, if it is genuine, unexpired and holds an id.
+    fn verify_cookie(&self, value: &str, now: i64) -> Option<VerifiedCookie> {
+        let ttl_s = self.config.ttl_s();
+        if let Some(known) = self.verified.get(value, ttl_s, now) {
+            return Some(known);
+        }
+        match self.keyring.verify_at(value, Some(ttl_s), now) {
+            Ok(verified) => {
+                let Some(id) = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse) else {
+                    tracing::debug!(target: "nex_session", "signed cookie holds no session id");
+                    return None;
+                };
+                let cookie =
+                    VerifiedCookie { id, signed_at_ms: verified.signed_at_ms, current_key: verified.key_index == 0 };
+                self.verified.insert(value, &cookie);
+                Some(cookie)
+            }
+            Err(TokenError::Expired) => {
+                tracing::debug!(target: "nex_session", "session cookie expired");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
+                None
+            }
+        }
     }
 
     /// Starts the background sweep of expired sessions once, on the first request

@@ -279,15 +279,22 @@ impl Parts<'_> {
             MaxAge::Seconds(s) => Some(s),
             MaxAge::Infinity => None,
         };
-        let effective = max_age.or(embedded_max_age);
-        if let Some(age) = effective {
-            let deadline = payload.signed_at_ms.saturating_add(age.saturating_mul(1000));
-            if age <= 0 || deadline < now_ms {
-                return Err(TokenError::Expired);
-            }
-        }
+        check_age(payload.signed_at_ms, max_age.or(embedded_max_age), now_ms)?;
         Ok(Verified { data: payload.data.to_vec(), signed_at_ms: payload.signed_at_ms, embedded_max_age, key_index })
     }
+}
+
+/// Plug.Crypto's expiry rule: a token signed at `signed_at_ms` with max age
+/// `age` (seconds; `None` is `:infinity`) is expired once `now_ms` is past
+/// `signed_at + age`, and always when `age <= 0`.
+pub(crate) fn check_age(signed_at_ms: i64, age: Option<i64>, now_ms: i64) -> Result<(), TokenError> {
+    if let Some(age) = age {
+        let deadline = signed_at_ms.saturating_add(age.saturating_mul(1000));
+        if age <= 0 || deadline < now_ms {
+            return Err(TokenError::Expired);
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it): the clock tokens use.
