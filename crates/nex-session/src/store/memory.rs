@@ -56,6 +56,10 @@ impl Default for Inner {
 
 type Shard = HashMap<StoreKey, Entry, BuildHasherDefault<KeyHasher>>;
 
+/// A hash map keyed by [`StoreKey`], hashing only its first bytes (already random).
+#[cfg(feature = "redis")]
+pub(super) type KeyMap<V> = HashMap<StoreKey, V, BuildHasherDefault<KeyHasher>>;
+
 struct Entry {
     expires_at_ms: i64,
     packed: Box<[u8]>,
@@ -160,14 +164,17 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl SessionStore for MemoryStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(std::future::ready(self.load_now(key).unwrap_or(Ok(None))))
+    }
+
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
         let now = now_ms();
         let shard = self.shard(&key);
         let record = shard
             .get(&key)
             .filter(|e| e.live(now))
             .map(|e| Record { fields: unpack(&e.packed), expires_at_ms: e.expires_at_ms });
-        drop(shard);
-        Box::pin(std::future::ready(Ok(record)))
+        Some(Ok(record))
     }
 
     fn apply<'a>(
@@ -289,7 +296,7 @@ impl SessionStore for MemoryStore {
 
 /// Passes through the eight key bytes `StoreKey::hash` writes (see there why).
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -314,7 +321,12 @@ fn pack(fields: &Fields) -> Box<[u8]> {
 }
 
 fn unpack(packed: &[u8]) -> Fields {
-    entries(packed).map(|(k, v)| (k.to_owned(), v.to_vec())).collect()
+    // Entries come in key order: inserting one by one skips `collect`'s buffer and sort.
+    let mut fields = Fields::new();
+    for (k, v) in entries(packed) {
+        fields.insert(k.to_owned(), v.to_vec());
+    }
+    fields
 }
 
 /// The `(key, value)` pairs of packed fields, in key order.

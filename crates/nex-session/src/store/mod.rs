@@ -40,7 +40,7 @@ mod sqlite;
 mod url;
 
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore};
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
@@ -115,6 +115,23 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Reads every field of a live session, or `None` if there is none.
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
 
+    /// [`load`](Self::load) without waiting, when the answer is at hand (an
+    /// in-memory store, or a cache that is known to be current); `None` means
+    /// "call `load`". The default answers `None`. It saves the boxed future on
+    /// the hottest path: the first `get` of a request.
+    ///
+    /// ```
+    /// use nex_session::store::{MemoryStore, SessionStore};
+    ///
+    /// let key = nex_session::SessionId::generate().unwrap().store_key();
+    /// // An in-memory store always knows at once: here, that there is no such session.
+    /// assert!(matches!(MemoryStore::new().load_now(key), Some(Ok(None))));
+    /// ```
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
+        let _ = key;
+        None
+    }
+
     /// Applies a batch of per-field puts and deletes atomically and sets the
     /// expiry, if `presence` holds.
     fn apply<'a>(
@@ -159,6 +176,9 @@ pub trait SessionStore: Send + Sync + 'static {
 impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         (**self).load(key)
+    }
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
+        (**self).load_now(key)
     }
     fn apply<'a>(
         &'a self,
