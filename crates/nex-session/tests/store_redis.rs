@@ -117,3 +117,96 @@ async fn a_remembered_value_never_hides_another_instances_write() {
     a.update(key, "f", &mut keep, later, Presence::Existing).await.unwrap();
     assert_eq!(seen.last(), Some(&Some(b"2".to_vec())), "the final decision saw the store's value");
 }
+
+/// Polls `cond` every 10 ms for up to 5 s.
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+fn one_field(name: &str, value: &[u8]) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    std::iter::once((name.to_owned(), Some(value.to_vec()))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cache_answers_repeat_reads_and_drops_what_another_instance_changes() {
+    let (url, _server) = single_node();
+    let p = prefix("client-cache");
+    let a = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let b = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    assert!(a.client_cache_stats().is_some(), "Redis 6+ on one node: the client cache is on by default");
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    a.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+
+    assert!(a.load_now(key).is_none(), "never read yet: not cached");
+    assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"1");
+    let (hits_before, _) = a.client_cache_stats().unwrap();
+    for _ in 0..100 {
+        let cached = a.load_now(key).expect("read once: answered from memory").unwrap().unwrap();
+        assert_eq!(cached.fields["f"], b"1");
+    }
+    assert_eq!(a.client_cache_stats().unwrap().0 - hits_before, 100);
+
+    // Another instance writes: Redis tells A, which drops its copy.
+    b.apply(key, &one_field("f", b"2"), later, Presence::Existing).await.unwrap();
+    assert!(eventually(|| a.load_now(key).is_none()).await, "the invalidation reached A");
+    assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"2");
+    // ... and so does a removal, an update and an expiry change by the other instance.
+    assert!(a.load_now(key).is_some());
+    let mut bump = |_: Option<&[u8]>| nex_session::store::UpdateAction::Set(b"3".to_vec());
+    b.update(key, "f", &mut bump, later, Presence::Existing).await.unwrap();
+    assert!(eventually(|| a.load_now(key).is_none()).await);
+    assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"3");
+    b.remove(key).await.unwrap();
+    assert!(eventually(|| a.load_now(key).is_none()).await);
+    assert!(a.load(key).await.unwrap().is_none());
+
+    // A's own writes are visible to its next read at once, with no waiting.
+    a.apply(key, &one_field("g", b"1"), later, Presence::New).await.unwrap();
+    a.load(key).await.unwrap();
+    a.apply(key, &one_field("g", b"2"), later, Presence::Existing).await.unwrap();
+    assert!(a.load_now(key).is_none(), "own write: dropped before it was sent");
+    assert_eq!(a.load(key).await.unwrap().unwrap().fields["g"], b"2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cache_is_dropped_when_redis_goes_away() {
+    let mut server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:cache-outage:", Duration::from_millis(500)).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+    store.load(key).await.unwrap();
+    assert!(store.load_now(key).is_some());
+    server.stop();
+    assert!(eventually(|| store.load_now(key).is_none()).await, "a lost connection drops the cache");
+    assert!(store.load(key).await.is_err(), "no cached answer while Redis is down: an honest error");
+    server.start();
+    // The restarted private server is empty: the session must not come back from memory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.load(key).await {
+            Ok(loaded) => break assert!(loaded.is_none(), "served a session Redis no longer has"),
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("Redis is back but the store did not recover: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_without_client_cache_passes_the_conformance_suite() {
+    let (url, _server) = single_node();
+    let options =
+        nex_session::store::RedisOptions { prefix: prefix("no-cache"), client_cache: 0, ..Default::default() };
+    let store = RedisStore::open_with_options(&url, options).await.unwrap();
+    assert!(store.client_cache_stats().is_none());
+    let can = conformance::Capabilities { purge_counts: false, list: true };
+    conformance::run_all_with(Arc::new(store), can).await;
+}

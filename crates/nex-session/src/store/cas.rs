@@ -1,4 +1,6 @@
 //! Shared by the stores that `update` by compare-and-set (SQLite, Redis).
+//! SQLite uses all of it; Redis only the per-shard lock, for its slow path,
+//! and remembers values in its pipelined chains (`redis/chain.rs`) instead.
 //!
 //! Updates of one process are serialised per session shard, so they never race
 //! each other's compare-and-set; other processes are handled by the CAS itself.
@@ -15,6 +17,7 @@ use crate::id::StoreKey;
 const SHARDS: usize = 64;
 
 /// The field value this process last wrote by compare-and-set.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // Redis keeps chains instead (redis/chain.rs).
 pub(crate) struct LastWrite {
     key: StoreKey,
     field: String,
@@ -38,11 +41,13 @@ impl UpdateLocks {
 }
 
 /// Takes the remembered value of `(key, field)`, if this process wrote it last.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // Redis keeps chains instead (redis/chain.rs).
 pub(crate) fn take_known(slot: &mut Option<LastWrite>, key: StoreKey, field: &str) -> Option<Option<Vec<u8>>> {
     slot.take().filter(|w| w.key == key && w.field == field).map(|w| w.value)
 }
 
 /// Remembers a successful write.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // Redis keeps chains instead (redis/chain.rs).
 pub(crate) fn remember(slot: &mut Option<LastWrite>, key: StoreKey, field: &str, value: Option<Vec<u8>>) {
     *slot = Some(LastWrite { key, field: field.to_owned(), value });
 }

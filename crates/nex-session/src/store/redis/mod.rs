@@ -5,7 +5,11 @@
 //! key's own (`PEXPIREAT`), so Redis drops expired sessions by itself and
 //! `purge_expired` has nothing to do.
 //!
-//! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip.
+//! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip, or none at
+//!   all when the session is in the client-side cache (single node, on by
+//!   default): Redis "client tracking" tells this connection the moment a cached
+//!   session changes, so it is dropped before anyone can read it stale. See
+//!   [`RedisOptions::client_cache`] for the exact guarantee and how to turn it off.
 //! - **apply**: one Lua script per batch (presence check, `HSET`/`HDEL`, `PEXPIREAT`):
 //!   atomic, one round trip.
 //! - **update**: read the field, run the closure, then a compare-and-set script that
@@ -37,13 +41,18 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 
-use super::cas::{remember, take_known, UpdateLocks};
+use self::cache::{ClientCache, Invalidator};
+use self::chain::Chains;
+use super::cas::UpdateLocks;
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
+
+mod cache;
+mod chain;
 
 /// The field that marks a session as existing even with no keys.
 const MARKER: &str = "\u{0}nex";
@@ -65,7 +74,7 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1";
 
 /// ARGV: presence, expires_at, marker, field, expected_exists (0/1), expected_value_present (0/1),
-/// expected_value, op ('p'/'d'), new_value.
+/// expected_value, op ('p' put, 'd' delete, 'k' keep: check only), new_value.
 const COMPARE_AND_SET: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
 if tostring(exists) ~= ARGV[5] then return 0 end
@@ -76,6 +85,7 @@ if ARGV[6] == '1' then
 elseif current then
   return 0
 end
+if ARGV[8] == 'k' then return 1 end
 redis.call('HSET', KEYS[1], ARGV[3], '1')
 if ARGV[8] == 'p' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[9]) else redis.call('HDEL', KEYS[1], ARGV[4]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
@@ -97,6 +107,29 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1";
+
+/// The fixed arguments of one update's compare-and-set.
+struct Cas<'a> {
+    key: &'a str,
+    presence: Presence,
+    expires_at_ms: i64,
+    field: &'a str,
+}
+
+/// A script call that was queued: answered already, or still to wait for.
+enum Sent<'a> {
+    Answered(Result<i64, StoreError>),
+    Waiting(BoxFuture<'a, Result<i64, StoreError>>),
+}
+
+/// The CAS operation for a decision: `p`ut, `d`elete, or `k`eep (only check the value).
+fn cas_op(action: UpdateAction, current: &Option<Vec<u8>>) -> (&'static str, Option<Vec<u8>>) {
+    match action {
+        UpdateAction::Set(bytes) => ("p", Some(bytes)),
+        UpdateAction::Delete => ("d", None),
+        UpdateAction::Keep => ("k", current.clone()),
+    }
+}
 
 /// `HGETALL`'s answer: field and value bytes.
 type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -143,7 +176,47 @@ pub struct RedisStore {
     prefix: Arc<str>,
     timeout: Duration,
     update_locks: UpdateLocks,
+    chains: Arc<Chains>,
     scripts: Arc<Scripts>,
+    /// Sessions read recently, kept current by Redis' invalidation pushes.
+    cache: Option<Arc<ClientCache>>,
+}
+
+/// How [`RedisStore::open_with_options`] connects.
+///
+/// ```
+/// use nex_session::store::RedisOptions;
+/// use std::time::Duration;
+///
+/// let options = RedisOptions { timeout: Duration::from_millis(500), client_cache: 0, ..RedisOptions::default() };
+/// assert_eq!(options.prefix, "nex:session:");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prepended to every key (default `nex:session:`).
+    pub prefix: String,
+    /// Bound on every Redis call (default 1 s).
+    pub timeout: Duration,
+    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
+    ///
+    /// Needs Redis 6 or newer on a single node (RESP3 and `CLIENT TRACKING`);
+    /// with an older server, or on Redis Cluster, the store works without it.
+    /// Guarantee: this instance's own writes are visible to its next read at once;
+    /// a write made by *another* app instance becomes visible here when Redis'
+    /// invalidation message arrives, one network hop after that write. Turn it
+    /// off if a browser may read on one instance right after writing on another
+    /// and must never see the value from before.
+    pub client_cache: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
+            timeout: RedisStore::DEFAULT_TIMEOUT,
+            client_cache: 10_000,
+        }
+    }
 }
 
 struct Scripts {
@@ -189,6 +262,19 @@ impl RedisStore {
     /// # Errors
     /// As [`RedisStore::open`].
     pub async fn open_with(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with_options(url, RedisOptions { prefix: prefix.to_owned(), timeout, ..RedisOptions::default() })
+            .await
+    }
+
+    /// Connects with every option spelled out; see [`RedisOptions`].
+    ///
+    /// # Errors
+    /// As [`RedisStore::open`].
+    pub async fn open_with_options(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let RedisOptions { prefix, timeout, client_cache } = options;
+        let prefix: Arc<str> = prefix.into();
+        let cache = (client_cache > 0 && !url.starts_with("redis+cluster://"))
+            .then(|| Arc::new(ClientCache::new(client_cache, prefix.clone())));
         let connect = async {
             if let Some(nodes) = url.strip_prefix("redis+cluster://") {
                 let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
@@ -198,18 +284,46 @@ impl RedisStore {
                     .retries(1)
                     .build()
                     .map_err(unavailable)?;
-                Ok(Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?))
+                Ok((Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?), None))
             } else {
-                let client = redis::Client::open(url).map_err(unavailable)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout)
                     .set_number_of_retries(1)
                     .set_max_delay(500);
-                Ok(Connection::Single(ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?))
+                let client = redis::Client::open(url).map_err(unavailable)?;
+                let Some(cache) = &cache else {
+                    return Ok((
+                        Connection::Single(
+                            ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?,
+                        ),
+                        None,
+                    ));
+                };
+                // Client tracking needs RESP3, whatever protocol the URL asked for.
+                let mut info = client.get_connection_info().clone();
+                info.redis.protocol = redis::ProtocolVersion::RESP3;
+                let tracking = redis::Client::open(info).map_err(unavailable)?;
+                let tracking_config = config.clone().set_push_sender(Invalidator(cache.clone()));
+                match ConnectionManager::new_with_config(tracking, tracking_config).await {
+                    Ok(conn) => Ok((Connection::Single(conn), Some(cache.clone()))),
+                    Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() => {
+                        Err(unavailable(err))
+                    }
+                    Err(err) => {
+                        tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
+                        Ok((
+                            Connection::Single(
+                                ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?,
+                            ),
+                            None,
+                        ))
+                    }
+                }
             }
         };
-        let conn = tokio::time::timeout(timeout * 3, connect).await.map_err(|_| StoreError::Timeout(timeout * 3))??;
+        let (conn, cache) =
+            tokio::time::timeout(timeout * 3, connect).await.map_err(|_| StoreError::Timeout(timeout * 3))??;
         let update_locks = UpdateLocks::new();
         let scripts = Scripts {
             apply: Script::new(APPLY),
@@ -218,7 +332,66 @@ impl RedisStore {
             take: Script::new(TAKE),
             put_all_if_absent: Script::new(PUT_ALL_IF_ABSENT),
         };
-        Ok(Self { conn, prefix: prefix.into(), timeout, update_locks, scripts: Arc::new(scripts) })
+        let chains = Arc::new(Chains::new());
+        Ok(Self { conn, prefix, timeout, update_locks, chains, scripts: Arc::new(scripts), cache })
+    }
+
+    /// The client-side cache's `(hits, misses)` so far, or `None` when it is off
+    /// (Redis Cluster, a server older than Redis 6, or `client_cache: 0`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// let store = nex_session::store::RedisStore::open("redis://127.0.0.1:6379").await?;
+    /// if let Some((hits, misses)) = store.client_cache_stats() {
+    ///     println!("{hits} session reads answered from memory, {misses} from Redis");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn client_cache_stats(&self) -> Option<(u64, u64)> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// The compare-and-set script call for one update.
+    fn cas_invocation<'a>(
+        &'a self,
+        cas: &Cas<'_>,
+        exists: bool,
+        expected: Option<&[u8]>,
+        op: &str,
+        new: Option<&[u8]>,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = self.scripts.compare_and_set.key(cas.key);
+        invocation
+            .arg(Self::presence_arg(cas.presence))
+            .arg(cas.expires_at_ms)
+            .arg(MARKER)
+            .arg(cas.field)
+            .arg(if exists { "1" } else { "0" })
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(op)
+            .arg(new.unwrap_or_default());
+        invocation
+    }
+
+    /// Starts a script call and polls it once, which queues it on the connection
+    /// (the caller holds the chain's shard lock, so queue order is chain order).
+    fn send_now<'a>(&'a self, invocation: redis::ScriptInvocation<'a>) -> Sent<'a> {
+        let mut conn = self.conn.clone();
+        let mut answer: BoxFuture<'a, Result<i64, StoreError>> =
+            Box::pin(async move { self.timed(invocation.invoke_async::<i64>(&mut conn)).await });
+        // A no-op waker is enough: the caller polls again with its own before waiting.
+        match answer.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(result) => Sent::Answered(result),
+            std::task::Poll::Pending => Sent::Waiting(answer),
+        }
+    }
+
+    /// Drops `key` from the client-side cache before this process changes it.
+    fn forget(&self, key: StoreKey) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
     }
 
     fn key(&self, key: StoreKey) -> String {
@@ -242,12 +415,23 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
+        let record = self.cache.as_ref()?.get(key, now_ms())?;
+        Some(Ok(Some(record)))
+    }
+
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         Box::pin(async move {
             let k = self.key(key);
             let mut conn = self.conn.clone();
-            let (all, pttl): (RawFields, i64) =
-                self.timed(redis::pipe().hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
+            let ticket = self.cache.as_ref().map(|c| c.ticket(key));
+            let mut pipe = redis::pipe();
+            if ticket.is_some() {
+                // Idempotent, and it makes sure the connection that answers (maybe a
+                // fresh one after a reconnect) tracks the key before reading it.
+                pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
+            }
+            let (all, pttl): (RawFields, i64) = self.timed(pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
             if all.is_empty() || pttl == -2 {
                 return Ok(None);
             }
@@ -260,7 +444,11 @@ impl SessionStore for RedisStore {
                 fields.insert(field, value);
             }
             let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-            Ok(Some(Record { fields, expires_at_ms }))
+            let record = Record { fields, expires_at_ms };
+            if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+                cache.insert(key, &record, ticket);
+            }
+            Ok(Some(record))
         })
     }
 
@@ -272,6 +460,7 @@ impl SessionStore for RedisStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
+            self.forget(key);
             let mut invocation = self.scripts.apply.key(self.key(key));
             invocation.arg(Self::presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
             for (field, change) in changes {
@@ -295,49 +484,78 @@ impl SessionStore for RedisStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
+            self.forget(key);
             let k = self.key(key);
-            let mut slot = self.update_locks.lock(key).await;
-            let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
-            for _ in 0..CAS_ATTEMPTS {
-                let mut conn = self.conn.clone();
-                let from_cache = known.is_some();
-                let (exists, current): (i64, Option<Vec<u8>>) = match known.take() {
-                    // This process wrote it last, so the session existed: skip the read.
-                    Some(value) => (1, value),
-                    None => self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?,
-                };
-                match (presence, exists == 1) {
-                    (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
-                    _ => {}
-                }
-                let (op, new) = match f(current.as_deref()) {
-                    // A remembered value may be stale and `Keep` writes nothing to check it
-                    // against: read the store and decide again.
-                    UpdateAction::Keep if from_cache => continue,
-                    UpdateAction::Keep => return Ok(WriteOutcome::Done),
-                    UpdateAction::Set(bytes) => ("p", Some(bytes)),
-                    UpdateAction::Delete => ("d", None),
-                };
-                let mut invocation = self.scripts.compare_and_set.key(&k);
-                invocation
-                    .arg(Self::presence_arg(presence))
-                    .arg(expires_at_ms)
-                    .arg(MARKER)
-                    .arg(field)
-                    .arg(exists)
-                    .arg(if current.is_some() { "1" } else { "0" })
-                    .arg(current.as_deref().unwrap_or_default())
-                    .arg(op)
-                    .arg(new.as_deref().unwrap_or_default());
-                match self.timed(invocation.invoke_async::<i64>(&mut conn)).await? {
-                    1 => {
-                        if let Some(slot) = slot.as_deref_mut() {
-                            remember(slot, key, field, new);
+            let mut attempts = 0;
+            while attempts < CAS_ATTEMPTS {
+                attempts += 1;
+                let cas = Cas { key: &k, presence, expires_at_ms, field };
+                // Fast path: this process has a chain on the field; extend it (see `chain`).
+                let extended = {
+                    let Some(mut shard) = self.chains.lock(key) else { break };
+                    match shard.tip(key, field) {
+                        None => None,
+                        // This process wrote the session: it exists, so it cannot be new.
+                        Some(_) if presence == Presence::New => return Ok(WriteOutcome::PresenceFailed),
+                        Some(tip) => {
+                            let current = tip.map(<[u8]>::to_vec);
+                            let action = f(current.as_deref());
+                            let keep = action == UpdateAction::Keep;
+                            let (op, new) = cas_op(action, &current);
+                            let invocation = self.cas_invocation(&cas, true, current.as_deref(), op, new.as_deref());
+                            if !keep {
+                                shard.advance(new);
+                            }
+                            // Queued while the shard is locked: chain order is send order.
+                            Some((shard.epoch(), self.send_now(invocation)))
                         }
-                        return Ok(WriteOutcome::Done);
                     }
+                };
+                let (epoch, sent) = match extended {
+                    Some(sent) => sent,
+                    None => {
+                        // Slow path: read the field, then start a chain. One reader at a time
+                        // per shard; whoever waited here finds the new chain and extends it.
+                        let _slow = self.update_locks.lock(key).await;
+                        if self.chains.lock(key).is_some_and(|s| s.tip(key, field).is_some()) {
+                            attempts -= 1;
+                            continue;
+                        }
+                        let mut conn = self.conn.clone();
+                        let (exists, current): (i64, Option<Vec<u8>>) =
+                            self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
+                        match (presence, exists == 1) {
+                            (Presence::Existing, false) | (Presence::New, true) => {
+                                return Ok(WriteOutcome::PresenceFailed)
+                            }
+                            _ => {}
+                        }
+                        let action = f(current.as_deref());
+                        if action == UpdateAction::Keep {
+                            // Decided on what Redis holds right now: nothing to write.
+                            return Ok(WriteOutcome::Done);
+                        }
+                        let (op, new) = cas_op(action, &current);
+                        let invocation = self.cas_invocation(&cas, exists == 1, current.as_deref(), op, new.as_deref());
+                        let Some(mut shard) = self.chains.lock(key) else { break };
+                        let epoch = shard.start(key, field, new);
+                        (epoch, self.send_now(invocation))
+                    }
+                };
+                let answer = match sent {
+                    Sent::Answered(answer) => answer,
+                    Sent::Waiting(answer) => answer.await,
+                };
+                if !matches!(answer, Ok(1)) {
+                    // Failed, refused or unanswered: what the field holds is no longer known.
+                    if let Some(mut shard) = self.chains.lock(key) {
+                        shard.break_chain(epoch);
+                    }
+                }
+                match answer? {
+                    1 => return Ok(WriteOutcome::Done),
                     -1 => return Ok(WriteOutcome::PresenceFailed),
-                    // Changed by another instance since we read it: read again.
+                    // Changed by another instance since we read it: decide again on a fresh read.
                     _ => tokio::task::yield_now().await,
                 }
             }
@@ -349,6 +567,7 @@ impl SessionStore for RedisStore {
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
+            self.forget(key);
             let mut conn = self.conn.clone();
             // PEXPIREAT answers 1 only when the key exists: exactly `touch`.
             let set: i64 = self
@@ -360,6 +579,8 @@ impl SessionStore for RedisStore {
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
+            self.forget(from);
+            self.forget(to);
             let (from, to) = (self.key(from), self.key(to));
             let mut conn = self.conn.clone();
             match &self.conn {
@@ -389,6 +610,7 @@ impl SessionStore for RedisStore {
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
+            self.forget(key);
             let mut conn = self.conn.clone();
             let _: i64 = self.timed(redis::cmd("DEL").arg(self.key(key)).query_async(&mut conn)).await?;
             Ok(())

@@ -1,0 +1,238 @@
+//! Client-side caching of loaded sessions, kept current by Redis itself.
+//!
+//! Without it every request that reads its session pays a Redis round trip,
+//! which on loopback is most of a small request's cost. With Redis 6+ "client
+//! tracking" (RESP3), the server remembers which keys this connection read and
+//! pushes an `invalidate` message on the same connection as soon as any client
+//! changes or expires one of them. So a session read once can be answered from
+//! memory until Redis says it changed.
+//!
+//! Why the answers stay correct:
+//! - Pushes are handled synchronously by the connection's reader, in stream
+//!   order, before any reply that follows them is delivered.
+//! - Every shard has a generation, bumped by each invalidation in it. A load
+//!   notes the generation before asking Redis and caches its answer only if the
+//!   generation is unchanged when the answer is back; so an answer that raced
+//!   with a change is used once, never kept.
+//! - A lost connection drops the whole cache (tracking is per connection), and
+//!   so does a `FLUSHALL`-style invalidation without keys.
+//! - This process's own writes drop the entry before they are sent.
+//! - An entry is never served past its session's expiry.
+//!
+//! What it costs: a write by *another* app instance becomes visible here once
+//! its invalidation arrives, which is a loopback or LAN hop (micro- to
+//! milliseconds) after that write. Writes themselves always go to Redis and are
+//! never decided on cached data (updates compare-and-set in Redis).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use redis::aio::{AsyncPushSender, SendError};
+use redis::{PushInfo, PushKind, Value};
+
+use crate::id::StoreKey;
+use crate::store::memory::KeyMap;
+use crate::store::Record;
+
+const SHARDS: usize = 64;
+
+/// The cache of one [`RedisStore`](super::RedisStore) connection.
+pub(crate) struct ClientCache {
+    shards: Box<[Mutex<Shard>]>,
+    max_per_shard: usize,
+    prefix: Arc<str>,
+    /// Counters for tests and operators: answers from memory, and trips to Redis.
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    generation: u64,
+    entries: KeyMap<Record>,
+}
+
+/// A load in progress: where its answer may be cached.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket {
+    shard: usize,
+    generation: u64,
+}
+
+impl ClientCache {
+    /// A cache for about `capacity` sessions of keys named `<prefix><hex key>`.
+    pub(crate) fn new(capacity: usize, prefix: Arc<str>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            max_per_shard: capacity.div_ceil(SHARDS).max(1),
+            prefix,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn index(key: StoreKey) -> usize {
+        usize::from(key.as_bytes()[7]) % SHARDS
+    }
+
+    fn shard(&self, index: usize) -> Option<MutexGuard<'_, Shard>> {
+        // Entries are replaced whole, so a panic elsewhere cannot leave one half-made.
+        Some(self.shards.get(index)?.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The cached session, if it is cached and not expired at `now_ms`.
+    pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Record> {
+        let shard = self.shard(Self::index(key))?;
+        let record = shard.entries.get(&key).filter(|r| r.expires_at_ms > now_ms).cloned();
+        drop(shard);
+        let counter = if record.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        record
+    }
+
+    /// Call before asking Redis for `key`; hand the ticket to [`ClientCache::insert`].
+    pub(crate) fn ticket(&self, key: StoreKey) -> Ticket {
+        let shard = Self::index(key);
+        let generation = self.shard(shard).map_or(0, |s| s.generation);
+        Ticket { shard, generation }
+    }
+
+    /// Caches what Redis answered, unless something in the shard changed meanwhile.
+    pub(crate) fn insert(&self, key: StoreKey, record: &Record, ticket: Ticket) {
+        let Some(mut shard) = self.shard(ticket.shard) else { return };
+        if shard.generation != ticket.generation {
+            return;
+        }
+        if shard.entries.len() >= self.max_per_shard && !shard.entries.contains_key(&key) {
+            // Full: make room by dropping any one entry (it only costs a later round trip).
+            if let Some(victim) = shard.entries.keys().next().copied() {
+                shard.entries.remove(&victim);
+            }
+        }
+        shard.entries.insert(key, record.clone());
+    }
+
+    /// Drops `key` and fences off loads of its shard that are in flight.
+    pub(crate) fn invalidate(&self, key: StoreKey) {
+        if let Some(mut shard) = self.shard(Self::index(key)) {
+            shard.generation = shard.generation.wrapping_add(1);
+            shard.entries.remove(&key);
+        }
+    }
+
+    /// Drops everything (connection lost, or Redis flushed).
+    pub(crate) fn clear(&self) {
+        for index in 0..SHARDS {
+            if let Some(mut shard) = self.shard(index) {
+                shard.generation = shard.generation.wrapping_add(1);
+                shard.entries.clear();
+            }
+        }
+    }
+
+    /// `(hits, misses)` so far.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+
+    /// Acts on one push message from Redis.
+    fn handle(&self, info: &PushInfo) {
+        match info.kind {
+            PushKind::Invalidate => match info.data.first() {
+                Some(Value::Array(keys)) => {
+                    for name in keys {
+                        let store_key = match name {
+                            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+                            Value::SimpleString(text) => Some(text.as_str()),
+                            _ => None,
+                        }
+                        .and_then(|name| name.strip_prefix(&*self.prefix))
+                        .and_then(StoreKey::from_hex);
+                        match store_key {
+                            Some(key) => self.invalidate(key),
+                            // Not a name we know how to map: be safe.
+                            None => self.clear(),
+                        }
+                    }
+                }
+                // A null key list: the whole database was flushed.
+                _ => self.clear(),
+            },
+            PushKind::Disconnection => self.clear(),
+            _ => {}
+        }
+    }
+}
+
+/// Hands Redis' push messages to the cache, synchronously (see the module docs).
+pub(crate) struct Invalidator(pub(crate) Arc<ClientCache>);
+
+impl AsyncPushSender for Invalidator {
+    fn send(&self, info: PushInfo) -> Result<(), SendError> {
+        self.0.handle(&info);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> StoreKey {
+        StoreKey::from_bytes([n; 32])
+    }
+
+    fn record(v: &str, expires_at_ms: i64) -> Record {
+        let mut fields = crate::store::Fields::new();
+        fields.insert("k".into(), v.as_bytes().to_vec());
+        Record { fields, expires_at_ms }
+    }
+
+    fn invalidate_push(names: &[String]) -> PushInfo {
+        let keys = names.iter().map(|n| Value::BulkString(n.as_bytes().to_vec())).collect();
+        PushInfo { kind: PushKind::Invalidate, data: vec![Value::Array(keys)] }
+    }
+
+    #[test]
+    fn a_load_that_raced_with_an_invalidation_is_not_cached() {
+        let cache = ClientCache::new(100, "p:".into());
+        let ticket = cache.ticket(key(1));
+        cache.handle(&invalidate_push(&[format!("p:{}", key(1).to_hex())]));
+        cache.insert(key(1), &record("old", i64::MAX), ticket);
+        assert!(cache.get(key(1), 0).is_none());
+        let ticket = cache.ticket(key(1));
+        cache.insert(key(1), &record("new", i64::MAX), ticket);
+        assert_eq!(cache.get(key(1), 0).unwrap().fields["k"], b"new");
+    }
+
+    #[test]
+    fn invalidations_disconnects_and_expiry_drop_entries() {
+        let cache = ClientCache::new(100, "p:".into());
+        for n in 1..=3 {
+            let t = cache.ticket(key(n));
+            cache.insert(key(n), &record("v", 1_000), t);
+        }
+        assert!(cache.get(key(1), 999).is_some());
+        assert!(cache.get(key(1), 1_000).is_none(), "expired sessions are not served");
+        cache.handle(&invalidate_push(&[format!("p:{}", key(2).to_hex())]));
+        assert!(cache.get(key(2), 0).is_none());
+        assert!(cache.get(key(3), 0).is_some());
+        cache.handle(&PushInfo { kind: PushKind::Disconnection, data: vec![] });
+        assert!(cache.get(key(3), 0).is_none(), "a lost connection drops everything");
+        let t = cache.ticket(key(3));
+        cache.insert(key(3), &record("v", 1_000), t);
+        cache.handle(&PushInfo { kind: PushKind::Invalidate, data: vec![Value::Nil] });
+        assert!(cache.get(key(3), 0).is_none(), "a flush drops everything");
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let cache = ClientCache::new(64, "p:".into());
+        for n in 0..=255u8 {
+            let t = cache.ticket(key(n));
+            cache.insert(key(n), &record("v", i64::MAX), t);
+        }
+        let cached = (0..=255u8).filter(|n| cache.get(key(*n), 0).is_some()).count();
+        assert!(cached <= 64, "{cached}");
+    }
+}
