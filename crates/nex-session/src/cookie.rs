@@ -152,25 +152,27 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
-/// Every `name=value` pair of the request's `Cookie` headers, in order.
-pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        let value = value.trim();
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-        Some((name.trim(), value))
+/// Every `name=value` pair of the request's `Cookie` headers, in order, as bytes:
+/// names and values trimmed, a value's surrounding double quotes removed.
+fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers.get_all(COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).filter_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (name, value) = pair.split_at_checked(eq)?;
+        let value = value.get(1..)?.trim_ascii();
+        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        Some((name.trim_ascii(), value))
     })
 }
 
-/// The values of every request cookie called `name`, in order, as [`request_pairs`]
-/// would give them, but scanning bytes: this runs on every request for the session cookie.
+/// Every `name=value` pair of the request's `Cookie` headers, in order.
+pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    raw_pairs(headers).filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
+}
+
+/// The values of every request cookie called `name`, in order. Runs on every
+/// request for the session cookie, so it compares bytes and decodes only matches.
 pub(crate) fn request_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers.get_all(COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).filter_map(move |pair| {
-        let rest = pair.trim_ascii_start().strip_prefix(name.as_bytes())?;
-        let value = rest.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
-        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
-        std::str::from_utf8(value).ok()
-    })
+    raw_pairs(headers).filter(move |(n, _)| *n == name.as_bytes()).filter_map(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// Queues a cookie for the response (Nex.Cookie.put/3).

@@ -499,13 +499,10 @@ impl SessionStore for RedisStore {
                         Some(_) if presence == Presence::New => return Ok(WriteOutcome::PresenceFailed),
                         Some(tip) => {
                             let current = tip.map(<[u8]>::to_vec);
-                            let action = f(current.as_deref());
-                            let keep = action == UpdateAction::Keep;
-                            let (op, new) = cas_op(action, &current);
+                            let (op, new) = cas_op(f(current.as_deref()), &current);
                             let invocation = self.cas_invocation(&cas, true, current.as_deref(), op, new.as_deref());
-                            if !keep {
-                                shard.advance(new);
-                            }
+                            // A `k`eep carries the tip itself: advancing to it changes nothing.
+                            shard.advance(new);
                             // Queued while the shard is locked: chain order is send order.
                             Some((shard.epoch(), self.send_now(invocation)))
                         }
