@@ -210,3 +210,81 @@ async fn redis_store_without_client_cache_passes_the_conformance_suite() {
     let can = conformance::Capabilities { purge_counts: false, list: true };
     conformance::run_all_with(Arc::new(store), can).await;
 }
+
+/// How many times Redis ran a script so far (`INFO commandstats`).
+fn scripts_run(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn increment(store: &RedisStore, key: nex_session::StoreKey, later: i64) -> Result<(), StoreError> {
+    use nex_session::store::UpdateAction;
+    let mut plus_one = |cur: Option<&[u8]>| {
+        let n: u64 = cur.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    store.update(key, "n", &mut plus_one, later, Presence::Existing).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_field_are_group_committed_and_all_counted() {
+    let server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:batch:", Duration::from_secs(2)).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("n", b"0"), later, Presence::New).await.unwrap();
+    increment(&store, key, later).await.unwrap();
+    let before = scripts_run(&server.url());
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { increment(&store, key, later).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let scripts = scripts_run(&server.url()) - before;
+    assert_eq!(store.load(key).await.unwrap().unwrap().fields["n"], b"501");
+    assert!(scripts < 500, "500 concurrent increments ran {scripts} scripts: no batching");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_updates_never_strand_the_others_of_their_batch() {
+    let (url, _server) = single_node();
+    let store = RedisStore::open_with(&url, &prefix("cancel"), Duration::from_secs(2)).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("n", b"0"), later, Presence::New).await.unwrap();
+    increment(&store, key, later).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { increment(&store, key, later).await })
+        })
+        .collect();
+    for task in tasks.iter().step_by(5) {
+        task.abort();
+    }
+    let mut done = 0u64;
+    let started = Instant::now();
+    for task in tasks {
+        match task.await {
+            Ok(result) => {
+                result.unwrap();
+                done += 1;
+            }
+            Err(e) => assert!(e.is_cancelled()),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "members waited for a cancelled one");
+    let n: u64 =
+        String::from_utf8(store.load(key).await.unwrap().unwrap().fields["n"].clone()).unwrap().parse().unwrap();
+    // Every acknowledged increment counts; a cancelled one may or may not have landed.
+    assert!((1 + done..=201).contains(&n), "counter {n}, acknowledged {done}");
+}

@@ -14,8 +14,10 @@
 //!   atomic, one round trip.
 //! - **update**: read the field, run the closure, then a compare-and-set script that
 //!   writes only if the field is unchanged; retried on conflict, so no increment is
-//!   lost across instances. Updates of one process are serialised per session shard
-//!   first, so they do not fight each other.
+//!   lost across instances. Once this process has written a field it knows its
+//!   value, and concurrent updates of it are group-committed: each runs its closure
+//!   on the latest accepted value at once, and a committer task sends them as one
+//!   compare-and-set per round trip (see `chain.rs`).
 //! - **Redis Cluster** (`redis+cluster://host:port,host:port`): a session is one key,
 //!   so all its fields live in one hash slot and every script above stays atomic.
 //!   `renew` moves data between two keys that may sit in different slots, which no
@@ -42,7 +44,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 
 use self::cache::{ClientCache, Invalidator};
-use self::chain::Chains;
+use self::chain::{Chains, Outcome};
 use super::cas::UpdateLocks;
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
@@ -387,6 +389,64 @@ impl RedisStore {
         }
     }
 
+    /// The committer of one shard's chain: sends each open batch as one CAS and
+    /// tells its members the outcome, until no batch is open. A task of its own,
+    /// so no member's cancellation can strand the others.
+    async fn commit(self, key: StoreKey) {
+        loop {
+            let (batch, sent) = {
+                let Some(mut shard) = self.chains.lock(key) else { return };
+                let Some(batch) = shard.next_batch() else { return };
+                if batch.epoch != shard.epoch() {
+                    // Built on a chain that broke meanwhile: its members decide again.
+                    batch.done.send_replace(Some(Outcome::Answer(0)));
+                    continue;
+                }
+                let op = match (&batch.new, batch.writes) {
+                    (_, false) => "k",
+                    (Some(_), true) => "p",
+                    (None, true) => "d",
+                };
+                let cas = Cas {
+                    key: &batch.redis_key,
+                    presence: Presence::Existing,
+                    expires_at_ms: batch.expires_at_ms,
+                    field: &batch.field,
+                };
+                let invocation = self.cas_invocation(&cas, true, batch.expected.as_deref(), op, batch.new.as_deref());
+                // Queued while the shard is locked: batches reach Redis in chain order.
+                let sent = self.send_now(invocation);
+                (batch, sent)
+            };
+            let answer = match sent {
+                Sent::Answered(answer) => answer,
+                Sent::Waiting(answer) => answer.await,
+            };
+            if !matches!(answer, Ok(1)) {
+                if let Some(mut shard) = self.chains.lock(key) {
+                    shard.break_chain(batch.epoch);
+                }
+            }
+            let outcome = match answer {
+                Ok(n) => Outcome::Answer(n),
+                Err(StoreError::Timeout(after)) => Outcome::Timeout(after),
+                Err(err) => Outcome::Failed(err.to_string()),
+            };
+            batch.done.send_replace(Some(outcome));
+        }
+    }
+
+    /// Waits for a batch's outcome, at most twice the timeout (the batch waits for
+    /// at most one batch before it, each bounded by the timeout).
+    async fn batch_outcome(&self, mut outcome: tokio::sync::watch::Receiver<Option<Outcome>>) -> Outcome {
+        let bound = self.timeout.saturating_mul(2);
+        match tokio::time::timeout(bound, outcome.wait_for(Option::is_some)).await {
+            Ok(Ok(answer)) => answer.clone().unwrap_or(Outcome::Answer(0)),
+            Ok(Err(_)) => Outcome::Failed("the update batch was dropped".into()),
+            Err(_) => Outcome::Timeout(bound),
+        }
+    }
+
     /// Drops `key` from the client-side cache before this process changes it.
     fn forget(&self, key: StoreKey) {
         if let Some(cache) = &self.cache {
@@ -489,9 +549,8 @@ impl SessionStore for RedisStore {
             let mut attempts = 0;
             while attempts < CAS_ATTEMPTS {
                 attempts += 1;
-                let cas = Cas { key: &k, presence, expires_at_ms, field };
-                // Fast path: this process has a chain on the field; extend it (see `chain`).
-                let extended = {
+                // Fast path: this process has a chain on the field; join its open batch (see `chain`).
+                let joined = {
                     let Some(mut shard) = self.chains.lock(key) else { break };
                     match shard.tip(key, field) {
                         None => None,
@@ -499,46 +558,56 @@ impl SessionStore for RedisStore {
                         Some(_) if presence == Presence::New => return Ok(WriteOutcome::PresenceFailed),
                         Some(tip) => {
                             let current = tip.map(<[u8]>::to_vec);
-                            let (op, new) = cas_op(f(current.as_deref()), &current);
-                            let invocation = self.cas_invocation(&cas, true, current.as_deref(), op, new.as_deref());
-                            // A `k`eep carries the tip itself: advancing to it changes nothing.
-                            shard.advance(new);
-                            // Queued while the shard is locked: chain order is send order.
-                            Some((shard.epoch(), self.send_now(invocation)))
+                            let action = f(current.as_deref());
+                            let writes = action != UpdateAction::Keep;
+                            let (_, new) = cas_op(action, &current);
+                            Some(shard.join(new, writes, expires_at_ms, &k))
                         }
                     }
                 };
-                let (epoch, sent) = match extended {
-                    Some(sent) => sent,
-                    None => {
-                        // Slow path: read the field, then start a chain. One reader at a time
-                        // per shard; whoever waited here finds the new chain and extends it.
-                        let _slow = self.update_locks.lock(key).await;
-                        if self.chains.lock(key).is_some_and(|s| s.tip(key, field).is_some()) {
-                            attempts -= 1;
+                if let Some(joined) = joined {
+                    if joined.start_committer {
+                        tokio::spawn(self.clone().commit(key));
+                    }
+                    match self.batch_outcome(joined.outcome).await {
+                        Outcome::Answer(1) => return Ok(WriteOutcome::Done),
+                        Outcome::Answer(-1) => return Ok(WriteOutcome::PresenceFailed),
+                        Outcome::Answer(_) => {
+                            tokio::task::yield_now().await;
                             continue;
                         }
-                        let mut conn = self.conn.clone();
-                        let (exists, current): (i64, Option<Vec<u8>>) =
-                            self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
-                        match (presence, exists == 1) {
-                            (Presence::Existing, false) | (Presence::New, true) => {
-                                return Ok(WriteOutcome::PresenceFailed)
-                            }
-                            _ => {}
-                        }
-                        let action = f(current.as_deref());
-                        if action == UpdateAction::Keep {
-                            // Decided on what Redis holds right now: nothing to write.
-                            return Ok(WriteOutcome::Done);
-                        }
-                        let (op, new) = cas_op(action, &current);
-                        let invocation = self.cas_invocation(&cas, exists == 1, current.as_deref(), op, new.as_deref());
-                        let Some(mut shard) = self.chains.lock(key) else { break };
-                        let epoch = shard.start(key, field, new);
-                        (epoch, self.send_now(invocation))
+                        Outcome::Timeout(after) => return Err(StoreError::Timeout(after)),
+                        Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
                     }
+                }
+                let cas = Cas { key: &k, presence, expires_at_ms, field };
+                // Slow path: read the field, then start a chain with a lone CAS. One reader at a time
+                // per shard; whoever waited here finds the new chain and extends it.
+                let slow = self.update_locks.lock(key).await;
+                if self.chains.lock(key).is_some_and(|s| s.tip(key, field).is_some()) {
+                    attempts -= 1;
+                    continue;
+                }
+                let mut conn = self.conn.clone();
+                let (exists, current): (i64, Option<Vec<u8>>) =
+                    self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
+                match (presence, exists == 1) {
+                    (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
+                    _ => {}
+                }
+                let action = f(current.as_deref());
+                if action == UpdateAction::Keep {
+                    // Decided on what Redis holds right now: nothing to write.
+                    return Ok(WriteOutcome::Done);
+                }
+                let (op, new) = cas_op(action, &current);
+                let invocation = self.cas_invocation(&cas, exists == 1, current.as_deref(), op, new.as_deref());
+                let (epoch, sent) = {
+                    let Some(mut shard) = self.chains.lock(key) else { break };
+                    (shard.start(key, field, new), self.send_now(invocation))
                 };
+                // Later updates find the chain now and join it without this lock.
+                drop(slow);
                 let answer = match sent {
                     Sent::Answered(answer) => answer,
                     Sent::Waiting(answer) => answer.await,
