@@ -152,27 +152,34 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
-/// Every `name=value` pair of the request's `Cookie` headers, in order, as bytes:
-/// names and values trimmed, a value's surrounding double quotes removed.
-fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers.get_all(COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).filter_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        let (name, value) = pair.split_at_checked(eq)?;
-        let value = value.get(1..)?.trim_ascii();
-        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
-        Some((name.trim_ascii(), value))
-    })
+/// The `;`-separated pieces of the request's `Cookie` headers, in order. A header
+/// that is not UTF-8 is skipped whole. (`str` splitting finds `;` with `memchr`,
+/// faster than looking at each byte: this runs on every request.)
+fn header_pieces(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers.get_all(COOKIE).iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok()).flat_map(|v| v.split(';'))
+}
+
+/// A cookie value as sent after `=`: trimmed, surrounding double quotes removed.
+fn cookie_value(raw: &str) -> &str {
+    let value = raw.trim_ascii();
+    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
 }
 
 /// Every `name=value` pair of the request's `Cookie` headers, in order.
 pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    raw_pairs(headers).filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
+    header_pieces(headers).filter_map(|piece| {
+        let (name, value) = piece.split_once('=')?;
+        Some((name.trim_ascii(), cookie_value(value)))
+    })
 }
 
-/// The values of every request cookie called `name`, in order. Runs on every
-/// request for the session cookie, so it compares bytes and decodes only matches.
+/// The values of every request cookie called `name`, in order, as [`request_pairs`]
+/// gives them. It matches the name first and looks at nothing else of other cookies.
 pub(crate) fn request_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    raw_pairs(headers).filter(move |(n, _)| *n == name.as_bytes()).filter_map(|(_, v)| std::str::from_utf8(v).ok())
+    header_pieces(headers).filter_map(move |piece| {
+        let rest = piece.trim_ascii_start().strip_prefix(name)?;
+        Some(cookie_value(rest.trim_ascii_start().strip_prefix('=')?))
+    })
 }
 
 /// Queues a cookie for the response (Nex.Cookie.put/3).

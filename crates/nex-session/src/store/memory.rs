@@ -60,6 +60,14 @@ type Shard = HashMap<StoreKey, Entry, BuildHasherDefault<KeyHasher>>;
 #[cfg(feature = "redis")]
 pub(super) type KeyMap<V> = HashMap<StoreKey, V, BuildHasherDefault<KeyHasher>>;
 
+/// A session's new fields, as a write computes them.
+enum Packed {
+    /// All fields, freshly packed.
+    Whole(Box<[u8]>),
+    /// One value replaced by one of the same length, at this byte offset.
+    Overwrite { at: usize, value: Vec<u8> },
+}
+
 struct Entry {
     expires_at_ms: i64,
     packed: Box<[u8]>,
@@ -136,7 +144,7 @@ impl MemoryStore {
         key: StoreKey,
         presence: Presence,
         expires_at_ms: i64,
-        change: impl FnOnce(&[u8]) -> Option<Box<[u8]>>,
+        change: impl FnOnce(&[u8]) -> Option<Packed>,
     ) -> WriteOutcome {
         let now = now_ms();
         let mut shard = self.shard(&key);
@@ -146,7 +154,20 @@ impl MemoryStore {
             (Presence::Existing, false) | (Presence::New, true) => return WriteOutcome::PresenceFailed,
             _ => {}
         }
-        let Some(packed) = change(existing.map_or(&[][..], |e| &e.packed)) else { return WriteOutcome::Done };
+        let packed = match change(existing.map_or(&[][..], |e| &e.packed)) {
+            None => return WriteOutcome::Done,
+            Some(Packed::Whole(packed)) => packed,
+            Some(Packed::Overwrite { at, value }) => {
+                // Only made for a live entry, from its own bytes: the range is in bounds.
+                if let Some(entry) = shard.get_mut(&key) {
+                    if let Some(old) = entry.packed.get_mut(at..at.saturating_add(value.len())) {
+                        old.copy_from_slice(&value);
+                        entry.expires_at_ms = expires_at_ms;
+                    }
+                }
+                return WriteOutcome::Done;
+            }
+        };
         if !had_live {
             shard.remove(&key);
             self.make_room(&mut shard, now);
@@ -185,7 +206,7 @@ impl SessionStore for MemoryStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let outcome = self.write(key, presence, expires_at_ms, |packed| {
-            Some(merge(packed, changes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))))
+            Some(Packed::Whole(merge(packed, changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())))))
         });
         Box::pin(std::future::ready(Ok(outcome)))
     }
@@ -200,10 +221,17 @@ impl SessionStore for MemoryStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let outcome = self.write(key, presence, expires_at_ms, |packed| {
             let current = entries(packed).find(|(k, _)| *k == field).map(|(_, v)| v);
-            match f(current) {
-                UpdateAction::Set(value) => Some(merge(packed, std::iter::once((field, Some(value.as_slice()))))),
-                UpdateAction::Delete => Some(merge(packed, std::iter::once((field, None)))),
-                UpdateAction::Keep => None,
+            match (f(current), current) {
+                // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
+                (UpdateAction::Set(value), Some(old)) if old.len() == value.len() => Some(Packed::Overwrite {
+                    at: (old.as_ptr() as usize).wrapping_sub(packed.as_ptr() as usize),
+                    value,
+                }),
+                (UpdateAction::Set(value), _) => {
+                    Some(Packed::Whole(merge(packed, std::iter::once((field, Some(value.as_slice()))))))
+                }
+                (UpdateAction::Delete, _) => Some(Packed::Whole(merge(packed, std::iter::once((field, None))))),
+                (UpdateAction::Keep, _) => None,
             }
         });
         Box::pin(std::future::ready(Ok(outcome)))
@@ -396,6 +424,25 @@ fn take_chunk(input: &[u8]) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn updates_in_place_and_by_repacking_keep_the_other_fields() {
+        let store = MemoryStore::new();
+        let key = StoreKey::from_bytes([4; 32]);
+        let mut batch = Changes::new();
+        batch.insert("a".into(), Some(b"x".to_vec()));
+        batch.insert("n".into(), Some(b"41".to_vec()));
+        batch.insert("z".into(), Some(b"y".to_vec()));
+        store.apply(key, &batch, i64::MAX, Presence::New).await.unwrap();
+        for new in [&b"42"[..], b"100", b"7", b"8"] {
+            let mut set = |_: Option<&[u8]>| UpdateAction::Set(new.to_vec());
+            store.update(key, "n", &mut set, i64::MAX - 1, Presence::Existing).await.unwrap();
+            let record = store.load(key).await.unwrap().unwrap();
+            assert_eq!(record.fields["n"], new);
+            assert_eq!((&record.fields["a"][..], &record.fields["z"][..]), (&b"x"[..], &b"y"[..]));
+            assert_eq!(record.expires_at_ms, i64::MAX - 1, "the expiry slides in place too");
+        }
+    }
 
     #[test]
     fn pack_round_trips_including_long_values() {
