@@ -22,7 +22,7 @@ use crate::error::{SessionError, StoreError};
 use crate::flash::Flash;
 use crate::id::SessionId;
 use crate::middleware::{Shared, VerifiedCookie};
-use crate::store::{Changes, Fields, Presence, UpdateAction, WriteOutcome};
+use crate::store::{Changes, PackedFields, Presence, UpdateAction, WriteOutcome};
 
 /// The name of the session cookie (as Nex).
 pub const COOKIE_NAME: &str = "_nex_session";
@@ -66,7 +66,7 @@ struct State {
     in_store: bool,
     cookie: Option<VerifiedCookie>,
     /// Stored fields as of the (lazy) load; `None` until loaded.
-    loaded: Option<Fields>,
+    loaded: Option<PackedFields>,
     /// Values this request already wrote to the store (flushed or `update`d).
     written: Changes,
     /// Puts and deletes not yet written.
@@ -434,12 +434,12 @@ impl Session {
                 let store = &self.inner.shared.store;
                 let loaded = match store.load_now(id.store_key()) {
                     Some(now) => now?,
-                    None => store.load(id.store_key()).await?,
+                    None => store.load(id.store_key()).await?.map(|record| PackedFields::from_fields(&record.fields)),
                 };
                 match loaded {
-                    Some(record) => {
-                        tracing::trace!(target: "nex_session", fields = record.fields.len(), "session loaded");
-                        record.fields
+                    Some(fields) => {
+                        tracing::trace!(target: "nex_session", "session loaded");
+                        fields
                     }
                     None => {
                         // A genuine cookie whose session is gone (expired, revoked, store restarted).
@@ -451,11 +451,11 @@ impl Session {
                             state.start_new()?;
                             state.pending = pending;
                         }
-                        Fields::new()
+                        PackedFields::default()
                     }
                 }
             }
-            _ => Fields::new(),
+            _ => PackedFields::default(),
         };
         state.loaded = Some(fields);
         Ok(())
@@ -569,20 +569,20 @@ impl State {
         if let Some(change) = self.pending.get(key).or_else(|| self.written.get(key)) {
             return change.as_deref();
         }
-        self.loaded.as_ref()?.get(key).map(Vec::as_slice)
+        self.loaded.as_ref()?.get(key)
     }
 
     fn start_new(&mut self) -> Result<(), SessionError> {
         self.id = Some(SessionId::generate().map_err(SessionError::Random)?);
         self.in_store = false;
-        self.loaded.get_or_insert_with(Fields::new);
+        self.loaded.get_or_insert_with(PackedFields::default);
         Ok(())
     }
 
     fn reset_to_no_session(&mut self) {
         self.id = None;
         self.in_store = false;
-        self.loaded = Some(Fields::new());
+        self.loaded = Some(PackedFields::default());
         self.written.clear();
         self.pending.clear();
         self.wrote = false;
@@ -604,7 +604,7 @@ impl State {
         if presence == Presence::Existing {
             tracing::info!(target: "nex_session", "session vanished during the request; writing to a fresh session");
             self.written.clear();
-            self.loaded = Some(Fields::new());
+            self.loaded = Some(PackedFields::default());
             self.forget_cookie = self.cookie.is_some();
             // Deleting keys of a vanished session is already done; only puts start a new one.
             self.pending.retain(|_, change| change.is_some());

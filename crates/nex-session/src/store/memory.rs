@@ -3,7 +3,7 @@
 //! Sessions are spread over 64 shards by their (random) key, each a hash map
 //! behind its own mutex, so requests of different sessions rarely contend and no
 //! lock is ever held across an `.await`. A session is one map entry: its expiry
-//! and its fields packed into a single boxed byte slice (length-prefixed key and
+//! and its fields packed into a single shared byte buffer ([`PackedFields`]) (length-prefixed key and
 //! value pairs), which keeps an idle session small (about 100 bytes with one
 //! small field, including the table's share).
 //!
@@ -21,7 +21,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
+    BoxFuture, Changes, PackedFields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -63,14 +63,14 @@ pub(super) type KeyMap<V> = HashMap<StoreKey, V, BuildHasherDefault<KeyHasher>>;
 /// A session's new fields, as a write computes them.
 enum Packed {
     /// All fields, freshly packed.
-    Whole(Box<[u8]>),
+    Whole(PackedFields),
     /// One value replaced by one of the same length, at this byte offset.
     Overwrite { at: usize, value: Vec<u8> },
 }
 
 struct Entry {
     expires_at_ms: i64,
-    packed: Box<[u8]>,
+    packed: PackedFields,
 }
 
 impl Entry {
@@ -144,7 +144,7 @@ impl MemoryStore {
         key: StoreKey,
         presence: Presence,
         expires_at_ms: i64,
-        change: impl FnOnce(&[u8]) -> Option<Packed>,
+        change: impl FnOnce(&PackedFields) -> Option<Packed>,
     ) -> WriteOutcome {
         let now = now_ms();
         let mut shard = self.shard(&key);
@@ -154,16 +154,22 @@ impl MemoryStore {
             (Presence::Existing, false) | (Presence::New, true) => return WriteOutcome::PresenceFailed,
             _ => {}
         }
-        let packed = match change(existing.map_or(&[][..], |e| &e.packed)) {
+        let none;
+        let current = match existing {
+            Some(e) => &e.packed,
+            None => {
+                none = PackedFields::default();
+                &none
+            }
+        };
+        let packed = match change(current) {
             None => return WriteOutcome::Done,
             Some(Packed::Whole(packed)) => packed,
             Some(Packed::Overwrite { at, value }) => {
                 // Only made for a live entry, from its own bytes: the range is in bounds.
                 if let Some(entry) = shard.get_mut(&key) {
-                    if let Some(old) = entry.packed.get_mut(at..at.saturating_add(value.len())) {
-                        old.copy_from_slice(&value);
-                        entry.expires_at_ms = expires_at_ms;
-                    }
+                    entry.packed.overwrite(at, &value);
+                    entry.expires_at_ms = expires_at_ms;
                 }
                 return WriteOutcome::Done;
             }
@@ -185,17 +191,21 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl SessionStore for MemoryStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(std::future::ready(self.load_now(key).unwrap_or(Ok(None))))
-    }
-
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
         let now = now_ms();
         let shard = self.shard(&key);
         let record = shard
             .get(&key)
             .filter(|e| e.live(now))
-            .map(|e| Record { fields: unpack(&e.packed), expires_at_ms: e.expires_at_ms });
-        Some(Ok(record))
+            .map(|e| Record { fields: e.packed.to_fields(), expires_at_ms: e.expires_at_ms });
+        drop(shard);
+        Box::pin(std::future::ready(Ok(record)))
+    }
+
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
+        let now = now_ms();
+        let shard = self.shard(&key);
+        // The stored buffer itself, shared: no copy, no allocation.
+        Some(Ok(shard.get(&key).filter(|e| e.live(now)).map(|e| e.packed.clone())))
     }
 
     fn apply<'a>(
@@ -206,7 +216,7 @@ impl SessionStore for MemoryStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let outcome = self.write(key, presence, expires_at_ms, |packed| {
-            Some(Packed::Whole(merge(packed, changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())))))
+            Some(Packed::Whole(packed.merged(changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())))))
         });
         Box::pin(std::future::ready(Ok(outcome)))
     }
@@ -220,17 +230,17 @@ impl SessionStore for MemoryStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let outcome = self.write(key, presence, expires_at_ms, |packed| {
-            let current = entries(packed).find(|(k, _)| *k == field).map(|(_, v)| v);
+            let current = packed.get(field);
             match (f(current), current) {
                 // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
                 (UpdateAction::Set(value), Some(old)) if old.len() == value.len() => Some(Packed::Overwrite {
-                    at: (old.as_ptr() as usize).wrapping_sub(packed.as_ptr() as usize),
+                    at: (old.as_ptr() as usize).wrapping_sub(packed.bytes().as_ptr() as usize),
                     value,
                 }),
                 (UpdateAction::Set(value), _) => {
-                    Some(Packed::Whole(merge(packed, std::iter::once((field, Some(value.as_slice()))))))
+                    Some(Packed::Whole(packed.merged(std::iter::once((field, Some(value.as_slice()))))))
                 }
-                (UpdateAction::Delete, _) => Some(Packed::Whole(merge(packed, std::iter::once((field, None))))),
+                (UpdateAction::Delete, _) => Some(Packed::Whole(packed.merged(std::iter::once((field, None))))),
                 (UpdateAction::Keep, _) => None,
             }
         });
@@ -315,7 +325,7 @@ impl SessionStore for MemoryStore {
                 if out.len() >= limit {
                     break;
                 }
-                out.push(Summary { key: *key, fields: unpack(&e.packed).len(), expires_at_ms: e.expires_at_ms });
+                out.push(Summary { key: *key, fields: e.packed.len(), expires_at_ms: e.expires_at_ms });
             }
         }
         Box::pin(std::future::ready(Ok(out)))
@@ -342,85 +352,6 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// Fields as `varint(len) key varint(len) value`, in key order.
-#[cfg(test)]
-fn pack(fields: &Fields) -> Box<[u8]> {
-    merge(&[], fields.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))))
-}
-
-fn unpack(packed: &[u8]) -> Fields {
-    // Entries come in key order: inserting one by one skips `collect`'s buffer and sort.
-    let mut fields = Fields::new();
-    for (k, v) in entries(packed) {
-        fields.insert(k.to_owned(), v.to_vec());
-    }
-    fields
-}
-
-/// The `(key, value)` pairs of packed fields, in key order.
-/// Only this module writes them, so they are well formed; iteration stops quietly if not.
-fn entries(mut packed: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
-    std::iter::from_fn(move || {
-        let (key, rest) = take_chunk(packed)?;
-        let (value, rest) = take_chunk(rest)?;
-        packed = rest;
-        Some((std::str::from_utf8(key).ok()?, value))
-    })
-}
-
-/// Packed fields with `changes` (in key order; `None` deletes) merged in, in one pass.
-fn merge<'a>(packed: &[u8], changes: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(packed.len() + 32);
-    let mut push = |key: &str, value: &[u8]| {
-        put_varint(&mut out, key.len());
-        out.extend_from_slice(key.as_bytes());
-        put_varint(&mut out, value.len());
-        out.extend_from_slice(value);
-    };
-    let mut old = entries(packed).peekable();
-    for (key, change) in changes {
-        while let Some((k, v)) = old.next_if(|(k, _)| *k < key) {
-            push(k, v);
-        }
-        // An existing entry with this key is replaced (or deleted).
-        let _ = old.next_if(|(k, _)| *k == key);
-        if let Some(value) = change {
-            push(key, value);
-        }
-    }
-    for (k, v) in old {
-        push(k, v);
-    }
-    // An exact-size copy: shrinking `out` in place would leave a small free gap
-    // after every stored session, which the allocator rarely reuses.
-    Box::from(out.as_slice())
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn take_chunk(input: &[u8]) -> Option<(&[u8], &[u8])> {
-    let mut len = 0usize;
-    let mut shift = 0u32;
-    for (i, b) in input.iter().enumerate() {
-        len |= usize::from(b & 0x7f).checked_shl(shift)?;
-        if b & 0x80 == 0 {
-            let rest = input.get(i + 1..)?;
-            return (len <= rest.len()).then(|| rest.split_at(len));
-        }
-        shift += 7;
-        if shift > 35 {
-            return None;
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,37 +373,5 @@ mod tests {
             assert_eq!((&record.fields["a"][..], &record.fields["z"][..]), (&b"x"[..], &b"y"[..]));
             assert_eq!(record.expires_at_ms, i64::MAX - 1, "the expiry slides in place too");
         }
-    }
-
-    #[test]
-    fn pack_round_trips_including_long_values() {
-        let mut fields = Fields::new();
-        fields.insert("a".into(), vec![]);
-        fields.insert("user_id".into(), b"42".to_vec());
-        fields.insert("big".into(), vec![7; 100_000]);
-        assert_eq!(unpack(&pack(&fields)), fields);
-    }
-
-    #[test]
-    fn merge_puts_replaces_and_deletes_in_key_order() {
-        let mut fields = Fields::new();
-        fields.insert("b".into(), b"2".to_vec());
-        fields.insert("d".into(), b"4".to_vec());
-        let packed = pack(&fields);
-        let changes =
-            [("a", Some(&b"1"[..])), ("b", None), ("c", Some(&b"3"[..])), ("d", Some(&b"44"[..])), ("e", None)];
-        let merged = unpack(&merge(&packed, changes.into_iter()));
-        let expect: Fields = [("a", "1"), ("c", "3"), ("d", "44")]
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
-            .collect();
-        assert_eq!(merged, expect);
-    }
-
-    #[test]
-    fn one_small_field_packs_into_a_dozen_bytes() {
-        let mut fields = Fields::new();
-        fields.insert("user_id".into(), b"42".to_vec());
-        assert_eq!(pack(&fields).len(), 11);
     }
 }

@@ -32,7 +32,7 @@ use redis::{PushInfo, PushKind, Value};
 
 use crate::id::StoreKey;
 use crate::store::memory::KeyMap;
-use crate::store::Record;
+use crate::store::{PackedFields, Record};
 
 const SHARDS: usize = 64;
 
@@ -49,7 +49,8 @@ pub(crate) struct ClientCache {
 #[derive(Default)]
 struct Shard {
     generation: u64,
-    entries: KeyMap<Record>,
+    /// Fields (shared with requests that read them) and expiry.
+    entries: KeyMap<(PackedFields, i64)>,
 }
 
 /// A load in progress: where its answer may be cached.
@@ -80,10 +81,10 @@ impl ClientCache {
         Some(self.shards.get(index)?.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The cached session, if it is cached and not expired at `now_ms`.
-    pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Record> {
+    /// The cached session's fields, if it is cached and not expired at `now_ms`.
+    pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<PackedFields> {
         let shard = self.shard(Self::index(key))?;
-        let record = shard.entries.get(&key).filter(|r| r.expires_at_ms > now_ms).cloned();
+        let record = shard.entries.get(&key).filter(|(_, expires)| *expires > now_ms).map(|(f, _)| f.clone());
         drop(shard);
         let counter = if record.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +110,7 @@ impl ClientCache {
                 shard.entries.remove(&victim);
             }
         }
-        shard.entries.insert(key, record.clone());
+        shard.entries.insert(key, (PackedFields::from_fields(&record.fields), record.expires_at_ms));
     }
 
     /// Drops `key` and fences off loads of its shard that are in flight.
@@ -202,7 +203,7 @@ mod tests {
         assert!(cache.get(key(1), 0).is_none());
         let ticket = cache.ticket(key(1));
         cache.insert(key(1), &record("new", i64::MAX), ticket);
-        assert_eq!(cache.get(key(1), 0).unwrap().fields["k"], b"new");
+        assert_eq!(cache.get(key(1), 0).unwrap().get("k"), Some(&b"new"[..]));
     }
 
     #[test]

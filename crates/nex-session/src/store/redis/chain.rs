@@ -30,7 +30,9 @@ use tokio::sync::watch;
 
 use crate::id::StoreKey;
 
-const SHARDS: usize = 64;
+/// Chains per store. One shard holds one chain at a time: more shards make it
+/// rarer that two busy sessions take turns (each turn costs the loser one read).
+const SHARDS: usize = 256;
 
 /// What this process expects a field to hold once its accepted updates land.
 pub(crate) struct Tip {

@@ -47,7 +47,8 @@ use self::cache::{ClientCache, Invalidator};
 use self::chain::{Chains, Outcome};
 use super::cas::UpdateLocks;
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
+    BoxFuture, Changes, Fields, PackedFields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn,
+    WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -475,9 +476,9 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<Record>, StoreError>> {
-        let record = self.cache.as_ref()?.get(key, now_ms())?;
-        Some(Ok(Some(record)))
+    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
+        let fields = self.cache.as_ref()?.get(key, now_ms())?;
+        Some(Ok(Some(fields)))
     }
 
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
