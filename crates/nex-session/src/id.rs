@@ -116,22 +116,41 @@ impl StoreKey {
 
     /// Lower-case hex, 64 characters: how stores and the CLI show it.
     pub fn to_hex(&self) -> String {
-        use fmt::Write as _;
-        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        let mut out = String::with_capacity(64);
+        self.push_hex(&mut out);
+        out
     }
 
-    /// Parses 64 hex characters.
+    /// Appends the 64 lower-case hex characters to `out` (a Redis key is
+    /// `prefix + hex`, built on every store call: one allocation, no formatting).
+    pub(crate) fn push_hex(&self, out: &mut String) {
+        fn digit(n: u8) -> char {
+            char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+        }
+        out.reserve(64);
+        for b in self.0 {
+            out.push(digit(b >> 4));
+            out.push(digit(b & 0x0f));
+        }
+    }
+
+    /// Parses 64 hex characters (either case).
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.is_ascii() {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            }
+        }
+        if hex.len() != 64 {
             return None;
         }
         let mut bytes = [0u8; 32];
         for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-            let text = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(text, 16).ok()?;
+            let &[high, low] = pair else { return None };
+            *byte = nibble(high)? << 4 | nibble(low)?;
         }
         Some(Self(bytes))
     }
@@ -161,6 +180,20 @@ mod tests {
         assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlO").is_none());
         assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlO+").is_none());
         assert!(SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOé").is_none());
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_non_hex() {
+        let key = StoreKey::from_bytes(core::array::from_fn(|i| (i * 37) as u8));
+        let hex = key.to_hex();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(hex, key.0.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        assert_eq!(StoreKey::from_hex(&hex), Some(key));
+        assert_eq!(StoreKey::from_hex(&hex.to_uppercase()), Some(key));
+        assert_eq!(StoreKey::from_hex(&hex[1..]), None);
+        assert_eq!(StoreKey::from_hex(&format!("g{}", &hex[1..])), None);
+        assert_eq!(StoreKey::from_hex(&format!("é{}", &hex[2..])), None);
     }
 
     #[test]

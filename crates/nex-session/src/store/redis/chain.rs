@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::id::StoreKey;
+use crate::store::UpdateAction;
 
 /// Chains per store. One shard holds one chain at a time: more shards make it
 /// rarer that two busy sessions take turns (each turn costs the loser one read).
@@ -56,7 +57,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Open {
     /// The value before the batch (what Redis must hold for it to apply).
     pub(crate) expected: Option<Vec<u8>>,
-    /// The value after it (the tip when the batch is sent).
+    /// The value after it (the tip when the batch is taken for sending; `None` until then).
     pub(crate) new: Option<Vec<u8>>,
     /// Some member set or deleted (else the batch only checks the value).
     pub(crate) writes: bool,
@@ -112,28 +113,41 @@ impl Shard {
         self.tip.as_ref().filter(|t| t.key == key && t.field == field).map(|t| t.value.as_deref())
     }
 
-    /// Accepts one update decided on the tip: the tip moves to `new` (for a
-    /// keep, `new` is the tip itself) and the update joins the open batch.
-    pub(crate) fn join(&mut self, new: Option<Vec<u8>>, writes: bool, expires_at_ms: i64, redis_key: &str) -> Joined {
+    /// Accepts one update decided on the tip: the tip moves to the action's value
+    /// (a keep leaves it) and the update joins the open batch. `redis_key` is
+    /// called only when this update opens the batch.
+    pub(crate) fn join(
+        &mut self,
+        action: UpdateAction,
+        expires_at_ms: i64,
+        redis_key: impl FnOnce() -> String,
+    ) -> Joined {
         let Some(tip) = &mut self.tip else {
             // Callers join only after `tip` said there is one; answer "conflict" (retry) if not.
             let (done, outcome) = watch::channel(Some(Outcome::Answer(0)));
             drop(done);
             return Joined { outcome, start_committer: false };
         };
-        let before = std::mem::replace(&mut tip.value, new.clone());
-        let field = tip.field.clone();
-        let open = self.open.get_or_insert_with(|| Open {
-            expected: before,
-            new: None,
-            writes: false,
-            expires_at_ms,
-            epoch: self.epoch,
-            redis_key: redis_key.to_owned(),
-            field,
-            done: watch::channel(None).0,
-        });
-        open.new = new;
+        let (before, writes) = match action {
+            // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
+            UpdateAction::Set(bytes) => (Some(tip.value.replace(bytes)), true),
+            UpdateAction::Delete => (Some(tip.value.take()), true),
+            UpdateAction::Keep => (None, false),
+        };
+        let open = match &mut self.open {
+            Some(open) => open,
+            empty => empty.insert(Open {
+                // Keep leaves the tip as it was: that is the value the batch expects.
+                expected: before.unwrap_or_else(|| tip.value.clone()),
+                new: None,
+                writes: false,
+                expires_at_ms,
+                epoch: self.epoch,
+                redis_key: redis_key(),
+                field: tip.field.clone(),
+                done: watch::channel(None).0,
+            }),
+        };
         open.writes |= writes;
         open.expires_at_ms = open.expires_at_ms.max(expires_at_ms);
         let outcome = open.done.subscribe();
@@ -142,9 +156,22 @@ impl Shard {
         Joined { outcome, start_committer }
     }
 
-    /// The committer's next batch, or `None` (and the committer stops) when there is none.
+    /// The committer's next batch, or `None` (and the committer stops) when there
+    /// is none. Its `new` is the tip: every update accepted since the last batch
+    /// is in this one, so the tip is the value the batch leaves behind.
     pub(crate) fn next_batch(&mut self) -> Option<Open> {
-        let open = self.open.take();
+        let mut open = self.open.take();
+        if let Some(open) = &mut open {
+            match &self.tip {
+                Some(tip) => open.new = tip.value.clone(),
+                // Cannot happen (breaking the chain fails the open batch); retrying is safe.
+                None => {
+                    open.done.send_replace(Some(Outcome::Answer(0)));
+                    self.committing = false;
+                    return None;
+                }
+            }
+        }
         self.committing = open.is_some();
         open
     }
@@ -196,14 +223,15 @@ mod tests {
         let mut shard = chains.lock(key).unwrap();
         assert!(shard.tip(key, "n").is_none());
         shard.start(key, "n", Some(b"1".to_vec()));
-        let first = shard.join(Some(b"2".to_vec()), true, 10, "k");
+        let first = shard.join(UpdateAction::Set(b"2".to_vec()), 10, || "k".into());
         assert!(first.start_committer);
-        let second = shard.join(Some(b"3".to_vec()), true, 20, "k");
+        let second = shard.join(UpdateAction::Set(b"3".to_vec()), 20, || "not-used".into());
         assert!(!second.start_committer, "one committer per shard");
         assert_eq!(shard.tip(key, "n"), Some(Some(&b"3"[..])));
         let batch = shard.next_batch().unwrap();
         assert_eq!((batch.expected.as_deref(), batch.new.as_deref()), (Some(&b"1"[..]), Some(&b"3"[..])));
         assert_eq!(batch.expires_at_ms, 20);
+        assert_eq!(batch.redis_key, "k", "named by the member that opened it");
         assert!(batch.writes);
         assert!(shard.next_batch().is_none(), "the committer stops when nothing is open");
         batch.done.send_replace(Some(Outcome::Answer(1)));
@@ -212,12 +240,30 @@ mod tests {
     }
 
     #[test]
+    fn keeps_check_the_tip_and_deletes_clear_it() {
+        let chains = Chains::new();
+        let key = StoreKey::from_bytes([3; 32]);
+        let mut shard = chains.lock(key).unwrap();
+        shard.start(key, "n", Some(b"7".to_vec()));
+        let _keep = shard.join(UpdateAction::Keep, 10, || "k".into());
+        let batch = shard.next_batch().unwrap();
+        assert!(!batch.writes, "a batch of keeps only checks");
+        assert_eq!((batch.expected.as_deref(), batch.new.as_deref()), (Some(&b"7"[..]), Some(&b"7"[..])));
+        let _delete = shard.join(UpdateAction::Delete, 10, || "k".into());
+        assert_eq!(shard.tip(key, "n"), Some(None));
+        let _keep = shard.join(UpdateAction::Keep, 10, || "k".into());
+        let batch = shard.next_batch().unwrap();
+        assert!(batch.writes);
+        assert_eq!((batch.expected.as_deref(), batch.new.as_deref()), (Some(&b"7"[..]), None));
+    }
+
+    #[test]
     fn a_broken_chain_fails_its_open_batch_and_ignores_late_failures() {
         let chains = Chains::new();
         let key = StoreKey::from_bytes([2; 32]);
         let mut shard = chains.lock(key).unwrap();
         let old = shard.start(key, "n", Some(b"1".to_vec()));
-        let waiting = shard.join(Some(b"2".to_vec()), true, 10, "k");
+        let waiting = shard.join(UpdateAction::Set(b"2".to_vec()), 10, || "k".into());
         shard.break_chain(old);
         assert!(shard.tip(key, "n").is_none());
         assert!(matches!(answered(&waiting), Some(Outcome::Answer(0))), "members retry");

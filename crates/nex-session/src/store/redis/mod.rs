@@ -456,7 +456,10 @@ impl RedisStore {
     }
 
     fn key(&self, key: StoreKey) -> String {
-        format!("{}{}", self.prefix, key.to_hex())
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        key.push_hex(&mut out);
+        out
     }
 
     /// Runs one Redis call with the timeout.
@@ -546,7 +549,6 @@ impl SessionStore for RedisStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
             self.forget(key);
-            let k = self.key(key);
             let mut attempts = 0;
             while attempts < CAS_ATTEMPTS {
                 attempts += 1;
@@ -557,12 +559,10 @@ impl SessionStore for RedisStore {
                         None => None,
                         // This process wrote the session: it exists, so it cannot be new.
                         Some(_) if presence == Presence::New => return Ok(WriteOutcome::PresenceFailed),
+                        // The closure runs on the tip in place (no copy); it never awaits.
                         Some(tip) => {
-                            let current = tip.map(<[u8]>::to_vec);
-                            let action = f(current.as_deref());
-                            let writes = action != UpdateAction::Keep;
-                            let (_, new) = cas_op(action, &current);
-                            Some(shard.join(new, writes, expires_at_ms, &k))
+                            let action = f(tip);
+                            Some(shard.join(action, expires_at_ms, || self.key(key)))
                         }
                     }
                 };
@@ -581,6 +581,7 @@ impl SessionStore for RedisStore {
                         Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
                     }
                 }
+                let k = self.key(key);
                 let cas = Cas { key: &k, presence, expires_at_ms, field };
                 // Slow path: read the field, then start a chain with a lone CAS. One reader at a time
                 // per shard; whoever waited here finds the new chain and extends it.
