@@ -114,7 +114,11 @@ impl Session {
     /// [`SessionError::Store`] if the store cannot be read; [`SessionError::Decode`]
     /// if the stored value is not a `T` (other keys stay readable).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let mut state = self.inner.state.lock().await;
+        // Uncontended (the usual case): no lock future to build and poll.
+        let mut state = match self.inner.state.try_lock() {
+            Ok(state) => state,
+            Err(_) => self.inner.state.lock().await,
+        };
         self.ensure_loaded(&mut state).await?;
         match state.view(key) {
             None => Ok(None),
@@ -432,7 +436,7 @@ impl Session {
         let fields = match (&state.id, state.in_store) {
             (Some(id), true) => {
                 let store = &self.inner.shared.store;
-                let loaded = match store.load_now(id.store_key()) {
+                let loaded = match store.load_now(id.store_key(), self.inner.started_ms) {
                     Some(now) => now?,
                     None => store.load(id.store_key()).await?.map(|record| PackedFields::from_fields(&record.fields)),
                 };

@@ -145,34 +145,35 @@ async fn the_client_cache_answers_repeat_reads_and_drops_what_another_instance_c
     let later = nex_session::token::now_ms() + 60_000;
     a.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
 
-    assert!(a.load_now(key).is_none(), "never read yet: not cached");
+    assert!(a.load_now(key, nex_session::token::now_ms()).is_none(), "never read yet: not cached");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"1");
     let (hits_before, _) = a.client_cache_stats().unwrap();
     for _ in 0..100 {
-        let cached = a.load_now(key).expect("read once: answered from memory").unwrap().unwrap();
+        let cached =
+            a.load_now(key, nex_session::token::now_ms()).expect("read once: answered from memory").unwrap().unwrap();
         assert_eq!(cached.get("f"), Some(&b"1"[..]));
     }
     assert_eq!(a.client_cache_stats().unwrap().0 - hits_before, 100);
 
     // Another instance writes: Redis tells A, which drops its copy.
     b.apply(key, &one_field("f", b"2"), later, Presence::Existing).await.unwrap();
-    assert!(eventually(|| a.load_now(key).is_none()).await, "the invalidation reached A");
+    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await, "the invalidation reached A");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"2");
     // ... and so does a removal, an update and an expiry change by the other instance.
-    assert!(a.load_now(key).is_some());
+    assert!(a.load_now(key, nex_session::token::now_ms()).is_some());
     let mut bump = |_: Option<&[u8]>| nex_session::store::UpdateAction::Set(b"3".to_vec());
     b.update(key, "f", &mut bump, later, Presence::Existing).await.unwrap();
-    assert!(eventually(|| a.load_now(key).is_none()).await);
+    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await);
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"3");
     b.remove(key).await.unwrap();
-    assert!(eventually(|| a.load_now(key).is_none()).await);
+    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await);
     assert!(a.load(key).await.unwrap().is_none());
 
     // A's own writes are visible to its next read at once, with no waiting.
     a.apply(key, &one_field("g", b"1"), later, Presence::New).await.unwrap();
     a.load(key).await.unwrap();
     a.apply(key, &one_field("g", b"2"), later, Presence::Existing).await.unwrap();
-    assert!(a.load_now(key).is_none(), "own write: dropped before it was sent");
+    assert!(a.load_now(key, nex_session::token::now_ms()).is_none(), "own write: dropped before it was sent");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["g"], b"2");
 }
 
@@ -184,9 +185,12 @@ async fn the_client_cache_is_dropped_when_redis_goes_away() {
     let later = nex_session::token::now_ms() + 60_000;
     store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
     store.load(key).await.unwrap();
-    assert!(store.load_now(key).is_some());
+    assert!(store.load_now(key, nex_session::token::now_ms()).is_some());
     server.stop();
-    assert!(eventually(|| store.load_now(key).is_none()).await, "a lost connection drops the cache");
+    assert!(
+        eventually(|| store.load_now(key, nex_session::token::now_ms()).is_none()).await,
+        "a lost connection drops the cache"
+    );
     assert!(store.load(key).await.is_err(), "no cached answer while Redis is down: an honest error");
     server.start();
     // The restarted private server is empty: the session must not come back from memory.

@@ -201,8 +201,7 @@ impl SessionStore for MemoryStore {
         Box::pin(std::future::ready(Ok(record)))
     }
 
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
-        let now = now_ms();
+    fn load_now(&self, key: StoreKey, now: i64) -> Option<Result<Option<PackedFields>, StoreError>> {
         let shard = self.shard(&key);
         // The stored buffer itself, shared: no copy, no allocation.
         Some(Ok(shard.get(&key).filter(|e| e.live(now)).map(|e| e.packed.clone())))

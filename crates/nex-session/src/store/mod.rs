@@ -121,17 +121,20 @@ pub trait SessionStore: Send + Sync + 'static {
     /// answer is at hand (an in-memory store, or a cache that is known to be
     /// current); `None` means "call `load`". The default answers `None`. It is
     /// the hottest path, the first `get` of a request: no boxed future, and the
-    /// fields as a shared buffer rather than a map built per request.
+    /// fields as a shared buffer rather than a map built per request. `now_ms`
+    /// is the request's clock reading (ms since the Unix epoch), the same one
+    /// the layer judged the cookie by, so a request reads the clock once.
     ///
     /// ```
     /// use nex_session::store::{MemoryStore, SessionStore};
     ///
     /// let key = nex_session::SessionId::generate().unwrap().store_key();
     /// // An in-memory store always knows at once: here, that there is no such session.
-    /// assert!(matches!(MemoryStore::new().load_now(key), Some(Ok(None))));
+    /// let now = nex_session::token::now_ms();
+    /// assert!(matches!(MemoryStore::new().load_now(key, now), Some(Ok(None))));
     /// ```
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
-        let _ = key;
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> Option<Result<Option<PackedFields>, StoreError>> {
+        let _ = (key, now_ms);
         None
     }
 
@@ -180,8 +183,8 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         (**self).load(key)
     }
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
-        (**self).load_now(key)
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> Option<Result<Option<PackedFields>, StoreError>> {
+        (**self).load_now(key, now_ms)
     }
     fn apply<'a>(
         &'a self,

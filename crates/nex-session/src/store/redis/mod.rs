@@ -479,8 +479,8 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    fn load_now(&self, key: StoreKey) -> Option<Result<Option<PackedFields>, StoreError>> {
-        let fields = self.cache.as_ref()?.get(key, now_ms())?;
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> Option<Result<Option<PackedFields>, StoreError>> {
+        let fields = self.cache.as_ref()?.get(key, now_ms)?;
         Some(Ok(Some(fields)))
     }
 
