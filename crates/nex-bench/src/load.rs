@@ -43,10 +43,23 @@ impl Generator {
         cookie: &str,
         connections: usize,
         duration: Duration,
+        core: Option<usize>,
     ) -> Result<LoadResult, String> {
         match self {
-            Self::Wrk => run_wrk(addr, route, cookie, connections, duration),
-            Self::InRepo => run_in_repo(addr, route, cookie, connections, duration),
+            Self::Wrk => run_wrk(addr, route, cookie, connections, duration, core),
+            Self::InRepo => {
+                // A thread of its own, so pinning it leaves the main thread (and the
+                // servers it starts later) free to run anywhere.
+                let (route, cookie) = (route.to_owned(), cookie.to_owned());
+                std::thread::spawn(move || {
+                    if let (Some(core), Some(tid)) = (core, crate::pin::current_tid()) {
+                        crate::pin::pin_thread(tid, core)?;
+                    }
+                    run_in_repo(addr, &route, &cookie, connections, duration)
+                })
+                .join()
+                .map_err(|_| "the load thread panicked".to_owned())?
+            }
         }
     }
 }
@@ -57,8 +70,17 @@ fn run_wrk(
     cookie: &str,
     connections: usize,
     duration: Duration,
+    core: Option<usize>,
 ) -> Result<LoadResult, String> {
-    let output = Command::new("wrk")
+    let mut command = match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &core.to_string(), "wrk"]);
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    let output = command
         .args(["-t1", &format!("-c{connections}"), &format!("-d{}s", duration.as_secs().max(1))])
         .args(["-H", &format!("Cookie: {cookie}")])
         .arg(format!("http://{addr}{route}"))

@@ -23,6 +23,7 @@ mod chart;
 mod load;
 mod lost;
 mod memory;
+mod pin;
 mod server;
 
 use std::fmt::Write as _;
@@ -37,6 +38,8 @@ struct Options {
     connections: usize,
     out_dir: String,
     variants: Vec<String>,
+    /// Pin the server thread and the load generator to separate cores.
+    pin: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -46,6 +49,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         connections: 32,
         out_dir: "target/bench".into(),
         variants: apps::variants().iter().map(|v| v.name.to_owned()).collect(),
+        pin: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -56,9 +60,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--connections" => opts.connections = value()?.parse().map_err(|e| format!("--connections: {e}"))?,
             "--out-dir" => opts.out_dir = value()?,
             "--variants" => opts.variants = value()?.split(',').map(str::to_owned).collect(),
+            "--no-pin" => opts.pin = false,
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
-                     [--variants bare,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR]\n\
+                     [--variants bare,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|ts [--sessions N]"
                     .into())
             }
@@ -70,9 +75,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 struct Sample {
     variant: &'static str,
     route: &'static str,
-    round: usize,
     result: LoadResult,
     cpu_us_per_request: f64,
+    /// The mean of the bare runs right before and after this one (`None` for bare itself).
+    bare_rps: Option<f64>,
 }
 
 fn main() {
@@ -96,6 +102,21 @@ fn main() {
         cookies.push(cookie);
     }
     let generator = load::Generator::detect();
+    let cores = match (opts.pin, pin::cores()) {
+        (false, _) => None,
+        (true, Ok(cores)) => Some(cores),
+        (true, Err(why)) => {
+            println!("not pinning to cores: {why}");
+            None
+        }
+    };
+    if let Some(cores) = cores {
+        for (name, server) in &servers {
+            server.pin(cores.server).unwrap_or_else(|e| exit(&format!("{name}: {e}")));
+        }
+        println!("server threads pinned to core {}, load generator to core {}", cores.server, cores.load);
+    }
+    let load_core = cores.map(|c| c.load);
     println!(
         "load generator: {}, {} connections, {} s per run, {} rounds",
         generator.name(),
@@ -105,16 +126,22 @@ fn main() {
     );
     for ((_, server), cookie) in servers.iter().zip(&cookies) {
         for route in ["/read", "/write"] {
-            let _ = generator.run(server.addr, route, cookie, opts.connections, Duration::from_secs(1));
+            let _ = generator.run(server.addr, route, cookie, opts.connections, Duration::from_secs(1), load_core);
         }
     }
     let mut samples = Vec::new();
+    let bare = servers.iter().position(|(name, _)| *name == "bare");
     for round in 0..opts.rounds {
         for route in ["/read", "/write"] {
-            for ((variant, server), cookie) in servers.iter().zip(&cookies) {
+            // bare, v1, bare, v2, …, bare: every variant is compared with the bare runs
+            // right before and after it, so slow drifts of a shared machine cancel out.
+            let mut measure = |index: usize| {
+                let (Some((variant, server)), Some(cookie)) = (servers.get(index), cookies.get(index)) else {
+                    exit("no such server")
+                };
                 let cpu_before = server.cpu_time();
                 let result = generator
-                    .run(server.addr, route, cookie, opts.connections, Duration::from_secs(opts.seconds))
+                    .run(server.addr, route, cookie, opts.connections, Duration::from_secs(opts.seconds), load_core)
                     .unwrap_or_else(|e| exit(&format!("load run failed: {e}")));
                 let cpu = server.cpu_time().saturating_sub(cpu_before);
                 let cpu_us_per_request = cpu.as_secs_f64() * 1e6 / result.requests.max(1) as f64;
@@ -122,8 +149,19 @@ fn main() {
                     "round {round} {route:<6} {variant:<12} {:>9.0} req/s  {:>7.2} µs CPU/req  ({} non-2xx)",
                     result.requests_per_sec, cpu_us_per_request, result.errors
                 );
-                samples.push(Sample { variant, route, round, result, cpu_us_per_request });
+                Sample { variant, route, result, cpu_us_per_request, bare_rps: None }
+            };
+            let mut before = bare.map(&mut measure);
+            for index in (0..servers.len()).filter(|i| Some(*i) != bare) {
+                let mut sample = measure(index);
+                let after = bare.map(&mut measure);
+                if let (Some(b), Some(a)) = (&before, &after) {
+                    sample.bare_rps = Some((b.result.requests_per_sec + a.result.requests_per_sec) / 2.0);
+                }
+                samples.push(sample);
+                samples.extend(std::mem::replace(&mut before, after));
             }
+            samples.extend(before);
         }
     }
 
@@ -162,7 +200,7 @@ fn main() {
     }
 
     let names: Vec<&'static str> = servers.iter().map(|(n, _)| *n).collect();
-    let (report, chart_rows) = report(&samples, &names, &lost_rows, &memory_rows, &opts, generator.name());
+    let (report, chart_rows) = report(&samples, &names, &lost_rows, &memory_rows, &opts, generator.name(), cores);
     println!("\n{report}");
     let _ = std::fs::create_dir_all(&opts.out_dir);
     let results = format!("{}/results.md", opts.out_dir);
@@ -173,6 +211,18 @@ fn main() {
             Err(e) => eprintln!("could not write {path}: {e}"),
         }
     }
+}
+
+/// The first and third quartiles (linear interpolation), `NaN` when empty.
+fn quartiles(mut values: Vec<f64>) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let pos = q * (values.len().max(1) - 1) as f64;
+        let (low, high) = (pos.floor() as usize, pos.ceil() as usize);
+        let (Some(a), Some(b)) = (values.get(low), values.get(high)) else { return f64::NAN };
+        a + (b - a) * (pos - low as f64)
+    };
+    (at(0.25), at(0.75))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -195,11 +245,15 @@ fn report<'a>(
     memory_rows: &[(&str, Option<f64>)],
     opts: &Options,
     generator: &str,
+    pinned: Option<pin::Cores>,
 ) -> (String, Vec<(&'a str, f64, f64)>) {
     let mut out = String::new();
     let _ = writeln!(out, "### Throughput\n");
-    let _ = writeln!(out, "| route | variant | median req/s | median ratio to bare (same round) | server CPU µs/request | added CPU µs/request |");
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| route | variant | median req/s | median ratio to bare | ratio, middle half of runs | server CPU µs/request | added CPU µs/request |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
     let mut ratios_by_variant: Vec<(&'a str, f64, f64)> =
         variants.iter().filter(|v| **v != "bare").map(|v| (*v, 0.0, 0.0)).collect();
     for route in ["/read", "/write"] {
@@ -210,17 +264,19 @@ fn report<'a>(
         let bare_cpu = median(of("bare").map(|s| s.cpu_us_per_request).collect());
         for variant in variants {
             let rps = median(of(variant).map(|s| s.result.requests_per_sec).collect());
-            let ratio = median(
-                of(variant)
-                    .filter_map(|s| {
-                        let bare = of("bare").find(|b| b.round == s.round)?;
-                        Some(s.result.requests_per_sec / bare.result.requests_per_sec)
-                    })
-                    .collect(),
-            );
+            let ratios: Vec<f64> = if *variant == "bare" {
+                vec![1.0]
+            } else {
+                of(variant).filter_map(|s| Some(s.result.requests_per_sec / s.bare_rps?)).collect()
+            };
+            let ratio = median(ratios.clone());
+            let (q1, q3) = quartiles(ratios);
             let cpu = median(of(variant).map(|s| s.cpu_us_per_request).collect());
-            let _ =
-                writeln!(out, "| `{route}` | {variant} | {rps:.0} | {ratio:.3} | {cpu:.2} | {:+.2} |", cpu - bare_cpu);
+            let _ = writeln!(
+                out,
+                "| `{route}` | {variant} | {rps:.0} | {ratio:.3} | {q1:.3}–{q3:.3} | {cpu:.2} | {:+.2} |",
+                cpu - bare_cpu
+            );
             if let Some(row) = ratios_by_variant.iter_mut().find(|r| r.0 == *variant) {
                 if route == "/read" {
                     row.1 = ratio;
@@ -232,8 +288,15 @@ fn report<'a>(
     }
     let _ = writeln!(
         out,
-        "\n{} rounds × {} s per variant and route, interleaved; one-thread server; load: {generator}, {} connections.\n",
-        opts.rounds, opts.seconds, opts.connections
+        "\n{} rounds × {} s per run, each variant run between two bare runs (bare, v1, bare, v2, …, bare) and \
+         compared with their mean; one-thread server{}; load: {generator}, {} connections.\n",
+        opts.rounds,
+        opts.seconds,
+        match pinned {
+            Some(c) => format!(" pinned to core {}, load generator to core {}", c.server, c.load),
+            None => String::new(),
+        },
+        opts.connections
     );
     let _ = writeln!(
         out,
@@ -270,4 +333,21 @@ fn report<'a>(
 fn exit(message: &str) -> ! {
     eprintln!("nex-bench: {message}");
     std::process::exit(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, quartiles};
+
+    #[test]
+    fn median_and_quartiles_interpolate() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+        assert_eq!(quartiles(vec![5.0, 1.0, 4.0, 2.0, 3.0]), (2.0, 4.0));
+        assert_eq!(quartiles(vec![1.0, 2.0, 3.0, 4.0]), (1.75, 3.25));
+        assert_eq!(quartiles(vec![0.9]), (0.9, 0.9));
+        let (q1, q3) = quartiles(Vec::new());
+        assert!(q1.is_nan() && q3.is_nan());
+    }
 }

@@ -36,7 +36,7 @@ impl Server {
                         return;
                     }
                 };
-                let _ = tx.send((addr, current_tid()));
+                let _ = tx.send((addr, crate::pin::current_tid()));
                 let _ = axum::serve(listener, app).await;
             });
         });
@@ -53,6 +53,12 @@ impl Server {
         }
     }
 
+    /// Pins the server's (one) runtime thread to `core`.
+    pub(crate) fn pin(&self, core: usize) -> Result<(), String> {
+        let tid = self.tid.ok_or("the server thread's id is unknown")?;
+        crate::pin::pin_thread(tid, core)
+    }
+
     /// CPU time (user + system) the server thread has used so far.
     pub(crate) fn cpu_time(&self) -> Duration {
         let Some(tid) = self.tid else { return Duration::ZERO };
@@ -63,11 +69,6 @@ impl Server {
         let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
         Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
     }
-}
-
-fn current_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
 }
 
 fn clock_ticks_per_second() -> f64 {
