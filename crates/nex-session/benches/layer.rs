@@ -38,10 +38,13 @@ fn routes() -> Router {
 fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let config = SessionConfig::new(SecretKeyBase::new([5u8; 40]).unwrap());
-    let layered = routes().layer(SessionLayer::memory(config));
+    // `with_state` turns the handlers into services once, as `axum::serve` does;
+    // without it every `oneshot` would rebuild the route (and apply the layer) again.
+    let layered = routes().layer(SessionLayer::memory(config)).with_state(());
     let bare = Router::new()
         .route("/read", get(|| async { format!("user {}", std::hint::black_box(42u64)) }))
-        .route("/write", get(|| async { format!("counter {}", std::hint::black_box(1u64)) }));
+        .route("/write", get(|| async { format!("counter {}", std::hint::black_box(1u64)) }))
+        .with_state(());
     let login = rt.block_on(layered.clone().oneshot(Request::get("/login").body(Body::empty()).unwrap())).unwrap();
     let set_cookie = login.headers()["set-cookie"].to_str().unwrap();
     let cookie = set_cookie.split(';').next().unwrap().to_owned();

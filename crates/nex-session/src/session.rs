@@ -446,15 +446,7 @@ impl Session {
                         fields
                     }
                     None => {
-                        // A genuine cookie whose session is gone (expired, revoked, store restarted).
-                        tracing::debug!(target: "nex_session", "cookie names no stored session");
-                        let pending = std::mem::take(&mut state.pending);
-                        state.reset_to_no_session();
-                        state.forget_cookie = true;
-                        if !pending.is_empty() {
-                            state.start_new()?;
-                            state.pending = pending;
-                        }
+                        state.session_gone()?;
                         PackedFields::default()
                     }
                 }
@@ -503,9 +495,7 @@ impl Session {
         if state.cookie.as_ref().is_some_and(|c| c.id == *id) {
             return None;
         }
-        let shared = &self.inner.shared;
-        let token = shared.keyring.sign_at(id.as_str().as_bytes(), self.inner.started_ms, shared.config.ttl_s());
-        shared.session_cookie(&token).ok()
+        self.signed_cookie(id).ok()
     }
 
     /// A read-only use of a stored session whose cookie is due for re-signing.
@@ -541,12 +531,14 @@ impl Session {
             _ if state.forget_cookie => Some(None),
             _ => None,
         };
+        if session_cookie.is_none() && state.response_cookies.is_empty() {
+            // Most requests: nothing to set.
+            return Ok(Outgoing { set_cookies: Vec::new() });
+        }
         let mut set_cookies = Vec::new();
         match session_cookie {
             Some(Some(id)) => {
-                let token =
-                    shared.keyring.sign_at(id.as_str().as_bytes(), self.inner.started_ms, shared.config.ttl_s());
-                set_cookies.push(shared.session_cookie(&token)?);
+                set_cookies.push(self.signed_cookie(id)?);
                 if state.wrote {
                     tracing::debug!(target: "nex_session", "session saved");
                 }
@@ -556,6 +548,16 @@ impl Session {
         }
         set_cookies.extend(state.response_cookies.drain(..).map(|(_, _, header)| header));
         Ok(Outgoing { set_cookies })
+    }
+
+    /// A freshly signed session cookie for `id` (at most once per refresh interval
+    /// per browser, so out of line: see `Shared::verify_cookie_fully`).
+    #[cold]
+    #[inline(never)]
+    fn signed_cookie(&self, id: &SessionId) -> Result<HeaderValue, SessionError> {
+        let shared = &self.inner.shared;
+        let token = shared.keyring.sign_at(id.as_str().as_bytes(), self.inner.started_ms, shared.config.ttl_s());
+        shared.session_cookie(&token)
     }
 }
 
@@ -583,6 +585,22 @@ impl State {
         Ok(())
     }
 
+    /// A genuine cookie whose session is gone (expired, revoked, store restarted):
+    /// forget it, keeping this request's puts for a new session.
+    #[cold]
+    #[inline(never)]
+    fn session_gone(&mut self) -> Result<(), SessionError> {
+        tracing::debug!(target: "nex_session", "cookie names no stored session");
+        let pending = std::mem::take(&mut self.pending);
+        self.reset_to_no_session();
+        self.forget_cookie = true;
+        if !pending.is_empty() {
+            self.start_new()?;
+            self.pending = pending;
+        }
+        Ok(())
+    }
+
     fn reset_to_no_session(&mut self) {
         self.id = None;
         self.in_store = false;
@@ -594,7 +612,7 @@ impl State {
 
     fn mark_written(&mut self, presence: Presence) {
         if presence == Presence::New {
-            tracing::debug!(target: "nex_session", "session created");
+            created();
         }
         self.in_store = true;
         self.wrote = true;
@@ -650,6 +668,13 @@ pub(crate) fn session_cookie_headers(
         full.to_str().unwrap_or_default().trim_start_matches(COOKIE_NAME).trim_start_matches('=').to_owned();
     let deletion = cookie::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
     Ok((attributes, deletion))
+}
+
+/// Out of line: the event is rare, and its code would sit in every write's path.
+#[cold]
+#[inline(never)]
+fn created() {
+    tracing::debug!(target: "nex_session", "session created");
 }
 
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>, SessionError> {

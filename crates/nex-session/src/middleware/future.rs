@@ -93,6 +93,8 @@ fn finish<B: From<&'static str>>(
     session: &Session,
 ) -> Response<B> {
     match result {
+        // The usual read or write: nothing to add.
+        Ok(outgoing) if outgoing.set_cookies.is_empty() => response,
         Ok(outgoing) => {
             let headers = response.headers_mut();
             for cookie in outgoing.set_cookies {
@@ -100,15 +102,20 @@ fn finish<B: From<&'static str>>(
             }
             response
         }
-        Err(err) => {
-            tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-            let mut response = unavailable();
-            if let Some(cookie) = session.rescue_cookie() {
-                response.headers_mut().append(SET_COOKIE, cookie);
-            }
-            response
-        }
+        Err(err) => failed(&err, session),
     }
+}
+
+/// The 503 for a failed save, out of line (see `Shared::verify_cookie_fully`).
+#[cold]
+#[inline(never)]
+fn failed<B: From<&'static str>>(err: &SessionError, session: &Session) -> Response<B> {
+    tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
+    let mut response = unavailable();
+    if let Some(cookie) = session.rescue_cookie() {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// The answer when the session could not be saved: nothing is reported as saved.

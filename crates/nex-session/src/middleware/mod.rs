@@ -118,10 +118,19 @@ impl Shared {
 
     /// The session a cookie value names, if it is genuine, unexpired and holds an id.
     fn verify_cookie(&self, value: &str, now: i64) -> Option<VerifiedCookie> {
-        let ttl_s = self.config.ttl_s();
-        if let Some(known) = self.verified.get(value, ttl_s, now) {
+        if let Some(known) = self.verified.get(value, self.config.ttl_s(), now) {
             return Some(known);
         }
+        self.verify_cookie_fully(value, now)
+    }
+
+    /// The full verification, once per cookie (and per refresh interval). Kept out
+    /// of line so the per-request path above stays a few cache lines of code: under
+    /// load, instruction-cache misses cost more than the instructions themselves.
+    #[cold]
+    #[inline(never)]
+    fn verify_cookie_fully(&self, value: &str, now: i64) -> Option<VerifiedCookie> {
+        let ttl_s = self.config.ttl_s();
         match self.keyring.verify_at(value, Some(ttl_s), now) {
             Ok(verified) => {
                 let Some(id) = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse) else {

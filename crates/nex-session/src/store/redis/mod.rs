@@ -120,6 +120,17 @@ struct Cas<'a> {
 }
 
 /// A script call that was queued: answered already, or still to wait for.
+/// How the slow path of `update` ended.
+enum Alone {
+    Done(WriteOutcome),
+    /// Another instance changed the field since it was read: decide again.
+    Conflict,
+    /// Another update started a chain meanwhile: join it (not counted as an attempt).
+    ChainStarted,
+    /// The chain table could not be locked (cannot happen; gives up).
+    Gone,
+}
+
 enum Sent<'a> {
     Answered(Result<i64, StoreError>),
     Waiting(BoxFuture<'a, Result<i64, StoreError>>),
@@ -437,6 +448,93 @@ impl RedisStore {
         }
     }
 
+    /// Joins the chain on `(key, field)` if this process has one: the closure runs
+    /// on the tip in place (no copy; it never awaits). `None`: no chain, take the
+    /// slow path; `Some(Err(outcome))`: decided without Redis.
+    fn join_chain(
+        &self,
+        key: StoreKey,
+        field: &str,
+        f: UpdateFn<'_>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> Option<Result<chain::Joined, WriteOutcome>> {
+        let mut shard = self.chains.lock(key)?;
+        let tip = shard.tip(key, field)?;
+        if presence == Presence::New {
+            // This process wrote the session: it exists, so it cannot be new.
+            return Some(Err(WriteOutcome::PresenceFailed));
+        }
+        let action = f(tip);
+        Some(Ok(shard.join(action, expires_at_ms, || self.key(key))))
+    }
+
+    /// The slow path of `update`: read the field, then start a chain with a lone
+    /// CAS. One reader at a time per shard; whoever waited here finds the new chain
+    /// and extends it. Boxed, so the per-request fast path stays small.
+    fn update_alone<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        f: UpdateFn<'a>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<Alone, StoreError>> {
+        Box::pin(async move {
+            let k = self.key(key);
+            let cas = Cas { key: &k, presence, expires_at_ms, field };
+            let slow = self.update_locks.lock(key).await;
+            if self.chains.lock(key).is_some_and(|s| s.tip(key, field).is_some()) {
+                return Ok(Alone::ChainStarted);
+            }
+            let mut conn = self.conn.clone();
+            let (exists, current): (i64, Option<Vec<u8>>) =
+                self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
+            match (presence, exists == 1) {
+                (Presence::Existing, false) | (Presence::New, true) => {
+                    return Ok(Alone::Done(WriteOutcome::PresenceFailed))
+                }
+                _ => {}
+            }
+            let action = f(current.as_deref());
+            if action == UpdateAction::Keep {
+                // Decided on what Redis holds right now: nothing to write.
+                return Ok(Alone::Done(WriteOutcome::Done));
+            }
+            let (op, new) = cas_op(action, &current);
+            let invocation = self.cas_invocation(&cas, exists == 1, current.as_deref(), op, new.as_deref());
+            let (epoch, sent) = {
+                let Some(mut shard) = self.chains.lock(key) else { return Ok(Alone::Gone) };
+                (shard.start(key, field, new), self.send_now(invocation))
+            };
+            // Later updates find the chain now and join it without this lock.
+            drop(slow);
+            let answer = match sent {
+                Sent::Answered(answer) => answer,
+                Sent::Waiting(answer) => answer.await,
+            };
+            if !matches!(answer, Ok(1)) {
+                // Failed, refused or unanswered: what the field holds is no longer known.
+                if let Some(mut shard) = self.chains.lock(key) {
+                    shard.break_chain(epoch);
+                }
+            }
+            Ok(match answer? {
+                1 => Alone::Done(WriteOutcome::Done),
+                -1 => Alone::Done(WriteOutcome::PresenceFailed),
+                // Changed by another instance since we read it: decide again on a fresh read.
+                _ => Alone::Conflict,
+            })
+        })
+    }
+
+    /// Spawns the committer of `key`'s shard (once per burst of updates, and its
+    /// task-building code is large: kept out of the per-update path).
+    #[inline(never)]
+    fn start_committer(&self, key: StoreKey) {
+        tokio::spawn(self.clone().commit(key));
+    }
+
     /// Waits for a batch's outcome, at most twice the timeout (the batch waits for
     /// at most one batch before it, each bounded by the timeout).
     async fn batch_outcome(&self, mut outcome: tokio::sync::watch::Receiver<Option<Outcome>>) -> Outcome {
@@ -553,22 +651,13 @@ impl SessionStore for RedisStore {
             while attempts < CAS_ATTEMPTS {
                 attempts += 1;
                 // Fast path: this process has a chain on the field; join its open batch (see `chain`).
-                let joined = {
-                    let Some(mut shard) = self.chains.lock(key) else { break };
-                    match shard.tip(key, field) {
-                        None => None,
-                        // This process wrote the session: it exists, so it cannot be new.
-                        Some(_) if presence == Presence::New => return Ok(WriteOutcome::PresenceFailed),
-                        // The closure runs on the tip in place (no copy); it never awaits.
-                        Some(tip) => {
-                            let action = f(tip);
-                            Some(shard.join(action, expires_at_ms, || self.key(key)))
-                        }
-                    }
-                };
-                if let Some(joined) = joined {
+                if let Some(joined) = self.join_chain(key, field, f, expires_at_ms, presence) {
+                    let joined = match joined {
+                        Ok(joined) => joined,
+                        Err(outcome) => return Ok(outcome),
+                    };
                     if joined.start_committer {
-                        tokio::spawn(self.clone().commit(key));
+                        self.start_committer(key);
                     }
                     match self.batch_outcome(joined.outcome).await {
                         Outcome::Answer(1) => return Ok(WriteOutcome::Done),
@@ -581,50 +670,11 @@ impl SessionStore for RedisStore {
                         Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
                     }
                 }
-                let k = self.key(key);
-                let cas = Cas { key: &k, presence, expires_at_ms, field };
-                // Slow path: read the field, then start a chain with a lone CAS. One reader at a time
-                // per shard; whoever waited here finds the new chain and extends it.
-                let slow = self.update_locks.lock(key).await;
-                if self.chains.lock(key).is_some_and(|s| s.tip(key, field).is_some()) {
-                    attempts -= 1;
-                    continue;
-                }
-                let mut conn = self.conn.clone();
-                let (exists, current): (i64, Option<Vec<u8>>) =
-                    self.timed(redis::pipe().exists(&k).hget(&k, field).query_async(&mut conn)).await?;
-                match (presence, exists == 1) {
-                    (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
-                    _ => {}
-                }
-                let action = f(current.as_deref());
-                if action == UpdateAction::Keep {
-                    // Decided on what Redis holds right now: nothing to write.
-                    return Ok(WriteOutcome::Done);
-                }
-                let (op, new) = cas_op(action, &current);
-                let invocation = self.cas_invocation(&cas, exists == 1, current.as_deref(), op, new.as_deref());
-                let (epoch, sent) = {
-                    let Some(mut shard) = self.chains.lock(key) else { break };
-                    (shard.start(key, field, new), self.send_now(invocation))
-                };
-                // Later updates find the chain now and join it without this lock.
-                drop(slow);
-                let answer = match sent {
-                    Sent::Answered(answer) => answer,
-                    Sent::Waiting(answer) => answer.await,
-                };
-                if !matches!(answer, Ok(1)) {
-                    // Failed, refused or unanswered: what the field holds is no longer known.
-                    if let Some(mut shard) = self.chains.lock(key) {
-                        shard.break_chain(epoch);
-                    }
-                }
-                match answer? {
-                    1 => return Ok(WriteOutcome::Done),
-                    -1 => return Ok(WriteOutcome::PresenceFailed),
-                    // Changed by another instance since we read it: decide again on a fresh read.
-                    _ => tokio::task::yield_now().await,
+                match self.update_alone(key, field, f, expires_at_ms, presence).await? {
+                    Alone::Done(outcome) => return Ok(outcome),
+                    Alone::Conflict => tokio::task::yield_now().await,
+                    Alone::ChainStarted => attempts -= 1,
+                    Alone::Gone => break,
                 }
             }
             Err(StoreError::Unavailable(
