@@ -22,6 +22,8 @@ use nex_session::{SessionConfig, SessionError, SessionLayer};
 pub(crate) enum Kind {
     /// No session layer: the ceiling.
     Bare,
+    /// The bare app burning this many ns of CPU per request (a calibration baseline).
+    BareSpin(u64),
     /// nex-session over the store at this URL.
     Nex(String),
     /// tower-sessions with its memory store.
@@ -34,18 +36,36 @@ pub(crate) enum Kind {
 pub(crate) struct Variant {
     pub(crate) name: &'static str,
     pub(crate) kind: Kind,
+    /// Run without `--variants` (the extra baselines are asked for by name).
+    pub(crate) default: bool,
 }
 
-/// Every variant. The Redis URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`).
+/// The bare app, but load runs send a session cookie of nex-session's exact size: it
+/// separates what the cookie's bytes cost (parsing, copying) from what the layer costs.
+pub(crate) const BARE_WITH_COOKIE: &str = "bare-cookie";
+
+/// `_nex_session=<a genuine Phoenix.Token of a session id>`, as a browser would send it.
+pub(crate) fn session_sized_cookie() -> String {
+    let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
+        .unwrap_or_else(|_| SecretKeyBase::development());
+    let signer = nex_session::token::Signer::new(&secret, nex_session::SESSION_SALT);
+    let id = nex_session::SessionId::generate().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    format!("{}={}", nex_session::COOKIE_NAME, signer.sign(id.as_bytes()))
+}
+
+/// Every variant (`bare-cookie` only when asked for). The Redis URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`).
 pub(crate) fn variants() -> Vec<Variant> {
+    let spin_ns = std::env::var("NEX_BENCH_SPIN_NS").ok().and_then(|v| v.parse().ok()).unwrap_or(650);
     let redis = std::env::var("NEX_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     vec![
-        Variant { name: "bare", kind: Kind::Bare },
-        Variant { name: "nex-memory", kind: Kind::Nex("memory".into()) },
-        Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()) },
-        Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()) },
-        Variant { name: "ts-memory", kind: Kind::TowerMemory },
-        Variant { name: "ts-redis", kind: Kind::TowerRedis(redis) },
+        Variant { name: "bare", kind: Kind::Bare, default: true },
+        Variant { name: BARE_WITH_COOKIE, kind: Kind::Bare, default: false },
+        Variant { name: "bare-spin", kind: Kind::BareSpin(spin_ns), default: false },
+        Variant { name: "nex-memory", kind: Kind::Nex("memory".into()), default: true },
+        Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()), default: true },
+        Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()), default: true },
+        Variant { name: "ts-memory", kind: Kind::TowerMemory, default: true },
+        Variant { name: "ts-redis", kind: Kind::TowerRedis(redis), default: true },
     ]
 }
 
@@ -53,6 +73,7 @@ pub(crate) fn variants() -> Vec<Variant> {
 pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
     match kind {
         Kind::Bare => Ok(bare()),
+        Kind::BareSpin(ns) => Ok(bare_spinning(*ns)),
         Kind::Nex(url) => {
             if let Some(path) = url.strip_prefix("sqlite://") {
                 if let Some(dir) = std::path::Path::new(path).parent() {
@@ -92,6 +113,32 @@ fn bare() -> Router {
     Router::new()
         .route("/login", post(|| async { "ok" }))
         .route("/read", get(|| async { format!("user {}", std::hint::black_box(42u64)) }))
+        .route("/write", post(write).get(write))
+}
+
+/// The bare routes, each burning `ns` of CPU first: what a layer that costs exactly
+/// that much per request would do to the ratio under this load.
+fn bare_spinning(ns: u64) -> Router {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let spin = move || {
+        let until = std::time::Instant::now() + std::time::Duration::from_nanos(ns);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    };
+    let write = move || async move {
+        spin();
+        format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1)
+    };
+    Router::new()
+        .route("/login", post(|| async { "ok" }))
+        .route(
+            "/read",
+            get(move || async move {
+                spin();
+                format!("user {}", std::hint::black_box(42u64))
+            }),
+        )
         .route("/write", post(write).get(write))
 }
 

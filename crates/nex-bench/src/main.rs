@@ -48,7 +48,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         seconds: 5,
         connections: 32,
         out_dir: "target/bench".into(),
-        variants: apps::variants().iter().map(|v| v.name.to_owned()).collect(),
+        variants: apps::variants().iter().filter(|v| v.default).map(|v| v.name.to_owned()).collect(),
         pin: true,
     };
     let mut args = args.iter();
@@ -63,7 +63,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--no-pin" => opts.pin = false,
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
-                     [--variants bare,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
+                     [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|ts [--sessions N]"
                     .into())
             }
@@ -98,7 +98,11 @@ fn main() {
         selected.iter().map(|v| (v.name, Server::start(v.name, v.kind.clone(), 1))).collect();
     let mut cookies = Vec::new();
     for (name, server) in &servers {
-        let cookie = load::login(server.addr).unwrap_or_else(|e| exit(&format!("{name}: login failed: {e}")));
+        let cookie = if *name == apps::BARE_WITH_COOKIE {
+            apps::session_sized_cookie()
+        } else {
+            load::login(server.addr).unwrap_or_else(|e| exit(&format!("{name}: login failed: {e}")))
+        };
         cookies.push(cookie);
     }
     let generator = load::Generator::detect();
