@@ -15,7 +15,7 @@ pub(crate) fn ratio_chart(rows: &[(&str, f64, f64)]) -> String {
     );
     let _ = write!(
         svg,
-        r#"<text x="{left}" y="18" font-size="14">Throughput as a ratio of bare axum (same round, median)</text>"#
+        r#"<text x="{left}" y="18" font-size="14">Throughput as a ratio of bare axum (runs between two bare runs, median)</text>"#
     );
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let ty = y(tick);

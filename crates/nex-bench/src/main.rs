@@ -79,6 +79,8 @@ struct Sample {
     cpu_us_per_request: f64,
     /// The mean of the bare runs right before and after this one (`None` for bare itself).
     bare_rps: Option<f64>,
+    /// Their mean server CPU µs per request.
+    bare_cpu: Option<f64>,
 }
 
 fn main() {
@@ -153,7 +155,7 @@ fn main() {
                     "round {round} {route:<6} {variant:<12} {:>9.0} req/s  {:>7.2} µs CPU/req  ({} non-2xx)",
                     result.requests_per_sec, cpu_us_per_request, result.errors
                 );
-                Sample { variant, route, result, cpu_us_per_request, bare_rps: None }
+                Sample { variant, route, result, cpu_us_per_request, bare_rps: None, bare_cpu: None }
             };
             let mut before = bare.map(&mut measure);
             for index in (0..servers.len()).filter(|i| Some(*i) != bare) {
@@ -161,6 +163,7 @@ fn main() {
                 let after = bare.map(&mut measure);
                 if let (Some(b), Some(a)) = (&before, &after) {
                     sample.bare_rps = Some((b.result.requests_per_sec + a.result.requests_per_sec) / 2.0);
+                    sample.bare_cpu = Some((b.cpu_us_per_request + a.cpu_us_per_request) / 2.0);
                 }
                 samples.push(sample);
                 samples.extend(std::mem::replace(&mut before, after));
@@ -171,7 +174,7 @@ fn main() {
 
     // 2. Lost updates.
     let mut lost_rows = Vec::new();
-    for v in selected.iter().filter(|v| !matches!(v.kind, apps::Kind::Bare)) {
+    for v in selected.iter().filter(|v| !matches!(v.kind, apps::Kind::Bare | apps::Kind::BareSpin(_))) {
         for threads in [1, 2] {
             let server = Server::start(v.name, v.kind.clone(), threads);
             match lost::check(server.addr) {
@@ -255,7 +258,7 @@ fn report<'a>(
     let _ = writeln!(out, "### Throughput\n");
     let _ = writeln!(
         out,
-        "| route | variant | median req/s | median ratio to bare | ratio, middle half of runs | server CPU µs/request | added CPU µs/request |"
+        "| route | variant | median req/s | median ratio to bare | ratio, middle half of runs | server CPU µs/request | added CPU µs/request (paired) |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
     let mut ratios_by_variant: Vec<(&'a str, f64, f64)> =
@@ -265,7 +268,6 @@ fn report<'a>(
             let variant = variant.to_owned();
             samples.iter().filter(move |s| s.route == route && s.variant == variant)
         };
-        let bare_cpu = median(of("bare").map(|s| s.cpu_us_per_request).collect());
         for variant in variants {
             let rps = median(of(variant).map(|s| s.result.requests_per_sec).collect());
             let ratios: Vec<f64> = if *variant == "bare" {
@@ -276,10 +278,15 @@ fn report<'a>(
             let ratio = median(ratios.clone());
             let (q1, q3) = quartiles(ratios);
             let cpu = median(of(variant).map(|s| s.cpu_us_per_request).collect());
+            // Paired like the ratio: each run against the bare runs around it.
+            let added = if *variant == "bare" {
+                0.0
+            } else {
+                median(of(variant).filter_map(|s| Some(s.cpu_us_per_request - s.bare_cpu?)).collect())
+            };
             let _ = writeln!(
                 out,
-                "| `{route}` | {variant} | {rps:.0} | {ratio:.3} | {q1:.3}–{q3:.3} | {cpu:.2} | {:+.2} |",
-                cpu - bare_cpu
+                "| `{route}` | {variant} | {rps:.0} | {ratio:.3} | {q1:.3}–{q3:.3} | {cpu:.2} | {added:+.2} |"
             );
             if let Some(row) = ratios_by_variant.iter_mut().find(|r| r.0 == *variant) {
                 if route == "/read" {
