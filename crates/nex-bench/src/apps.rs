@@ -108,37 +108,35 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
 }
 
 fn bare() -> Router {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let write = || async { format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1) };
-    Router::new()
-        .route("/login", post(|| async { "ok" }))
-        .route("/read", get(|| async { format!("user {}", std::hint::black_box(42u64)) }))
-        .route("/write", post(write).get(write))
+    // No work before the handlers: `|| {}` compiles to nothing.
+    bare_with(|| {})
 }
 
 /// The bare routes, each burning `ns` of CPU first: what a layer that costs exactly
 /// that much per request would do to the ratio under this load.
 fn bare_spinning(ns: u64) -> Router {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let spin = move || {
+    bare_with(move || {
         let until = std::time::Instant::now() + std::time::Duration::from_nanos(ns);
         while std::time::Instant::now() < until {
             std::hint::spin_loop();
         }
-    };
+    })
+}
+
+/// The routes without sessions; `work` runs at the start of `/read` and `/write`.
+fn bare_with(work: impl Fn() + Copy + Send + Sync + 'static) -> Router {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let write = move || async move {
-        spin();
+        work();
         format!("counter {}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1)
+    };
+    let read = move || async move {
+        work();
+        format!("user {}", std::hint::black_box(42u64))
     };
     Router::new()
         .route("/login", post(|| async { "ok" }))
-        .route(
-            "/read",
-            get(move || async move {
-                spin();
-                format!("user {}", std::hint::black_box(42u64))
-            }),
-        )
+        .route("/read", get(read))
         .route("/write", post(write).get(write))
 }
 
