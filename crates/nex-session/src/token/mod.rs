@@ -22,6 +22,7 @@
 //! after its signature checks out, and even then defensively (see `etf`).
 //! Only the `HS256` header is accepted, which is what Phoenix.Token emits by default.
 
+pub(crate) mod ct;
 mod etf;
 mod secret;
 mod signer;

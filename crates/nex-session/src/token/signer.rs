@@ -2,14 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::ct;
+use super::etf::{self, MaxAge};
+use super::secret::SecretKeyBase;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
-
-use super::etf::{self, MaxAge};
-use super::secret::SecretKeyBase;
 
 /// `b64url("HS256")`: the protected header every token starts with.
 const HEADER: &str = "SFMyNTY";
@@ -148,7 +147,7 @@ impl Signer {
         let mut mac = self.mac.clone();
         mac.update(parts.signed.as_bytes());
         let expected: [u8; 32] = mac.finalize().into_bytes().into();
-        tags_equal(&expected, &parts.tag)
+        ct::bytes_equal(&expected, &parts.tag)
     }
 }
 
@@ -251,13 +250,6 @@ fn split(token: &str) -> Result<Parts<'_>, TokenError> {
         Ok(32) => Ok(Parts { signed, payload_b64, tag }),
         _ => Err(TokenError::Invalid),
     }
-}
-
-/// Compares two tags without data-dependent branches; one optimisation barrier
-/// on the accumulated difference instead of one per byte.
-fn tags_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    bool::from(diff.ct_eq(&0))
 }
 
 impl Parts<'_> {
