@@ -32,13 +32,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 }
 
 async fn nex(n: usize) -> Result<f64, String> {
-    use nex_session::store::{MemoryStore, Presence, SessionStore};
+    use nex_session::store::{Change, MemoryStore, Presence, SessionStore};
     let keys: Vec<_> = (0..n)
         .map(|_| nex_session::SessionId::generate().map(|id| id.store_key()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let mut batch = BTreeMap::new();
-    batch.insert("user_id".to_owned(), Some(b"42".to_vec()));
+    batch.insert("user_id".to_owned(), Change::Put(b"42".to_vec()));
     let store = MemoryStore::new();
     let expires = nex_session::token::now_ms() + 3_600_000;
     let before = resident_bytes()?;

@@ -4,14 +4,15 @@
 mod support;
 
 use nex_session::token::{SecretKeyBase, Signer};
-use support::{config, serve_demo, Browser, SECRET};
+use nex_testkit::http::{Browser, Reply};
+use support::{config, serve_demo, SECRET};
 
 async fn start() -> Browser {
     Browser::new(serve_demo(config()).await)
 }
 
 /// Visits /login for a CSRF token, then signs in.
-async fn sign_in(b: &Browser, password: &str) -> support::Page {
+async fn sign_in(b: &Browser, password: &str) -> Reply {
     let token = b.get("/login").await.csrf_token();
     b.post_form("/login", &[("email", "demo@example.com"), ("password", password), ("_csrf_token", &token)]).await
 }

@@ -11,15 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nex_session::store::SessionStore;
+use nex_testkit::http::Browser;
 use nex_testkit::RedisServer;
-use support::{config, Browser};
+use support::config;
 
 async fn serve_on(store: Arc<dyn SessionStore>) -> Browser {
-    let app = nex_demo::app(config(), store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Browser::new(addr)
+    Browser::new(nex_testkit::http::serve(nex_demo::app(config(), store)).await)
 }
 
 async fn sign_in(b: &Browser) {

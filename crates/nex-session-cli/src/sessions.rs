@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use nex_session::store::SessionStore;
+use nex_session::store::{SessionAdmin, SessionStore};
 use nex_session::token::{now_ms, SecretKeyBase, Signer};
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
 
@@ -45,8 +45,13 @@ pub(crate) fn run(url: &str, command: SessionsCommand) -> ExitCode {
             Ok(store) => store,
             Err(e) => return fail(&format!("cannot open store {url:?}: {e}")),
         };
+        // Listing and purging need the store's administration.
+        let admin = || store.admin().ok_or_else(|| fail(&format!("the store {url:?} offers no administration")));
         match command {
-            SessionsCommand::List { limit } => list(&*store, limit).await,
+            SessionsCommand::List { limit } => match admin() {
+                Ok(admin) => list(admin, limit).await,
+                Err(code) => code,
+            },
             SessionsCommand::Show { session } => match resolve(&session) {
                 Ok(key) => show(&*store, key).await,
                 Err(code) => code,
@@ -61,19 +66,22 @@ pub(crate) fn run(url: &str, command: SessionsCommand) -> ExitCode {
                 },
                 Err(code) => code,
             },
-            SessionsCommand::Purge => match store.purge_expired(now_ms()).await {
-                Ok(n) => {
-                    println!("purged {n} expired sessions");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e.to_string()),
+            SessionsCommand::Purge => match admin() {
+                Ok(admin) => match admin.purge_expired(now_ms()).await {
+                    Ok(n) => {
+                        println!("purged {n} expired sessions");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                },
+                Err(code) => code,
             },
         }
     })
 }
 
-async fn list(store: &dyn SessionStore, limit: usize) -> ExitCode {
-    match store.list(limit).await {
+async fn list(admin: &dyn SessionAdmin, limit: usize) -> ExitCode {
+    match admin.list(limit).await {
         Ok(sessions) => {
             println!("{:<64}  {:>5}  expires in", "store key (sha256 of id)", "keys");
             let now = now_ms();

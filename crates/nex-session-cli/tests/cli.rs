@@ -96,7 +96,7 @@ fn sqlite_with_one_session(dir: &std::path::Path) -> (String, String) {
         use nex_session::store::SessionStore;
         let store = nex_session::store::SqliteStore::open(&path).await.unwrap();
         let mut batch = std::collections::BTreeMap::new();
-        batch.insert("user_id".to_owned(), Some(b"42".to_vec()));
+        batch.insert("user_id".to_owned(), nex_session::store::Change::Put(b"42".to_vec()));
         let exp = nex_session::token::now_ms() + 3_600_000;
         store.apply(id.store_key(), &batch, exp, nex_session::store::Presence::New).await.unwrap();
     });

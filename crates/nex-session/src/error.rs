@@ -78,3 +78,28 @@ pub enum SessionError {
     #[error("the OS random number generator failed: {0}")]
     Random(getrandom::Error),
 }
+
+/// Lets handlers return `Result<_, SessionError>` and use `?`.
+///
+/// A store failure answers **503** with a short "try again" text (the store may be
+/// back in a moment); anything else is the app's bug and answers 500. Details go
+/// to the log, not to the client.
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for SessionError {
+    fn into_response(self) -> axum_core::response::Response {
+        match self {
+            SessionError::Store(err) => {
+                tracing::error!(target: "nex_session", error = %err, "session store error");
+                let mut response =
+                    (http::StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable. Please try again.\n")
+                        .into_response();
+                response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                response
+            }
+            other => {
+                tracing::error!(target: "nex_session", error = %other, "session error");
+                (http::StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response()
+            }
+        }
+    }
+}

@@ -31,27 +31,3 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
         parts.extensions.get::<Session>().cloned().ok_or(MissingSessionLayer)
     }
 }
-
-/// Lets handlers return `Result<_, SessionError>` and use `?`.
-///
-/// A store failure answers **503** with a short "try again" text (the store may be
-/// back in a moment); anything else is the app's bug and answers 500. Details go
-/// to the log, not to the client.
-impl IntoResponse for crate::SessionError {
-    fn into_response(self) -> Response {
-        match self {
-            crate::SessionError::Store(err) => {
-                tracing::error!(target: "nex_session", error = %err, "session store error");
-                let mut response =
-                    (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable. Please try again.\n")
-                        .into_response();
-                response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                response
-            }
-            other => {
-                tracing::error!(target: "nex_session", error = %other, "session error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response()
-            }
-        }
-    }
-}

@@ -68,9 +68,39 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `axum` | yes | the [`Session`] extractor (`axum-core`) |
+//! | `axum` | yes | the [`Session`] extractor and `IntoResponse` for [`SessionError`] (`axum-core`) |
 //! | `sqlite` | no | `store::SqliteStore`: durable sessions in a SQLite file (bundled SQLite) |
 //! | `redis` | no | `store::RedisStore`: Redis / Valkey, single node or Redis Cluster |
+//! | `conformance` | no | `store::conformance`: the test suite every store must pass (turn it on in `[dev-dependencies]`) |
+//!
+//! Testing a handler needs no HTTP server: [`testing::TestSession`] runs it as a
+//! request of one browser over any store.
+//!
+//! ## Architecture
+//!
+//! Imports point one way, from the request lifecycle down to the pieces it uses:
+//!
+//! ```text
+//! testing ──▶ middleware/ ──▶ ambient/ ──▶ session/ ──▶ session_cookie/ ──▶ token/
+//!                  │                           │               │
+//!                  └──────────▶ extract        └──▶ store/     └──▶ cookie_header, config
+//!                                                      │
+//!                                        error, id ◀───┘  (used by everything above)
+//! ```
+//!
+//! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
+//!   bottom in `mod.rs`, with the layer's state (`layer.rs`), the persist step
+//!   (`persist.rs`), the response future (`future.rs`) and the background purge.
+//! - `ambient/`: every function of the ambient API (session, cookie helper, flash),
+//!   each finding the request's [`Session`] in a task-local.
+//! - `session/`: the per-request [`Session`] and its state: reads, buffered writes,
+//!   `update`/`renew`/`clear`, flash, queued cookies, and what the response needs.
+//! - `session_cookie/`: the session cookie itself (verify, remember, sign, format).
+//! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
+//!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax.
+//!
+//! No module adds methods to another module's type, and nothing points back up
+//! (`python3 ../shared/tools/modgraph.py crates/nex-session/src` checks for cycles).
 //!
 //! ## Security notes
 //!
@@ -83,15 +113,16 @@
 
 mod ambient;
 mod config;
-pub mod cookie;
+mod cookie_header;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
-pub mod flash;
 mod id;
 mod middleware;
 mod session;
+mod session_cookie;
 pub mod store;
+pub mod testing;
 pub mod token;
 
 pub use ambient::{clear, current, delete, get, get_or, id, put, renew, update};
@@ -100,8 +131,52 @@ pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
 pub use id::{SessionId, StoreKey};
-pub use middleware::{ResponseFuture, SessionLayer, SessionService, SESSION_SALT};
-pub use session::{Session, COOKIE_NAME};
+pub use middleware::{ResponseFuture, SessionLayer, SessionService};
+pub use session::Session;
+pub use session_cookie::{COOKIE_NAME, SESSION_SALT};
+
+pub mod cookie {
+    //! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.
+    //!
+    //! Queued cookies are written as `Set-Cookie` headers by the session layer when
+    //! the response goes out, next to the session cookie.
+    //!
+    //! ```
+    //! use nex_session::cookie::{self, CookieOptions};
+    //!
+    //! async fn handler() -> Result<String, nex_session::SessionError> {
+    //!     let theme = cookie::get("theme").await?.unwrap_or_else(|| "light".into());
+    //!     cookie::put("theme", "dark", CookieOptions::default().with_max_age(86_400)).await?;
+    //!     cookie::delete("legacy").await?;
+    //!     Ok(theme)
+    //! }
+    //! ```
+    pub use crate::ambient::cookie::{all, delete, get, put};
+    pub use crate::cookie_header::{CookieOptions, SameSite};
+}
+
+pub mod flash {
+    //! Flash messages (Nex.Flash): one-time messages that survive a redirect.
+    //!
+    //! Stored in the session under the reserved key [`FLASH_KEY`] as a map from kind
+    //! (`"info"`, `"error"`, …) to message. `put` and `pop_all` are atomic store
+    //! updates, so a message is shown exactly once even when two requests race to pop it.
+    //!
+    //! ```
+    //! use nex_session::flash;
+    //!
+    //! async fn login_failed() -> Result<(), nex_session::SessionError> {
+    //!     flash::put("error", "Invalid credentials").await
+    //! }
+    //!
+    //! async fn login_page() -> Result<String, nex_session::SessionError> {
+    //!     let messages = flash::pop_all().await?; // shown once, then gone
+    //!     Ok(messages.get("error").cloned().unwrap_or_default())
+    //! }
+    //! ```
+    pub use crate::ambient::flash::{clear, get, peek_all, pop_all, put};
+    pub use crate::session::{Flash, Messages, FLASH_KEY};
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

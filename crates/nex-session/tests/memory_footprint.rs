@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use nex_session::store::{MemoryStore, Presence, SessionStore};
+use nex_session::store::{Change, MemoryStore, Presence, SessionStore};
 use nex_session::SessionId;
 
 const SESSIONS: usize = 200_000;
@@ -21,7 +21,7 @@ async fn an_idle_session_with_one_small_key_costs_at_most_150_bytes() {
     // Ids and keys made up front, so only the store's own memory is measured.
     let keys: Vec<_> = (0..SESSIONS).map(|_| SessionId::generate().unwrap().store_key()).collect();
     let mut batch = BTreeMap::new();
-    batch.insert("user_id".to_owned(), Some(b"42".to_vec()));
+    batch.insert("user_id".to_owned(), Change::Put(b"42".to_vec()));
     let store = MemoryStore::new();
     let expires = nex_session::token::now_ms() + 3_600_000;
     let before = resident_bytes();

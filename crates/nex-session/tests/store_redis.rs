@@ -2,12 +2,10 @@
 //! 3-master Redis Cluster, started by the test and torn down after.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nex_session::store::{conformance, Presence, RedisStore, SessionStore};
+use nex_session::store::{conformance, Change, Changes, LoadNow, Presence, RedisStore, SessionStore};
 use nex_session::{SessionId, StoreError};
 use nex_testkit::{single_node, RedisCluster, RedisServer};
 
@@ -23,7 +21,7 @@ async fn store(url: &str, test: &str) -> Arc<dyn SessionStore> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_passes_the_conformance_suite() {
     let (url, _server) = single_node();
-    let can = conformance::Capabilities { purge_counts: false, list: true };
+    let can = conformance::Capabilities::all().without_purge_counts();
     conformance::run_all_with(store(&url, "conformance").await, can).await;
 }
 
@@ -31,9 +29,9 @@ async fn redis_store_passes_the_conformance_suite() {
 async fn redis_cluster_store_passes_the_conformance_suite() {
     let cluster = RedisCluster::start();
     let store = Arc::new(RedisStore::open_with(&cluster.url(), "nex:c:", Duration::from_secs(2)).await.unwrap());
-    let can = conformance::Capabilities { purge_counts: false, list: false };
+    let can = conformance::Capabilities::all().without_purge_counts().without_list();
     conformance::run_all_with(store.clone(), can).await;
-    assert!(store.list(10).await.is_err(), "list on a cluster says it is unsupported");
+    assert!(store.admin().unwrap().list(10).await.is_err(), "list on a cluster says it is unsupported");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +40,7 @@ async fn two_app_servers_sharing_one_redis_lose_no_update() {
     let p = prefix("two-servers");
     let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
     let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
-    common::two_servers_lose_nothing(a, b).await;
+    nex_testkit::store::two_servers_lose_nothing(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +50,7 @@ async fn two_app_servers_sharing_one_cluster_lose_no_update() {
         Arc::new(RedisStore::open_with(&cluster.url(), "nex:two:", Duration::from_secs(2)).await.unwrap());
     let b: Arc<dyn SessionStore> =
         Arc::new(RedisStore::open_with(&cluster.url(), "nex:two:", Duration::from_secs(2)).await.unwrap());
-    common::two_servers_lose_nothing(a, b).await;
+    nex_testkit::store::two_servers_lose_nothing(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +59,7 @@ async fn an_outage_fails_fast_applies_nothing_and_recovers_without_restart() {
     let store = RedisStore::open_with(&server.url(), "nex:outage:", Duration::from_millis(500)).await.unwrap();
     let key = SessionId::generate().unwrap().store_key();
     let mut batch = std::collections::BTreeMap::new();
-    batch.insert("a".to_owned(), Some(b"1".to_vec()));
+    batch.insert("a".to_owned(), Change::Put(b"1".to_vec()));
     let later = nex_session::token::now_ms() + 60_000;
     store.apply(key, &batch, later, Presence::New).await.unwrap();
 
@@ -71,7 +69,7 @@ async fn an_outage_fails_fast_applies_nothing_and_recovers_without_restart() {
         let err = store.load(key).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Timeout(_)), "{err:?}");
         let mut b2 = batch.clone();
-        b2.insert("b".to_owned(), Some(b"2".to_vec()));
+        b2.insert("b".to_owned(), Change::Put(b"2".to_vec()));
         assert!(store.apply(key, &b2, later, Presence::Existing).await.is_err());
         assert!(started.elapsed() < Duration::from_millis(2500), "failed in {:?}, not fast", started.elapsed());
     }
@@ -107,7 +105,7 @@ async fn a_remembered_value_never_hides_another_instances_write() {
     a.update(key, "f", &mut set, later, Presence::New).await.unwrap();
     // Another instance changes the field behind A's back.
     let mut batch = std::collections::BTreeMap::new();
-    batch.insert("f".to_owned(), Some(b"2".to_vec()));
+    batch.insert("f".to_owned(), Change::Put(b"2".to_vec()));
     b.apply(key, &batch, later, Presence::Existing).await.unwrap();
     let mut seen = Vec::new();
     let mut keep = |cur: Option<&[u8]>| {
@@ -116,6 +114,11 @@ async fn a_remembered_value_never_hides_another_instances_write() {
     };
     a.update(key, "f", &mut keep, later, Presence::Existing).await.unwrap();
     assert_eq!(seen.last(), Some(&Some(b"2".to_vec())), "the final decision saw the store's value");
+}
+
+/// Whether the store answers a read of `key` from memory.
+fn cached(store: &RedisStore, key: nex_session::StoreKey) -> bool {
+    matches!(store.load_now(key, nex_session::token::now_ms()), LoadNow::Found(_))
 }
 
 /// Polls `cond` every 10 ms for up to 5 s.
@@ -130,8 +133,8 @@ async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-fn one_field(name: &str, value: &[u8]) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
-    std::iter::once((name.to_owned(), Some(value.to_vec()))).collect()
+fn one_field(name: &str, value: &[u8]) -> Changes {
+    std::iter::once((name.to_owned(), Change::Put(value.to_vec()))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,35 +148,36 @@ async fn the_client_cache_answers_repeat_reads_and_drops_what_another_instance_c
     let later = nex_session::token::now_ms() + 60_000;
     a.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
 
-    assert!(a.load_now(key, nex_session::token::now_ms()).is_none(), "never read yet: not cached");
+    assert!(!cached(&a, key), "never read yet: not cached");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"1");
     let (hits_before, _) = a.client_cache_stats().unwrap();
     for _ in 0..100 {
-        let cached =
-            a.load_now(key, nex_session::token::now_ms()).expect("read once: answered from memory").unwrap().unwrap();
-        assert_eq!(cached.get("f"), Some(&b"1"[..]));
+        let LoadNow::Found(fields) = a.load_now(key, nex_session::token::now_ms()) else {
+            panic!("read once: answered from memory")
+        };
+        assert_eq!(fields.get("f"), Some(&b"1"[..]));
     }
     assert_eq!(a.client_cache_stats().unwrap().0 - hits_before, 100);
 
     // Another instance writes: Redis tells A, which drops its copy.
     b.apply(key, &one_field("f", b"2"), later, Presence::Existing).await.unwrap();
-    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await, "the invalidation reached A");
+    assert!(eventually(|| !cached(&a, key)).await, "the invalidation reached A");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"2");
     // ... and so does a removal, an update and an expiry change by the other instance.
-    assert!(a.load_now(key, nex_session::token::now_ms()).is_some());
+    assert!(cached(&a, key));
     let mut bump = |_: Option<&[u8]>| nex_session::store::UpdateAction::Set(b"3".to_vec());
     b.update(key, "f", &mut bump, later, Presence::Existing).await.unwrap();
-    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await);
+    assert!(eventually(|| !cached(&a, key)).await);
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["f"], b"3");
     b.remove(key).await.unwrap();
-    assert!(eventually(|| a.load_now(key, nex_session::token::now_ms()).is_none()).await);
+    assert!(eventually(|| !cached(&a, key)).await);
     assert!(a.load(key).await.unwrap().is_none());
 
     // A's own writes are visible to its next read at once, with no waiting.
     a.apply(key, &one_field("g", b"1"), later, Presence::New).await.unwrap();
     a.load(key).await.unwrap();
     a.apply(key, &one_field("g", b"2"), later, Presence::Existing).await.unwrap();
-    assert!(a.load_now(key, nex_session::token::now_ms()).is_none(), "own write: dropped before it was sent");
+    assert!(!cached(&a, key), "own write: dropped before it was sent");
     assert_eq!(a.load(key).await.unwrap().unwrap().fields["g"], b"2");
 }
 
@@ -185,12 +189,9 @@ async fn the_client_cache_is_dropped_when_redis_goes_away() {
     let later = nex_session::token::now_ms() + 60_000;
     store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
     store.load(key).await.unwrap();
-    assert!(store.load_now(key, nex_session::token::now_ms()).is_some());
+    assert!(cached(&store, key));
     server.stop();
-    assert!(
-        eventually(|| store.load_now(key, nex_session::token::now_ms()).is_none()).await,
-        "a lost connection drops the cache"
-    );
+    assert!(eventually(|| !cached(&store, key)).await, "a lost connection drops the cache");
     assert!(store.load(key).await.is_err(), "no cached answer while Redis is down: an honest error");
     server.start();
     // The restarted private server is empty: the session must not come back from memory.
@@ -211,7 +212,7 @@ async fn redis_store_without_client_cache_passes_the_conformance_suite() {
         nex_session::store::RedisOptions { prefix: prefix("no-cache"), client_cache: 0, ..Default::default() };
     let store = RedisStore::open_with_options(&url, options).await.unwrap();
     assert!(store.client_cache_stats().is_none());
-    let can = conformance::Capabilities { purge_counts: false, list: true };
+    let can = conformance::Capabilities::all().without_purge_counts();
     conformance::run_all_with(Arc::new(store), can).await;
 }
 

@@ -2,12 +2,10 @@
 //! servers sharing the file, and durability across reopening.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nex_session::store::{conformance, Presence, SessionStore, SqliteStore};
+use nex_session::store::{conformance, Change, Presence, SessionStore, SqliteStore};
 use nex_session::SessionId;
 
 /// A temporary database file, removed (with its WAL files) on drop.
@@ -41,7 +39,7 @@ async fn two_app_servers_sharing_one_file_lose_no_update() {
     let db = TempDb::new("two-servers");
     let a: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
     let b: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
-    common::two_servers_lose_nothing(a, b).await;
+    nex_testkit::store::two_servers_lose_nothing(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +49,7 @@ async fn written_sessions_survive_reopening_the_file() {
     {
         let store = SqliteStore::open(&db.0).await.unwrap();
         let mut batch = std::collections::BTreeMap::new();
-        batch.insert("user_id".to_owned(), Some(b"7".to_vec()));
+        batch.insert("user_id".to_owned(), Change::Put(b"7".to_vec()));
         store.apply(key, &batch, nex_session::token::now_ms() + 60_000, Presence::New).await.unwrap();
     }
     let reopened = SqliteStore::open(&db.0).await.unwrap();
@@ -63,14 +61,15 @@ async fn purge_removes_expired_sessions_in_batches() {
     let db = TempDb::new("purge");
     let store = SqliteStore::open(&db.0).await.unwrap();
     let mut batch = std::collections::BTreeMap::new();
-    batch.insert("a".to_owned(), Some(b"1".to_vec()));
+    batch.insert("a".to_owned(), Change::Put(b"1".to_vec()));
     let past = nex_session::token::now_ms() - 1;
     for _ in 0..1200 {
         store.apply(SessionId::generate().unwrap().store_key(), &batch, past, Presence::New).await.unwrap();
     }
     let live = SessionId::generate().unwrap().store_key();
     store.apply(live, &batch, past + 60_000, Presence::New).await.unwrap();
-    assert_eq!(store.purge_expired(nex_session::token::now_ms()).await.unwrap(), 1200);
+    let admin = store.admin().expect("SQLite offers administration");
+    assert_eq!(admin.purge_expired(nex_session::token::now_ms()).await.unwrap(), 1200);
     assert!(store.load(live).await.unwrap().is_some());
-    assert_eq!(store.list(10).await.unwrap().len(), 1);
+    assert_eq!(admin.list(10).await.unwrap().len(), 1);
 }

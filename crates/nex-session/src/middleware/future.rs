@@ -9,8 +9,9 @@ use http::{HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
+use super::persist::{persist, persist_now, rescue_cookie};
 use crate::error::SessionError;
-use crate::session::{Outgoing, Session};
+use crate::session::Session;
 use crate::store::BoxFuture;
 
 pin_project! {
@@ -27,22 +28,26 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, B> {
+        /// The inner service is handling the request.
         Calling {
             #[pin]
             inner: TaskLocalFuture<Session, F>,
-            session: Option<Session>,
+            session: Session,
         },
+        /// The response is ready; the session is being saved.
         Persisting {
-            persist: BoxFuture<'static, (Result<Outgoing, SessionError>, Session)>,
+            persist: BoxFuture<'static, (Result<Vec<HeaderValue>, SessionError>, Session)>,
+            // An `Option` only to move the response out when saving ends.
             response: Option<Response<B>>,
         },
+        /// The response was handed out.
         Done,
     }
 }
 
 impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn new(inner: TaskLocalFuture<Session, F>, session: Session) -> Self {
-        Self { state: State::Calling { inner, session: Some(session) } }
+        Self { state: State::Calling { inner, session } }
     }
 }
 
@@ -62,25 +67,27 @@ where
                         Ok(response) => response,
                         Err(err) => return Poll::Ready(Err(err)),
                     };
-                    let Some(session) = session.take() else { return Poll::Pending };
-                    if let Some(result) = session.try_persist_now() {
+                    if let Some(result) = persist_now(session) {
+                        let response = finish(response, result, session);
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(finish(response, result, &session)));
+                        return Poll::Ready(Ok(response));
                     }
-                    let persist = Box::pin(async move {
-                        let result = session.persist().await;
-                        (result, session)
-                    });
+                    let session = session.clone();
+                    let persist = Box::pin(async move { (persist(&session).await, session) });
                     this.state.set(State::Persisting { persist, response: Some(response) });
                 }
                 StateProj::Persisting { persist, response } => {
                     let (result, session) = ready!(persist.as_mut().poll(cx));
-                    let Some(response) = response.take() else { return Poll::Pending };
+                    let response = match response.take() {
+                        Some(response) => finish(response, result, &session),
+                        None => broken_invariant("the response of a persisting request is gone"),
+                    };
                     this.state.set(State::Done);
-                    return Poll::Ready(Ok(finish(response, result, &session)));
+                    return Poll::Ready(Ok(response));
                 }
-                // Polled after completion: a caller bug; stay pending rather than panic.
-                StateProj::Done => return Poll::Pending,
+                StateProj::Done => {
+                    return Poll::Ready(Ok(broken_invariant("a response future was polled after it completed")));
+                }
             }
         }
     }
@@ -89,15 +96,15 @@ where
 /// Adds the cookies, or replaces the response with a 503 when saving failed.
 fn finish<B: From<&'static str>>(
     mut response: Response<B>,
-    result: Result<Outgoing, SessionError>,
+    result: Result<Vec<HeaderValue>, SessionError>,
     session: &Session,
 ) -> Response<B> {
     match result {
         // The usual read or write: nothing to add.
-        Ok(outgoing) if outgoing.set_cookies.is_empty() => response,
-        Ok(outgoing) => {
+        Ok(set_cookies) if set_cookies.is_empty() => response,
+        Ok(set_cookies) => {
             let headers = response.headers_mut();
-            for cookie in outgoing.set_cookies {
+            for cookie in set_cookies {
                 headers.append(SET_COOKIE, cookie);
             }
             response
@@ -106,24 +113,35 @@ fn finish<B: From<&'static str>>(
     }
 }
 
-/// The 503 for a failed save, out of line (see `Shared::verify_cookie_fully`).
+/// The 503 for a failed save, out of line (see `CookieCodec::verify_fully`).
 #[cold]
 #[inline(never)]
 fn failed<B: From<&'static str>>(err: &SessionError, session: &Session) -> Response<B> {
     tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-    let mut response = unavailable();
-    if let Some(cookie) = session.rescue_cookie() {
+    let mut response = text_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service temporarily unavailable: your session could not be saved. Please try again.\n",
+    );
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(cookie) = rescue_cookie(session) {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     response
 }
 
-/// The answer when the session could not be saved: nothing is reported as saved.
-fn unavailable<B: From<&'static str>>() -> Response<B> {
-    let mut response =
-        Response::new(B::from("Service temporarily unavailable: your session could not be saved. Please try again.\n"));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+/// A state that cannot happen did: fail loudly (a debug assertion, an error in
+/// the log and a 500), never hang the request.
+#[cold]
+#[inline(never)]
+fn broken_invariant<B: From<&'static str>>(what: &str) -> Response<B> {
+    debug_assert!(false, "nex-session bug: {what}");
+    tracing::error!(target: "nex_session", "nex-session bug: {what}; answering 500");
+    text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n")
+}
+
+fn text_response<B: From<&'static str>>(status: StatusCode, body: &'static str) -> Response<B> {
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }

@@ -3,17 +3,15 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use http::Request;
 use tower_layer::Layer;
 
 use super::{SessionService, Shared};
 use crate::config::SessionConfig;
 use crate::error::SessionError;
-use crate::session::session_cookie_headers;
+use crate::session::{Context, Session};
+use crate::session_cookie::CookieCodec;
 use crate::store::{MemoryStore, SessionStore};
-use crate::token::Keyring;
-
-/// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
-pub const SESSION_SALT: &str = "nex.session";
 
 /// The tower layer that gives every request a session.
 ///
@@ -61,12 +59,20 @@ impl SessionLayer {
     /// # Errors
     /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
     pub fn try_with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, SessionError> {
-        let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
-        let (cookie_attributes, deletion_cookie) = session_cookie_headers(&config)?;
-        let sweeper_started = AtomicBool::new(false);
-        let verified = super::VerifiedCookies::new();
-        let shared = Shared { store, keyring, config, sweeper_started, cookie_attributes, deletion_cookie, verified };
+        let context = Context {
+            store,
+            ttl_ms: config.ttl_s().saturating_mul(1000),
+            refresh_after_ms: config.refresh_after_ms(),
+            cookie: CookieCodec::new(&config)?,
+        };
+        let shared = Shared { context: Arc::new(context), config, sweeper_started: AtomicBool::new(false) };
         Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// The session a service of this layer gives `request` (step 1 of the
+    /// lifecycle alone, for [`crate::testing`]).
+    pub(crate) fn begin<B>(&self, request: &Request<B>) -> Session {
+        super::begin(&self.shared, request)
     }
 
     /// A layer over a fresh [`MemoryStore`].

@@ -14,53 +14,47 @@
 //!     .layer(ServiceBuilder::new().layer(SessionLayer::memory(SessionConfig::new(secret()))));
 //! ```
 //!
-//! 1. **load**: verify the `_nex_session` cookie (no store access; a missing,
-//!    forged, foreign or expired cookie means "no session").
+//! 1. **load** ([`SessionService::call`], below): verify the `_nex_session` cookie
+//!    (no store access; a missing, forged, foreign or expired cookie means "no session").
 //! 2. **call** the inner service with the [`Session`] available ambiently
 //!    (task-local) and as a request extension (the extractor).
-//! 3. **persist** before the response head leaves: write pending changes, slide
-//!    the expiry when due, set or delete the cookie, add queued cookies. If saving
-//!    fails the response becomes a 503 and the error is logged.
+//! 3. **persist** before the response head leaves (`future.rs` waits for the inner
+//!    service, `persist.rs` does the step): write pending changes, slide the expiry
+//!    when due, set or delete the cookie, add queued cookies. If saving fails the
+//!    response becomes a 503 and the error is logged.
 //! 4. **clean up**: the state belongs to this request's future alone; it is dropped
 //!    with it, also when the handler panics or the future is cancelled.
+//!
+//! The layer's state (`Shared`) is built once per layer (`layer.rs`); expired
+//! sessions are purged in the background (`sweep.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::COOKIE;
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::ambient;
 use crate::config::SessionConfig;
-use crate::cookie::request_values;
-use crate::id::SessionId;
-use crate::session::{Session, COOKIE_NAME};
-use crate::store::SessionStore;
-use crate::token::{now_ms, Keyring, TokenError};
+use crate::session::{self, Session};
+use crate::token::now_ms;
 
 mod future;
 mod layer;
-mod verified;
-
-pub(crate) use verified::{VerifiedCookie, VerifiedCookies};
+mod persist;
+mod sweep;
 
 pub use future::ResponseFuture;
-pub use layer::{SessionLayer, SESSION_SALT};
+pub use layer::SessionLayer;
+pub(crate) use persist::persist;
 
-/// What every request of one layer shares: store, keys, config.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) keyring: Keyring,
-    pub(crate) config: SessionConfig,
-    pub(crate) sweeper_started: AtomicBool,
-    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`.
-    pub(crate) cookie_attributes: String,
-    /// The `Set-Cookie` value that deletes the session cookie.
-    pub(crate) deletion_cookie: http::HeaderValue,
-    /// Cookies verified recently, so repeat visits skip the HMAC.
-    pub(crate) verified: VerifiedCookies,
+/// What every request of one layer shares.
+struct Shared {
+    /// The store, the expiry rules and the cookie codec, shared with every session.
+    context: Arc<session::Context>,
+    config: SessionConfig,
+    sweeper_started: AtomicBool,
 }
 
 /// The service made by [`SessionLayer`].
@@ -90,9 +84,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        self.shared.start_sweeper();
+        sweep::start_once(&self.shared);
         // 1. load: verify the cookie; the store is read lazily, on the first `get`.
-        let session = self.shared.begin(&request);
+        let session = begin(&self.shared, &request);
         request.extensions_mut().insert(session.clone());
         // 2. call: the inner future runs with the ambient session set. Calling the
         //    inner service here (not in a spawned future) needs no clone of it.
@@ -103,77 +97,10 @@ where
     }
 }
 
-impl Shared {
-    /// Reads the session cookie. Costs no store access.
-    fn begin<B>(self: &Arc<Self>, request: &Request<B>) -> Session {
-        let headers = request.headers();
-        let now = now_ms();
-        let cookie = request_values(headers, COOKIE_NAME).find_map(|value| self.verify_cookie(value, now));
-        let mut cookie_headers = headers.get_all(COOKIE).iter();
-        let first = cookie_headers.next().cloned();
-        // Usually one Cookie header: keep it without allocating a Vec.
-        let rest = cookie_headers.cloned().collect();
-        Session::begin(self.clone(), now, cookie, first, rest)
-    }
-
-    /// The session a cookie value names, if it is genuine, unexpired and holds an id.
-    fn verify_cookie(&self, value: &str, now: i64) -> Option<VerifiedCookie> {
-        if let Some(known) = self.verified.get(value, self.config.ttl_s(), now) {
-            return Some(known);
-        }
-        self.verify_cookie_fully(value, now)
-    }
-
-    /// The full verification, once per cookie (and per refresh interval). Kept out
-    /// of line so the per-request path above stays a few cache lines of code: under
-    /// load, instruction-cache misses cost more than the instructions themselves.
-    #[cold]
-    #[inline(never)]
-    fn verify_cookie_fully(&self, value: &str, now: i64) -> Option<VerifiedCookie> {
-        let ttl_s = self.config.ttl_s();
-        match self.keyring.verify_at(value, Some(ttl_s), now) {
-            Ok(verified) => {
-                let Some(id) = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse) else {
-                    tracing::debug!(target: "nex_session", "signed cookie holds no session id");
-                    return None;
-                };
-                let cookie =
-                    VerifiedCookie { id, signed_at_ms: verified.signed_at_ms, current_key: verified.key_index == 0 };
-                self.verified.insert(value, &cookie);
-                Some(cookie)
-            }
-            Err(TokenError::Expired) => {
-                tracing::debug!(target: "nex_session", "session cookie expired");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
-                None
-            }
-        }
-    }
-
-    /// Starts the background sweep of expired sessions once, on the first request
-    /// (when a tokio runtime surely exists). It stops when the layer is dropped.
-    fn start_sweeper(self: &Arc<Self>) {
-        if self.sweeper_started.load(Ordering::Relaxed) || self.sweeper_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let weak: Weak<Self> = Arc::downgrade(self);
-        let interval = self.config.purge_interval;
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(shared) = weak.upgrade() else { break };
-                match shared.store.purge_expired(now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(target: "nex_session", purged = n, "expired sessions removed"),
-                    Err(err) => tracing::warn!(target: "nex_session", error = %err, "purging expired sessions failed"),
-                }
-            }
-        });
-    }
+/// The session of a request, from its cookie. Costs no store access.
+fn begin<B>(shared: &Shared, request: &Request<B>) -> Session {
+    let headers = request.headers();
+    let now = now_ms();
+    let cookie = shared.context.cookie.read(headers, now);
+    Session::begin(shared.context.clone(), now, cookie, headers)
 }

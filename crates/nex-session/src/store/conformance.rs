@@ -1,6 +1,12 @@
-//! The conformance suite every [`SessionStore`] must pass.
+//! The conformance suite every [`SessionStore`] must pass (feature `conformance`).
 //!
-//! Store authors call [`run_all`] from a test with a fresh, empty store:
+//! Store authors call [`run_all`] from a test with a fresh, empty store. Turn the
+//! feature on for tests only, so production builds do not carry the suite:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! nex-session = { version = "0.1", features = ["conformance"] }
+//! ```
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -11,6 +17,10 @@
 //! # }
 //! ```
 //!
+//! Besides the contract of every method it checks that [`SessionStore::load_now`]
+//! never disagrees with [`SessionStore::load`], and, when the store offers
+//! [`SessionStore::admin`], that purging and listing work.
+//!
 //! Each check panics with a message naming the broken rule; that is the point of a
 //! test suite, so this module is the one place in the library that asserts.
 
@@ -18,7 +28,7 @@
 
 use std::sync::Arc;
 
-use super::{Changes, Presence, SessionStore, UpdateAction, WriteOutcome};
+use super::{Change, Changes, LoadNow, Presence, SessionStore, UpdateAction, WriteOutcome};
 use crate::id::{SessionId, StoreKey};
 use crate::token::now_ms;
 
@@ -31,22 +41,61 @@ fn later() -> i64 {
 }
 
 fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.map(<[u8]>::to_vec))).collect()
+    let change = |v: Option<&[u8]>| v.map_or(Change::Delete, |v| Change::Put(v.to_vec()));
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), change(*v))).collect()
 }
 
-/// What a store can do beyond the core contract, so the suite checks the right thing.
-#[derive(Debug, Clone, Copy)]
+/// What a store's administration can do, so the suite checks the right thing.
+/// Stores without [`SessionStore::admin`] skip those checks whatever these say.
+///
+/// ```
+/// use nex_session::store::conformance::Capabilities;
+///
+/// // Redis expires sessions by itself, and a cluster cannot list them:
+/// let redis_cluster = Capabilities::all().without_purge_counts().without_list();
+/// assert!(!redis_cluster.purge_counts() && !redis_cluster.list());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
-    /// `purge_expired` finds and counts expired sessions (false where the backend
-    /// expires data by itself, as Redis does).
-    pub purge_counts: bool,
-    /// `list` is supported (false on Redis Cluster).
-    pub list: bool,
+    purge_counts: bool,
+    list: bool,
 }
 
 impl Default for Capabilities {
     fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl Capabilities {
+    /// Everything: the default.
+    pub const fn all() -> Self {
         Self { purge_counts: true, list: true }
+    }
+
+    /// `purge_expired` answers 0 (the backend expires data by itself, as Redis does).
+    #[must_use]
+    pub const fn without_purge_counts(mut self) -> Self {
+        self.purge_counts = false;
+        self
+    }
+
+    /// `list` is not supported and must say so with an error (Redis Cluster).
+    #[must_use]
+    pub const fn without_list(mut self) -> Self {
+        self.list = false;
+        self
+    }
+
+    /// Whether `purge_expired` finds and counts expired sessions.
+    pub const fn purge_counts(&self) -> bool {
+        self.purge_counts
+    }
+
+    /// Whether `list` is supported.
+    pub const fn list(&self) -> bool {
+        self.list
     }
 }
 
@@ -64,9 +113,15 @@ pub async fn run_all_with(store: Arc<dyn SessionStore>, can: Capabilities) {
     expired_sessions_are_invisible(&*store, can.purge_counts).await;
     touch_slides_expiry(&*store).await;
     rename_moves_data_and_kills_the_old_key(&*store).await;
+    rename_onto_a_live_session_changes_nothing(&*store).await;
     remove_forgets_everything(&*store).await;
-    if can.list {
-        list_shows_hashed_keys_only(&*store).await;
+    load_now_agrees_with_load(&*store).await;
+    if store.admin().is_some() {
+        if can.list {
+            list_shows_hashed_keys_only(&*store).await;
+        } else {
+            list_says_it_is_unsupported(&*store).await;
+        }
     }
     concurrent_writes_of_different_fields_all_survive(store.clone(), 200).await;
     concurrent_updates_never_lose_an_increment(store, 1000).await;
@@ -143,8 +198,11 @@ pub async fn expired_sessions_are_invisible(store: &dyn SessionStore, purge_coun
         WriteOutcome::PresenceFailed,
         "an expired session counts as missing"
     );
-    let purged = store.purge_expired(now_ms()).await.unwrap();
-    assert!(!purge_counts || purged >= 1, "purge_expired must remove the expired session (removed {purged})");
+    if let Some(admin) = store.admin() {
+        let purged = admin.purge_expired(now_ms()).await.unwrap();
+        assert!(!purge_counts || purged >= 1, "purge_expired must remove the expired session (removed {purged})");
+        assert_eq!(store.load(key).await.unwrap(), None, "a purge must not bring anything back");
+    }
     // A fresh session with the same key may then be created.
     assert_eq!(
         store.apply(key, &changes(&[("b", Some(b"1"))]), later(), Presence::New).await.unwrap(),
@@ -175,6 +233,66 @@ pub async fn rename_moves_data_and_kills_the_old_key(store: &dyn SessionStore) {
     assert_eq!((moved.fields["user_id"].as_slice(), moved.fields.len()), (b"7".as_slice(), 2));
 }
 
+/// `rename` onto a key that holds a live session refuses, and changes neither session.
+pub async fn rename_onto_a_live_session_changes_nothing(store: &dyn SessionStore) {
+    let (from, to) = (fresh_key(), fresh_key());
+    store.apply(from, &changes(&[("who", Some(b"from"))]), later(), Presence::New).await.unwrap();
+    store.apply(to, &changes(&[("who", Some(b"to"))]), later(), Presence::New).await.unwrap();
+    assert!(!store.rename(from, to, later()).await.unwrap(), "renaming onto a live session must refuse");
+    let from_fields = store.load(from).await.unwrap().expect("a refused rename keeps the source").fields;
+    let to_fields = store.load(to).await.unwrap().expect("a refused rename keeps the target").fields;
+    assert_eq!(from_fields["who"], b"from", "the source must be unchanged");
+    assert_eq!(to_fields["who"], b"to", "the target must be unchanged");
+    // An expired session at the target does not count: the rename goes ahead.
+    let expired = fresh_key();
+    store.apply(expired, &changes(&[("old", Some(b"1"))]), now_ms() - 1, Presence::New).await.unwrap();
+    assert!(store.rename(from, expired, later()).await.unwrap(), "an expired target counts as missing");
+    let moved = store.load(expired).await.unwrap().expect("data under the new key").fields;
+    assert!(!moved.contains_key("old"), "expired data at the target must not come back");
+    assert_eq!(moved["who"], b"from");
+}
+
+/// Whenever `load_now` answers (`Found` or `Missing`), it agrees with `load`:
+/// for a missing session, after each kind of write, after expiry and removal.
+pub async fn load_now_agrees_with_load(store: &dyn SessionStore) {
+    async fn agree(store: &dyn SessionStore, key: crate::id::StoreKey, when: &str) {
+        let now = now_ms();
+        let loaded = store.load(key).await.unwrap();
+        match store.load_now(key, now) {
+            LoadNow::Unknown => {}
+            LoadNow::Missing => assert_eq!(loaded, None, "load_now said Missing but load found the session {when}"),
+            LoadNow::Found(snapshot) => {
+                let record = loaded.unwrap_or_else(|| panic!("load_now found a session that load does not {when}"));
+                assert_eq!(snapshot.to_fields(), record.fields, "load_now and load give different fields {when}");
+            }
+        }
+    }
+    let key = fresh_key();
+    agree(store, key, "before it exists").await;
+    store.apply(key, &changes(&[("a", Some(b"1")), ("b", Some(b"22"))]), later(), Presence::New).await.unwrap();
+    agree(store, key, "after apply").await;
+    let mut same_length = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+    store.update(key, "a", &mut same_length, later(), Presence::Existing).await.unwrap();
+    agree(store, key, "after an update of the same length").await;
+    let mut longer = |_: Option<&[u8]>| UpdateAction::Set(b"333".to_vec());
+    store.update(key, "b", &mut longer, later(), Presence::Existing).await.unwrap();
+    agree(store, key, "after an update to another length").await;
+    store.apply(key, &changes(&[("a", None)]), later(), Presence::Existing).await.unwrap();
+    agree(store, key, "after a delete").await;
+    let renamed = fresh_key();
+    store.rename(key, renamed, later()).await.unwrap();
+    agree(store, key, "at the old key after rename").await;
+    agree(store, renamed, "at the new key after rename").await;
+    store.remove(renamed).await.unwrap();
+    agree(store, renamed, "after remove").await;
+    // Read while live (a cache would keep it), then let it expire.
+    let expiring = fresh_key();
+    store.apply(expiring, &changes(&[("a", Some(b"1"))]), now_ms() + 300, Presence::New).await.unwrap();
+    assert!(store.load(expiring).await.unwrap().is_some(), "a session loads until its expiry");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    agree(store, expiring, "after expiry").await;
+}
+
 /// `remove` deletes the session; removing twice is fine.
 pub async fn remove_forgets_everything(store: &dyn SessionStore) {
     let key = fresh_key();
@@ -184,13 +302,25 @@ pub async fn remove_forgets_everything(store: &dyn SessionStore) {
     store.remove(key).await.unwrap();
 }
 
-/// `list` reports hashed keys with field counts.
+/// `list` (of [`SessionStore::admin`]) reports hashed keys with field counts, and
+/// no expired session.
 pub async fn list_shows_hashed_keys_only(store: &dyn SessionStore) {
+    let admin = store.admin().expect("list needs the store's admin");
     let key = fresh_key();
     store.apply(key, &changes(&[("a", Some(b"1")), ("b", Some(b"2"))]), later(), Presence::New).await.unwrap();
-    let listed = store.list(usize::MAX).await.unwrap();
+    let expired = fresh_key();
+    store.apply(expired, &changes(&[("a", Some(b"1"))]), now_ms() - 1, Presence::New).await.unwrap();
+    let listed = admin.list(usize::MAX).await.unwrap();
     let me = listed.iter().find(|s| s.key == key).expect("list includes a live session");
     assert_eq!(me.fields, 2);
+    assert!(listed.iter().all(|s| s.key != expired), "list must not show an expired session");
+    assert!(admin.list(1).await.unwrap().len() <= 1, "list must respect its limit");
+}
+
+/// A store that cannot list says so with an error rather than an empty list.
+pub async fn list_says_it_is_unsupported(store: &dyn SessionStore) {
+    let admin = store.admin().expect("list needs the store's admin");
+    assert!(admin.list(10).await.is_err(), "an unsupported list must be an error, not an empty answer");
 }
 
 /// `n` tasks each putting their own field of one session: all `n` fields survive.

@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::cas::{remember, take_known, UpdateLocks};
+use super::shards::Shards;
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionStore, Summary, UpdateAction, UpdateFn, WriteOutcome,
+    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
+    WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -37,13 +38,28 @@ const SCHEMA_VERSION: i64 = 1;
 const PURGE_BATCH: i64 = 500;
 /// Compare-and-set attempts of one `update` before reporting contention.
 const CAS_ATTEMPTS: usize = 64;
+/// Shards of the per-process update lock.
+const UPDATE_SHARDS: usize = 64;
 
 /// Sessions in a SQLite file. Cloning shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    update_locks: UpdateLocks,
+    /// Updates of one process are serialised per session shard, so they never race
+    /// each other's compare-and-set (other processes are caught by the CAS itself).
+    /// Each shard remembers the value this process wrote last: the next update of
+    /// the same field starts from it and skips the read. A stale memory cannot lose
+    /// an update (the CAS checks it); it only costs one retry.
+    update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
     path: PathBuf,
+}
+
+/// The field value this process last wrote by compare-and-set.
+struct LastWrite {
+    key: StoreKey,
+    field: String,
+    /// What the field holds after that write (`None`: deleted).
+    value: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -66,7 +82,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let for_task = path.clone();
         let conn = tokio::task::spawn_blocking(move || open_blocking(&for_task)).await.map_err(unavailable)??;
-        let update_locks = UpdateLocks::new();
+        let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
         Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path })
     }
 
@@ -140,10 +156,12 @@ fn delete_session(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
 /// `false` when the condition fails.
 fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now: i64) -> rusqlite::Result<bool> {
     let is_live = live(conn, key, now)?;
-    match (presence, is_live) {
-        (Presence::Existing, false) | (Presence::New, true) => return Ok(false),
-        (Presence::New, false) => delete_session(conn, key)?,
-        _ => {}
+    if !presence.holds(is_live) {
+        return Ok(false);
+    }
+    if !is_live {
+        // An expired leftover: its data must not come back.
+        delete_session(conn, key)?;
     }
     conn.execute(
         "INSERT INTO nex_sessions (key, expires_at) VALUES (?1, ?2)
@@ -213,8 +231,8 @@ impl SessionStore for SqliteStore {
             if !claim(&tx, key, presence, expires_at_ms, now_ms())? {
                 return Ok(WriteOutcome::PresenceFailed);
             }
-            for (field, value) in &changes {
-                write_field(&tx, key, field, value.as_deref())?;
+            for (field, change) in &changes {
+                write_field(&tx, key, field, change.value())?;
             }
             tx.commit()?;
             Ok(WriteOutcome::Done)
@@ -230,13 +248,14 @@ impl SessionStore for SqliteStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
-            let mut slot = self.update_locks.lock(key).await;
-            let mut known = slot.as_deref_mut().and_then(|s| take_known(s, key, field));
+            let mut last_write = self.update_locks.of(key).lock().await;
+            // The value this process wrote last, if it was this field's.
+            let mut known = last_write.take().filter(|w| w.key == key && w.field == field);
             for _ in 0..CAS_ATTEMPTS {
-                let from_cache = known.is_some();
+                let from_memory = known.is_some();
                 let (is_live, current) = match known.take() {
                     // This process wrote it last, so the session existed: skip the read.
-                    Some(value) => (true, value),
+                    Some(write) => (true, write.value),
                     None => {
                         let name = field.to_owned();
                         self.run(move |conn| {
@@ -250,14 +269,13 @@ impl SessionStore for SqliteStore {
                         .await?
                     }
                 };
-                match (presence, is_live) {
-                    (Presence::Existing, false) | (Presence::New, true) => return Ok(WriteOutcome::PresenceFailed),
-                    _ => {}
+                if !presence.holds(is_live) {
+                    return Ok(WriteOutcome::PresenceFailed);
                 }
                 let new = match f(current.as_deref()) {
                     // A remembered value may be stale and `Keep` writes nothing to check it
                     // against: read the store and decide again.
-                    UpdateAction::Keep if from_cache => continue,
+                    UpdateAction::Keep if from_memory => continue,
                     UpdateAction::Keep => return Ok(WriteOutcome::Done),
                     UpdateAction::Set(bytes) => Some(bytes),
                     UpdateAction::Delete => None,
@@ -282,9 +300,7 @@ impl SessionStore for SqliteStore {
                     })
                     .await?;
                 if written {
-                    if let Some(slot) = slot.as_deref_mut() {
-                        remember(slot, key, field, written_value);
-                    }
+                    *last_write = Some(LastWrite { key, field: field.to_owned(), value: written_value });
                     return Ok(WriteOutcome::Done);
                 }
                 // Another process changed the field meanwhile: read again.
@@ -333,6 +349,12 @@ impl SessionStore for SqliteStore {
         }))
     }
 
+    fn admin(&self) -> Option<&dyn SessionAdmin> {
+        Some(self)
+    }
+}
+
+impl SessionAdmin for SqliteStore {
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut total = 0u64;

@@ -31,14 +31,14 @@ use redis::aio::{AsyncPushSender, SendError};
 use redis::{PushInfo, PushKind, Value};
 
 use crate::id::StoreKey;
-use crate::store::memory::KeyMap;
-use crate::store::{PackedFields, Record};
+use crate::store::shards::{KeyMap, Shards};
+use crate::store::{Record, Snapshot};
 
 const SHARDS: usize = 64;
 
 /// The cache of one [`RedisStore`](super::RedisStore) connection.
 pub(crate) struct ClientCache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Shards<Mutex<Shard>>,
     max_per_shard: usize,
     prefix: Arc<str>,
     /// Counters for tests and operators: answers from memory, and trips to Redis.
@@ -49,14 +49,19 @@ pub(crate) struct ClientCache {
 #[derive(Default)]
 struct Shard {
     generation: u64,
-    /// Fields (shared with requests that read them) and expiry.
-    entries: KeyMap<(PackedFields, i64)>,
+    entries: KeyMap<Cached>,
 }
 
-/// A load in progress: where its answer may be cached.
+/// A cached session.
+struct Cached {
+    /// Shared with the requests that read it.
+    fields: Snapshot,
+    expires_at_ms: i64,
+}
+
+/// A load in progress: the generation of its key's shard when it started.
 #[derive(Clone, Copy)]
 pub(crate) struct Ticket {
-    shard: usize,
     generation: u64,
 }
 
@@ -64,7 +69,7 @@ impl ClientCache {
     /// A cache for about `capacity` sessions of keys named `<prefix><hex key>`.
     pub(crate) fn new(capacity: usize, prefix: Arc<str>) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
             max_per_shard: capacity.div_ceil(SHARDS).max(1),
             prefix,
             hits: AtomicU64::new(0),
@@ -72,19 +77,14 @@ impl ClientCache {
         }
     }
 
-    fn index(key: StoreKey) -> usize {
-        usize::from(key.as_bytes()[7]) % SHARDS
-    }
-
-    fn shard(&self, index: usize) -> Option<MutexGuard<'_, Shard>> {
-        // Entries are replaced whole, so a panic elsewhere cannot leave one half-made.
-        Some(self.shards.get(index)?.lock().unwrap_or_else(PoisonError::into_inner))
+    fn shard(&self, key: StoreKey) -> MutexGuard<'_, Shard> {
+        lock(self.shards.of(key))
     }
 
     /// The cached session's fields, if it is cached and not expired at `now_ms`.
-    pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<PackedFields> {
-        let shard = self.shard(Self::index(key))?;
-        let record = shard.entries.get(&key).filter(|(_, expires)| *expires > now_ms).map(|(f, _)| f.clone());
+    pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
+        let shard = self.shard(key);
+        let record = shard.entries.get(&key).filter(|c| c.expires_at_ms > now_ms).map(|c| c.fields.clone());
         drop(shard);
         let counter = if record.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -93,14 +93,13 @@ impl ClientCache {
 
     /// Call before asking Redis for `key`; hand the ticket to [`ClientCache::insert`].
     pub(crate) fn ticket(&self, key: StoreKey) -> Ticket {
-        let shard = Self::index(key);
-        let generation = self.shard(shard).map_or(0, |s| s.generation);
-        Ticket { shard, generation }
+        Ticket { generation: self.shard(key).generation }
     }
 
-    /// Caches what Redis answered, unless something in the shard changed meanwhile.
+    /// Caches what Redis answered for `key`, unless something in its shard
+    /// changed since the ticket was taken.
     pub(crate) fn insert(&self, key: StoreKey, record: &Record, ticket: Ticket) {
-        let Some(mut shard) = self.shard(ticket.shard) else { return };
+        let mut shard = self.shard(key);
         if shard.generation != ticket.generation {
             return;
         }
@@ -110,24 +109,23 @@ impl ClientCache {
                 shard.entries.remove(&victim);
             }
         }
-        shard.entries.insert(key, (PackedFields::from_fields(&record.fields), record.expires_at_ms));
+        let cached = Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms };
+        shard.entries.insert(key, cached);
     }
 
     /// Drops `key` and fences off loads of its shard that are in flight.
     pub(crate) fn invalidate(&self, key: StoreKey) {
-        if let Some(mut shard) = self.shard(Self::index(key)) {
-            shard.generation = shard.generation.wrapping_add(1);
-            shard.entries.remove(&key);
-        }
+        let mut shard = self.shard(key);
+        shard.generation = shard.generation.wrapping_add(1);
+        shard.entries.remove(&key);
     }
 
     /// Drops everything (connection lost, or Redis flushed).
     pub(crate) fn clear(&self) {
-        for index in 0..SHARDS {
-            if let Some(mut shard) = self.shard(index) {
-                shard.generation = shard.generation.wrapping_add(1);
-                shard.entries.clear();
-            }
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            shard.generation = shard.generation.wrapping_add(1);
+            shard.entries.clear();
         }
     }
 
@@ -163,6 +161,11 @@ impl ClientCache {
             _ => {}
         }
     }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // Entries are replaced whole, so a panic elsewhere cannot leave one half-made.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Hands Redis' push messages to the cache, synchronously (see the module docs).

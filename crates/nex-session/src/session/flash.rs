@@ -1,27 +1,14 @@
-//! Flash messages (Nex.Flash): one-time messages that survive a redirect.
+//! [`Flash`]: Nex.Flash on one session, one-time messages that survive a redirect.
 //!
 //! Stored in the session under the reserved key [`FLASH_KEY`] as a map from kind
 //! (`"info"`, `"error"`, …) to message. `put` and `pop_all` are atomic store
-//! updates, so a message is shown exactly once even when two requests race to pop it.
-//!
-//! ```
-//! use nex_session::flash;
-//!
-//! async fn login_failed() -> Result<(), nex_session::SessionError> {
-//!     flash::put("error", "Invalid credentials").await
-//! }
-//!
-//! async fn login_page() -> Result<String, nex_session::SessionError> {
-//!     let messages = flash::pop_all().await?; // shown once, then gone
-//!     Ok(messages.get("error").cloned().unwrap_or_default())
-//! }
-//! ```
+//! updates, so a message is shown exactly once even when two requests race to pop
+//! it. The ambient functions (`nex_session::flash::put`, …) are in `ambient/flash.rs`.
 
 use std::collections::BTreeMap;
 
-use crate::ambient::current;
+use super::Session;
 use crate::error::SessionError;
-use crate::session::Session;
 
 /// The reserved session key flash messages live under.
 pub const FLASH_KEY: &str = "_nex_flash";
@@ -36,7 +23,7 @@ pub struct Flash {
 }
 
 impl Flash {
-    pub(crate) fn new(session: Session) -> Self {
+    pub(super) fn new(session: Session) -> Self {
         Self { session }
     }
 
@@ -96,44 +83,4 @@ impl Flash {
 
 fn decode(bytes: &[u8]) -> Result<Messages, SessionError> {
     serde_json::from_slice(bytes).map_err(|source| SessionError::Decode { key: FLASH_KEY.to_owned(), source })
-}
-
-/// Sets the flash message of `kind` in the current request's session.
-///
-/// # Errors
-/// [`SessionError::NoLayer`] outside a request, or as [`Flash::put`].
-pub async fn put(kind: &str, message: impl Into<String>) -> Result<(), SessionError> {
-    current()?.flash().put(kind, message).await
-}
-
-/// The message of `kind`, left in place.
-///
-/// # Errors
-/// As [`put`].
-pub async fn get(kind: &str) -> Result<Option<String>, SessionError> {
-    current()?.flash().get(kind).await
-}
-
-/// Every message, left in place.
-///
-/// # Errors
-/// As [`put`].
-pub async fn peek_all() -> Result<Messages, SessionError> {
-    current()?.flash().peek_all().await
-}
-
-/// Every message, removed: shown once.
-///
-/// # Errors
-/// As [`put`].
-pub async fn pop_all() -> Result<Messages, SessionError> {
-    current()?.flash().pop_all().await
-}
-
-/// Removes every message.
-///
-/// # Errors
-/// As [`put`].
-pub async fn clear() -> Result<(), SessionError> {
-    current()?.flash().clear().await
 }

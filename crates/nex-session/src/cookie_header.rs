@@ -1,25 +1,14 @@
-//! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.
+//! Cookie header syntax: `Set-Cookie` values with their attributes, and the
+//! `name=value` pairs of a request's `Cookie` headers.
 //!
-//! Queued cookies are written as `Set-Cookie` headers by the session layer when
-//! the response goes out, next to the session cookie.
-//!
-//! ```
-//! use nex_session::cookie::{self, CookieOptions};
-//!
-//! async fn handler() -> Result<String, nex_session::SessionError> {
-//!     let theme = cookie::get("theme").await?.unwrap_or_else(|| "light".into());
-//!     cookie::put("theme", "dark", CookieOptions::default().with_max_age(86_400)).await?;
-//!     cookie::delete("legacy").await?;
-//!     Ok(theme)
-//! }
-//! ```
+//! Pure formatting and parsing, used by the session (its own cookie and the
+//! queued ones of the cookie helper, [`crate::cookie`]) and by the layer (finding
+//! the session cookie). Nothing here touches a request's state.
 
 use std::fmt::Write as _;
 
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 
-use crate::ambient::current;
 use crate::error::SessionError;
 
 /// The `SameSite` attribute.
@@ -33,7 +22,7 @@ pub enum SameSite {
     None,
 }
 
-/// Attributes of a cookie queued with [`put`].
+/// Attributes of a cookie queued with [`cookie::put`](crate::cookie::put).
 ///
 /// Defaults: `Path=/`, `HttpOnly`, `SameSite=Lax`, no `Max-Age` (a browser-session
 /// cookie), not `Secure`, no `Domain`.
@@ -152,11 +141,11 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
-/// The `;`-separated pieces of the request's `Cookie` headers, in order. A header
-/// that is not UTF-8 is skipped whole. (`str` splitting finds `;` with `memchr`,
-/// faster than looking at each byte: this runs on every request.)
-fn header_pieces(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers.get_all(COOKIE).iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok()).flat_map(|v| v.split(';'))
+/// The `;`-separated pieces of a request's `Cookie` header values, in order. A
+/// header that is not UTF-8 is skipped whole. (`str` splitting finds `;` with
+/// `memchr`, faster than looking at each byte: this runs on every request.)
+fn header_pieces<'a>(headers: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a str> {
+    headers.into_iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok()).flat_map(|v| v.split(';'))
 }
 
 /// A cookie value as sent after `=`: trimmed, surrounding double quotes removed.
@@ -165,8 +154,10 @@ fn cookie_value(raw: &str) -> &str {
     value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
 }
 
-/// Every `name=value` pair of the request's `Cookie` headers, in order.
-pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// Every `name=value` pair of a request's `Cookie` header values, in order.
+pub(crate) fn request_pairs<'a>(
+    headers: impl IntoIterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
     header_pieces(headers).filter_map(|piece| {
         let (name, value) = piece.split_once('=')?;
         Some((name.trim_ascii(), cookie_value(value)))
@@ -175,44 +166,14 @@ pub(crate) fn request_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, 
 
 /// The values of every request cookie called `name`, in order, as [`request_pairs`]
 /// gives them. It matches the name first and looks at nothing else of other cookies.
-pub(crate) fn request_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub(crate) fn request_values<'a>(
+    headers: impl IntoIterator<Item = &'a HeaderValue>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     header_pieces(headers).filter_map(move |piece| {
         let rest = piece.trim_ascii_start().strip_prefix(name)?;
         Some(cookie_value(rest.trim_ascii_start().strip_prefix('=')?))
     })
-}
-
-/// Queues a cookie for the response (Nex.Cookie.put/3).
-///
-/// # Errors
-/// [`SessionError::NoLayer`] outside a request; [`SessionError::InvalidCookie`]
-/// for a name or value that cannot go into a header.
-pub async fn put(name: &str, value: &str, opts: CookieOptions) -> Result<(), SessionError> {
-    current()?.put_cookie(name, value, opts).await
-}
-
-/// Queues the deletion of a cookie (`Max-Age=0`, `Path=/`).
-///
-/// # Errors
-/// As [`put`].
-pub async fn delete(name: &str) -> Result<(), SessionError> {
-    current()?.delete_cookie(name).await
-}
-
-/// A cookie's value: as queued in this request if it was, else as the request sent it.
-///
-/// # Errors
-/// [`SessionError::NoLayer`] outside a request.
-pub async fn get(name: &str) -> Result<Option<String>, SessionError> {
-    Ok(current()?.get_cookie(name).await)
-}
-
-/// Every request cookie, with this request's queued changes applied.
-///
-/// # Errors
-/// [`SessionError::NoLayer`] outside a request.
-pub async fn all() -> Result<Vec<(String, String)>, SessionError> {
-    Ok(current()?.all_cookies().await)
 }
 
 #[cfg(test)]
@@ -235,10 +196,10 @@ mod tests {
 
     #[test]
     fn parses_several_headers_and_quoted_values() {
-        let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_static("a=1; b=\"2\""));
-        h.append(COOKIE, HeaderValue::from_static("c=3;junk; d="));
+        let h = [HeaderValue::from_static("a=1; b=\"2\""), HeaderValue::from_static("c=3;junk; d=")];
         let pairs: Vec<_> = request_pairs(&h).collect();
         assert_eq!(pairs, vec![("a", "1"), ("b", "2"), ("c", "3"), ("d", "")]);
+        let values: Vec<_> = request_values(&h, "c").collect();
+        assert_eq!(values, vec!["3"]);
     }
 }

@@ -21,26 +21,15 @@
 
 use std::sync::Mutex;
 
-use crate::id::SessionId;
-use crate::token::check_age;
+use super::RequestCookie;
+use crate::token::{check_age, ct};
 
 /// Slots in the table (a power of two): about 1024 browsers' cookies, ~200 KiB at most.
 const SLOT_BITS: u32 = 10;
 
-/// A cookie that passed verification, and what it said.
-#[derive(Clone)]
-pub(crate) struct VerifiedCookie {
-    /// The session id the cookie carries.
-    pub(crate) id: SessionId,
-    /// When the cookie was signed (ms since the Unix epoch).
-    pub(crate) signed_at_ms: i64,
-    /// Signed with the current secret (not a previous one of the keyring).
-    pub(crate) current_key: bool,
-}
-
 struct Entry {
     token: Box<[u8]>,
-    cookie: VerifiedCookie,
+    cookie: RequestCookie,
 }
 
 /// The per-layer table of recently verified cookies.
@@ -54,10 +43,10 @@ impl VerifiedCookies {
     }
 
     /// The remembered verification of exactly `token`, if it is still within `max_age_s`.
-    pub(crate) fn get(&self, token: &str, max_age_s: i64, now_ms: i64) -> Option<VerifiedCookie> {
+    pub(crate) fn get(&self, token: &str, max_age_s: i64, now_ms: i64) -> Option<RequestCookie> {
         let guard = self.slot(token)?.try_lock().ok()?;
         let entry = guard.as_ref()?;
-        if !bytes_equal(&entry.token, token.as_bytes()) {
+        if !ct::bytes_equal(&entry.token, token.as_bytes()) {
             return None;
         }
         check_age(entry.cookie.signed_at_ms, Some(max_age_s), now_ms).ok()?;
@@ -65,7 +54,7 @@ impl VerifiedCookies {
     }
 
     /// Remembers a cookie that just passed full verification.
-    pub(crate) fn insert(&self, token: &str, cookie: &VerifiedCookie) {
+    pub(crate) fn insert(&self, token: &str, cookie: &RequestCookie) {
         let Some(slot) = self.slot(token) else { return };
         if let Ok(mut guard) = slot.try_lock() {
             *guard = Some(Entry { token: token.as_bytes().into(), cookie: cookie.clone() });
@@ -83,22 +72,13 @@ impl VerifiedCookies {
     }
 }
 
-/// Equality without data-dependent branches over the bytes (the lengths of
-/// session cookies are all the same and not secret).
-fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::SessionId;
 
-    fn cookie() -> VerifiedCookie {
-        VerifiedCookie { id: SessionId::generate().unwrap(), signed_at_ms: 1_000_000, current_key: true }
+    fn cookie() -> RequestCookie {
+        RequestCookie { id: SessionId::generate().unwrap(), signed_at_ms: 1_000_000, current_key: true }
     }
 
     #[test]

@@ -5,12 +5,20 @@
 //! task-local, set by [`SessionLayer`](crate::SessionLayer) around the inner
 //! service's future. Like a process dictionary it does not cross into other tasks:
 //! in a `tokio::spawn`ed task, use the [`Session`] handle (the extractor) instead.
+//!
+//! Every ambient function is here: the session's (this file), the cookie
+//! helper's (`cookie.rs`, public as `nex_session::cookie`) and the flash's
+//! (`flash.rs`, public as `nex_session::flash`). Each finds the request's
+//! [`Session`] and calls the method of the same name.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::SessionError;
 use crate::session::Session;
+
+pub(crate) mod cookie;
+pub(crate) mod flash;
 
 tokio::task_local! {
     static CURRENT: Session;

@@ -1,0 +1,54 @@
+//! Step 3 of the lifecycle, **persist**: save what the request left pending and
+//! turn the session's [`Ending`] into `Set-Cookie` headers.
+//!
+//! Most requests need neither a store write nor a cookie: [`persist_now`] answers
+//! them without waiting (and without an allocation). The rest go through
+//! [`persist`], which writes pending changes and slides the expiry when due.
+
+use http::HeaderValue;
+
+use crate::error::SessionError;
+use crate::session::{Ending, Session, SessionCookie};
+
+/// The end of the request without waiting, when nothing needs the store.
+/// `None`: call [`persist`].
+pub(super) fn persist_now(session: &Session) -> Option<Result<Vec<HeaderValue>, SessionError>> {
+    let ending = session.finish_now()?;
+    Some(set_cookies(session, ending))
+}
+
+/// The end of the request: write what is pending, slide the expiry when due,
+/// and give the `Set-Cookie` headers to add. On error nothing is reported as saved.
+///
+/// # Errors
+/// [`SessionError::Store`] when the store cannot save the session.
+pub(crate) async fn persist(session: &Session) -> Result<Vec<HeaderValue>, SessionError> {
+    let ending = session.finish().await?;
+    set_cookies(session, ending)
+}
+
+/// After a failed save: the cookie for a stored session whose id changed in this
+/// request (a successful `renew`), so the 503 does not strand the browser on a
+/// dead id. `None` when there is nothing to rescue.
+pub(super) fn rescue_cookie(session: &Session) -> Option<HeaderValue> {
+    let id = session.rescue()?;
+    session.context().cookie.issue(&id, session.started_ms()).ok()
+}
+
+fn set_cookies(session: &Session, ending: Ending) -> Result<Vec<HeaderValue>, SessionError> {
+    let Ending { session_cookie, mut queued, saved } = ending;
+    let codec = &session.context().cookie;
+    let session_header = match session_cookie {
+        // Most requests: nothing to set.
+        SessionCookie::Unchanged => return Ok(queued),
+        SessionCookie::Issue(id) => {
+            if saved {
+                tracing::debug!(target: "nex_session", "session saved");
+            }
+            codec.issue(&id, session.started_ms())?
+        }
+        SessionCookie::Delete => codec.deletion(),
+    };
+    queued.insert(0, session_header);
+    Ok(queued)
+}

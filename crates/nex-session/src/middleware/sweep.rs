@@ -1,0 +1,35 @@
+//! The background purge of expired sessions, through the store's [`SessionAdmin`](crate::store::SessionAdmin).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use super::Shared;
+use crate::token::now_ms;
+
+/// Starts the background sweep once, on the first request (when a tokio runtime
+/// surely exists), if the store offers a purge. It stops when the layer is dropped.
+pub(super) fn start_once(shared: &Arc<Shared>) {
+    if shared.sweeper_started.load(Ordering::Relaxed) || shared.sweeper_started.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if shared.context.store.admin().is_none() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    let interval = shared.config.purge_interval;
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(shared) = weak.upgrade() else { break };
+            let Some(admin) = shared.context.store.admin() else { break };
+            match admin.purge_expired(now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(target: "nex_session", purged = n, "expired sessions removed"),
+                Err(err) => tracing::warn!(target: "nex_session", error = %err, "purging expired sessions failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,369 @@
+//! The per-request session: what handlers read and write.
+//!
+//! A [`Session`] is created by the layer for each request and shared (cheaply
+//! cloned) between the ambient API and the extractor. Its state (`state.rs`) keeps:
+//!
+//! - the id from the verified cookie, if any (verifying costs no store access);
+//! - a snapshot of the stored fields, loaded lazily on the first `get` (at most
+//!   one store read per request);
+//! - this request's pending puts and deletes, written as one batch at the end
+//!   (at most one store write per request for them);
+//! - what `update`, `renew` and `clear` did right away in the store;
+//! - the request's cookies and the ones queued for the response (`cookies.rs`).
+//!
+//! At the end of the request the layer asks the session to save what is pending
+//! and to say which session cookie the response needs ([`Ending`]); turning that
+//! into `Set-Cookie` headers is the layer's job (`middleware/persist.rs`).
+//!
+//! The [`Context`] every session of a layer shares holds the store, the expiry
+//! rules and the layer's cookie codec; the session itself never signs a cookie,
+//! the codec is there so that one reference per request serves both.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::cookie_header::{self, CookieOptions};
+use crate::error::{SessionError, StoreError};
+use crate::id::SessionId;
+use crate::session_cookie::{CookieCodec, RequestCookie};
+use crate::store::{SessionStore, UpdateAction};
+
+mod cookies;
+mod flash;
+mod state;
+
+pub use flash::{Flash, Messages, FLASH_KEY};
+
+use cookies::Cookies;
+use state::{State, Touch};
+
+/// What every session of one layer shares: the store, the expiry rules, and the
+/// layer's cookie codec.
+pub(crate) struct Context {
+    pub(crate) store: Arc<dyn SessionStore>,
+    /// How long a session lives without use (ms).
+    pub(crate) ttl_ms: i64,
+    /// How old a cookie may get before a request re-signs it (ms).
+    pub(crate) refresh_after_ms: i64,
+    /// Reads and writes the session cookie (used by the layer, not by the session).
+    pub(crate) cookie: CookieCodec,
+}
+
+/// What the response needs at the end of a request.
+pub(crate) struct Ending {
+    pub(crate) session_cookie: SessionCookie,
+    /// `Set-Cookie` headers queued with the cookie helper.
+    pub(crate) queued: Vec<HeaderValue>,
+    /// This request wrote the session to the store.
+    pub(crate) saved: bool,
+}
+
+/// What to do with the browser's session cookie.
+pub(crate) enum SessionCookie {
+    /// Nothing: the browser's cookie is right (or there is none and none is needed).
+    Unchanged,
+    /// Sign and send a cookie for this id (a new id, or a refresh that is due).
+    Issue(SessionId),
+    /// Delete the browser's cookie: its session is gone.
+    Delete,
+}
+
+/// The current request's session: the explicit handle, also an axum extractor.
+///
+/// Every method has an ambient twin at the crate root (`nex_session::get`, …)
+/// with the same meaning. Cloning is cheap and shares the state.
+///
+/// ```
+/// use nex_session::Session;
+///
+/// async fn handler(session: Session) -> Result<String, nex_session::SessionError> {
+///     let visits: u64 = session.update("visits", 0, |n: u64| n + 1).await?;
+///     session.put("last_page", "/home").await?;
+///     let name: Option<String> = session.get("name").await?;
+///     Ok(format!("visit {visits} by {}", name.as_deref().unwrap_or("someone")))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    context: Arc<Context>,
+    /// When the request began (ms): one clock read serves the whole request.
+    started_ms: i64,
+    state: Mutex<State>,
+}
+
+impl Session {
+    /// The session of a request that began at `started_ms`; `cookie` is the
+    /// request's verified session cookie, `cookie_headers` its `Cookie` headers.
+    pub(crate) fn begin(
+        context: Arc<Context>,
+        started_ms: i64,
+        cookie: Option<RequestCookie>,
+        cookie_headers: &http::HeaderMap,
+    ) -> Self {
+        let state = State::new(cookie, Cookies::from_request(cookie_headers));
+        Self { inner: Arc::new(Inner { context, started_ms, state: Mutex::new(state) }) }
+    }
+
+    /// The value of `key`, or `None` when absent or when there is no session.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if the store cannot be read; [`SessionError::Decode`]
+    /// if the stored value is not a `T` (other keys stay readable).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        // Uncontended (the usual case): no lock future to build and poll.
+        let mut state = match self.inner.state.try_lock() {
+            Ok(state) => state,
+            Err(_) => self.inner.state.lock().await,
+        };
+        state.ensure_loaded(&self.inner.context, self.inner.started_ms).await?;
+        match state.view(key) {
+            None => Ok(None),
+            Some(bytes) => decode(key, bytes).map(Some),
+        }
+    }
+
+    /// The value of `key`, or `default` (Nex's `get(key, default)`).
+    ///
+    /// # Errors
+    /// As [`Session::get`].
+    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, SessionError> {
+        Ok(self.get(key).await?.unwrap_or(default))
+    }
+
+    /// Stores `value` under `key`, creating the session (new random id) if there is none.
+    ///
+    /// The write reaches the store when the response is sent, batched with the
+    /// request's other puts and deletes; only the keys written change there, so
+    /// concurrent requests writing other keys are never overwritten.
+    ///
+    /// # Errors
+    /// [`SessionError::Encode`] if `value` cannot be serialized;
+    /// [`SessionError::ResponseSent`] after the response went out.
+    pub async fn put<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let bytes = encode(key, &value)?;
+        self.inner.state.lock().await.put(key, bytes)
+    }
+
+    /// Atomically replaces `key` with `f(current or default)` in the store and
+    /// returns the new value (Nex's `update(key, default, fun)`).
+    ///
+    /// Unlike a get-then-put, concurrent updates of one key never lose each other:
+    /// the store runs the read-modify-write atomically. `f` **may run more than
+    /// once** (stores that compare-and-set retry on conflict), so keep it free of
+    /// side effects. Creates the session if there is none.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`], [`SessionError::Decode`] (stored value not a `T`;
+    /// nothing is changed), [`SessionError::Encode`].
+    pub async fn update<T, F>(&self, key: &str, default: T, mut f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send,
+        F: FnMut(T) -> T + Send,
+    {
+        // What the last run of the closure decided; the store runs it at least once
+        // before it reports success.
+        let mut result: Option<Result<T, SessionError>> = None;
+        let result_slot = &mut result;
+        // Owns `default` so the closure is `Send` without requiring `T: Sync`.
+        let mut step = move |current: Option<&[u8]>| {
+            let decided = match current {
+                None => Ok(default.clone()),
+                Some(bytes) => decode::<T>(key, bytes),
+            }
+            .map(&mut f)
+            .and_then(|new| encode(key, &new).map(|bytes| (new, bytes)));
+            match decided {
+                Ok((new, bytes)) => {
+                    *result_slot = Some(Ok(new));
+                    UpdateAction::Set(bytes)
+                }
+                Err(err) => {
+                    *result_slot = Some(Err(err));
+                    UpdateAction::Keep
+                }
+            }
+        };
+        let mut state = self.inner.state.lock().await;
+        state.update(&self.inner.context, self.expiry(), key, &mut step).await?;
+        drop(state);
+        drop(step);
+        result.unwrap_or_else(|| {
+            Err(SessionError::Store(StoreError::Corrupt("the store reported an update without running it".into())))
+        })
+    }
+
+    /// Removes `key`. Without a session this does nothing.
+    ///
+    /// # Errors
+    /// [`SessionError::ResponseSent`] after the response went out.
+    pub async fn delete(&self, key: &str) -> Result<(), SessionError> {
+        self.inner.state.lock().await.delete(key)
+    }
+
+    /// Removes every key and the session itself from the store, and deletes the
+    /// cookie when the response goes out. A later `put` in the same request starts
+    /// a fresh session with a new id.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if the store cannot remove it (the session is then untouched).
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        self.inner.state.lock().await.clear(&self.inner.context).await
+    }
+
+    /// The current session id, or `None` when there is no session.
+    pub async fn id(&self) -> Option<String> {
+        self.inner.state.lock().await.id().map(|id| id.as_str().to_owned())
+    }
+
+    /// Gives the session a new id, keeping its data; the old id stops working at
+    /// once. Call it when privileges change (at login) to defeat session fixation.
+    /// Without a session this does nothing.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if the store cannot move the session (it keeps its old id).
+    pub async fn renew(&self) -> Result<(), SessionError> {
+        self.inner.state.lock().await.renew(&self.inner.context, self.expiry()).await
+    }
+
+    /// The flash messages of this session (Nex.Flash).
+    pub fn flash(&self) -> Flash {
+        Flash::new(self.clone())
+    }
+
+    /// Queues a cookie for the response; see [`crate::cookie::put`].
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidCookie`] for a name or value that cannot go into a header;
+    /// [`SessionError::ResponseSent`] after the response went out.
+    pub async fn put_cookie(&self, name: &str, value: &str, opts: CookieOptions) -> Result<(), SessionError> {
+        let header = cookie_header::set_cookie_value(name, value, &opts)?;
+        let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
+        let kept = (!opts.is_deletion()).then(|| value.to_owned());
+        state.cookies.queue(name, kept, header);
+        Ok(())
+    }
+
+    /// Queues the deletion of a cookie; see [`crate::cookie::delete`].
+    ///
+    /// # Errors
+    /// As [`Session::put_cookie`].
+    pub async fn delete_cookie(&self, name: &str) -> Result<(), SessionError> {
+        let opts = CookieOptions::default().with_max_age(0);
+        let header = cookie_header::set_cookie_value(name, "", &opts)?;
+        let mut state = self.inner.state.lock().await;
+        state.ensure_open()?;
+        state.cookies.queue(name, None, header);
+        Ok(())
+    }
+
+    /// A cookie's value, as queued in this request or else as the request sent it.
+    pub async fn get_cookie(&self, name: &str) -> Option<String> {
+        self.inner.state.lock().await.cookies.get(name)
+    }
+
+    /// Every request cookie, with this request's queued changes applied.
+    pub async fn all_cookies(&self) -> Vec<(String, String)> {
+        self.inner.state.lock().await.cookies.all()
+    }
+
+    /// Atomically removes `key` and returns what it held (for flash pop).
+    /// Costs no store write when the key is known to be absent.
+    async fn take_raw(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        state.ensure_loaded(&self.inner.context, self.inner.started_ms).await?;
+        if state.view(key).is_none() {
+            return Ok(None);
+        }
+        let mut taken = None;
+        let mut step = |current: Option<&[u8]>| {
+            taken = current.map(<[u8]>::to_vec);
+            if current.is_some() {
+                UpdateAction::Delete
+            } else {
+                UpdateAction::Keep
+            }
+        };
+        state.update(&self.inner.context, self.expiry(), key, &mut step).await?;
+        Ok(taken)
+    }
+
+    /// Raw bytes of `key` (for flash).
+    async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        state.ensure_loaded(&self.inner.context, self.inner.started_ms).await?;
+        Ok(state.view(key).map(<[u8]>::to_vec))
+    }
+
+    /// When the request began (ms since the Unix epoch): what its cookie is signed as of.
+    pub(crate) fn started_ms(&self) -> i64 {
+        self.inner.started_ms
+    }
+
+    /// What this session shares with the others of its layer.
+    pub(crate) fn context(&self) -> &Context {
+        &self.inner.context
+    }
+
+    /// The expiry every write of this request sets.
+    fn expiry(&self) -> i64 {
+        self.inner.started_ms.saturating_add(self.inner.context.ttl_ms)
+    }
+
+    /// The end of the request without waiting, when nothing needs the store:
+    /// no pending writes and no refresh due. `None`: call [`Session::finish`].
+    pub(crate) fn finish_now(&self) -> Option<Ending> {
+        let mut state = self.inner.state.try_lock().ok()?;
+        if state.has_pending() || state.touch_due(&self.inner.context, self.inner.started_ms) {
+            return None;
+        }
+        Some(state.ending(&self.inner.context, self.inner.started_ms, Touch::NotDue))
+    }
+
+    /// The end of the request: write what is pending, slide the expiry when due,
+    /// and say which cookies the response needs. On error nothing is reported as saved.
+    pub(crate) async fn finish(&self) -> Result<Ending, SessionError> {
+        let context = &self.inner.context;
+        let mut state = self.inner.state.lock().await;
+        state.flush(context, self.expiry()).await?;
+        let touch = match state.id() {
+            Some(id) if state.touch_due(context, self.inner.started_ms) => {
+                match context.store.touch(id.store_key(), self.expiry()).await? {
+                    true => Touch::Found,
+                    false => Touch::Gone,
+                }
+            }
+            _ => Touch::NotDue,
+        };
+        Ok(state.ending(context, self.inner.started_ms, touch))
+    }
+
+    /// After a failed save: the id of a stored session whose id changed in this
+    /// request (a successful `renew`), so the 503 can still move the browser to
+    /// it instead of stranding it on a dead id. `None` when there is nothing to rescue.
+    pub(crate) fn rescue(&self) -> Option<SessionId> {
+        self.inner.state.try_lock().ok()?.rescue()
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>, SessionError> {
+    serde_json::to_vec(value).map_err(|source| SessionError::Encode { key: key.to_owned(), source })
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, SessionError> {
+    serde_json::from_slice(bytes).map_err(|source| SessionError::Decode { key: key.to_owned(), source })
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session(..)")
+    }
+}

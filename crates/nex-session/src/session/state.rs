@@ -1,0 +1,399 @@
+//! The state of one request's session, and every change to it: reads, buffered
+//! writes, the store calls that write at once, and what the response needs.
+
+use super::cookies::Cookies;
+use super::{Context, Ending, SessionCookie};
+use crate::error::{SessionError, StoreError};
+use crate::id::SessionId;
+use crate::session_cookie::RequestCookie;
+use crate::store::{Change, Changes, LoadNow, Presence, Snapshot, UpdateAction, WriteOutcome};
+
+/// Attempts at writing a fresh session before giving up (only id collisions or a
+/// session vanishing mid-request cause a retry).
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Which session the request is on.
+enum Current {
+    /// No session: none was sent, or it was cleared or is gone.
+    None,
+    /// A session the store holds, as far as this request knows: from the
+    /// request's cookie, or written by this request.
+    Stored(SessionId),
+    /// A freshly generated id, not written to the store yet.
+    Unsaved(SessionId),
+}
+
+/// Whether the end of the request slid the expiry of a session it only read.
+#[derive(Clone, Copy)]
+pub(super) enum Touch {
+    /// No refresh was due.
+    NotDue,
+    /// The store found the session and slid its expiry.
+    Found,
+    /// The store no longer has the session.
+    Gone,
+}
+
+/// One request's session state.
+pub(super) struct State {
+    current: Current,
+    /// What the request's genuine session cookie said, if it sent one.
+    cookie: Option<RequestCookie>,
+    /// The stored fields as of the (lazy) load; `None` until loaded.
+    loaded: Option<Snapshot>,
+    /// Values this request already wrote to the store (flushed or `update`d).
+    written: Changes,
+    /// Puts and deletes not yet written.
+    pending: Changes,
+    /// A store write of this request succeeded: the cookie may need (re)issuing.
+    wrote: bool,
+    /// The request's cookie no longer names a session: delete it unless a new one is set.
+    forget_cookie: bool,
+    /// The response has been given its cookies: later buffered writes could never be saved.
+    finished: bool,
+    /// The request's cookies and the ones queued for the response.
+    pub(super) cookies: Cookies,
+}
+
+impl State {
+    pub(super) fn new(cookie: Option<RequestCookie>, cookies: Cookies) -> Self {
+        let current = match &cookie {
+            Some(cookie) => Current::Stored(cookie.id.clone()),
+            None => Current::None,
+        };
+        Self {
+            current,
+            cookie,
+            loaded: None,
+            written: Changes::new(),
+            pending: Changes::new(),
+            wrote: false,
+            forget_cookie: false,
+            finished: false,
+            cookies,
+        }
+    }
+
+    /// The current id, stored or not.
+    pub(super) fn id(&self) -> Option<&SessionId> {
+        match &self.current {
+            Current::None => None,
+            Current::Stored(id) | Current::Unsaved(id) => Some(id),
+        }
+    }
+
+    /// Refuses buffered writes once the response has its cookies.
+    pub(super) fn ensure_open(&self) -> Result<(), SessionError> {
+        if self.finished {
+            return Err(SessionError::ResponseSent);
+        }
+        Ok(())
+    }
+
+    /// The request's current view of `key`: pending, else written, else loaded.
+    pub(super) fn view(&self, key: &str) -> Option<&[u8]> {
+        if let Some(change) = self.pending.get(key).or_else(|| self.written.get(key)) {
+            return change.value();
+        }
+        self.loaded.as_ref()?.get(key)
+    }
+
+    pub(super) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Buffers a put, starting a session if there is none.
+    pub(super) fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SessionError> {
+        self.ensure_open()?;
+        if let Current::None = self.current {
+            self.start_new()?;
+        }
+        self.pending.insert(key.to_owned(), Change::Put(bytes));
+        Ok(())
+    }
+
+    /// Buffers a delete; without a session there is nothing to delete.
+    pub(super) fn delete(&mut self, key: &str) -> Result<(), SessionError> {
+        self.ensure_open()?;
+        if self.id().is_some() {
+            self.pending.insert(key.to_owned(), Change::Delete);
+        }
+        Ok(())
+    }
+
+    /// Removes the session from the store and forgets it.
+    pub(super) async fn clear(&mut self, context: &Context) -> Result<(), SessionError> {
+        if let Current::Stored(id) = &self.current {
+            context.store.remove(id.store_key()).await?;
+            tracing::debug!(target: "nex_session", "session cleared");
+        }
+        self.forget_cookie = self.cookie.is_some();
+        self.reset_to_no_session();
+        Ok(())
+    }
+
+    /// Moves the session to a new id (see `Session::renew`).
+    pub(super) async fn renew(&mut self, context: &Context, expiry: i64) -> Result<(), SessionError> {
+        let old = match &self.current {
+            Current::None => return Ok(()),
+            Current::Stored(old) => Some(old.store_key()),
+            Current::Unsaved(_) => None,
+        };
+        let new = SessionId::generate().map_err(SessionError::Random)?;
+        match old {
+            Some(old) if context.store.rename(old, new.store_key(), expiry).await? => {
+                self.wrote = true;
+                self.current = Current::Stored(new);
+                tracing::debug!(target: "nex_session", "session renewed");
+            }
+            Some(_) => {
+                // The old session vanished meanwhile: start afresh under the new id,
+                // keeping this request's unsaved puts (written as a new session).
+                let puts = self.take_puts();
+                self.reset_to_no_session();
+                self.pending = puts;
+                self.forget_cookie = self.cookie.is_some();
+                self.current = Current::Unsaved(new);
+            }
+            None => self.current = Current::Unsaved(new),
+        }
+        Ok(())
+    }
+
+    /// Loads the stored fields on first use (at most one store read per request).
+    pub(super) async fn ensure_loaded(&mut self, context: &Context, now_ms: i64) -> Result<(), SessionError> {
+        if self.loaded.is_some() {
+            return Ok(());
+        }
+        let key = match &self.current {
+            Current::Stored(id) => id.store_key(),
+            Current::None | Current::Unsaved(_) => {
+                self.loaded = Some(Snapshot::default());
+                return Ok(());
+            }
+        };
+        let found = match context.store.load_now(key, now_ms) {
+            LoadNow::Found(fields) => Some(fields),
+            LoadNow::Missing => None,
+            LoadNow::Unknown => context.store.load(key).await?.map(|record| Snapshot::from_fields(&record.fields)),
+        };
+        let fields = match found {
+            Some(fields) => {
+                tracing::trace!(target: "nex_session", "session loaded");
+                fields
+            }
+            None => {
+                self.session_gone()?;
+                Snapshot::default()
+            }
+        };
+        self.loaded = Some(fields);
+        Ok(())
+    }
+
+    /// Runs an atomic store update of one key, after writing any pending batch
+    /// (so the request's earlier puts come first).
+    pub(super) async fn update(
+        &mut self,
+        context: &Context,
+        expiry: i64,
+        key: &str,
+        step: &mut (dyn FnMut(Option<&[u8]>) -> UpdateAction + Send),
+    ) -> Result<(), SessionError> {
+        self.flush(context, expiry).await?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let (id, presence) = match &self.current {
+                Current::Stored(id) => (id.clone(), Presence::Existing),
+                Current::Unsaved(id) => (id.clone(), Presence::New),
+                Current::None => {
+                    // A new session's cookie could no longer reach the browser.
+                    self.ensure_open()?;
+                    (self.start_new()?, Presence::New)
+                }
+            };
+            let mut last_action = None;
+            let outcome = {
+                let mut recording = |current: Option<&[u8]>| {
+                    let action = step(current);
+                    last_action = Some(action.clone());
+                    action
+                };
+                context.store.update(id.store_key(), key, &mut recording, expiry, presence).await?
+            };
+            match outcome {
+                WriteOutcome::Done => {
+                    let change = match last_action {
+                        Some(UpdateAction::Set(bytes)) => Change::Put(bytes),
+                        Some(UpdateAction::Delete) => Change::Delete,
+                        // Nothing was written.
+                        Some(UpdateAction::Keep) | None => return Ok(()),
+                    };
+                    self.written.insert(key.to_owned(), change);
+                    self.mark_written(presence);
+                    return Ok(());
+                }
+                WriteOutcome::PresenceFailed => self.retry_fresh(presence)?,
+            }
+        }
+        Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
+    }
+
+    /// Writes the pending batch, if any, in one store call.
+    pub(super) async fn flush(&mut self, context: &Context, expiry: i64) -> Result<(), SessionError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let (id, presence) = match &self.current {
+                Current::Stored(id) => (id.clone(), Presence::Existing),
+                Current::Unsaved(id) => (id.clone(), Presence::New),
+                Current::None => (self.start_new()?, Presence::New),
+            };
+            match context.store.apply(id.store_key(), &self.pending, expiry, presence).await? {
+                WriteOutcome::Done => {
+                    let pending = std::mem::take(&mut self.pending);
+                    self.written.extend(pending);
+                    self.mark_written(presence);
+                    return Ok(());
+                }
+                WriteOutcome::PresenceFailed => {
+                    self.retry_fresh(presence)?;
+                    if self.pending.is_empty() {
+                        // Only deletes of a vanished session were pending: nothing to create.
+                        self.current = Current::None;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
+    }
+
+    /// A read-only use of a stored session whose cookie is due for re-signing:
+    /// the end of the request slides the store's expiry too.
+    pub(super) fn touch_due(&self, context: &Context, now_ms: i64) -> bool {
+        match &self.current {
+            Current::Stored(id) => !self.wrote && self.cookie_due(context, id, now_ms),
+            Current::None | Current::Unsaved(_) => false,
+        }
+    }
+
+    /// The request's cookie still names `id` but is older than the refresh
+    /// interval, or was signed with a previous secret: re-sign it.
+    fn cookie_due(&self, context: &Context, id: &SessionId, now_ms: i64) -> bool {
+        self.cookie.as_ref().is_some_and(|cookie| {
+            cookie.id == *id
+                && (!cookie.current_key || now_ms.saturating_sub(cookie.signed_at_ms) >= context.refresh_after_ms)
+        })
+    }
+
+    /// What the response needs; after this, buffered writes are refused.
+    pub(super) fn ending(&mut self, context: &Context, now_ms: i64, touch: Touch) -> Ending {
+        self.finished = true;
+        let cookie_id = self.cookie.as_ref().map(|c| &c.id);
+        let session_cookie = match &self.current {
+            // A new id (new session, renew): the browser must learn it.
+            Current::Stored(id) if cookie_id != Some(id) => SessionCookie::Issue(id.clone()),
+            // A write slid the store's expiry already; like a read, it re-signs the
+            // browser's cookie only when that is due (saves signing on most writes).
+            Current::Stored(id) if self.wrote => match self.cookie_due(context, id, now_ms) {
+                true => SessionCookie::Issue(id.clone()),
+                false => SessionCookie::Unchanged,
+            },
+            Current::Stored(id) => match touch {
+                Touch::NotDue => SessionCookie::Unchanged,
+                Touch::Found => SessionCookie::Issue(id.clone()),
+                Touch::Gone => SessionCookie::Delete,
+            },
+            Current::None | Current::Unsaved(_) if self.forget_cookie => SessionCookie::Delete,
+            Current::None | Current::Unsaved(_) => SessionCookie::Unchanged,
+        };
+        let queued = if self.cookies.any_queued() { self.cookies.take_queued() } else { Vec::new() };
+        Ending { session_cookie, queued, saved: self.wrote }
+    }
+
+    /// After a failed save: the id of a stored session the browser does not know yet.
+    pub(super) fn rescue(&mut self) -> Option<SessionId> {
+        self.finished = true;
+        match (&self.current, &self.cookie) {
+            (Current::Stored(id), Some(cookie)) if cookie.id == *id => None,
+            (Current::Stored(id), _) => Some(id.clone()),
+            (Current::None | Current::Unsaved(_), _) => None,
+        }
+    }
+
+    /// Starts a new, unsaved session; returns its id.
+    fn start_new(&mut self) -> Result<SessionId, SessionError> {
+        let id = SessionId::generate().map_err(SessionError::Random)?;
+        self.current = Current::Unsaved(id.clone());
+        // Nothing is stored under a new id: no read needed.
+        self.loaded.get_or_insert_with(Snapshot::default);
+        Ok(id)
+    }
+
+    /// The pending puts alone: what a fresh session must get. Deletes are dropped,
+    /// since a fresh session has nothing to delete (and deletes alone must not
+    /// create one).
+    fn take_puts(&mut self) -> Changes {
+        let mut puts = std::mem::take(&mut self.pending);
+        puts.retain(|_, change| matches!(change, Change::Put(_)));
+        puts
+    }
+
+    /// A genuine cookie whose session is gone (expired, revoked, store restarted):
+    /// forget it, keeping this request's puts for a new session.
+    #[cold]
+    #[inline(never)]
+    fn session_gone(&mut self) -> Result<(), SessionError> {
+        tracing::debug!(target: "nex_session", "cookie names no stored session");
+        let puts = self.take_puts();
+        self.reset_to_no_session();
+        self.forget_cookie = true;
+        if !puts.is_empty() {
+            self.start_new()?;
+            self.pending = puts;
+        }
+        Ok(())
+    }
+
+    fn reset_to_no_session(&mut self) {
+        self.current = Current::None;
+        self.loaded = Some(Snapshot::default());
+        self.written.clear();
+        self.pending.clear();
+        self.wrote = false;
+    }
+
+    fn mark_written(&mut self, presence: Presence) {
+        if presence == Presence::New {
+            created();
+        }
+        if let Current::Unsaved(id) = &self.current {
+            self.current = Current::Stored(id.clone());
+        }
+        self.wrote = true;
+    }
+
+    /// A conditional write failed: for `Existing`, the session vanished since the
+    /// request began (revoked, cleared or renewed elsewhere, store restarted), so
+    /// this request's writes start a fresh session; for `New`, a 192-bit id
+    /// collision, so take another id.
+    fn retry_fresh(&mut self, presence: Presence) -> Result<(), SessionError> {
+        if presence == Presence::Existing {
+            tracing::info!(target: "nex_session", "session vanished during the request; writing to a fresh session");
+            self.written.clear();
+            self.loaded = Some(Snapshot::default());
+            self.forget_cookie = self.cookie.is_some();
+            self.pending = self.take_puts();
+        }
+        self.current = Current::Unsaved(SessionId::generate().map_err(SessionError::Random)?);
+        Ok(())
+    }
+}
+
+/// Out of line: the event is rare, and its code would sit in every write's path.
+#[cold]
+#[inline(never)]
+fn created() {
+    tracing::debug!(target: "nex_session", "session created");
+}

@@ -1,0 +1,249 @@
+//! Connecting to Redis, and calling it with a bound on every call.
+//!
+//! Both kinds of connection (a single node's `ConnectionManager`, a cluster's
+//! `ClusterConnection`) are multiplexed and reconnect by themselves, so a store
+//! recovers without a restart when Redis is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::cache::{ClientCache, Invalidator};
+use super::scripts::{presence_arg, CasOp, Scripts, MARKER};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::store::Presence;
+
+/// How [`RedisStore::open_with_options`](super::RedisStore::open_with_options) connects.
+///
+/// ```
+/// use nex_session::store::RedisOptions;
+/// use std::time::Duration;
+///
+/// let options = RedisOptions { timeout: Duration::from_millis(500), client_cache: 0, ..RedisOptions::default() };
+/// assert_eq!(options.prefix, "nex:session:");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prepended to every key (default `nex:session:`).
+    pub prefix: String,
+    /// Bound on every Redis call (default 1 s).
+    pub timeout: Duration,
+    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
+    ///
+    /// Needs Redis 6 or newer on a single node (RESP3 and `CLIENT TRACKING`);
+    /// with an older server, or on Redis Cluster, the store works without it.
+    /// Guarantee: this instance's own writes are visible to its next read at once;
+    /// a write made by *another* app instance becomes visible here when Redis'
+    /// invalidation message arrives, one network hop after that write. Turn it
+    /// off if a browser may read on one instance right after writing on another
+    /// and must never see the value from before.
+    pub client_cache: usize,
+}
+
+/// The default key prefix.
+pub(super) const DEFAULT_PREFIX: &str = "nex:session:";
+/// The default bound on every Redis call.
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self { prefix: DEFAULT_PREFIX.to_owned(), timeout: DEFAULT_TIMEOUT, client_cache: 10_000 }
+    }
+}
+
+/// A single-node or cluster connection, both multiplexed and self-healing.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The connection and how to call it: key names, the timeout, the scripts.
+/// Cloning shares the connection.
+#[derive(Clone)]
+pub(super) struct Redis {
+    pub(super) conn: Connection,
+    prefix: Arc<str>,
+    timeout: Duration,
+    pub(super) scripts: Arc<Scripts>,
+}
+
+/// One field's compare-and-set (see `COMPARE_AND_SET` in `scripts.rs`).
+pub(super) struct Cas<'a> {
+    pub(super) key: &'a str,
+    pub(super) field: &'a str,
+    pub(super) presence: Presence,
+    pub(super) expires_at_ms: i64,
+    /// Whether the session must exist for the write to apply.
+    pub(super) exists: bool,
+    /// What the field must hold (`None`: absent).
+    pub(super) expected: Option<&'a [u8]>,
+    pub(super) op: CasOp,
+    /// The value a `Put` writes.
+    pub(super) new: Option<&'a [u8]>,
+}
+
+/// What a compare-and-set answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CasAnswer {
+    Done,
+    /// The session or the field was not as expected: decide again on a fresh read.
+    Conflict,
+    PresenceFailed,
+}
+
+pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+impl Redis {
+    /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
+    /// caching when `options` ask for it and the server can; returns the cache too.
+    pub(super) async fn open(url: &str, options: RedisOptions) -> Result<(Self, Option<Arc<ClientCache>>), StoreError> {
+        let RedisOptions { prefix, timeout, client_cache } = options;
+        let prefix: Arc<str> = prefix.into();
+        // Connecting may take a few round trips (handshake, RESP3, cluster slots).
+        let bound = timeout.saturating_mul(3);
+        let connect = async {
+            if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+                return Ok((connect_cluster(nodes, timeout).await?, None));
+            }
+            let client = redis::Client::open(url).map_err(unavailable)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout)
+                .set_number_of_retries(1)
+                .set_max_delay(500);
+            if client_cache > 0 {
+                let cache = Arc::new(ClientCache::new(client_cache, prefix.clone()));
+                if let Some(conn) = connect_tracking(&client, config.clone(), &cache).await? {
+                    return Ok((conn, Some(cache)));
+                }
+            }
+            let conn = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+            Ok((Connection::Single(conn), None))
+        };
+        let (conn, cache) = tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
+        Ok((Self { conn, prefix, timeout, scripts: Arc::new(Scripts::new()) }, cache))
+    }
+
+    /// The Redis key of a session: prefix and the 64 hex characters of its store key.
+    pub(super) fn key(&self, key: StoreKey) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        key.push_hex(&mut out);
+        out
+    }
+
+    /// The store key of a Redis key of this store, if it is one.
+    pub(super) fn store_key(&self, redis_key: &str) -> Option<StoreKey> {
+        redis_key.strip_prefix(&*self.prefix).and_then(StoreKey::from_hex)
+    }
+
+    /// The `SCAN` pattern of this store's keys.
+    pub(super) fn pattern(&self) -> String {
+        format!("{}*", self.prefix)
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs one Redis call with the timeout.
+    pub(super) async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs one compare-and-set.
+    pub(super) async fn compare_and_set(&self, cas: &Cas<'_>) -> Result<CasAnswer, StoreError> {
+        let mut invocation = self.scripts.compare_and_set.key(cas.key);
+        invocation
+            .arg(presence_arg(cas.presence))
+            .arg(cas.expires_at_ms)
+            .arg(MARKER)
+            .arg(cas.field)
+            .arg(if cas.exists { "1" } else { "0" })
+            .arg(if cas.expected.is_some() { "1" } else { "0" })
+            .arg(cas.expected.unwrap_or_default())
+            .arg(cas.op.arg())
+            .arg(cas.new.unwrap_or_default());
+        let mut conn = self.conn.clone();
+        Ok(match self.timed(invocation.invoke_async::<i64>(&mut conn)).await? {
+            1 => CasAnswer::Done,
+            -1 => CasAnswer::PresenceFailed,
+            _ => CasAnswer::Conflict,
+        })
+    }
+}
+
+async fn connect_cluster(nodes: &str, timeout: Duration) -> Result<Connection, StoreError> {
+    let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
+    let client = redis::cluster::ClusterClient::builder(nodes)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .build()
+        .map_err(unavailable)?;
+    Ok(Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?))
+}
+
+/// A RESP3 connection whose pushes feed `cache`, or `None` when the server
+/// cannot do client tracking (older than Redis 6): then the store runs without
+/// the cache. A server that cannot be reached is an error.
+async fn connect_tracking(
+    client: &redis::Client,
+    config: ConnectionManagerConfig,
+    cache: &Arc<ClientCache>,
+) -> Result<Option<Connection>, StoreError> {
+    // Client tracking needs RESP3, whatever protocol the URL asked for.
+    let mut info = client.get_connection_info().clone();
+    info.redis.protocol = redis::ProtocolVersion::RESP3;
+    let tracking = redis::Client::open(info).map_err(unavailable)?;
+    let config = config.set_push_sender(Invalidator(cache.clone()));
+    match ConnectionManager::new_with_config(tracking, config).await {
+        Ok(conn) => Ok(Some(Connection::Single(conn))),
+        Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() => Err(unavailable(err)),
+        Err(err) => {
+            tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Private Redis servers for tests: one node, or a 3-master cluster, on free
+//! loopback ports, stopped and cleaned up on drop. `NEX_SESSION_TEST_REDIS_URL`
+//! points the single-node tests at an existing server instead. A missing
+//! `redis-server` fails the test with the command that installs it.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL: &str = "install it with: apt-get update && apt-get install -y redis-server redis-tools";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn require(program: &str) {
+    let found = Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    assert!(found, "{program} is not installed; {INSTALL}");
+}
+
+fn ping(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+}
+
+/// One redis-server process.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    fn spawn(port: u16, dir: PathBuf, extra: Vec<String>) -> Self {
+        require("redis-server");
+        require("redis-cli");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self { child: None, port, dir, extra };
+        server.start();
+        server
+    }
+
+    /// A fresh private server.
+    pub fn start_private() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("nex-redis-{}-{port}", std::process::id()));
+        Self::spawn(port, dir, Vec::new())
+    }
+
+    /// A private server that keeps its data across `stop`/`start` (append-only file, fsync always).
+    pub fn start_private_durable() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("nex-redis-aof-{}-{port}", std::process::id()));
+        let extra = ["--appendonly", "yes", "--appendfsync", "always"];
+        Self::spawn(port, dir, extra.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    /// (Re)starts the process on the same port.
+    pub fn start(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("could not start redis-server: {e}; {INSTALL}")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ping(self.port) {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process (as an outage would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A URL for single-node tests: the env var's server, or a private one (kept alive by the guard).
+pub fn single_node() -> (String, Option<RedisServer>) {
+    match std::env::var("NEX_SESSION_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => (url, None),
+        _ => {
+            let server = RedisServer::start_private();
+            (server.url(), Some(server))
+        }
+    }
+}
+
+/// Three cluster-enabled masters joined with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let dir = std::env::temp_dir().join(format!("nex-redis-cluster-{}-{port}", std::process::id()));
+                let extra = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ];
+                RedisServer::spawn(port, dir, extra.iter().map(|s| (*s).to_owned()).collect())
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create.args(["--cluster-replicas", "0", "--cluster-yes"]).output().expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not reach cluster_state:ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Self { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+}
