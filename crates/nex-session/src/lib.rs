@@ -78,14 +78,19 @@
 //!
 //! ## Architecture
 //!
-//! Imports point one way, from the request lifecycle down to the pieces it uses:
+//! Imports point one way, from the request lifecycle down to the pieces it uses
+//! (each line: a module, then what it may import):
 //!
 //! ```text
-//! testing ──▶ middleware/ ──▶ ambient/ ──▶ session/ ──▶ session_cookie/ ──▶ token/
-//!                  │                           │               │
-//!                  └──────────▶ extract        └──▶ store/     └──▶ cookie_header, config
-//!                                                      │
-//!                                        error, id ◀───┘  (used by everything above)
+//! testing         → middleware, ambient, session, store, …
+//! middleware/     → ambient, session, session_cookie, store, token, config
+//! ambient/        → session
+//! extract         → session
+//! session/        → session_cookie, store, cookie_header
+//! session_cookie/ → token, cookie_header, config
+//! config          → token
+//! store/          → token (its clock)
+//! every module    → error, id
 //! ```
 //!
 //! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
@@ -99,8 +104,7 @@
 //! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
 //!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax.
 //!
-//! No module adds methods to another module's type, and nothing points back up
-//! (`python3 ../shared/tools/modgraph.py crates/nex-session/src` checks for cycles).
+//! No module adds methods to another module's type, and nothing points back up.
 //!
 //! ## Security notes
 //!

@@ -105,6 +105,13 @@ fn routes() -> Router {
         .route("/renew", post(|| async { text(nex_session::renew().await.map(|()| "ok".into())) }))
         .route("/id", get(|| async { nex_session::id().await.unwrap().unwrap_or_else(|| "none".into()) }))
         .route(
+            "/delete-then-get/{key}",
+            post(|Path(k): Path<String>| async move {
+                nex_session::delete(&k).await.unwrap();
+                text(nex_session::get::<String>("other").await.map(|v| format!("{v:?}")))
+            }),
+        )
+        .route(
             "/count",
             get(|| async {
                 let s = nex_session::current().unwrap();
@@ -563,6 +570,19 @@ async fn a_delete_on_a_session_removed_meanwhile_creates_no_new_session() {
     let r = f.client.post("/delete/seed", Some(&cookie)).await;
     assert_eq!(r.status, 200);
     assert!(r.session_cookie().is_none_or(|c| c.is_empty()), "no new session cookie: {:?}", r.set_cookies);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_then_a_read_of_a_session_removed_meanwhile_write_nothing() {
+    let f = start().await;
+    let cookie = new_session(&f).await;
+    remove_behind_the_back(&f, &cookie).await;
+    f.store.reset();
+    // The read finds the session gone while the delete is still pending.
+    let r = f.client.post("/delete-then-get/seed", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "None"));
+    assert_eq!(f.store.counts().1, 0, "deletes alone must not create a new session");
+    assert_eq!(r.session_cookie().as_deref(), Some(""), "the dead cookie is deleted: {:?}", r.set_cookies);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,13 +131,23 @@ pub async fn two_servers_lose_nothing(a: Arc<dyn SessionStore>, b: Arc<dyn Sessi
     use axum::routing::{get, post};
     use nex_session::{SessionConfig, SessionLayer};
 
-    let routes = || {
+    // Errors as text: the harness must not need nex-session's `axum` feature
+    // (`IntoResponse for SessionError`), so that feature-matrix tests stay honest.
+    let unavailable = |e: nex_session::SessionError| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let routes = move || {
         Router::new()
             .route(
                 "/put/{k}",
-                post(|Path(k): Path<String>| async move { nex_session::put(&k, 1).await.map(|()| "ok") }),
+                post(move |Path(k): Path<String>| async move {
+                    nex_session::put(&k, 1).await.map(|()| "ok").map_err(unavailable)
+                }),
             )
-            .route("/incr", post(|| async { nex_session::update("n", 0u64, |n| n + 1).await.map(|n| n.to_string()) }))
+            .route(
+                "/incr",
+                post(move || async move {
+                    nex_session::update("n", 0u64, |n| n + 1).await.map(|n| n.to_string()).map_err(unavailable)
+                }),
+            )
             .route(
                 "/count",
                 get(|| async {

@@ -145,3 +145,45 @@ fn text_response<B: From<&'static str>>(status: StatusCode, body: &'static str) 
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Ready;
+    use std::task::Waker;
+
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    use super::*;
+    use crate::{SessionConfig, SessionLayer};
+
+    /// A service that answers at once.
+    struct Hello;
+
+    impl Service<http::Request<()>> for Hello {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new("hello".to_owned())))
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "polled after it completed")]
+    fn polling_a_finished_response_future_fails_loudly() {
+        let layer = SessionLayer::memory(SessionConfig::new(crate::token::SecretKeyBase::development()));
+        let mut future = std::pin::pin!(layer.layer(Hello).call(http::Request::new(())));
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else { panic!("the answer is ready") };
+        assert_eq!(response.body(), "hello");
+        let _ = future.as_mut().poll(&mut cx);
+    }
+}

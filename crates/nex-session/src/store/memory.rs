@@ -1,21 +1,4 @@
-//! The in-memory store: the default, for one process.
-//!
-//! Sessions are spread over 64 shards by their (random) key, each a hash map
-//! behind its own mutex, so requests of different sessions rarely contend and no
-//! lock is ever held across an `.await`. A session is one map entry: its expiry
-//! and its fields as one shared buffer ([`Snapshot`]), which keeps an idle session
-//! small (about 100 bytes with one small field, including the table's share), and
-//! which a request reads without a copy ([`SessionStore::load_now`]).
-//!
-//! Expired sessions are invisible at once and removed by
-//! [`SessionAdmin::purge_expired`], which the session layer runs in the
-//! background; it locks one shard at a time and yields between shards, so
-//! requests never wait for a whole-table scan.
-//!
-//! **Capacity bound** ([`MemoryStore::with_max_sessions`]): each shard holds at most
-//! its share of the bound. When a new session arrives at a full shard, that shard's
-//! expired sessions are dropped first; if it is still full, the session that
-//! expires soonest (the one idle the longest) is evicted.
+//! The in-memory store: the default, for one process. See [`MemoryStore`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,7 +13,25 @@ use crate::token::now_ms;
 
 const SHARDS: usize = 64;
 
-/// The in-memory session store. Cloning shares the same sessions.
+/// The in-memory session store: the default, for one process. Cloning shares
+/// the same sessions.
+///
+/// Sessions are spread over 64 shards by their (random) key, each a hash map
+/// behind its own mutex, so requests of different sessions rarely contend and no
+/// lock is ever held across an `.await`. A session is one map entry: its expiry
+/// and its fields as one shared buffer ([`Snapshot`]), which keeps an idle session
+/// small (about 100 bytes with one small field, including the table's share), and
+/// which a request reads without a copy ([`SessionStore::load_now`]).
+///
+/// Expired sessions are invisible at once and removed by
+/// [`SessionAdmin::purge_expired`], which the session layer runs in the
+/// background; it locks one shard at a time and yields between shards, so
+/// requests never wait for a whole-table scan.
+///
+/// **Capacity bound** ([`MemoryStore::with_max_sessions`]): each shard holds at most
+/// its share of the bound. When a new session arrives at a full shard, that shard's
+/// expired sessions are dropped first; if it is still full, the session that
+/// expires soonest (the one idle the longest) is evicted.
 ///
 /// ```
 /// use nex_session::store::MemoryStore;
@@ -96,7 +97,7 @@ impl MemoryStore {
     }
 
     /// An empty store bounded to about `max` sessions (each of the 64 shards holds
-    /// at most `max / 64`, rounded up); see the [module docs](self) for the eviction rule.
+    /// at most `max / 64`, rounded up); see the type's docs for the eviction rule.
     pub fn with_max_sessions(max: usize) -> Self {
         Self::bounded(Some(max.div_ceil(SHARDS).max(1)))
     }
