@@ -100,14 +100,19 @@ pub(super) struct Redis {
     pub(super) scripts: Arc<Scripts>,
 }
 
+/// A connection just opened.
+pub(super) struct Opened {
+    pub(super) redis: Redis,
+    /// The client-side cache its pushes keep current, when it has one.
+    pub(super) cache: Option<Arc<ClientCache>>,
+}
+
 /// One field's compare-and-set (see `COMPARE_AND_SET` in `scripts.rs`).
 pub(super) struct Cas<'a> {
     pub(super) key: &'a str,
     pub(super) field: &'a str,
     pub(super) presence: Presence,
     pub(super) expires_at_ms: i64,
-    /// Whether the session must exist for the write to apply.
-    pub(super) exists: bool,
     /// What the field must hold (`None`: absent).
     pub(super) expected: Option<&'a [u8]>,
     pub(super) op: CasOp,
@@ -119,7 +124,7 @@ pub(super) struct Cas<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CasAnswer {
     Done,
-    /// The session or the field was not as expected: decide again on a fresh read.
+    /// The field was not as expected: decide again on a fresh read.
     Conflict,
     PresenceFailed,
 }
@@ -130,8 +135,8 @@ pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
 
 impl Redis {
     /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
-    /// caching when `options` ask for it and the server can; returns the cache too.
-    pub(super) async fn open(url: &str, options: RedisOptions) -> Result<(Self, Option<Arc<ClientCache>>), StoreError> {
+    /// caching when `options` ask for it and the server can.
+    pub(super) async fn open(url: &str, options: RedisOptions) -> Result<Opened, StoreError> {
         let RedisOptions { prefix, timeout, client_cache } = options;
         let prefix: Arc<str> = prefix.into();
         // Connecting may take a few round trips (handshake, RESP3, cluster slots).
@@ -156,7 +161,7 @@ impl Redis {
             Ok((Connection::Single(conn), None))
         };
         let (conn, cache) = tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
-        Ok((Self { conn, prefix, timeout, scripts: Arc::new(Scripts::new()) }, cache))
+        Ok(Opened { redis: Self { conn, prefix, timeout, scripts: Arc::new(Scripts::new()) }, cache })
     }
 
     /// The Redis key of a session: prefix and the 64 hex characters of its store key.
@@ -200,7 +205,6 @@ impl Redis {
             .arg(cas.expires_at_ms)
             .arg(MARKER)
             .arg(cas.field)
-            .arg(if cas.exists { "1" } else { "0" })
             .arg(if cas.expected.is_some() { "1" } else { "0" })
             .arg(cas.expected.unwrap_or_default())
             .arg(cas.op.arg())

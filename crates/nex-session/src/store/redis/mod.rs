@@ -110,8 +110,8 @@ impl RedisStore {
     /// # Errors
     /// As [`RedisStore::open`].
     pub async fn open_with_options(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        let (redis, cache) = Redis::open(url, options).await?;
-        Ok(Self { redis, updates: Arc::new(Updates::new()), cache })
+        let opened = Redis::open(url, options).await?;
+        Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache })
     }
 
     /// The client-side cache's `(hits, misses)` so far, or `None` when it is off

@@ -28,24 +28,22 @@ end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1";
 
-/// One field's compare-and-set. Answers 1 done, 0 conflict (the session's
-/// existence or the field is not as expected), -1 presence failed.
-/// KEYS: session. ARGV: presence, expires_at, marker, field, expected_exists (0/1),
-/// expected_value_present (0/1), expected_value, op (`p` put, `d` delete, `k` keep:
-/// check only), new_value.
+/// One field's compare-and-set. Answers 1 done, 0 conflict (the field is not as
+/// expected), -1 presence failed (the session is missing, or exists when it must be new).
+/// KEYS: session. ARGV: presence, expires_at, marker, field, expected_value_present
+/// (0/1), expected_value, op (`p` put, `d` delete, `k` keep: check only), new_value.
 const COMPARE_AND_SET: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
-if tostring(exists) ~= ARGV[5] then return 0 end
 if (ARGV[1] == 'existing' and exists == 0) or (ARGV[1] == 'new' and exists == 1) then return -1 end
 local current = redis.call('HGET', KEYS[1], ARGV[4])
-if ARGV[6] == '1' then
-  if current ~= ARGV[7] then return 0 end
+if ARGV[5] == '1' then
+  if current ~= ARGV[6] then return 0 end
 elseif current then
   return 0
 end
-if ARGV[8] == 'k' then return 1 end
+if ARGV[7] == 'k' then return 1 end
 redis.call('HSET', KEYS[1], ARGV[3], '1')
-if ARGV[8] == 'p' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[9]) else redis.call('HDEL', KEYS[1], ARGV[4]) end
+if ARGV[7] == 'p' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[8]) else redis.call('HDEL', KEYS[1], ARGV[4]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1";
 

@@ -6,33 +6,36 @@
 //! trip for the previous one, so a session updated by many concurrent requests
 //! (a counter behind 32 connections) manages a few thousand updates a second.
 //!
-//! **The slow path** (no chain yet): read the field, run the closure, send one
-//! CAS and wait for it. One request at a time per shard takes this path (the
-//! shard's `slow` lock); once its CAS is done, it starts a *chain* on the field,
-//! and whoever waited on the lock joins that chain instead of reading again.
-//!
-//! **A chain**: per session shard this process remembers the *tip*, the value the
-//! field will hold once every update it has accepted lands. The next update runs
-//! its closure on the tip at once and joins the chain's *open batch*. One
-//! committer task per shard sends the open batch as a single
-//! `CAS(expected = value before the batch, new = tip)` and waits for the answer
-//! before it sends the next one; while a batch is in flight, the next one fills
+//! **A chain**: per session shard this process remembers the *tip* of one field,
+//! the value it will hold once every update this process accepted lands. An
+//! update runs its closure on the tip at once and joins the chain's *open batch*.
+//! One committer task per shard sends the open batch as a single
+//! `CAS(expected = value before the batch, new = tip)`, waits for the answer, and
+//! only then sends the next batch; while a batch is in flight, the next one fills
 //! up. So 32 concurrent increments cost about one round trip and one script run
 //! instead of 32.
 //!
-//! **Ordering** needs no help from the Redis client: a chain starts only after
-//! the CAS it builds on was answered, and each chain's batches are sent by one
-//! task, one at a time.
+//! **Starting a chain** (the slow path, when this process has no chain on the
+//! field): read the field from Redis, run the closure, and start a chain whose
+//! tip is the decision and whose first open batch holds it, with the value read
+//! as the expected one. At most one request per slow-path lock reads at a time
+//! (a separate table of 64 locks, held for the read only); whoever waited finds
+//! the new chain and joins it instead of reading again.
 //!
-//! Nothing here can lose an update: Redis still checks the expected value of
-//! every batch. If another instance wrote in between, the batch fails and every
-//! member runs its closure again on a fresh read (the contract allows closures
-//! to run more than once); the chain is *broken*: the tip is forgotten, and the
-//! open batch (built on the failed one) fails too. Every chain has an *epoch*, so
-//! the late failure of an old chain never breaks a newer one. The committer is a
-//! task of its own, so a cancelled request never strands the other members; they
-//! wait at most twice the store's timeout (their batch waits for at most one
-//! batch before it), then get an error.
+//! **Ordering** needs no help from the Redis client: every CAS of a chain, its
+//! first included, is sent by the shard's committer, one at a time, so each is
+//! answered before the next one that builds on it is sent.
+//!
+//! Nothing here can lose an update: Redis checks the expected value of every
+//! batch. If another instance wrote in between, the batch fails and every member
+//! runs its closure again on a fresh read (the contract allows closures to run
+//! more than once); the chain is *broken*: the tip is forgotten, and the open
+//! batch (built on the failed one) fails too. Every chain has an *epoch*, so the
+//! late failure of an old chain never breaks a newer one. The committer is a task
+//! of its own, so a cancelled request never strands the other members; they wait
+//! at most twice the store's timeout (their batch waits for at most one batch
+//! before it), then get an error. A committer that ends abnormally (its runtime
+//! shut down) breaks its chain on the way out, so the shard never stays blocked.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -49,14 +52,14 @@ use crate::store::{Presence, UpdateAction, UpdateFn, WriteOutcome};
 /// Chain shards per store. One shard holds one chain at a time: more shards make
 /// it rarer that two busy sessions take turns (each turn costs the loser one read).
 const SHARDS: usize = 256;
-/// Slow-path locks per store.
+/// Slow-path locks per store (a table of their own).
 const SLOW_SHARDS: usize = 64;
 /// Attempts of one update before reporting contention.
 const ATTEMPTS: usize = 64;
 
 /// The update machinery of one store.
 pub(super) struct Updates {
-    /// One slow-path reader per shard at a time.
+    /// One slow-path reader at a time per lock.
     slow: Shards<tokio::sync::Mutex<()>>,
     chains: Shards<Mutex<Shard>>,
 }
@@ -79,6 +82,9 @@ struct Chain {
     /// What the field holds once every accepted update lands (`None`: absent).
     tip: Option<Vec<u8>>,
     epoch: u64,
+    /// What the next batch requires of the session: the presence of the update
+    /// that started the chain for its first batch, `Existing` after that.
+    next_presence: Presence,
     /// Updates accepted and not yet sent: they go as one CAS.
     open: Option<Batch>,
 }
@@ -87,6 +93,7 @@ struct Chain {
 struct Batch {
     /// What the field holds before the batch (what Redis must hold for it to apply).
     expected: Option<Vec<u8>>,
+    presence: Presence,
     /// Some member set or deleted (else the batch only checks the value).
     writes: bool,
     /// The latest expiry any member asked for.
@@ -111,8 +118,15 @@ enum Outcome {
     Answer(CasAnswer),
     /// No answer within the timeout.
     Timeout(Duration),
-    /// Redis could not be asked.
+    /// Redis could not be asked, or the batch was given up.
     Failed(String),
+}
+
+/// A member's place in a batch.
+struct Member {
+    outcome: watch::Receiver<Option<Outcome>>,
+    /// This member must start the shard's committer.
+    start_committer: bool,
 }
 
 /// What joining a chain gave.
@@ -122,16 +136,7 @@ enum Join {
     /// Decided without Redis.
     Decided(WriteOutcome),
     /// A member of the open batch: wait for its outcome.
-    Joined { outcome: watch::Receiver<Option<Outcome>>, start_committer: bool },
-}
-
-/// How the slow path ended.
-enum Alone {
-    Done(WriteOutcome),
-    /// Another instance changed the field since it was read: decide again.
-    Conflict,
-    /// Another update started a chain meanwhile: join it (not counted as an attempt).
-    ChainStarted,
+    Joined(Member),
 }
 
 impl Updates {
@@ -164,33 +169,45 @@ pub(super) async fn update(
     while attempts < ATTEMPTS {
         attempts += 1;
         let joined = updates.lock(key).join(key, field, &mut *f, expires_at_ms, presence, || redis.key(key));
-        match joined {
+        let member = match joined {
             Join::Decided(outcome) => return Ok(outcome),
-            Join::Joined { outcome, start_committer } => {
-                if start_committer {
-                    start_committing(redis, updates, key);
+            Join::Joined(member) => member,
+            Join::NoChain => match start_chain(redis, updates, key, field, &mut *f, expires_at_ms, presence).await? {
+                Started::Member(member) => member,
+                Started::Decided(outcome) => return Ok(outcome),
+                // Another update started a chain meanwhile: join it (not counted as an attempt).
+                Started::ChainExists => {
+                    attempts -= 1;
+                    continue;
                 }
-                match wait_for(outcome, redis.timeout().saturating_mul(2)).await {
-                    Outcome::Answer(CasAnswer::Done) => return Ok(WriteOutcome::Done),
-                    Outcome::Answer(CasAnswer::PresenceFailed) => return Ok(WriteOutcome::PresenceFailed),
-                    Outcome::Answer(CasAnswer::Conflict) => tokio::task::yield_now().await,
-                    Outcome::Timeout(after) => return Err(StoreError::Timeout(after)),
-                    Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
-                }
-            }
-            Join::NoChain => match alone(redis, updates, key, field, &mut *f, expires_at_ms, presence).await? {
-                Alone::Done(outcome) => return Ok(outcome),
-                Alone::Conflict => tokio::task::yield_now().await,
-                Alone::ChainStarted => attempts -= 1,
             },
+        };
+        if member.start_committer {
+            start_committing(redis, updates, key);
+        }
+        match wait_for(member.outcome, redis.timeout().saturating_mul(2)).await {
+            Outcome::Answer(CasAnswer::Done) => return Ok(WriteOutcome::Done),
+            Outcome::Answer(CasAnswer::PresenceFailed) => return Ok(WriteOutcome::PresenceFailed),
+            // Changed by another instance, or built on a batch that failed: decide again.
+            Outcome::Answer(CasAnswer::Conflict) => tokio::task::yield_now().await,
+            Outcome::Timeout(after) => return Err(StoreError::Timeout(after)),
+            Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
         }
     }
     Err(StoreError::Unavailable(format!("update of one field lost {ATTEMPTS} compare-and-set races").into()))
 }
 
-/// The slow path: read the field, decide, one CAS; on success, start a chain.
-/// Boxed, so the per-request fast path stays small.
-fn alone<'a>(
+/// How starting a chain went.
+enum Started {
+    Member(Member),
+    /// Decided on what Redis holds right now, without a write.
+    Decided(WriteOutcome),
+    ChainExists,
+}
+
+/// The slow path: read the field, decide, and start a chain whose first batch
+/// holds the decision. Boxed, so the per-request fast path stays small.
+fn start_chain<'a>(
     redis: &'a Redis,
     updates: &'a Updates,
     key: StoreKey,
@@ -198,44 +215,26 @@ fn alone<'a>(
     f: UpdateFn<'a>,
     expires_at_ms: i64,
     presence: Presence,
-) -> crate::store::BoxFuture<'a, Result<Alone, StoreError>> {
+) -> crate::store::BoxFuture<'a, Result<Started, StoreError>> {
     Box::pin(async move {
         let _one_reader = updates.slow.of(key).lock().await;
         if updates.lock(key).has_chain(key, field) {
-            return Ok(Alone::ChainStarted);
+            return Ok(Started::ChainExists);
         }
         let redis_key = redis.key(key);
         let mut conn = redis.conn.clone();
         let (exists, current): (bool, Option<Vec<u8>>) =
             redis.timed(redis::pipe().exists(&redis_key).hget(&redis_key, field).query_async(&mut conn)).await?;
         if !presence.holds(exists) {
-            return Ok(Alone::Done(WriteOutcome::PresenceFailed));
+            return Ok(Started::Decided(WriteOutcome::PresenceFailed));
         }
-        let (op, new) = match f(current.as_deref()) {
-            // Decided on what Redis holds right now: nothing to write.
-            UpdateAction::Keep => return Ok(Alone::Done(WriteOutcome::Done)),
-            UpdateAction::Set(bytes) => (CasOp::Put, Some(bytes)),
-            UpdateAction::Delete => (CasOp::Delete, None),
-        };
-        let cas = Cas {
-            key: &redis_key,
-            field,
-            presence,
-            expires_at_ms,
-            exists,
-            expected: current.as_deref(),
-            op,
-            new: new.as_deref(),
-        };
-        Ok(match redis.compare_and_set(&cas).await? {
-            CasAnswer::Done => {
-                // Redis holds `new` now; later updates build on it without a read.
-                updates.lock(key).start(key, field, new);
-                Alone::Done(WriteOutcome::Done)
-            }
-            CasAnswer::PresenceFailed => Alone::Done(WriteOutcome::PresenceFailed),
-            CasAnswer::Conflict => Alone::Conflict,
-        })
+        let action = f(current.as_deref());
+        if action == UpdateAction::Keep {
+            return Ok(Started::Decided(WriteOutcome::Done));
+        }
+        let mut shard = updates.lock(key);
+        let start = ChainStart { key, field, current, presence };
+        Ok(Started::Member(shard.start(start, action, expires_at_ms, redis_key)))
     })
 }
 
@@ -250,8 +249,12 @@ fn start_committing(redis: &Redis, updates: &Arc<Updates>, key: StoreKey) {
 /// and tells its members the outcome, until no batch is open. A task of its own,
 /// so no member's cancellation can strand the others.
 async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
+    let mut running = Running { updates: &updates, key, finished: false };
     loop {
-        let Some(sending) = updates.lock(key).next_batch() else { return };
+        let Some(sending) = updates.lock(key).next_batch() else {
+            running.finished = true;
+            return;
+        };
         let Sending { batch, field, new, epoch } = sending;
         let op = match (&new, batch.writes) {
             (_, false) => CasOp::Check,
@@ -261,9 +264,8 @@ async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
         let cas = Cas {
             key: &batch.redis_key,
             field: &field,
-            presence: Presence::Existing,
+            presence: batch.presence,
             expires_at_ms: batch.expires_at_ms,
-            exists: true,
             expected: batch.expected.as_deref(),
             op,
             new: new.as_deref(),
@@ -281,17 +283,58 @@ async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
     }
 }
 
+/// A running committer. Dropped without finishing (its task cancelled because
+/// the runtime shut down, or a panic), it breaks the shard's chain and lets the
+/// next update start a new committer, so the shard never stays blocked.
+struct Running<'a> {
+    updates: &'a Updates,
+    key: StoreKey,
+    finished: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut shard = self.updates.lock(self.key);
+            shard.committing = false;
+            shard.break_current();
+        }
+    }
+}
+
 /// Waits for a batch's outcome, at most `bound`.
 async fn wait_for(mut outcome: watch::Receiver<Option<Outcome>>, bound: Duration) -> Outcome {
     match tokio::time::timeout(bound, outcome.wait_for(Option::is_some)).await {
         Ok(Ok(answer)) => match answer.clone() {
             Some(outcome) => outcome,
-            // `wait_for` returned, so the value is `Some`.
-            None => Outcome::Answer(CasAnswer::Conflict),
+            // `wait_for` returns only once the value is `Some`.
+            None => batch_without_outcome(),
         },
+        // The committer dropped the batch without an answer (it was cancelled).
         Ok(Err(_)) => Outcome::Failed("the update batch was dropped".into()),
         Err(_) => Outcome::Timeout(bound),
     }
+}
+
+/// A batch ended without an outcome, which cannot happen: fail loudly (a debug
+/// assertion, an error in the log, an error for the caller), never retry quietly.
+#[cold]
+#[inline(never)]
+fn batch_without_outcome() -> Outcome {
+    let what = "nex-session bug: an update batch ended without an outcome";
+    debug_assert!(false, "{what}");
+    tracing::error!(target: "nex_session::store", "{what}");
+    Outcome::Failed(what.to_owned())
+}
+
+/// What a new chain starts from: the field as just read from Redis.
+struct ChainStart<'a> {
+    key: StoreKey,
+    field: &'a str,
+    /// The field's value in Redis (`None`: absent).
+    current: Option<Vec<u8>>,
+    /// What the update that starts the chain requires of the session.
+    presence: Presence,
 }
 
 impl Shard {
@@ -301,9 +344,8 @@ impl Shard {
     }
 
     /// Joins the chain on `(key, field)` if there is one: runs `f` on the tip in
-    /// place (no copy; it never awaits), moves the tip to the decision, and adds
-    /// the update to the open batch. `redis_key` is called only when this update
-    /// opens the batch.
+    /// place (no copy; it never awaits) and accepts the decision. `redis_key` is
+    /// called only when this update opens a batch.
     fn join(
         &mut self,
         key: StoreKey,
@@ -317,32 +359,36 @@ impl Shard {
             return Join::NoChain;
         };
         if presence == Presence::New {
-            // This process wrote the session: it exists, so it cannot be new.
+            // This process is writing the session: it exists, so it cannot be new.
             return Join::Decided(WriteOutcome::PresenceFailed);
         }
-        let (before, writes) = match f(chain.tip.as_deref()) {
-            // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
-            UpdateAction::Set(bytes) => (Some(chain.tip.replace(bytes)), true),
-            UpdateAction::Delete => (Some(chain.tip.take()), true),
-            UpdateAction::Keep => (None, false),
-        };
-        let batch = match &mut chain.open {
-            Some(open) => open,
-            empty => empty.insert(Batch {
-                // A keep leaves the tip as it was: that is the value the batch expects.
-                expected: before.unwrap_or_else(|| chain.tip.clone()),
-                writes: false,
-                expires_at_ms,
-                redis_key: redis_key(),
-                done: watch::channel(None).0,
-            }),
-        };
-        batch.writes |= writes;
-        batch.expires_at_ms = batch.expires_at_ms.max(expires_at_ms);
-        let outcome = batch.done.subscribe();
-        let start_committer = !self.committing;
-        self.committing = true;
-        Join::Joined { outcome, start_committer }
+        let action = f(chain.tip.as_deref());
+        let outcome = chain.accept(action, expires_at_ms, redis_key);
+        Join::Joined(Member { outcome, start_committer: self.claim_committer() })
+    }
+
+    /// Starts a new chain from a value just read from Redis, with `action`
+    /// (decided on it) as the first member of its first batch.
+    fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, expires_at_ms: i64, redis_key: String) -> Member {
+        self.break_current();
+        let epoch = self.next_epoch;
+        self.next_epoch = self.next_epoch.wrapping_add(1);
+        let ChainStart { key, field, current, presence } = start;
+        let chain = self.chain.insert(Chain {
+            key,
+            field: field.to_owned(),
+            tip: current,
+            epoch,
+            next_presence: presence,
+            open: None,
+        });
+        let outcome = chain.accept(action, expires_at_ms, || redis_key);
+        Member { outcome, start_committer: self.claim_committer() }
+    }
+
+    /// Whether the caller must start the committer: none runs yet. Claims it.
+    fn claim_committer(&mut self) -> bool {
+        !std::mem::replace(&mut self.committing, true)
     }
 
     /// The committer's next batch, or `None` (and the committer stops) when no
@@ -356,29 +402,55 @@ impl Shard {
         sending
     }
 
-    /// Starts a new chain from a value Redis just acknowledged.
-    fn start(&mut self, key: StoreKey, field: &str, value: Option<Vec<u8>>) {
-        self.fail_open();
-        let epoch = self.next_epoch;
-        self.next_epoch = self.next_epoch.wrapping_add(1);
-        self.chain = Some(Chain { key, field: field.to_owned(), tip: value, epoch, open: None });
-    }
-
     /// A CAS of chain `epoch` failed or went unanswered: the tip is no longer
     /// known, and the open batch (built on it) cannot apply. Failures of older
     /// chains are ignored.
     fn break_chain(&mut self, epoch: u64) {
         if self.chain.as_ref().is_some_and(|c| c.epoch == epoch) {
-            self.fail_open();
-            self.chain = None;
+            self.break_current();
         }
     }
 
-    /// Tells the open batch's members to decide again on a fresh read.
-    fn fail_open(&mut self) {
-        if let Some(open) = self.chain.as_mut().and_then(|c| c.open.take()) {
+    /// Forgets the current chain, telling its open batch's members to decide
+    /// again on a fresh read.
+    fn break_current(&mut self) {
+        if let Some(open) = self.chain.take().and_then(|c| c.open) {
             open.done.send_replace(Some(Outcome::Answer(CasAnswer::Conflict)));
         }
+    }
+}
+
+impl Chain {
+    /// Accepts one update decided on the tip: the tip moves to the decision (a
+    /// keep leaves it) and the update joins the open batch, which it opens if
+    /// there is none. Returns where to learn the batch's outcome.
+    fn accept(
+        &mut self,
+        action: UpdateAction,
+        expires_at_ms: i64,
+        redis_key: impl FnOnce() -> String,
+    ) -> watch::Receiver<Option<Outcome>> {
+        let (before, writes) = match action {
+            // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
+            UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
+            UpdateAction::Delete => (Some(self.tip.take()), true),
+            UpdateAction::Keep => (None, false),
+        };
+        let batch = match &mut self.open {
+            Some(open) => open,
+            empty => empty.insert(Batch {
+                // A keep leaves the tip as it was: that is the value the batch expects.
+                expected: before.unwrap_or_else(|| self.tip.clone()),
+                presence: std::mem::replace(&mut self.next_presence, Presence::Existing),
+                writes: false,
+                expires_at_ms,
+                redis_key: redis_key(),
+                done: watch::channel(None).0,
+            }),
+        };
+        batch.writes |= writes;
+        batch.expires_at_ms = batch.expires_at_ms.max(expires_at_ms);
+        batch.done.subscribe()
     }
 }
 
@@ -386,9 +458,13 @@ impl Shard {
 mod tests {
     use super::*;
 
-    fn answered(joined: &Join) -> Option<Outcome> {
-        match joined {
-            Join::Joined { outcome, .. } => outcome.borrow().clone(),
+    fn answered(member: &Member) -> Option<Outcome> {
+        member.outcome.borrow().clone()
+    }
+
+    fn joined(join: Join) -> Member {
+        match join {
+            Join::Joined(member) => member,
             _ => panic!("expected a member of the batch"),
         }
     }
@@ -398,26 +474,31 @@ mod tests {
         shard.join(key, "n", &mut f, expires_at_ms, Presence::Existing, || "k".into())
     }
 
-    fn tip(shard: &Shard) -> Option<Option<&[u8]>> {
-        shard.chain.as_ref().map(|c| c.tip.as_deref())
+    /// Starts a chain on `(key, "n")` as if Redis held `current`, with `action` decided on it.
+    fn start(shard: &mut Shard, key: StoreKey, current: &[u8], action: UpdateAction) -> Member {
+        let start = ChainStart { key, field: "n", current: Some(current.to_vec()), presence: Presence::Existing };
+        shard.start(start, action, 10, "k".into())
+    }
+
+    /// The tip of the shard's chain (`None`: the field is absent); panics without a chain.
+    fn tip(shard: &Shard) -> Option<&[u8]> {
+        shard.chain.as_ref().expect("a chain").tip.as_deref()
     }
 
     #[test]
-    fn updates_on_the_tip_collapse_into_one_batch() {
+    fn a_chain_starts_with_its_first_update_in_the_open_batch_and_others_join_it() {
         let key = StoreKey::from_bytes([1; 32]);
         let mut shard = Shard::default();
         assert!(matches!(join(&mut shard, key, UpdateAction::Keep, 1), Join::NoChain));
-        shard.start(key, "n", Some(b"1".to_vec()));
-        let first = join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10);
-        assert!(matches!(first, Join::Joined { start_committer: true, .. }));
-        let second = join(&mut shard, key, UpdateAction::Set(b"3".to_vec()), 20);
-        assert!(matches!(second, Join::Joined { start_committer: false, .. }), "one committer per shard");
-        assert_eq!(tip(&shard), Some(Some(&b"3"[..])));
+        let first = start(&mut shard, key, b"1", UpdateAction::Set(b"2".to_vec()));
+        assert!(first.start_committer);
+        let second = joined(join(&mut shard, key, UpdateAction::Set(b"3".to_vec()), 20));
+        assert!(!second.start_committer, "one committer per shard");
+        assert_eq!(tip(&shard), Some(&b"3"[..]));
         let sending = shard.next_batch().unwrap();
-        assert_eq!((sending.batch.expected.as_deref(), sending.new.as_deref()), (Some(&b"1"[..]), Some(&b"3"[..])));
-        assert_eq!(sending.batch.expires_at_ms, 20);
-        assert_eq!(sending.batch.redis_key, "k");
-        assert!(sending.batch.writes);
+        let batch = &sending.batch;
+        assert_eq!((batch.expected.as_deref(), sending.new.as_deref()), (Some(&b"1"[..]), Some(&b"3"[..])));
+        assert_eq!((batch.expires_at_ms, batch.redis_key.as_str(), batch.writes), (20, "k", true));
         assert!(shard.next_batch().is_none(), "the committer stops when nothing is open");
         assert!(!shard.committing);
         sending.batch.done.send_replace(Some(Outcome::Answer(CasAnswer::Done)));
@@ -426,16 +507,28 @@ mod tests {
     }
 
     #[test]
+    fn only_a_chains_first_batch_carries_the_presence_that_started_it() {
+        let key = StoreKey::from_bytes([6; 32]);
+        let mut shard = Shard::default();
+        let start = ChainStart { key, field: "n", current: None, presence: Presence::New };
+        let _first = shard.start(start, UpdateAction::Set(b"1".to_vec()), 10, "k".into());
+        let sending = shard.next_batch().unwrap();
+        assert_eq!((sending.batch.presence, sending.batch.expected.as_deref()), (Presence::New, None));
+        let _later = joined(join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10));
+        let sending = shard.next_batch().unwrap();
+        assert_eq!((sending.batch.presence, sending.batch.expected.as_deref()), (Presence::Existing, Some(&b"1"[..])));
+    }
+
+    #[test]
     fn keeps_check_the_tip_and_deletes_clear_it() {
         let key = StoreKey::from_bytes([3; 32]);
         let mut shard = Shard::default();
-        shard.start(key, "n", Some(b"7".to_vec()));
-        let _keep = join(&mut shard, key, UpdateAction::Keep, 10);
+        let _first = start(&mut shard, key, b"7", UpdateAction::Keep);
         let sending = shard.next_batch().unwrap();
         assert!(!sending.batch.writes, "a batch of keeps only checks");
         assert_eq!((sending.batch.expected.as_deref(), sending.new.as_deref()), (Some(&b"7"[..]), Some(&b"7"[..])));
         let _delete = join(&mut shard, key, UpdateAction::Delete, 10);
-        assert_eq!(tip(&shard), Some(None));
+        assert_eq!(tip(&shard), None, "a delete leaves the field absent");
         let _keep = join(&mut shard, key, UpdateAction::Keep, 10);
         let sending = shard.next_batch().unwrap();
         assert!(sending.batch.writes);
@@ -446,27 +539,24 @@ mod tests {
     fn a_broken_chain_fails_its_open_batch_and_ignores_late_failures() {
         let key = StoreKey::from_bytes([2; 32]);
         let mut shard = Shard::default();
-        shard.start(key, "n", Some(b"1".to_vec()));
-        let in_flight = shard.next_batch();
-        assert!(in_flight.is_none(), "nothing accepted yet");
-        let waiting = join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10);
+        let waiting = start(&mut shard, key, b"1", UpdateAction::Set(b"2".to_vec()));
         let old = shard.chain.as_ref().unwrap().epoch;
         shard.break_chain(old);
-        assert_eq!(tip(&shard), None);
+        assert!(shard.chain.is_none(), "the tip is forgotten");
         assert!(matches!(answered(&waiting), Some(Outcome::Answer(CasAnswer::Conflict))), "members retry");
-        shard.start(key, "n", Some(b"5".to_vec()));
+        let _new = start(&mut shard, key, b"5", UpdateAction::Keep);
         shard.break_chain(old);
-        assert_eq!(tip(&shard), Some(Some(&b"5"[..])), "old epoch: ignored");
+        assert_eq!(tip(&shard), Some(&b"5"[..]), "old epoch: ignored");
         let new = shard.chain.as_ref().unwrap().epoch;
         shard.break_chain(new);
-        assert_eq!(tip(&shard), None);
+        assert!(shard.chain.is_none());
     }
 
     #[test]
     fn a_new_session_never_joins_a_chain_and_other_fields_take_the_slow_path() {
         let key = StoreKey::from_bytes([4; 32]);
         let mut shard = Shard::default();
-        shard.start(key, "n", Some(b"1".to_vec()));
+        let _first = start(&mut shard, key, b"1", UpdateAction::Keep);
         let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
         let new = shard.join(key, "n", &mut f, 10, Presence::New, || "k".into());
         assert!(matches!(new, Join::Decided(WriteOutcome::PresenceFailed)));
@@ -474,5 +564,24 @@ mod tests {
         assert!(matches!(other_field, Join::NoChain));
         let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, 10, Presence::Existing, || "k".into());
         assert!(matches!(other_key, Join::NoChain));
+    }
+
+    #[test]
+    fn a_committer_that_ends_abnormally_unblocks_its_shard() {
+        let key = StoreKey::from_bytes([7; 32]);
+        let updates = Updates::new();
+        let member = updates.lock(key).start(
+            ChainStart { key, field: "n", current: None, presence: Presence::Existing },
+            UpdateAction::Set(b"1".to_vec()),
+            10,
+            "k".into(),
+        );
+        assert!(member.start_committer);
+        // The committer's task is dropped before it finishes (its runtime shut down).
+        drop(Running { updates: &updates, key, finished: false });
+        let shard = updates.lock(key);
+        assert!(!shard.committing, "the next update can start a committer");
+        assert!(shard.chain.is_none(), "the chain is broken");
+        assert!(matches!(answered(&member), Some(Outcome::Answer(CasAnswer::Conflict))), "its members retry");
     }
 }
