@@ -1,9 +1,9 @@
 //! Cookie header syntax: `Set-Cookie` values with their attributes, and the
 //! `name=value` pairs of a request's `Cookie` headers.
 //!
-//! Pure formatting and parsing, used by the session (its own cookie and the
-//! queued ones of the cookie helper, [`crate::cookie`]) and by the layer (finding
-//! the session cookie). Nothing here touches a request's state.
+//! Pure formatting and parsing, used by the session cookie's codec
+//! (`session_cookie/`) and by the session's queued cookies (the cookie helper,
+//! [`crate::cookie`]). Nothing here touches a request's state.
 
 use std::fmt::Write as _;
 

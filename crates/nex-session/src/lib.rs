@@ -84,7 +84,7 @@
 //! ```text
 //! testing         → middleware, ambient, session, store, …
 //! middleware/     → ambient, session, session_cookie, store, token, config
-//! ambient/        → session
+//! ambient/        → session, cookie_header
 //! extract         → session
 //! session/        → session_cookie, store, cookie_header
 //! session_cookie/ → token, cookie_header, config

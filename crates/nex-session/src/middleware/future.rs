@@ -65,7 +65,10 @@ where
                 StateProj::Calling { inner, session } => {
                     let response = match ready!(inner.poll(cx)) {
                         Ok(response) => response,
-                        Err(err) => return Poll::Ready(Err(err)),
+                        Err(err) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
                     };
                     if let Some(result) = persist_now(session) {
                         let response = finish(response, result, session);

@@ -63,9 +63,12 @@ impl CookieCodec {
         if let Some(domain) = &config.domain {
             opts = opts.with_domain(domain.clone());
         }
+        let invalid = || SessionError::InvalidCookie(COOKIE_NAME.to_owned());
         let full = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts)?;
+        // `<name>=` then the attributes: keep the attributes, once.
         let attributes =
-            full.to_str().unwrap_or_default().trim_start_matches(COOKIE_NAME).trim_start_matches('=').to_owned();
+            full.to_str().ok().and_then(|f| f.strip_prefix(COOKIE_NAME)?.strip_prefix('=')).ok_or_else(invalid)?;
+        let attributes = attributes.to_owned();
         let deletion = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
         Ok(Self { keyring, ttl_s, attributes, deletion, verified: VerifiedCookies::new() })
     }

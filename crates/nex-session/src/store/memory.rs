@@ -65,13 +65,17 @@ impl Entry {
     /// Runs an update of one field of this live session.
     fn update(&mut self, field: &str, f: UpdateFn<'_>, expires_at_ms: i64) {
         let found = self.fields.find(field);
-        let action = f(found.as_ref().map(|(_, value)| *value));
-        let span = found.map(|(span, _)| span);
+        let action = f(found.as_ref().map(|found| found.value));
+        let span = found.map(|found| found.span);
         match action {
             UpdateAction::Keep => return,
-            // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
-            UpdateAction::Set(value) if span.as_ref().is_some_and(|span| self.fields.overwrite(span, &value)) => {}
-            UpdateAction::Set(value) => self.fields = self.fields.merged([(field, Some(&value[..]))].into_iter()),
+            UpdateAction::Set(value) => {
+                // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
+                let overwritten = span.is_some_and(|span| self.fields.overwrite(&span, &value));
+                if !overwritten {
+                    self.fields = self.fields.merged([(field, Some(&value[..]))].into_iter());
+                }
+            }
             UpdateAction::Delete => self.fields = self.fields.merged([(field, None)].into_iter()),
         }
         self.expires_at_ms = expires_at_ms;

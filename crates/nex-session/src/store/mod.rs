@@ -27,7 +27,8 @@
 //! - An error means the operation had no effect that a later `load` can see
 //!   (no half-applied batch), or the store cannot tell; it is never silently dropped.
 //!
-//! The [`conformance`] suite (feature `conformance`) checks all of it.
+//! The `conformance` suite (module `store::conformance`, feature `conformance`)
+//! checks all of it.
 //!
 //! # Writing your own store
 //!

@@ -36,6 +36,12 @@ pub struct Snapshot(Arc<[u8]>);
 #[derive(Debug, Clone)]
 pub(crate) struct ValueSpan(Range<usize>);
 
+/// A field found in a snapshot: its value, and where the value sits.
+pub(crate) struct Found<'a> {
+    pub(crate) value: &'a [u8],
+    pub(crate) span: ValueSpan,
+}
+
 impl Snapshot {
     /// A snapshot of `fields`.
     pub fn from_fields(fields: &Fields) -> Self {
@@ -49,7 +55,7 @@ impl Snapshot {
 
     /// Every `(field, value)`, in field order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        Entries { rest: &self.0, offset: 0 }.map(|(k, v, _)| (k, v))
+        Entries { rest: &self.0, offset: 0 }.map(|entry| (entry.key, entry.found.value))
     }
 
     /// The number of fields.
@@ -73,8 +79,8 @@ impl Snapshot {
     }
 
     /// The value of `field` and where it sits, for an [`overwrite`](Self::overwrite).
-    pub(crate) fn find(&self, field: &str) -> Option<(ValueSpan, &[u8])> {
-        Entries { rest: &self.0, offset: 0 }.find(|(k, _, _)| *k == field).map(|(_, v, span)| (span, v))
+    pub(crate) fn find(&self, field: &str) -> Option<Found<'_>> {
+        Entries { rest: &self.0, offset: 0 }.find(|entry| entry.key == field).map(|entry| entry.found)
     }
 
     /// These fields with `changes` (in key order; `None` deletes) merged in, in one pass.
@@ -134,8 +140,14 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// The `(key, value, value span)` entries of a buffer, in key order. Only this
-/// file writes buffers, so they are well formed; iteration stops quietly if not.
+/// One entry of a buffer.
+struct Entry<'a> {
+    key: &'a str,
+    found: Found<'a>,
+}
+
+/// The entries of a buffer, in key order. Only this file writes buffers, so
+/// they are well formed; iteration stops quietly if not.
 struct Entries<'a> {
     rest: &'a [u8],
     /// Where `rest` starts in the whole buffer.
@@ -143,7 +155,7 @@ struct Entries<'a> {
 }
 
 impl<'a> Iterator for Entries<'a> {
-    type Item = (&'a str, &'a [u8], ValueSpan);
+    type Item = Entry<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let (key, after_key) = take_chunk(self.rest)?;
@@ -152,7 +164,8 @@ impl<'a> Iterator for Entries<'a> {
         let value_end = self.offset + (self.rest.len() - rest.len());
         self.offset = value_end;
         self.rest = rest;
-        Some((std::str::from_utf8(key).ok()?, value, ValueSpan(value_end - value.len()..value_end)))
+        let span = ValueSpan(value_end - value.len()..value_end);
+        Some(Entry { key: std::str::from_utf8(key).ok()?, found: Found { value, span } })
     }
 }
 
@@ -218,9 +231,9 @@ mod tests {
         all.insert("long".into(), vec![b'l'; 300]);
         let snapshot = Snapshot::from_fields(&all);
         for (field, value) in &all {
-            let (span, found) = snapshot.find(field).unwrap();
-            assert_eq!(found, value.as_slice());
-            assert_eq!(snapshot.0.get(span.0.clone()), Some(value.as_slice()), "span of {field}");
+            let found = snapshot.find(field).unwrap();
+            assert_eq!(found.value, value.as_slice());
+            assert_eq!(snapshot.0.get(found.span.0.clone()), Some(value.as_slice()), "span of {field}");
         }
         assert!(snapshot.find("missing").is_none());
     }
@@ -228,7 +241,7 @@ mod tests {
     #[test]
     fn an_overwrite_never_changes_a_snapshot_someone_holds() {
         let mut snapshot = Snapshot::from_fields(&fields(&[("a", "x"), ("n", "41"), ("z", "y")]));
-        let (span, _) = snapshot.find("n").unwrap();
+        let span = snapshot.find("n").unwrap().span;
         let held = snapshot.clone();
         assert!(snapshot.overwrite(&span, b"42"));
         assert_eq!(snapshot.get("n"), Some(&b"42"[..]));
