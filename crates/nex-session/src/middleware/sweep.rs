@@ -8,8 +8,18 @@ use crate::token::now_ms;
 
 /// Starts the background sweep once, on the first request (when a tokio runtime
 /// surely exists), if the store offers a purge. It stops when the layer is dropped.
+#[inline]
 pub(super) fn start_once(shared: &Arc<Shared>) {
-    if shared.sweeper_started.load(Ordering::Relaxed) || shared.sweeper_started.swap(true, Ordering::AcqRel) {
+    // Every request asks; one load answers all but the first.
+    if !shared.sweeper_started.load(Ordering::Relaxed) {
+        start(shared);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn start(shared: &Arc<Shared>) {
+    if shared.sweeper_started.swap(true, Ordering::AcqRel) {
         return;
     }
     if shared.context.store.admin().is_none() {

@@ -55,6 +55,11 @@ impl Cookies {
         all
     }
 
+    /// Whether any cookie is queued.
+    pub(super) fn any_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
     /// The queued `Set-Cookie` values, in order; the queue is left empty.
     pub(super) fn take_queued(&mut self) -> Vec<HeaderValue> {
         self.queued.drain(..).map(|q| q.header).collect()

@@ -308,8 +308,9 @@ impl State {
             Current::None | Current::Unsaved(_) if self.forget_cookie => SessionCookie::Delete,
             Current::None | Current::Unsaved(_) => SessionCookie::Unchanged,
         };
-        // Nothing queued (most requests): an empty `Vec`, no allocation.
-        Ending { session_cookie, queued: self.cookies.take_queued(), saved: self.wrote }
+        // Nothing queued (most requests): skip the drain.
+        let queued = if self.cookies.any_queued() { self.cookies.take_queued() } else { Vec::new() };
+        Ending { session_cookie, queued, saved: self.wrote }
     }
 
     /// After a failed save: the id of a stored session the browser does not know yet.

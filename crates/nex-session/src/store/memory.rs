@@ -217,27 +217,28 @@ impl SessionStore for MemoryStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let now = now_ms();
         let mut shard = self.shard(key);
-        let live = shard.get(&key).is_some_and(|e| e.live(now));
-        let outcome = if !presence.holds(live) {
-            WriteOutcome::PresenceFailed
-        } else {
-            match shard.get_mut(&key).filter(|e| e.live(now)) {
-                Some(entry) => entry.update(field, f, expires_at_ms),
-                // No live session, and `presence` allows that: a new one, unless `f` keeps nothing.
-                None => {
-                    let fields = match f(None) {
-                        UpdateAction::Keep => None,
-                        UpdateAction::Set(value) => {
-                            Some(Snapshot::default().merged([(field, Some(&value[..]))].into_iter()))
-                        }
-                        UpdateAction::Delete => Some(Snapshot::default()),
-                    };
-                    if let Some(fields) = fields {
-                        self.put_entry(&mut shard, key, fields, expires_at_ms, now);
-                    }
-                }
+        // One lookup for the usual case, an update of a live session.
+        let outcome = match shard.get_mut(&key).filter(|e| e.live(now)) {
+            Some(entry) if presence.holds(true) => {
+                entry.update(field, f, expires_at_ms);
+                WriteOutcome::Done
             }
-            WriteOutcome::Done
+            Some(_) => WriteOutcome::PresenceFailed,
+            None if !presence.holds(false) => WriteOutcome::PresenceFailed,
+            // No live session, and `presence` allows that: a new one, unless `f` keeps nothing.
+            None => {
+                let fields = match f(None) {
+                    UpdateAction::Keep => None,
+                    UpdateAction::Set(value) => {
+                        Some(Snapshot::default().merged([(field, Some(&value[..]))].into_iter()))
+                    }
+                    UpdateAction::Delete => Some(Snapshot::default()),
+                };
+                if let Some(fields) = fields {
+                    self.put_entry(&mut shard, key, fields, expires_at_ms, now);
+                }
+                WriteOutcome::Done
+            }
         };
         drop(shard);
         Box::pin(std::future::ready(Ok(outcome)))

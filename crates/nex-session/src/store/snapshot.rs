@@ -55,7 +55,14 @@ impl Snapshot {
 
     /// Every `(field, value)`, in field order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        Entries { rest: &self.0, offset: 0 }.map(|entry| (entry.key, entry.found.value))
+        let mut rest: &[u8] = &self.0;
+        // The hot path of every `get`: no span bookkeeping (see `Entries` for that).
+        std::iter::from_fn(move || {
+            let (key, after_key) = take_chunk(rest)?;
+            let (value, after_value) = take_chunk(after_key)?;
+            rest = after_value;
+            Some((std::str::from_utf8(key).ok()?, value))
+        })
     }
 
     /// The number of fields.
@@ -119,12 +126,8 @@ impl Snapshot {
         if span.0.len() != value.len() || span.0.end > self.0.len() {
             return false;
         }
-        if Arc::get_mut(&mut self.0).is_none() {
-            // Someone holds this buffer: write into a private copy.
-            self.0 = Arc::from(&*self.0);
-        }
-        let Some(bytes) = Arc::get_mut(&mut self.0) else { return false };
-        match bytes.get_mut(span.0.clone()) {
+        // `make_mut` copies the buffer first when someone else holds it.
+        match Arc::make_mut(&mut self.0).get_mut(span.0.clone()) {
             Some(old) => {
                 old.copy_from_slice(value);
                 true
@@ -146,8 +149,9 @@ struct Entry<'a> {
     found: Found<'a>,
 }
 
-/// The entries of a buffer, in key order. Only this file writes buffers, so
-/// they are well formed; iteration stops quietly if not.
+/// The entries of a buffer with where their values sit, in key order (for
+/// `find`). Only this file writes buffers, so they are well formed; iteration
+/// stops quietly if not.
 struct Entries<'a> {
     rest: &'a [u8],
     /// Where `rest` starts in the whole buffer.
