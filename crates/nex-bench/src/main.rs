@@ -15,11 +15,14 @@
 //!    increments on one session, with 1 and 2 server threads.
 //! 3. **Memory**: resident bytes per idle session after creating 100,000 sessions in
 //!    each memory store, each in a fresh process (`nex-bench memory --store nex|ts`).
+//! 4. **Instructions** (on demand): `nex-bench inproc` runs requests in process for
+//!    callgrind (see `inproc.rs`).
 //!
 //! Results go to `<out-dir>/results.md` and `<out-dir>/ratio.svg` (default `target/bench`).
 
 mod apps;
 mod chart;
+mod inproc;
 mod load;
 mod lost;
 mod memory;
@@ -64,7 +67,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
                      [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
-                     \x20      nex-bench memory --store nex|ts [--sessions N]"
+                     \x20      nex-bench memory --store nex|ts [--sessions N]\n\
+                     \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N]"
                     .into())
             }
         }
@@ -87,6 +91,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("memory") {
         if let Err(e) = memory::run(&args) {
+            exit(&e);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("inproc") {
+        if let Err(e) = inproc::run(&args) {
             exit(&e);
         }
         return;

@@ -70,7 +70,9 @@ pub(crate) enum SessionCookie {
     /// Nothing: the browser's cookie is right (or there is none and none is needed).
     Unchanged,
     /// Sign and send a cookie for this id (a new id, or a refresh that is due).
-    Issue(SessionId),
+    /// Boxed: it is rare (and then a signature costs far more than the box),
+    /// while every request moves an `Ending` around.
+    Issue(Box<SessionId>),
     /// Delete the browser's cookie: its session is gone.
     Delete,
 }

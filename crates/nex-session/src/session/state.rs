@@ -293,16 +293,16 @@ impl State {
         let cookie_id = self.cookie.as_ref().map(|c| &c.id);
         let session_cookie = match &self.current {
             // A new id (new session, renew): the browser must learn it.
-            Current::Stored(id) if cookie_id != Some(id) => SessionCookie::Issue(id.clone()),
+            Current::Stored(id) if cookie_id != Some(id) => SessionCookie::Issue(Box::new(id.clone())),
             // A write slid the store's expiry already; like a read, it re-signs the
             // browser's cookie only when that is due (saves signing on most writes).
             Current::Stored(id) if self.wrote => match self.cookie_due(context, id, now_ms) {
-                true => SessionCookie::Issue(id.clone()),
+                true => SessionCookie::Issue(Box::new(id.clone())),
                 false => SessionCookie::Unchanged,
             },
             Current::Stored(id) => match touch {
                 Touch::NotDue => SessionCookie::Unchanged,
-                Touch::Found => SessionCookie::Issue(id.clone()),
+                Touch::Found => SessionCookie::Issue(Box::new(id.clone())),
                 Touch::Gone => SessionCookie::Delete,
             },
             Current::None | Current::Unsaved(_) if self.forget_cookie => SessionCookie::Delete,
