@@ -31,6 +31,7 @@ pub struct SessionConfig {
     pub(crate) secure: bool,
     pub(crate) domain: Option<String>,
     pub(crate) purge_interval: Duration,
+    pub(crate) cache_protection: bool,
 }
 
 /// Why the configuration could not be read from the environment.
@@ -64,6 +65,7 @@ impl SessionConfig {
             secure: true,
             domain: None,
             purge_interval: DEFAULT_PURGE_INTERVAL,
+            cache_protection: true,
         }
     }
 
@@ -174,6 +176,24 @@ impl SessionConfig {
     #[must_use]
     pub fn with_purge_interval(mut self, interval: Duration) -> Self {
         self.purge_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Whether responses that depend on the session are kept out of shared caches
+    /// (default: on). When on, the layer adds `Vary: Cookie` to every response
+    /// whose handler used the session, and `Cache-Control: private, no-cache` to
+    /// every response that sets a cookie, unless the handler set its own
+    /// `Cache-Control` (then it is the handler's call). Turn it off only when
+    /// something else (a framework, the proxy) sets these headers.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_cache_protection(false);
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn with_cache_protection(mut self, on: bool) -> Self {
+        self.cache_protection = on;
         self
     }
 

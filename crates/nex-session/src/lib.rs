@@ -118,6 +118,8 @@
 mod ambient;
 mod config;
 mod cookie_header;
+#[cfg(feature = "axum")]
+mod csrf_layer;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -180,6 +182,51 @@ pub mod flash {
     //! ```
     pub use crate::ambient::flash::{clear, get, peek_all, pop_all, put};
     pub use crate::session::{Flash, Messages, FLASH_KEY};
+    pub use crate::session_cookie::FLASH_COOKIE;
+}
+
+pub mod csrf {
+    //! CSRF protection bound to the session (as Plug.CSRFProtection and Nex.CSRF).
+    //!
+    //! Render a token into every form (field `_csrf_token`) or give it to scripts
+    //! (header `x-csrf-token`), and put [`CsrfLayer`] inside the session layer:
+    //! unsafe requests (`POST`, `PUT`, `PATCH`, `DELETE`, …) without a valid token
+    //! are refused with 403 before the handler runs.
+    //!
+    //! - Each session has its own secret; each token is that secret under a fresh
+    //!   random mask, compared in constant time.
+    //! - `renew` (call it at login) and `clear` (logout) rotate the secret: tokens
+    //!   issued before stop working.
+    //! - A visitor without a session (a login form) gets the secret in a signed
+    //!   browser-session cookie, `_nex_csrf`, instead of a stored session, so
+    //!   anonymous traffic never fills the store. Before sign-in the token is
+    //!   therefore bound to that cookie: an attacker able to set cookies for your
+    //!   host (a sibling subdomain with a `Domain` cookie) could plant their own
+    //!   and post a login form as the victim ("login CSRF"). Serve the app on a
+    //!   host without untrusted siblings. After sign-in only the session's secret
+    //!   counts.
+    //!
+    //! ```
+    //! use axum::{routing::get, Router};
+    //! use nex_session::{csrf::{self, CsrfLayer}, token::SecretKeyBase, SessionConfig, SessionLayer};
+    //!
+    //! async fn form() -> Result<String, nex_session::SessionError> {
+    //!     let token = csrf::token().await?;
+    //!     Ok(format!(r#"<form method="post"><input type="hidden" name="_csrf_token" value="{token}">
+    //!                   <button>Save</button></form>"#))
+    //! }
+    //!
+    //! let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
+    //! let app: Router = Router::new()
+    //!     .route("/", get(form).post(|| async { "saved" }))
+    //!     .layer(CsrfLayer::new())
+    //!     .layer(SessionLayer::memory(config));
+    //! ```
+    pub use crate::ambient::csrf::{token, verify};
+    #[cfg(feature = "axum")]
+    pub use crate::csrf_layer::{CsrfLayer, CsrfService, DEFAULT_FORM_LIMIT};
+    pub use crate::session::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
+    pub use crate::session_cookie::CSRF_COOKIE;
 }
 
 /// The README's examples, compiled and run as doctests.

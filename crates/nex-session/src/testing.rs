@@ -104,7 +104,7 @@ impl TestSession {
         }
         let session = self.layer.begin(&request);
         let output = ambient::scope(session.clone(), handler(session.clone())).await;
-        for header in persist(&session).await? {
+        for header in persist(&session).await?.set_cookies {
             self.remember(&header);
         }
         Ok(output)

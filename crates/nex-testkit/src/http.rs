@@ -33,10 +33,17 @@ pub struct Reply {
     pub location: Option<String>,
     pub content_type: Option<String>,
     pub set_cookies: Vec<String>,
+    pub headers: http::HeaderMap,
     pub body: String,
 }
 
 impl Reply {
+    /// Every value of header `name`, joined with `, ` (`None` when absent).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> = self.headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
     /// The `_nex_session` value this reply sets (`Some("")` for a deletion).
     pub fn session_cookie(&self) -> Option<String> {
         self.set_cookie_value(SESSION_COOKIE)
@@ -113,8 +120,9 @@ impl HttpClient {
         let header = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let (status, location, content_type) = (res.status().as_u16(), header("location"), header("content-type"));
         let set_cookies = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let headers = res.headers().clone();
         let body = res.into_body().collect().await.ok()?.to_bytes().to_vec();
-        Some(Reply { status, location, content_type, set_cookies, body: String::from_utf8(body).unwrap() })
+        Some(Reply { status, location, content_type, set_cookies, headers, body: String::from_utf8(body).unwrap() })
     }
 
     fn url(&self, path: &str) -> String {

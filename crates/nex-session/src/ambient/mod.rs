@@ -18,6 +18,7 @@ use crate::error::SessionError;
 use crate::session::Session;
 
 pub(crate) mod cookie;
+pub(crate) mod csrf;
 pub(crate) mod flash;
 
 tokio::task_local! {

@@ -4,12 +4,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
-use http::{HeaderValue, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
-use super::persist::{persist, persist_now, rescue_cookie};
+use super::persist::{persist, persist_now, rescue_cookie, Finished};
 use crate::error::SessionError;
 use crate::session::Session;
 use crate::store::BoxFuture;
@@ -36,7 +36,7 @@ pin_project! {
         },
         /// The response is ready; the session is being saved.
         Persisting {
-            persist: BoxFuture<'static, (Result<Vec<HeaderValue>, SessionError>, Session)>,
+            persist: BoxFuture<'static, (Result<Finished, SessionError>, Session)>,
             // An `Option` only to move the response out when saving ends.
             response: Option<Response<B>>,
         },
@@ -96,17 +96,22 @@ where
     }
 }
 
-/// Adds the cookies, or replaces the response with a 503 when saving failed.
+/// Adds the cookies and the cache protection, or replaces the response with a
+/// 503 when saving failed.
 fn finish<B: From<&'static str>>(
     mut response: Response<B>,
-    result: Result<Vec<HeaderValue>, SessionError>,
+    result: Result<Finished, SessionError>,
     session: &Session,
 ) -> Response<B> {
     match result {
-        // The usual read or write: nothing to add.
-        Ok(set_cookies) if set_cookies.is_empty() => response,
-        Ok(set_cookies) => {
+        // A request that never used the session: nothing to add.
+        Ok(Finished { set_cookies, accessed: false }) if set_cookies.is_empty() => response,
+        Ok(Finished { set_cookies, accessed }) => {
+            let protect = session.context().cache_protection;
             let headers = response.headers_mut();
+            if protect {
+                protect_from_shared_caches(headers, accessed, !set_cookies.is_empty());
+            }
             for cookie in set_cookies {
                 headers.append(SET_COOKIE, cookie);
             }
@@ -116,16 +121,36 @@ fn finish<B: From<&'static str>>(
     }
 }
 
+/// Keeps a response that depends on the session out of shared caches (a CDN, a
+/// proxy), as Django and Spring do: `Vary: Cookie` when the handler used the
+/// session, so no cache serves it for other cookies; `Cache-Control: private,
+/// no-cache` when it sets a cookie, so no shared cache stores a `Set-Cookie`
+/// (unless the handler chose its own `Cache-Control`).
+fn protect_from_shared_caches(headers: &mut HeaderMap, accessed: bool, sets_cookie: bool) {
+    let varies_already = headers.get_all(VARY).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|name| matches!(name.trim(), "*") || name.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if (accessed || sets_cookie) && !varies_already {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+    if sets_cookie && !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    }
+}
+
 /// The 503 for a failed save, out of line (see `CookieCodec::verify_fully`).
 #[cold]
 #[inline(never)]
 fn failed<B: From<&'static str>>(err: &SessionError, session: &Session) -> Response<B> {
     tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-    let mut response = text_response(
+    let mut response: Response<B> = text_response(
         StatusCode::SERVICE_UNAVAILABLE,
         "Service temporarily unavailable: your session could not be saved. Please try again.\n",
     );
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cookie) = rescue_cookie(session) {
         response.headers_mut().append(SET_COOKIE, cookie);
     }

@@ -10,7 +10,6 @@ use super::{SessionService, Shared};
 use crate::config::SessionConfig;
 use crate::error::SessionError;
 use crate::session::{Context, Session};
-use crate::session_cookie::CookieCodec;
 use crate::store::{MemoryStore, SessionStore};
 
 /// The tower layer that gives every request a session.
@@ -59,12 +58,7 @@ impl SessionLayer {
     /// # Errors
     /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
     pub fn try_with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, SessionError> {
-        let context = Context {
-            store,
-            ttl_ms: config.ttl_s().saturating_mul(1000),
-            refresh_after_ms: config.refresh_after_ms(),
-            cookie: CookieCodec::new(&config)?,
-        };
+        let context = Context::new(store, &config)?;
         let shared = Shared { context: Arc::new(context), config, sweeper_started: AtomicBool::new(false) };
         Ok(Self { shared: Arc::new(shared) })
     }

@@ -10,9 +10,17 @@ use http::HeaderValue;
 use crate::error::SessionError;
 use crate::session::{Ending, Session, SessionCookie};
 
+/// What the response gets from the session at the end of a request.
+pub(crate) struct Finished {
+    /// `Set-Cookie` values to add, the session cookie first.
+    pub(crate) set_cookies: Vec<HeaderValue>,
+    /// The handler used the session: the response depends on the request's cookies.
+    pub(crate) accessed: bool,
+}
+
 /// The end of the request without waiting, when nothing needs the store.
 /// `None`: call [`persist`].
-pub(super) fn persist_now(session: &Session) -> Option<Result<Vec<HeaderValue>, SessionError>> {
+pub(super) fn persist_now(session: &Session) -> Option<Result<Finished, SessionError>> {
     let ending = session.finish_now()?;
     Some(set_cookies(session, ending))
 }
@@ -22,7 +30,7 @@ pub(super) fn persist_now(session: &Session) -> Option<Result<Vec<HeaderValue>, 
 ///
 /// # Errors
 /// [`SessionError::Store`] when the store cannot save the session.
-pub(crate) async fn persist(session: &Session) -> Result<Vec<HeaderValue>, SessionError> {
+pub(crate) async fn persist(session: &Session) -> Result<Finished, SessionError> {
     let ending = session.finish().await?;
     set_cookies(session, ending)
 }
@@ -35,12 +43,12 @@ pub(super) fn rescue_cookie(session: &Session) -> Option<HeaderValue> {
     session.context().cookie.issue(&id, session.started_ms()).ok()
 }
 
-fn set_cookies(session: &Session, ending: Ending) -> Result<Vec<HeaderValue>, SessionError> {
-    let Ending { session_cookie, mut queued, saved } = ending;
+fn set_cookies(session: &Session, ending: Ending) -> Result<Finished, SessionError> {
+    let Ending { session_cookie, mut queued, saved, accessed } = ending;
     let codec = &session.context().cookie;
     let session_header = match session_cookie {
         // Most requests: nothing to set.
-        SessionCookie::Unchanged => return Ok(queued),
+        SessionCookie::Unchanged => return Ok(Finished { set_cookies: queued, accessed }),
         SessionCookie::Issue(id) => {
             if saved {
                 tracing::debug!(target: "nex_session", "session saved");
@@ -50,5 +58,5 @@ fn set_cookies(session: &Session, ending: Ending) -> Result<Vec<HeaderValue>, Se
         SessionCookie::Delete => codec.deletion(),
     };
     queued.insert(0, session_header);
-    Ok(queued)
+    Ok(Finished { set_cookies: queued, accessed })
 }

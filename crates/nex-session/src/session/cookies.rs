@@ -4,6 +4,8 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 use crate::cookie_header;
+use crate::error::SessionError;
+use crate::session_cookie::SideCookie;
 
 /// The request's `Cookie` headers, and the `Set-Cookie`s queued for the response.
 pub(super) struct Cookies {
@@ -53,6 +55,30 @@ impl Cookies {
             .collect();
         all.extend(self.queued.iter().filter_map(|q| Some((q.name.clone(), q.value.clone()?))));
         all
+    }
+
+    /// The data of a genuine side cookie (flash, CSRF), as queued or as sent.
+    pub(super) fn read_signed(&self, side: &SideCookie, now_ms: i64) -> Option<Vec<u8>> {
+        side.verify(&self.get(side.name())?, now_ms)
+    }
+
+    /// Queues a side cookie carrying `data`.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidCookie`] if it cannot go into a header.
+    pub(super) fn queue_signed(&mut self, side: &SideCookie, data: &[u8], now_ms: i64) -> Result<(), SessionError> {
+        let token = side.sign(data, now_ms);
+        let header = side.header(&token)?;
+        self.queue(side.name(), Some(token), header);
+        Ok(())
+    }
+
+    /// Queues the deletion of a side cookie, if the browser has one (or one was
+    /// queued): no `Set-Cookie` for a cookie that is not there.
+    pub(super) fn delete_if_present(&mut self, side: &SideCookie) {
+        if self.get(side.name()).is_some() {
+            self.queue(side.name(), None, side.deletion());
+        }
     }
 
     /// Whether any cookie is queued.

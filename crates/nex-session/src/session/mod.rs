@@ -29,16 +29,19 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::config::SessionConfig;
 use crate::cookie_header::{self, CookieOptions};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
-use crate::session_cookie::{CookieCodec, RequestCookie};
+use crate::session_cookie::{CookieCodec, RequestCookie, SideCookie};
 use crate::store::{SessionStore, UpdateAction};
 
 mod cookies;
+mod csrf;
 mod flash;
 mod state;
 
+pub use csrf::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
 pub use flash::{Flash, Messages, FLASH_KEY};
 
 use cookies::Cookies;
@@ -54,6 +57,31 @@ pub(crate) struct Context {
     pub(crate) refresh_after_ms: i64,
     /// Reads and writes the session cookie (used by the layer, not by the session).
     pub(crate) cookie: CookieCodec,
+    /// Carries the flash of a visitor without a stored session.
+    pub(crate) flash_cookie: SideCookie,
+    /// Carries the CSRF secret of a visitor without a stored session.
+    pub(crate) csrf_cookie: SideCookie,
+    /// Mark responses that depend on the session so shared caches keep them private.
+    pub(crate) cache_protection: bool,
+}
+
+impl Context {
+    /// The context of a layer over `store` with `config`. Derives every signing
+    /// key here, once (PBKDF2 per secret and salt), never per request.
+    ///
+    /// # Errors
+    /// [`SessionError::InvalidCookie`] when a cookie attribute cannot go into a header.
+    pub(crate) fn new(store: Arc<dyn SessionStore>, config: &SessionConfig) -> Result<Self, SessionError> {
+        Ok(Self {
+            store,
+            ttl_ms: config.ttl_s().saturating_mul(1000),
+            refresh_after_ms: config.refresh_after_ms(),
+            cookie: CookieCodec::new(config)?,
+            flash_cookie: SideCookie::flash(config)?,
+            csrf_cookie: SideCookie::csrf(config)?,
+            cache_protection: config.cache_protection,
+        })
+    }
 }
 
 /// What the response needs at the end of a request.
@@ -63,6 +91,9 @@ pub(crate) struct Ending {
     pub(crate) queued: Vec<HeaderValue>,
     /// This request wrote the session to the store.
     pub(crate) saved: bool,
+    /// The handler used the session (read, wrote, or asked for its id, flash or
+    /// CSRF token): the response depends on the request's cookies.
+    pub(crate) accessed: bool,
 }
 
 /// What to do with the browser's session cookie.
@@ -225,7 +256,9 @@ impl Session {
 
     /// The current session id, or `None` when there is no session.
     pub async fn id(&self) -> Option<String> {
-        self.inner.state.lock().await.id().map(|id| id.as_str().to_owned())
+        let mut state = self.inner.state.lock().await;
+        state.accessed = true;
+        state.id().map(|id| id.as_str().to_owned())
     }
 
     /// Gives the session a new id, keeping its data; the old id stops working at
@@ -241,6 +274,11 @@ impl Session {
     /// The flash messages of this session (Nex.Flash).
     pub fn flash(&self) -> Flash {
         Flash::new(self.clone())
+    }
+
+    /// The CSRF protection of this session: tokens for forms, and their check.
+    pub fn csrf(&self) -> Csrf {
+        Csrf::new(self.clone())
     }
 
     /// Queues a cookie for the response; see [`crate::cookie::put`].

@@ -2,7 +2,7 @@
 //! writes, the store calls that write at once, and what the response needs.
 
 use super::cookies::Cookies;
-use super::{Context, Ending, SessionCookie};
+use super::{Context, Ending, SessionCookie, CSRF_KEY};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
 use crate::session_cookie::RequestCookie;
@@ -51,6 +51,8 @@ pub(super) struct State {
     forget_cookie: bool,
     /// The response has been given its cookies: later buffered writes could never be saved.
     finished: bool,
+    /// The handler used the session: the response depends on the request's cookies.
+    pub(super) accessed: bool,
     /// The request's cookies and the ones queued for the response.
     pub(super) cookies: Cookies,
 }
@@ -70,6 +72,7 @@ impl State {
             wrote: false,
             forget_cookie: false,
             finished: false,
+            accessed: false,
             cookies,
         }
     }
@@ -105,6 +108,7 @@ impl State {
     /// Buffers a put, starting a session if there is none.
     pub(super) fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SessionError> {
         self.ensure_open()?;
+        self.accessed = true;
         if let Current::None = self.current {
             self.start_new()?;
         }
@@ -115,6 +119,7 @@ impl State {
     /// Buffers a delete; without a session there is nothing to delete.
     pub(super) fn delete(&mut self, key: &str) -> Result<(), SessionError> {
         self.ensure_open()?;
+        self.accessed = true;
         if self.id().is_some() {
             self.pending.insert(key.to_owned(), Change::Delete);
         }
@@ -122,18 +127,28 @@ impl State {
     }
 
     /// Removes the session from the store and forgets it.
+    /// The CSRF secret goes with it (it was a key of the session, and a
+    /// sessionless one in its cookie is deleted too): tokens issued before a
+    /// logout never work after it.
     pub(super) async fn clear(&mut self, context: &Context) -> Result<(), SessionError> {
+        self.accessed = true;
         if let Current::Stored(id) = &self.current {
             context.store.remove(id.store_key()).await?;
             tracing::debug!(target: "nex_session", "session cleared");
         }
         self.forget_cookie = self.cookie.is_some();
         self.reset_to_no_session();
+        self.cookies.delete_if_present(&context.csrf_cookie);
         Ok(())
     }
 
     /// Moves the session to a new id (see `Session::renew`).
+    ///
+    /// Rotates the CSRF secret too (as a login should): the session's is dropped
+    /// and a sessionless one's cookie deleted, so the next token uses a new secret.
     pub(super) async fn renew(&mut self, context: &Context, expiry: i64) -> Result<(), SessionError> {
+        self.accessed = true;
+        self.cookies.delete_if_present(&context.csrf_cookie);
         let old = match &self.current {
             Current::None => return Ok(()),
             Current::Stored(old) => Some(old.store_key()),
@@ -144,6 +159,7 @@ impl State {
             Some(old) if context.store.rename(old, new.store_key(), expiry).await? => {
                 self.wrote = true;
                 self.current = Current::Stored(new);
+                self.pending.insert(CSRF_KEY.to_owned(), Change::Delete);
                 tracing::debug!(target: "nex_session", "session renewed");
             }
             Some(_) => {
@@ -155,13 +171,17 @@ impl State {
                 self.forget_cookie = self.cookie.is_some();
                 self.current = Current::Unsaved(new);
             }
-            None => self.current = Current::Unsaved(new),
+            None => {
+                self.current = Current::Unsaved(new);
+                self.pending.remove(CSRF_KEY);
+            }
         }
         Ok(())
     }
 
     /// Loads the stored fields on first use (at most one store read per request).
     pub(super) async fn ensure_loaded(&mut self, context: &Context, now_ms: i64) -> Result<(), SessionError> {
+        self.accessed = true;
         if self.loaded.is_some() {
             return Ok(());
         }
@@ -200,6 +220,7 @@ impl State {
         key: &str,
         step: &mut (dyn FnMut(Option<&[u8]>) -> UpdateAction + Send),
     ) -> Result<(), SessionError> {
+        self.accessed = true;
         self.flush(context, expiry).await?;
         for _ in 0..WRITE_ATTEMPTS {
             let (id, presence) = match &self.current {
@@ -310,7 +331,7 @@ impl State {
         };
         // Nothing queued (most requests): skip the drain.
         let queued = if self.cookies.any_queued() { self.cookies.take_queued() } else { Vec::new() };
-        Ending { session_cookie, queued, saved: self.wrote }
+        Ending { session_cookie, queued, saved: self.wrote, accessed: self.accessed }
     }
 
     /// After a failed save: the id of a stored session the browser does not know yet.

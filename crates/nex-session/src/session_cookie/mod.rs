@@ -5,6 +5,9 @@
 //! whose data is the session id. Reading it costs no store access; whether its
 //! session still exists is the store's answer, later. Verified cookies are
 //! remembered (`verified.rs`), so a browser's repeat requests skip the HMAC.
+//!
+//! Visitors without a stored session get two small signed side cookies instead
+//! of a session when a handler shows them a flash or a CSRF token (`side.rs`).
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
@@ -15,8 +18,11 @@ use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::token::{Keyring, TokenError};
 
+mod side;
 mod verified;
 
+pub(crate) use side::SideCookie;
+pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
 
 /// The name of the session cookie (as Nex).
