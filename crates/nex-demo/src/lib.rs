@@ -12,27 +12,24 @@
 //! | `POST /logout` | `clear()`, 303 `/` |
 //!
 //! Every POST needs a CSRF token (form field `_csrf_token` or header `x-csrf-token`);
-//! without a valid one the answer is 403 and nothing changes. See [`csrf`].
+//! without a valid one the answer is 403 and nothing changes. The check is the
+//! library's [`nex_session::csrf::CsrfLayer`]: tokens are bound to the session,
+//! and `renew` at login and `clear` at logout rotate them.
+//!
+//! Every page refuses to be framed (`X-Frame-Options: DENY`, CSP
+//! `frame-ancestors 'none'`); signed-in pages are also `Cache-Control: no-store`.
 
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use nex_session::csrf::CsrfLayer;
 use nex_session::store::SessionStore;
-use nex_session::token::Signer;
 use nex_session::{SessionConfig, SessionLayer};
 
 pub mod auth;
-pub mod csrf;
 mod pages;
 mod routes;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct DemoState {
-    csrf: Signer,
-    secure: bool,
-}
 
 /// The demo's router over `store` with `config`.
 ///
@@ -43,14 +40,13 @@ pub struct DemoState {
 /// # let _ = app;
 /// ```
 pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
-    let state = DemoState { csrf: Signer::new(config.secret(), csrf::CSRF_SALT), secure: config.secure_cookie() };
     Router::new()
         .route("/", get(routes::home))
         .route("/login", get(routes::login_page).post(routes::login))
         .route("/dashboard", get(routes::dashboard))
         .route("/counter", get(routes::counter).post(routes::increment))
         .route("/logout", axum::routing::post(routes::logout))
-        .with_state(state)
+        .layer(CsrfLayer::new())
         .layer(SessionLayer::with_shared_store(store, config))
 }
 

@@ -134,15 +134,3 @@ pub(crate) fn unavailable(status: axum::http::StatusCode) -> Markup {
         },
     )
 }
-
-/// The 403 page for a POST without a valid CSRF token.
-pub(crate) fn forbidden() -> Markup {
-    layout(
-        "Forbidden",
-        &html! {
-            h2 { "403 Forbidden" }
-            p { "The form was missing a valid security token. Nothing was changed." }
-            p { a href="/" { "Back to the start page" } " and try again." }
-        },
-    )
-}

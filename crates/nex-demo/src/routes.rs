@@ -1,15 +1,14 @@
 //! The demo's routes: the contract in the README, handler by handler.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Form;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use nex_session::token::Signer;
 use nex_session::SessionError;
 use serde::Deserialize;
 
 use crate::auth::{self, User};
-use crate::{csrf, pages, DemoState};
+use crate::pages;
 
 /// A session failure as a page: the store being unreachable is a 503 "try again"
 /// page (the user is not shown as logged out); anything else a 500.
@@ -43,20 +42,34 @@ async fn current_user() -> Result<Option<User>, SessionError> {
 }
 
 /// `GET /`: who is signed in. Anonymous visits set no cookie (no form, no session).
-pub(crate) async fn home(State(state): State<DemoState>) -> Result<Html<String>, PageError> {
+pub(crate) async fn home() -> Result<Response, PageError> {
     let user = current_user().await?;
+    let signed_in = user.is_some();
     let csrf = match user {
-        Some(_) => Some(csrf::form_token(&state.csrf, state.secure).await?),
+        Some(_) => Some(nex_session::csrf::token().await?),
         None => None,
     };
-    Ok(Html(pages::home(user, csrf.as_deref()).into_string()))
+    Ok(page(pages::home(user, csrf.as_deref()).into_string(), signed_in))
 }
 
 /// `GET /login`: the form, and pending flash messages, shown once.
-pub(crate) async fn login_page(State(state): State<DemoState>) -> Result<Html<String>, PageError> {
+pub(crate) async fn login_page() -> Result<Response, PageError> {
     let messages = nex_session::flash::pop_all().await?;
-    let token = csrf::form_token(&state.csrf, state.secure).await?;
-    Ok(Html(pages::login(&messages, &token).into_string()))
+    let token = nex_session::csrf::token().await?;
+    Ok(page(pages::login(&messages, &token).into_string(), false))
+}
+
+/// An HTML page that no other site may frame (clickjacking); a signed-in page is
+/// also never stored by any cache, the browser's included (it shows the user's data).
+fn page(html: String, signed_in: bool) -> Response {
+    let mut response = Html(html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    if signed_in {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The login form's fields.
@@ -66,19 +79,11 @@ pub(crate) struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    _csrf_token: Option<String>,
 }
 
 /// `POST /login`: renew the id (against fixation), remember the user, go to the dashboard.
-pub(crate) async fn login(
-    State(state): State<DemoState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Result<Response, PageError> {
-    if !csrf_ok(&state.csrf, &headers, form._csrf_token.as_deref()).await? {
-        return Ok(forbidden());
-    }
+/// (Its CSRF token was checked by `CsrfLayer` before it runs.)
+pub(crate) async fn login(Form(form): Form<LoginForm>) -> Result<Response, PageError> {
     // argon2 is CPU-heavy: keep it off the async worker threads.
     let (email, password) = (form.email, form.password);
     let user = tokio::task::spawn_blocking(move || auth::authenticate(&email, &password)).await.ok().flatten();
@@ -97,33 +102,19 @@ pub(crate) async fn login(
 }
 
 /// `GET /dashboard`: the user's page with the session counter.
-pub(crate) async fn dashboard(State(state): State<DemoState>) -> Result<Response, PageError> {
+pub(crate) async fn dashboard() -> Result<Response, PageError> {
     let Some(user) = current_user().await? else {
         nex_session::flash::put("error", "Please sign in to see your dashboard.").await?;
         return Ok(Redirect::to("/login").into_response());
     };
     let counter = nex_session::get_or("counter", 0u64).await?;
     let messages = nex_session::flash::pop_all().await?;
-    let token = csrf::form_token(&state.csrf, state.secure).await?;
-    Ok(Html(pages::dashboard(user, counter, &messages, &token).into_string()).into_response())
-}
-
-/// A form that carries only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub(crate) struct TokenForm {
-    #[serde(default)]
-    _csrf_token: Option<String>,
+    let token = nex_session::csrf::token().await?;
+    Ok(page(pages::dashboard(user, counter, &messages, &token).into_string(), true))
 }
 
 /// `POST /counter`: atomic increment in the store.
-pub(crate) async fn increment(
-    State(state): State<DemoState>,
-    headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, PageError> {
-    if !token_form_ok(&state.csrf, &headers, &form).await? {
-        return Ok(forbidden());
-    }
+pub(crate) async fn increment() -> Result<Response, PageError> {
     if current_user().await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }
@@ -141,34 +132,7 @@ pub(crate) async fn counter() -> Result<Response, PageError> {
 }
 
 /// `POST /logout`: forget everything, back to the start page.
-pub(crate) async fn logout(
-    State(state): State<DemoState>,
-    headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, PageError> {
-    if !token_form_ok(&state.csrf, &headers, &form).await? {
-        return Ok(forbidden());
-    }
+pub(crate) async fn logout() -> Result<Response, PageError> {
     nex_session::clear().await?;
     Ok(Redirect::to("/").into_response())
-}
-
-/// [`csrf_ok`] for a form that carries only the token (or none, with the header).
-async fn token_form_ok(
-    signer: &Signer,
-    headers: &HeaderMap,
-    form: &Result<Form<TokenForm>, FormRejection>,
-) -> Result<bool, SessionError> {
-    let field = form.as_ref().ok().and_then(|Form(f)| f._csrf_token.as_deref());
-    csrf_ok(signer, headers, field).await
-}
-
-/// The form field, or else the `x-csrf-token` header, must hold a valid token.
-async fn csrf_ok(signer: &Signer, headers: &HeaderMap, field: Option<&str>) -> Result<bool, SessionError> {
-    let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
-    csrf::is_valid(signer, field.or(header)).await
-}
-
-fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, Html(pages::forbidden().into_string())).into_response()
 }

@@ -44,17 +44,24 @@ async fn failed_then_successful_login_changes_the_session_id() {
     let b = start().await;
     let failed = sign_in(&b, "wrong").await;
     assert_eq!((failed.status, failed.location.as_deref()), (303, Some("/login")));
-    let before = b.cookie("_nex_session").expect("the error flash created a session");
+    assert!(b.cookie("_nex_session").is_none(), "a failed login stores no session (its flash rides in a cookie)");
     let page = b.get("/login").await;
     assert!(page.body.contains("Invalid credentials"));
     assert!(!b.get("/login").await.body.contains("Invalid credentials"), "the flash is shown once");
 
+    let first = sign_in(&b, "nex-demo").await;
+    assert_eq!((first.status, first.location.as_deref()), (303, Some("/dashboard")));
+    let before = b.cookie("_nex_session").unwrap();
+    // Signing in again on a session (one an attacker could have planted) moves it to a new id.
     let ok = sign_in(&b, "nex-demo").await;
     assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/dashboard")));
     let after = b.cookie("_nex_session").unwrap();
     let signer = Signer::new(&SecretKeyBase::new(SECRET).unwrap(), "nex.session");
     let (old_id, new_id) = (signer.verify(&before, None).unwrap(), signer.verify(&after, None).unwrap());
     assert_ne!(old_id, new_id, "login renews the session id (fixation)");
+    let planted = Browser::new(b.addr());
+    planted.set_cookie("_nex_session", &before);
+    assert!(planted.get("/").await.body.contains("Not signed in"), "the old id is dead");
 
     let dash = b.get("/dashboard").await;
     assert_eq!(dash.status, 200);
@@ -158,5 +165,56 @@ async fn forged_or_expired_session_cookies_are_anonymous_never_500() {
             assert!(page.status < 500, "{path} with cookie {bad:?} gave {}", page.status);
         }
         assert!(fresh.get("/").await.body.contains("Not signed in"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_visits_to_the_dashboard_leave_no_session_behind() {
+    let store = std::sync::Arc::new(nex_session::store::MemoryStore::new());
+    let addr = nex_testkit::http::serve(nex_demo::app(config(), store.clone())).await;
+    let client = nex_testkit::http::HttpClient::new(addr);
+    for method in ["GET", "HEAD"].iter().cycle().take(400) {
+        let page = client.request(method, "/dashboard", None).await;
+        assert_eq!((page.status, page.location.as_deref()), (303, Some("/login")));
+        assert!(page.session_cookie().is_none(), "an anonymous visit created a session");
+    }
+    assert!(store.is_empty(), "{} sessions stored for anonymous visitors", store.len());
+    // The flash still reaches the browser that was redirected.
+    let b = Browser::new(addr);
+    b.get("/dashboard").await;
+    assert!(b.get("/login").await.body.contains("Please sign in to see your dashboard."));
+    assert!(store.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_tokens_die_at_login_and_at_logout() {
+    let b = start().await;
+    let before_login = b.get("/login").await.csrf_token();
+    sign_in(&b, "nex-demo").await;
+    assert_eq!(b.post_form("/counter", &[("_csrf_token", &before_login)]).await.status, 403);
+    let signed_in = b.get("/dashboard").await.csrf_token();
+    assert_eq!(b.post_form("/counter", &[("_csrf_token", &signed_in)]).await.status, 303);
+    assert_eq!(b.post_form("/logout", &[("_csrf_token", &signed_in)]).await.status, 303);
+    // The token from before the logout no longer posts anything, also not a login.
+    let replay = b
+        .post_form("/login", &[("email", "demo@example.com"), ("password", "nex-demo"), ("_csrf_token", &signed_in)])
+        .await;
+    assert_eq!(replay.status, 403);
+    assert!(b.get("/").await.body.contains("Not signed in"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_refuse_framing_and_signed_in_pages_are_never_cached() {
+    let b = start().await;
+    let login = b.get("/login").await;
+    assert_eq!(login.header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(login.header("content-security-policy").as_deref(), Some("frame-ancestors 'none'"));
+    assert_eq!(login.header("cache-control").as_deref(), Some("private, no-cache"), "it sets the CSRF cookie");
+    sign_in(&b, "nex-demo").await;
+    for path in ["/", "/dashboard"] {
+        let page = b.get(path).await;
+        assert_eq!(page.header("cache-control").as_deref(), Some("no-store"), "{path}");
+        assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(page.header("vary").as_deref(), Some("Cookie"), "{path}");
     }
 }
