@@ -62,7 +62,7 @@
 //!
 //! Values are stored as JSON (`serde_json`): any serde type works, and a value that
 //! no longer decodes as the requested type is a [`SessionError::Decode`] for that
-//! key only. Keys starting with `_nex` are reserved (flash lives under `_nex_flash`).
+//! key only. Keys starting with `_nex` are reserved (flash lives under `_nex_flash`, the CSRF secret under `_nex_csrf`).
 //!
 //! ## Features
 //!
@@ -84,9 +84,10 @@
 //! ```text
 //! testing         → middleware, ambient, session, store, …
 //! middleware/     → ambient, session, session_cookie, store, token, config
+//! csrf_layer      → session
 //! ambient/        → session, cookie_header
 //! extract         → session
-//! session/        → session_cookie, store, cookie_header
+//! session/        → session_cookie, store, cookie_header, token (constant-time compare), config
 //! session_cookie/ → token, cookie_header, config
 //! config          → token
 //! store/          → token (its clock)
@@ -99,8 +100,12 @@
 //! - `ambient/`: every function of the ambient API (session, cookie helper, flash),
 //!   each finding the request's [`Session`] in a task-local.
 //! - `session/`: the per-request [`Session`] and its state: reads, buffered writes,
-//!   `update`/`renew`/`clear`, flash, queued cookies, and what the response needs.
-//! - `session_cookie/`: the session cookie itself (verify, remember, sign, format).
+//!   `update`/`renew`/`clear`, flash, CSRF tokens, queued cookies, and what the
+//!   response needs.
+//! - `csrf_layer`: the tower layer that refuses unsafe requests without a valid
+//!   CSRF token ([`csrf::CsrfLayer`]).
+//! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
+//!   and the signed side cookies of visitors without a session (flash, CSRF secret).
 //! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
 //!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax.
 //!
@@ -114,6 +119,16 @@
 //! - Call [`renew`] at login. Rotate secrets with
 //!   [`SessionConfig::with_previous_secrets`].
 //! - Cookie forgery attempts are logged at debug level and treated as "no session".
+//! - Anonymous traffic cannot fill a store: a flash or a CSRF token shown to a
+//!   visitor without a session rides in a signed cookie (`_nex_flash`, `_nex_csrf`)
+//!   and writes nothing to the store. Only a handler's own `put`/`update` creates
+//!   a stored session.
+//! - CSRF protection bound to the session: [`csrf`].
+//! - Responses that depend on the session get `Vary: Cookie`, and responses that
+//!   set a cookie `Cache-Control: private, no-cache` unless the handler chose its
+//!   own ([`SessionConfig::with_cache_protection`]).
+//! - The README's "Security" section lists what the library guarantees under
+//!   abuse and what the app must still do.
 
 mod ambient;
 mod config;
