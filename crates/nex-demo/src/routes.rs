@@ -12,7 +12,8 @@ use crate::auth::{self, User};
 use crate::{csrf, pages, DemoState};
 
 /// A session failure as a page: the store being unreachable is a 503 "try again"
-/// page (the user is not shown as logged out); anything else a 500.
+/// page (the user is not shown as logged out), or a 503 "check before retrying"
+/// when a write may have been saved after all; anything else a 500.
 #[derive(Debug)]
 pub(crate) struct PageError(SessionError);
 
@@ -25,11 +26,12 @@ impl From<SessionError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         tracing::error!(error = %self.0, "session error while rendering a page");
-        let status = match self.0 {
-            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, failure) = match &self.0 {
+            err if err.may_have_applied() => (StatusCode::SERVICE_UNAVAILABLE, pages::Failure::OutcomeUnknown),
+            SessionError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, pages::Failure::NotApplied),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, pages::Failure::Internal),
         };
-        let mut response = (status, Html(pages::unavailable(status).into_string())).into_response();
+        let mut response = (status, Html(pages::unavailable(failure, status).into_string())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
