@@ -38,8 +38,11 @@ async fn redis_cluster_store_passes_the_conformance_suite() {
 async fn two_app_servers_sharing_one_redis_lose_no_update() {
     let (url, _server) = single_node();
     let p = prefix("two-servers");
-    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
-    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
+    // The timeout bounds each whole call, conflict retries included: 1000 increments
+    // of one field racing across two instances on a busy machine need more than 1 s.
+    let timeout = Duration::from_secs(3);
+    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, timeout).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, timeout).await.unwrap());
     nex_testkit::store::two_servers_lose_nothing(a, b).await;
 }
 
