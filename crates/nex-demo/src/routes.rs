@@ -174,3 +174,32 @@ async fn csrf_ok(signer: &Signer, headers: &HeaderMap, field: Option<&str>) -> R
 fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, Html(pages::forbidden().into_string())).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use nex_session::StoreError;
+
+    use super::*;
+
+    async fn page(err: SessionError) -> (StatusCode, String) {
+        let response = PageError(err).into_response();
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn the_503_page_promises_nothing_was_changed_only_when_the_store_says_so() {
+        let timeout = std::time::Duration::from_secs(1);
+        let (status, body) = page(SessionError::Store(StoreError::Timeout(timeout))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("Nothing was changed; please try again"), "{body}");
+
+        let unconfirmed = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(timeout)));
+        let (status, body) = page(SessionError::Store(unconfirmed)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("could not tell whether it was saved"), "{body}");
+        assert!(!body.contains("Nothing was"), "no promise it cannot keep: {body}");
+    }
+}
