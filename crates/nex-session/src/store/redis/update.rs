@@ -238,7 +238,8 @@ pub(super) async fn update(
             Join::Decided(outcome) => return Ok(outcome),
             Join::Joined(member) => member,
             Join::NoChain => {
-                match start_chain(redis, updates, key, field, &mut *f, expires_at_ms, presence, deadline).await? {
+                let terms = Terms { expires_at_ms, presence, deadline };
+                match start_chain(redis, updates, key, field, &mut *f, terms).await? {
                     Started::Member(member) => member,
                     Started::Decided(outcome) => return Ok(outcome),
                     // Another update started a chain meanwhile: join it (not counted as an attempt).
@@ -271,6 +272,14 @@ enum Started {
     ChainExists,
 }
 
+/// What an update asks of the session, and by when it must be done.
+#[derive(Clone, Copy)]
+struct Terms {
+    expires_at_ms: i64,
+    presence: Presence,
+    deadline: Instant,
+}
+
 /// The slow path: read the field, decide, and start a chain whose first batch
 /// holds the decision. Boxed, so the per-request fast path stays small.
 fn start_chain<'a>(
@@ -279,10 +288,9 @@ fn start_chain<'a>(
     key: StoreKey,
     field: &'a str,
     f: UpdateFn<'a>,
-    expires_at_ms: i64,
-    presence: Presence,
-    deadline: Instant,
+    terms: Terms,
 ) -> crate::store::BoxFuture<'a, Result<Started, StoreError>> {
+    let Terms { expires_at_ms, presence, deadline } = terms;
     Box::pin(async move {
         let Ok(_one_reader) = tokio::time::timeout_at(deadline, updates.slow.of(key).lock()).await else {
             return Err(StoreError::Timeout(redis.timeout()));
