@@ -118,19 +118,41 @@ pub(crate) fn dashboard(user: User, counter: u64, messages: &Messages, csrf: &st
     )
 }
 
-/// The page for a session failure: 503 (store unreachable) or 500.
-pub(crate) fn unavailable(status: axum::http::StatusCode) -> Markup {
-    let (title, text) = if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-        ("Please try again", "The session service is unreachable for a moment. Nothing was lost; please try again.")
-    } else {
-        ("Something went wrong", "An internal error occurred. Please try again later.")
+/// What the failure page can honestly tell the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The store was unreachable and the write certainly did not happen (503).
+    NotApplied,
+    /// A write was sent but never confirmed: it may have happened (503).
+    OutcomeUnknown,
+    /// Anything else (500).
+    Internal,
+}
+
+/// The page for a session failure; its status is the caller's.
+pub(crate) fn unavailable(failure: Failure, status: axum::http::StatusCode) -> Markup {
+    let (title, text, link) = match failure {
+        Failure::NotApplied => {
+            let text = "The session service is unreachable for a moment. Nothing was changed; please try again.";
+            ("Please try again", text, "Try again")
+        }
+        // A retry could apply the action twice (an increment, a purchase).
+        Failure::OutcomeUnknown => (
+            "Please check before retrying",
+            "The session service did not confirm your last action: we could not tell whether it was saved. \
+             Please check before retrying.",
+            "Back to the start page",
+        ),
+        Failure::Internal => {
+            ("Something went wrong", "An internal error occurred. Please try again later.", "Try again")
+        }
     };
     layout(
         title,
         &html! {
             h2 { (status.as_u16()) " " (title) }
             p { (text) }
-            p { a href="/" { "Try again" } }
+            p { a href="/" { (link) } }
         },
     )
 }

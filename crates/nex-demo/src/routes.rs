@@ -11,7 +11,8 @@ use crate::auth::{self, User};
 use crate::pages;
 
 /// A session failure as a page: the store being unreachable is a 503 "try again"
-/// page (the user is not shown as logged out); anything else a 500.
+/// page (the user is not shown as logged out), or a 503 "check before retrying"
+/// when a write may have been saved after all; anything else a 500.
 #[derive(Debug)]
 pub(crate) struct PageError(SessionError);
 
@@ -24,11 +25,12 @@ impl From<SessionError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         tracing::error!(error = %self.0, "session error while rendering a page");
-        let status = match self.0 {
-            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, failure) = match &self.0 {
+            err if err.may_have_applied() => (StatusCode::SERVICE_UNAVAILABLE, pages::Failure::OutcomeUnknown),
+            SessionError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, pages::Failure::NotApplied),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, pages::Failure::Internal),
         };
-        let mut response = (status, Html(pages::unavailable(status).into_string())).into_response();
+        let mut response = (status, Html(pages::unavailable(failure, status).into_string())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
@@ -135,4 +137,33 @@ pub(crate) async fn counter() -> Result<Response, PageError> {
 pub(crate) async fn logout() -> Result<Response, PageError> {
     nex_session::clear().await?;
     Ok(Redirect::to("/").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use nex_session::StoreError;
+
+    use super::*;
+
+    async fn page(err: SessionError) -> (StatusCode, String) {
+        let response = PageError(err).into_response();
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn the_503_page_promises_nothing_was_changed_only_when_the_store_says_so() {
+        let timeout = std::time::Duration::from_secs(1);
+        let (status, body) = page(SessionError::Store(StoreError::Timeout(timeout))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("Nothing was changed; please try again"), "{body}");
+
+        let unconfirmed = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(timeout)));
+        let (status, body) = page(SessionError::Store(unconfirmed)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("could not tell whether it was saved"), "{body}");
+        assert!(!body.contains("Nothing was"), "no promise it cannot keep: {body}");
+    }
 }

@@ -6,18 +6,62 @@ use std::time::Duration;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a store operation failed.
+///
+/// A failed *write* either was certainly not applied ([`Unavailable`], [`Timeout`],
+/// [`Corrupt`]: nothing of it reached the data) or may have been
+/// ([`OutcomeUnknown`]: it was sent, and no answer came back). Tell them apart with
+/// [`StoreError::may_have_applied`] before inviting a user to repeat an action that
+/// is not idempotent (an increment, a payment): retrying an applied write applies
+/// it twice.
+///
+/// ```
+/// use nex_session::StoreError;
+/// use std::time::Duration;
+///
+/// let unanswered = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(Duration::from_secs(1))));
+/// assert!(unanswered.may_have_applied());
+/// assert!(unanswered.to_string().contains("may or may not have been saved"));
+/// assert!(!StoreError::Timeout(Duration::from_secs(1)).may_have_applied());
+/// ```
+///
+/// [`Unavailable`]: StoreError::Unavailable
+/// [`Timeout`]: StoreError::Timeout
+/// [`Corrupt`]: StoreError::Corrupt
+/// [`OutcomeUnknown`]: StoreError::OutcomeUnknown
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend could not be reached or refused the operation.
+    /// The backend could not be reached or refused the operation; a write was not applied.
     #[error("session store unavailable: {0}")]
     Unavailable(#[source] BoxError),
-    /// The backend did not answer in time.
+    /// The backend did not answer in time, and a write had not been sent yet: it
+    /// was not applied. (A write that was sent and then timed out is
+    /// [`StoreError::OutcomeUnknown`].)
     #[error("session store did not answer within {0:?}")]
     Timeout(Duration),
     /// Stored bytes that the store itself cannot read.
     #[error("session store data is corrupt: {0}")]
     Corrupt(#[source] BoxError),
+    /// A write was sent to the backend but its answer never came (a timeout, a
+    /// connection lost after sending): it may have been applied, or not. The
+    /// inner error says what happened.
+    #[error("session store did not confirm the write, which may or may not have been saved: {0}")]
+    OutcomeUnknown(#[source] Box<StoreError>),
+}
+
+impl StoreError {
+    /// Whether the failed operation may nevertheless have changed the store: `true`
+    /// only for [`StoreError::OutcomeUnknown`]. Reads never change anything.
+    ///
+    /// ```
+    /// use nex_session::StoreError;
+    /// let refused = StoreError::Unavailable("connection refused".into());
+    /// assert!(!refused.may_have_applied(), "safe to try again");
+    /// ```
+    #[must_use]
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown(_))
+    }
 }
 
 /// Why a session operation failed.
@@ -41,7 +85,8 @@ pub enum SessionError {
          `Session` handle (the extractor) instead"
     )]
     NoLayer,
-    /// The store failed; nothing of this operation was saved.
+    /// The store failed. Nothing of this operation was saved, unless
+    /// [`SessionError::may_have_applied`] says it may have been.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The value could not be serialized.
@@ -79,20 +124,46 @@ pub enum SessionError {
     Random(getrandom::Error),
 }
 
+impl SessionError {
+    /// Whether the failed operation may nevertheless have been saved: the store
+    /// was sent a write and never confirmed it ([`StoreError::OutcomeUnknown`]).
+    /// Then telling the user "nothing was changed, try again" could make them do
+    /// it twice; say that the outcome is unknown instead.
+    ///
+    /// ```
+    /// use nex_session::{SessionError, StoreError};
+    /// use std::time::Duration;
+    ///
+    /// let sent = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(Duration::from_secs(1))));
+    /// assert!(SessionError::Store(sent).may_have_applied());
+    /// assert!(!SessionError::NoLayer.may_have_applied());
+    /// ```
+    #[must_use]
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::Store(err) if err.may_have_applied())
+    }
+}
+
 /// Lets handlers return `Result<_, SessionError>` and use `?`.
 ///
 /// A store failure answers **503** with a short "try again" text (the store may be
-/// back in a moment); anything else is the app's bug and answers 500. Details go
-/// to the log, not to the client.
+/// back in a moment), or, when a write may have been saved after all
+/// ([`SessionError::may_have_applied`]), a text that asks to check before trying
+/// again; anything else is the app's bug and answers 500. Details go to the log,
+/// not to the client.
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for SessionError {
     fn into_response(self) -> axum_core::response::Response {
         match self {
             SessionError::Store(err) => {
                 tracing::error!(target: "nex_session", error = %err, "session store error");
-                let mut response =
-                    (http::StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable. Please try again.\n")
-                        .into_response();
+                let text = if err.may_have_applied() {
+                    "Service temporarily unavailable: your last change may or may not have been saved. \
+                     Please check before trying again.\n"
+                } else {
+                    "Service temporarily unavailable. Please try again.\n"
+                };
+                let mut response = (http::StatusCode::SERVICE_UNAVAILABLE, text).into_response();
                 response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
                 response
             }

@@ -38,8 +38,11 @@ async fn redis_cluster_store_passes_the_conformance_suite() {
 async fn two_app_servers_sharing_one_redis_lose_no_update() {
     let (url, _server) = single_node();
     let p = prefix("two-servers");
-    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
-    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap());
+    // The timeout bounds each whole call, conflict retries included: 1000 increments
+    // of one field racing across two instances on a busy machine need more than 1 s.
+    let timeout = Duration::from_secs(3);
+    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, timeout).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, timeout).await.unwrap());
     nex_testkit::store::two_servers_lose_nothing(a, b).await;
 }
 
@@ -292,4 +295,99 @@ async fn cancelled_updates_never_strand_the_others_of_their_batch() {
         String::from_utf8(store.load(key).await.unwrap().unwrap().fields["n"].clone()).unwrap().parse().unwrap();
     // Every acknowledged increment counts; a cancelled one may or may not have landed.
     assert!((1 + done..=201).contains(&n), "counter {n}, acknowledged {done}");
+}
+
+/// The counter `n` once Redis answers again (polled for up to 10 s).
+async fn counter_once_back(store: &RedisStore, key: nex_session::StoreKey) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.load(key).await {
+            Ok(found) => {
+                let n = found.expect("the session").fields["n"].clone();
+                return String::from_utf8(n).unwrap().parse().unwrap();
+            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("Redis is back but the store did not recover: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_against_a_frozen_redis_never_report_an_applied_write_as_not_applied() {
+    let server = RedisServer::start_private();
+    let timeout = Duration::from_secs(1);
+    let store = RedisStore::open_with(&server.url(), "nex:frozen-update:", timeout).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("n", b"0"), later, Presence::New).await.unwrap();
+    // A chain on the field: the next increments are group-committed, batch after batch.
+    increment(&store, key, later).await.unwrap();
+
+    server.freeze();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = increment(&store, key, later).await;
+                (result, started.elapsed())
+            })
+        })
+        .collect();
+    let (mut unknown, mut not_applied, mut slowest) = (0u64, 0u64, Duration::ZERO);
+    for task in tasks {
+        let (result, took) = task.await.unwrap();
+        slowest = slowest.max(took);
+        let err = result.expect_err("nothing is answered while Redis is frozen");
+        if err.may_have_applied() {
+            assert!(matches!(err, StoreError::OutcomeUnknown(_)), "{err:?}");
+            unknown += 1;
+        } else {
+            assert!(matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)), "{err:?}");
+            not_applied += 1;
+        }
+    }
+    server.thaw();
+    // Redis now runs what it was sent while frozen; the store's connection reads after it.
+    let applied = counter_once_back(&store, key).await - 1;
+    eprintln!(
+        "frozen Redis, 20 concurrent updates, timeout {timeout:?}: slowest error after {slowest:?}; \
+         {unknown} outcome unknown, {not_applied} not applied; {applied} applied once Redis resumed"
+    );
+    assert!(
+        applied <= unknown,
+        "{applied} writes applied, but only {unknown} errors said they might have: a retry would double-apply"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_stops_the_client_cache_from_answering_within_seconds() {
+    let server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:frozen-cache:", Duration::from_secs(1)).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+    store.load(key).await.unwrap();
+    assert!(cached(&store, key), "warm: answered from memory");
+
+    server.freeze();
+    let frozen = Instant::now();
+    // No invalidation can arrive now; the cache must notice the silence.
+    let limit = Duration::from_secs(10);
+    while cached(&store, key) {
+        assert!(frozen.elapsed() < limit, "still answering from memory {limit:?} after Redis froze");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("frozen Redis: the client cache stopped answering {:?} after the freeze", frozen.elapsed());
+    assert!(store.load(key).await.is_err(), "no answer from memory: an honest error while Redis is frozen");
+
+    server.thaw();
+    let back = Instant::now() + Duration::from_secs(10);
+    loop {
+        if store.load(key).await.is_ok() && cached(&store, key) {
+            break;
+        }
+        assert!(Instant::now() < back, "the cache did not come back after Redis did");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -87,6 +87,29 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// The process id while the server runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Freezes the process (SIGSTOP): its connections stay open but nothing
+    /// answers, as with a hung host or a network partition. `stop` and drop
+    /// still end it (SIGKILL works on a stopped process).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen process run again (SIGCONT); it then answers what it was sent.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the redis-server process is running");
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().expect("`kill` runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
 }
 
 impl Drop for RedisServer {

@@ -145,10 +145,12 @@ fn protect_from_shared_caches(headers: &mut HeaderMap, accessed: bool, sets_cook
 #[inline(never)]
 fn failed<B: From<&'static str>>(err: &SessionError, session: &Session) -> Response<B> {
     tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
-    let mut response: Response<B> = text_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service temporarily unavailable: your session could not be saved. Please try again.\n",
-    );
+    let text = if err.may_have_applied() {
+        "Service temporarily unavailable: your session may or may not have been saved. Please check before trying again.\n"
+    } else {
+        "Service temporarily unavailable: your session could not be saved. Please try again.\n"
+    };
+    let mut response: Response<B> = text_response(StatusCode::SERVICE_UNAVAILABLE, text);
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(cookie) = rescue_cookie(session) {

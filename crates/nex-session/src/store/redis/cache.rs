@@ -8,8 +8,9 @@
 //! memory until Redis says it changed.
 //!
 //! Why the answers stay correct:
-//! - Pushes are handled synchronously by the connection's reader, in stream
-//!   order, before any reply that follows them is delivered.
+//! - Pushes arrive on the connection in stream order with the replies; the
+//!   connection manager hands them on through a channel of its own, so one is
+//!   handled a task hop after it arrives.
 //! - Every shard has a generation, bumped by each invalidation in it. A load
 //!   notes the generation before asking Redis and caches its answer only if the
 //!   generation is unchanged when the answer is back; so an answer that raced
@@ -18,6 +19,14 @@
 //!   so does a `FLUSHALL`-style invalidation without keys.
 //! - This process's own writes drop the entry before they are sent.
 //! - An entry is never served past its session's expiry.
+//! - **Only while Redis shows signs of life.** A frozen or cut-off Redis sends no
+//!   invalidations, so silence would look like "nothing changed". A heartbeat
+//!   (`PING` every [`HEARTBEAT`] on the tracking connection) notes when each
+//!   answered `PING` was *sent*: every invalidation Redis produced before that
+//!   moment came before its reply. The cache answers only within [`ANSWERS_FOR`]
+//!   (3 s) of the last such moment; past it, every read goes to Redis (and fails
+//!   honestly while Redis does not answer). When signs of life come back after
+//!   such a gap, the cache is emptied first: invalidations may have been missed.
 //!
 //! What it costs: a write by *another* app instance becomes visible here once
 //! its invalidation arrives, which is a loopback or LAN hop (micro- to
@@ -25,9 +34,10 @@
 //! never decided on cached data (updates compare-and-set in Redis).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use redis::aio::{AsyncPushSender, SendError};
+use redis::aio::{AsyncPushSender, ConnectionManager, SendError};
 use redis::{PushInfo, PushKind, Value};
 
 use crate::id::StoreKey;
@@ -35,6 +45,11 @@ use crate::store::shards::{KeyMap, Shards};
 use crate::store::{Record, Snapshot};
 
 const SHARDS: usize = 64;
+
+/// How long after its last sign of life from Redis the cache still answers.
+pub(crate) const ANSWERS_FOR: Duration = Duration::from_secs(3);
+/// How often the heartbeat asks Redis for a sign of life.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The cache of one [`RedisStore`](super::RedisStore) connection.
 pub(crate) struct ClientCache {
@@ -44,6 +59,30 @@ pub(crate) struct ClientCache {
     /// Counters for tests and operators: answers from memory, and trips to Redis.
     hits: AtomicU64,
     misses: AtomicU64,
+    /// When Redis last showed the cache current.
+    life: Liveness,
+}
+
+/// Signs of life, in milliseconds since the cache was made (monotonic time: a
+/// wall clock set back must not make an old sign look new).
+struct Liveness {
+    born: Instant,
+    /// When the `PING` of the last answered heartbeat was sent.
+    last_ms: AtomicU64,
+}
+
+impl Liveness {
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        self.ms(now) < self.last_ms.load(Ordering::Acquire).saturating_add(ms(ANSWERS_FOR))
+    }
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Default)]
@@ -74,6 +113,8 @@ impl ClientCache {
             prefix,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            // Made just before its connection: that connection is the first sign of life.
+            life: Liveness { born: Instant::now(), last_ms: AtomicU64::new(0) },
         }
     }
 
@@ -81,8 +122,13 @@ impl ClientCache {
         lock(self.shards.of(key))
     }
 
-    /// The cached session's fields, if it is cached and not expired at `now_ms`.
+    /// The cached session's fields, if it is cached, not expired at `now_ms`,
+    /// and Redis showed signs of life within [`ANSWERS_FOR`].
     pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
+        if !self.life.fresh(Instant::now()) {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let shard = self.shard(key);
         let record = shard.entries.get(&key).filter(|c| c.expires_at_ms > now_ms).map(|c| c.fields.clone());
         drop(shard);
@@ -129,6 +175,22 @@ impl ClientCache {
         }
     }
 
+    /// Redis answered a heartbeat sent at `sent`: everything it invalidated before
+    /// then has reached the cache. After a silence of [`ANSWERS_FOR`] or more,
+    /// the cache is emptied first (invalidations may have been lost meanwhile).
+    /// Called by the heartbeat only, so one writer.
+    pub(crate) fn alive(&self, sent: Instant) {
+        let sent_ms = self.life.ms(sent);
+        let last_ms = self.life.last_ms.load(Ordering::Acquire);
+        if sent_ms <= last_ms {
+            return;
+        }
+        if sent_ms - last_ms >= ms(ANSWERS_FOR) {
+            self.clear();
+        }
+        self.life.last_ms.store(sent_ms, Ordering::Release);
+    }
+
     /// `(hits, misses)` so far.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
@@ -168,7 +230,24 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Hands Redis' push messages to the cache, synchronously (see the module docs).
+/// Asks Redis for a sign of life every [`HEARTBEAT`] on the tracking connection
+/// `conn`, for as long as `cache` exists (see the module docs).
+pub(crate) async fn heartbeat(cache: Weak<ClientCache>, mut conn: ConnectionManager) {
+    loop {
+        let sent = Instant::now();
+        // A late answer still counts (it proves the cache current as of `sent`),
+        // but there is no use waiting longer than the cache may answer.
+        let answered = tokio::time::timeout(ANSWERS_FOR, redis::cmd("PING").query_async::<()>(&mut conn)).await;
+        let Some(cache) = cache.upgrade() else { return };
+        if matches!(answered, Ok(Ok(()))) {
+            cache.alive(sent);
+        }
+        drop(cache);
+        tokio::time::sleep_until((sent + HEARTBEAT).into()).await;
+    }
+}
+
+/// Hands Redis' push messages to the cache (see the module docs).
 pub(crate) struct Invalidator(pub(crate) Arc<ClientCache>);
 
 impl AsyncPushSender for Invalidator {
@@ -227,6 +306,27 @@ mod tests {
         cache.insert(key(3), &record("v", 1_000), t);
         cache.handle(&PushInfo { kind: PushKind::Invalidate, data: vec![Value::Nil] });
         assert!(cache.get(key(3), 0).is_none(), "a flush drops everything");
+    }
+
+    #[test]
+    fn a_silent_redis_stops_the_cache_and_its_return_empties_it() {
+        let mut cache = ClientCache::new(100, "p:".into());
+        let t = cache.ticket(key(1));
+        cache.insert(key(1), &record("v", i64::MAX), t);
+        assert!(cache.get(key(1), 0).is_some(), "just made: its connection is a sign of life");
+        // The last sign of life is older than the bound.
+        let long_ago = Instant::now().checked_sub(ANSWERS_FOR + Duration::from_secs(1)).expect("the clock runs");
+        cache.life = Liveness { born: long_ago, last_ms: AtomicU64::new(0) };
+        assert!(cache.get(key(1), 0).is_none(), "silent too long: no answer from memory");
+        cache.alive(long_ago);
+        assert!(cache.get(key(1), 0).is_none(), "an old sign of life changes nothing");
+        cache.alive(Instant::now());
+        assert!(cache.get(key(1), 0).is_none(), "back after a silence: emptied, invalidations may be lost");
+        let t = cache.ticket(key(1));
+        cache.insert(key(1), &record("v", i64::MAX), t);
+        assert!(cache.get(key(1), 0).is_some(), "and answering again");
+        cache.alive(Instant::now());
+        assert!(cache.get(key(1), 0).is_some(), "a heartbeat without a silence keeps the entries");
     }
 
     #[test]

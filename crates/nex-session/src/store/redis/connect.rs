@@ -4,14 +4,17 @@
 //! `ClusterConnection`) are multiplexed and reconnect by themselves, so a store
 //! recovers without a restart when Redis is back.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::cache::{ClientCache, Invalidator};
+use super::cache::{heartbeat, ClientCache, Invalidator};
 use super::scripts::{presence_arg, CasOp, Scripts, MARKER};
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -30,7 +33,12 @@ use crate::store::Presence;
 pub struct RedisOptions {
     /// Prepended to every key (default `nex:session:`).
     pub prefix: String,
-    /// Bound on every Redis call (default 1 s).
+    /// Bound on every store call (default 1 s): a `load`, `apply`, `update`, …
+    /// answers within it, success or error. For `update` it covers everything the
+    /// call waits for: the lock of its field, earlier updates of the same field
+    /// that go first, connecting, and the command itself (one deadline per call,
+    /// taken when it starts). A write that was sent and not answered in time fails
+    /// with [`StoreError::OutcomeUnknown`]: it may still be applied.
     pub timeout: Duration,
     /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
     ///
@@ -41,6 +49,12 @@ pub struct RedisOptions {
     /// invalidation message arrives, one network hop after that write. Turn it
     /// off if a browser may read on one instance right after writing on another
     /// and must never see the value from before.
+    ///
+    /// When Redis gives no sign of life (a frozen server, a cut network: no
+    /// invalidation could arrive), the cache stops answering at most **3 s** after
+    /// the last one, which a `PING` on its connection every second provides; reads
+    /// then go to Redis and fail with an error while it does not answer. Once
+    /// Redis answers again the cache starts empty.
     pub client_cache: usize,
 }
 
@@ -133,6 +147,17 @@ pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
+/// What a failed write means. Only a refused connection proves that the command
+/// never left: any other error (a timeout, a connection that broke, even an error
+/// the client made up after sending) may come after Redis ran it.
+fn write_failed(err: redis::RedisError) -> StoreError {
+    if err.is_connection_refusal() {
+        unavailable(err)
+    } else {
+        StoreError::OutcomeUnknown(Box::new(unavailable(err)))
+    }
+}
+
 impl Redis {
     /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
     /// caching when `options` ask for it and the server can.
@@ -186,19 +211,44 @@ impl Redis {
         self.timeout
     }
 
-    /// Runs one Redis call with the timeout.
-    pub(super) async fn timed<T>(
+    /// The deadline of a store call starting now: every wait and Redis command
+    /// of the call must end by then.
+    pub(super) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Runs one Redis command that only reads, until `deadline`.
+    pub(super) async fn read<T>(
         &self,
-        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+        deadline: Instant,
+        call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        match tokio::time::timeout_at(deadline, call).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 
-    /// Runs one compare-and-set.
-    pub(super) async fn compare_and_set(&self, cas: &Cas<'_>) -> Result<CasAnswer, StoreError> {
+    /// Runs one Redis command that writes, until `deadline`, telling a write that
+    /// certainly did not apply from one that may have (see [`StoreError`]).
+    pub(super) async fn write<T>(
+        &self,
+        deadline: Instant,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        if Instant::now() >= deadline {
+            // Out of time before sending (`timeout_at` would still poll, and so send, it once).
+            return Err(StoreError::Timeout(self.timeout));
+        }
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(write_failed),
+            // Polled at least once, so maybe sent; or still connecting, which we cannot tell apart.
+            Err(_) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
+        }
+    }
+
+    /// Runs one compare-and-set, until `deadline`.
+    pub(super) async fn compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
         let mut invocation = self.scripts.compare_and_set.key(cas.key);
         invocation
             .arg(presence_arg(cas.presence))
@@ -210,7 +260,7 @@ impl Redis {
             .arg(cas.op.arg())
             .arg(cas.new.unwrap_or_default());
         let mut conn = self.conn.clone();
-        Ok(match self.timed(invocation.invoke_async::<i64>(&mut conn)).await? {
+        Ok(match self.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
             1 => CasAnswer::Done,
             -1 => CasAnswer::PresenceFailed,
             _ => CasAnswer::Conflict,
@@ -243,7 +293,10 @@ async fn connect_tracking(
     let tracking = redis::Client::open(info).map_err(unavailable)?;
     let config = config.set_push_sender(Invalidator(cache.clone()));
     match ConnectionManager::new_with_config(tracking, config).await {
-        Ok(conn) => Ok(Some(Connection::Single(conn))),
+        Ok(conn) => {
+            tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
+            Ok(Some(Connection::Single(conn)))
+        }
         Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() => Err(unavailable(err)),
         Err(err) => {
             tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");

@@ -8,7 +8,8 @@
 //! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip, or none at
 //!   all when the session is in the client-side cache (single node, on by
 //!   default): Redis "client tracking" tells this connection the moment a cached
-//!   session changes, so it is dropped before anyone can read it stale. See
+//!   session changes, so it is dropped before anyone can read it stale; and
+//!   while Redis gives no sign of life, the cache stops answering within 3 s. See
 //!   [`RedisOptions::client_cache`] for the exact guarantee and how to turn it off
 //!   (`cache.rs`).
 //! - **apply**: one Lua script per batch (presence check, `HSET`/`HDEL`, `PEXPIREAT`):
@@ -26,9 +27,13 @@
 //!   (read and delete in one script), so the old id stops working at once, then
 //!   writes the new key. If that second step fails the user is logged out, never
 //!   left on the old id. On a single node `renew` is one atomic script.
-//! - **Failures**: every call is bounded by a timeout (default 1 s); a timeout or a
-//!   lost connection is a [`StoreError`], and the connection is re-established in the
-//!   background, so the app recovers without a restart when Redis is back (`connect.rs`).
+//! - **Failures**: every call is bounded by one deadline, the timeout (default 1 s)
+//!   after it starts, covering its waits and its commands; a timeout or a lost
+//!   connection is a [`StoreError`], and the connection is re-established in the
+//!   background, so the app recovers without a restart when Redis is back
+//!   (`connect.rs`). A write that was sent and not answered is
+//!   [`StoreError::OutcomeUnknown`] (it may have been applied); one that never
+//!   left is [`StoreError::Timeout`] or [`StoreError::Unavailable`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), nex_session::StoreError> {
@@ -143,35 +148,56 @@ impl RedisStore {
     /// by the write), the session is put back as it was; if a step fails, the
     /// user is logged out, never left on the old id.
     async fn rename_across_slots(&self, from: &str, to: &str, expires_at_ms: i64) -> Result<bool, StoreError> {
+        // One deadline for all steps: `renew` as a whole answers within the timeout.
+        let deadline = self.redis.deadline();
         let mut conn = self.redis.conn.clone();
-        let target_taken: bool = self.redis.timed(redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
+        let target_taken: bool = self.redis.read(deadline, redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
         if target_taken {
             return Ok(false);
         }
-        let taken: Vec<Vec<u8>> = self.redis.timed(self.redis.scripts.take.key(from).invoke_async(&mut conn)).await?;
+        let taken: Vec<Vec<u8>> =
+            self.redis.write(deadline, self.redis.scripts.take.key(from).invoke_async(&mut conn)).await?;
         let Some((ttl, fields)) = taken.split_first().filter(|(_, fields)| !fields.is_empty()) else {
             return Ok(false);
         };
-        if self.put_all_if_absent(to, expires_at_ms, fields).await? {
+        // The old session is gone from here on: any failure leaves the user logged
+        // out, whatever else happened, so it is reported as possibly applied.
+        let moved = self.put_all_if_absent(to, expires_at_ms, fields, deadline).await.map_err(taken_away)?;
+        if moved {
             return Ok(true);
         }
         // Refused after all: put the source back with the time it had left.
         let ttl_ms = std::str::from_utf8(ttl).ok().and_then(|t| t.parse::<i64>().ok()).filter(|t| *t > 0);
         let restored_expiry = ttl_ms.map_or(expires_at_ms, |t| now_ms().saturating_add(t));
-        self.put_all_if_absent(from, restored_expiry, fields).await?;
+        self.put_all_if_absent(from, restored_expiry, fields, deadline).await.map_err(taken_away)?;
         Ok(false)
     }
 
     /// Writes a whole session under `key` unless one is there; `Ok(false)` if one was.
-    async fn put_all_if_absent(&self, key: &str, expires_at_ms: i64, fields: &[Vec<u8>]) -> Result<bool, StoreError> {
+    async fn put_all_if_absent(
+        &self,
+        key: &str,
+        expires_at_ms: i64,
+        fields: &[Vec<u8>],
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, StoreError> {
         let mut invocation = self.redis.scripts.put_all_if_absent.key(key);
         invocation.arg(expires_at_ms);
         for part in fields {
             invocation.arg(part.as_slice());
         }
         let mut conn = self.redis.conn.clone();
-        let written: i64 = self.redis.timed(invocation.invoke_async(&mut conn)).await?;
+        let written: i64 = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
         Ok(written == 1)
+    }
+}
+
+/// A cluster `renew` failed after it took the old session away: the store
+/// changed, so the failure is never reported as "nothing applied".
+fn taken_away(err: StoreError) -> StoreError {
+    match err {
+        StoreError::OutcomeUnknown(_) => err,
+        other => StoreError::OutcomeUnknown(Box::new(other)),
     }
 }
 
@@ -196,7 +222,7 @@ impl SessionStore for RedisStore {
                 pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
             }
             let (all, pttl): (RawFields, i64) =
-                self.redis.timed(pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
+                self.redis.read(self.redis.deadline(), pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
             if all.is_empty() || pttl == -2 {
                 return Ok(None);
             }
@@ -235,7 +261,7 @@ impl SessionStore for RedisStore {
                 };
             }
             let mut conn = self.redis.conn.clone();
-            let done: i64 = self.redis.timed(invocation.invoke_async(&mut conn)).await?;
+            let done: i64 = self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
             Ok(if done == 1 { WriteOutcome::Done } else { WriteOutcome::PresenceFailed })
         })
     }
@@ -260,7 +286,7 @@ impl SessionStore for RedisStore {
             let mut conn = self.redis.conn.clone();
             // PEXPIREAT answers 1 only when the key exists: exactly `touch`.
             let command = redis::cmd("PEXPIREAT").arg(self.redis.key(key)).arg(expires_at_ms).clone();
-            let set: i64 = self.redis.timed(command.query_async(&mut conn)).await?;
+            let set: i64 = self.redis.write(self.redis.deadline(), command.query_async(&mut conn)).await?;
             Ok(set == 1)
         })
     }
@@ -275,7 +301,8 @@ impl SessionStore for RedisStore {
                     let mut invocation = self.redis.scripts.rename.key(&from);
                     invocation.key(&to).arg(expires_at_ms);
                     let mut conn = self.redis.conn.clone();
-                    let moved: i64 = self.redis.timed(invocation.invoke_async(&mut conn)).await?;
+                    let moved: i64 =
+                        self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
                     Ok(moved == 1)
                 }
                 Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms).await,
@@ -287,7 +314,8 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             self.forget(key);
             let mut conn = self.redis.conn.clone();
-            let _: i64 = self.redis.timed(redis::cmd("DEL").arg(self.redis.key(key)).query_async(&mut conn)).await?;
+            let del = redis::cmd("DEL").arg(self.redis.key(key)).clone();
+            let _: i64 = self.redis.write(self.redis.deadline(), del.query_async(&mut conn)).await?;
             Ok(())
         })
     }
@@ -314,14 +342,17 @@ impl SessionAdmin for RedisStore {
             let mut out = Vec::new();
             loop {
                 let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
-                let (next, keys): (u64, Vec<String>) = self.redis.timed(scan.query_async(&mut conn)).await?;
+                // An operator's listing may take long: each command has its own deadline.
+                let (next, keys): (u64, Vec<String>) =
+                    self.redis.read(self.redis.deadline(), scan.query_async(&mut conn)).await?;
                 for key in keys {
                     if out.len() >= limit {
                         return Ok(out);
                     }
                     let Some(store_key) = self.redis.store_key(&key) else { continue };
+                    let lookup = redis::pipe().hlen(&key).pttl(&key).clone();
                     let (len, pttl): (usize, i64) =
-                        self.redis.timed(redis::pipe().hlen(&key).pttl(&key).query_async(&mut conn)).await?;
+                        self.redis.read(self.redis.deadline(), lookup.query_async(&mut conn)).await?;
                     if pttl == -2 {
                         continue;
                     }

@@ -32,15 +32,25 @@
 //! more than once); the chain is *broken*: the tip is forgotten, and the open
 //! batch (built on the failed one) fails too. Every chain has an *epoch*, so the
 //! late failure of an old chain never breaks a newer one. The committer is a task
-//! of its own, so a cancelled request never strands the other members; they wait
-//! at most twice the store's timeout (their batch waits for at most one batch
-//! before it), then get an error. A committer that ends abnormally (its runtime
-//! shut down) breaks its chain on the way out, so the shard never stays blocked.
+//! of its own, so a cancelled request never strands the other members. A
+//! committer that ends abnormally (its runtime shut down) breaks its chain on the
+//! way out, so the shard never stays blocked.
+//!
+//! **One deadline per update**, the store's timeout after the call starts, bounds
+//! everything it waits for: the slow-path lock, the read, and its batch (which may
+//! wait for the batch before it). A batch is *open* (not sent; members may still
+//! join) until the committer takes it, then *sent*. A member whose deadline
+//! passes while its batch is still open breaks the chain under the shard lock, so
+//! the batch can never be sent: the update certainly did not apply
+//! ([`StoreError::Timeout`]), and the other members decide again. A member whose
+//! batch was sent and not answered in time cannot know whether it applied
+//! ([`StoreError::OutcomeUnknown`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::connect::{Cas, CasAnswer, Redis};
 use super::scripts::CasOp;
@@ -99,8 +109,18 @@ struct Batch {
     /// The latest expiry any member asked for.
     expires_at_ms: i64,
     redis_key: String,
-    /// Where the members wait for the outcome (`None` until it is known).
-    done: watch::Sender<Option<Outcome>>,
+    /// Where the members learn that it was sent, and wait for its outcome.
+    done: watch::Sender<BatchState>,
+}
+
+/// Where a batch is, as its members see it.
+#[derive(Clone, Debug)]
+enum BatchState {
+    /// Not sent: taking it off the chain still stops it.
+    Open,
+    /// Taken by the committer: it may reach Redis any moment.
+    Sent,
+    Ended(Outcome),
 }
 
 /// A batch taken by the committer, with the value it leaves behind.
@@ -116,15 +136,55 @@ struct Sending {
 #[derive(Clone, Debug)]
 enum Outcome {
     Answer(CasAnswer),
-    /// No answer within the timeout.
-    Timeout(Duration),
-    /// Redis could not be asked, or the batch was given up.
-    Failed(String),
+    /// No answer: the error, in a form every member can have a copy of.
+    Failed(Failure),
+}
+
+/// A failed batch's error (a [`StoreError`] cannot be cloned).
+#[derive(Clone, Debug)]
+struct Failure {
+    /// `Some`: no answer within this time; `None`: another error, described by `why`.
+    timeout: Option<Duration>,
+    why: String,
+    may_have_applied: bool,
+}
+
+impl Failure {
+    fn of(err: &StoreError) -> Self {
+        let (inner, may_have_applied) = match err {
+            StoreError::OutcomeUnknown(inner) => (&**inner, true),
+            other => (other, false),
+        };
+        let timeout = match inner {
+            StoreError::Timeout(after) => Some(*after),
+            _ => None,
+        };
+        Self { timeout, why: inner.to_string(), may_have_applied }
+    }
+
+    /// The batch was given up after it was sent (its committer was cancelled).
+    fn unconfirmed(why: &str) -> Self {
+        Self { timeout: None, why: why.to_owned(), may_have_applied: true }
+    }
+
+    fn to_error(&self) -> StoreError {
+        let error = match self.timeout {
+            Some(after) => StoreError::Timeout(after),
+            None => StoreError::Unavailable(self.why.clone().into()),
+        };
+        if self.may_have_applied {
+            StoreError::OutcomeUnknown(Box::new(error))
+        } else {
+            error
+        }
+    }
 }
 
 /// A member's place in a batch.
 struct Member {
-    outcome: watch::Receiver<Option<Outcome>>,
+    outcome: watch::Receiver<BatchState>,
+    /// The chain the batch belongs to.
+    epoch: u64,
     /// This member must start the shard's committer.
     start_committer: bool,
 }
@@ -165,33 +225,40 @@ pub(super) async fn update(
     expires_at_ms: i64,
     presence: Presence,
 ) -> Result<WriteOutcome, StoreError> {
+    let deadline = redis.deadline();
     let mut attempts = 0;
     while attempts < ATTEMPTS {
         attempts += 1;
+        if Instant::now() >= deadline {
+            // Out of time before this attempt wrote anything (earlier ones conflicted).
+            return Err(StoreError::Timeout(redis.timeout()));
+        }
         let joined = updates.lock(key).join(key, field, &mut *f, expires_at_ms, presence, || redis.key(key));
         let member = match joined {
             Join::Decided(outcome) => return Ok(outcome),
             Join::Joined(member) => member,
-            Join::NoChain => match start_chain(redis, updates, key, field, &mut *f, expires_at_ms, presence).await? {
-                Started::Member(member) => member,
-                Started::Decided(outcome) => return Ok(outcome),
-                // Another update started a chain meanwhile: join it (not counted as an attempt).
-                Started::ChainExists => {
-                    attempts -= 1;
-                    continue;
+            Join::NoChain => {
+                let terms = Terms { expires_at_ms, presence, deadline };
+                match start_chain(redis, updates, key, field, &mut *f, terms).await? {
+                    Started::Member(member) => member,
+                    Started::Decided(outcome) => return Ok(outcome),
+                    // Another update started a chain meanwhile: join it (not counted as an attempt).
+                    Started::ChainExists => {
+                        attempts -= 1;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if member.start_committer {
             start_committing(redis, updates, key);
         }
-        match wait_for(member.outcome, redis.timeout().saturating_mul(2)).await {
+        match wait_for(updates, key, member, deadline, redis.timeout()).await {
             Outcome::Answer(CasAnswer::Done) => return Ok(WriteOutcome::Done),
             Outcome::Answer(CasAnswer::PresenceFailed) => return Ok(WriteOutcome::PresenceFailed),
             // Changed by another instance, or built on a batch that failed: decide again.
             Outcome::Answer(CasAnswer::Conflict) => tokio::task::yield_now().await,
-            Outcome::Timeout(after) => return Err(StoreError::Timeout(after)),
-            Outcome::Failed(why) => return Err(StoreError::Unavailable(why.into())),
+            Outcome::Failed(failure) => return Err(failure.to_error()),
         }
     }
     Err(StoreError::Unavailable(format!("update of one field lost {ATTEMPTS} compare-and-set races").into()))
@@ -205,6 +272,14 @@ enum Started {
     ChainExists,
 }
 
+/// What an update asks of the session, and by when it must be done.
+#[derive(Clone, Copy)]
+struct Terms {
+    expires_at_ms: i64,
+    presence: Presence,
+    deadline: Instant,
+}
+
 /// The slow path: read the field, decide, and start a chain whose first batch
 /// holds the decision. Boxed, so the per-request fast path stays small.
 fn start_chain<'a>(
@@ -213,18 +288,20 @@ fn start_chain<'a>(
     key: StoreKey,
     field: &'a str,
     f: UpdateFn<'a>,
-    expires_at_ms: i64,
-    presence: Presence,
+    terms: Terms,
 ) -> crate::store::BoxFuture<'a, Result<Started, StoreError>> {
+    let Terms { expires_at_ms, presence, deadline } = terms;
     Box::pin(async move {
-        let _one_reader = updates.slow.of(key).lock().await;
+        let Ok(_one_reader) = tokio::time::timeout_at(deadline, updates.slow.of(key).lock()).await else {
+            return Err(StoreError::Timeout(redis.timeout()));
+        };
         if updates.lock(key).has_chain(key, field) {
             return Ok(Started::ChainExists);
         }
         let redis_key = redis.key(key);
         let mut conn = redis.conn.clone();
-        let (exists, current): (bool, Option<Vec<u8>>) =
-            redis.timed(redis::pipe().exists(&redis_key).hget(&redis_key, field).query_async(&mut conn)).await?;
+        let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
+        let (exists, current): (bool, Option<Vec<u8>>) = redis.read(deadline, read.query_async(&mut conn)).await?;
         if !presence.holds(exists) {
             return Ok(Started::Decided(WriteOutcome::PresenceFailed));
         }
@@ -270,16 +347,16 @@ async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
             op,
             new: new.as_deref(),
         };
-        let outcome = match redis.compare_and_set(&cas).await {
+        // The members' own deadlines bound how long they wait; this bounds the committer.
+        let outcome = match redis.compare_and_set(&cas, redis.deadline()).await {
             Ok(answer) => Outcome::Answer(answer),
-            Err(StoreError::Timeout(after)) => Outcome::Timeout(after),
-            Err(err) => Outcome::Failed(err.to_string()),
+            Err(err) => Outcome::Failed(Failure::of(&err)),
         };
         if !matches!(outcome, Outcome::Answer(CasAnswer::Done)) {
             // Failed, refused or unanswered: what the field holds is no longer known.
             updates.lock(key).break_chain(epoch);
         }
-        batch.done.send_replace(Some(outcome));
+        batch.done.send_replace(BatchState::Ended(outcome));
     }
 }
 
@@ -302,17 +379,48 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Waits for a batch's outcome, at most `bound`.
-async fn wait_for(mut outcome: watch::Receiver<Option<Outcome>>, bound: Duration) -> Outcome {
-    match tokio::time::timeout(bound, outcome.wait_for(Option::is_some)).await {
-        Ok(Ok(answer)) => match answer.clone() {
-            Some(outcome) => outcome,
-            // `wait_for` returns only once the value is `Some`.
-            None => batch_without_outcome(),
-        },
-        // The committer dropped the batch without an answer (it was cancelled).
-        Ok(Err(_)) => Outcome::Failed("the update batch was dropped".into()),
-        Err(_) => Outcome::Timeout(bound),
+/// Waits for the outcome of a member's batch until `deadline`; then gives up,
+/// saying whether the batch may have been sent (see the module docs).
+async fn wait_for(updates: &Updates, key: StoreKey, member: Member, deadline: Instant, timeout: Duration) -> Outcome {
+    let Member { mut outcome, epoch, .. } = member;
+    let ended = match tokio::time::timeout_at(deadline, outcome.wait_for(|s| matches!(s, BatchState::Ended(_)))).await {
+        Ok(Ok(state)) => Some(match &*state {
+            BatchState::Ended(outcome) => outcome.clone(),
+            // `wait_for` returns only once the batch has ended.
+            BatchState::Open | BatchState::Sent => batch_without_outcome(),
+        }),
+        // The batch was dropped without an outcome: only a cancelled committer
+        // does that, after it took the batch.
+        Ok(Err(_)) => Some(Outcome::Failed(Failure::unconfirmed("the update batch was dropped after it was sent"))),
+        Err(_) => None,
+    };
+    ended.unwrap_or_else(|| give_up(updates, key, &outcome, epoch, timeout))
+}
+
+/// A member's deadline passed. Under the shard lock (the committer takes batches
+/// under it too) the batch is either still open, and then taken off the chain so
+/// it is never sent, or it was sent and its outcome is unknown.
+#[cold]
+#[inline(never)]
+fn give_up(
+    updates: &Updates,
+    key: StoreKey,
+    outcome: &watch::Receiver<BatchState>,
+    epoch: u64,
+    timeout: Duration,
+) -> Outcome {
+    let mut shard = updates.lock(key);
+    let state = outcome.borrow().clone();
+    match state {
+        BatchState::Ended(outcome) => outcome,
+        BatchState::Open => {
+            // Every update accepted after this one built on it: they decide again.
+            shard.break_chain(epoch);
+            Outcome::Failed(Failure { timeout: Some(timeout), why: String::new(), may_have_applied: false })
+        }
+        BatchState::Sent => {
+            Outcome::Failed(Failure { timeout: Some(timeout), why: String::new(), may_have_applied: true })
+        }
     }
 }
 
@@ -324,7 +432,7 @@ fn batch_without_outcome() -> Outcome {
     let what = "nex-session bug: an update batch ended without an outcome";
     debug_assert!(false, "{what}");
     tracing::error!(target: "nex_session::store", "{what}");
-    Outcome::Failed(what.to_owned())
+    Outcome::Failed(Failure::unconfirmed(what))
 }
 
 /// What a new chain starts from: the field as just read from Redis.
@@ -364,7 +472,8 @@ impl Shard {
         }
         let action = f(chain.tip.as_deref());
         let outcome = chain.accept(action, expires_at_ms, redis_key);
-        Join::Joined(Member { outcome, start_committer: self.claim_committer() })
+        let epoch = chain.epoch;
+        Join::Joined(Member { outcome, epoch, start_committer: self.claim_committer() })
     }
 
     /// Starts a new chain from a value just read from Redis, with `action`
@@ -383,7 +492,7 @@ impl Shard {
             open: None,
         });
         let outcome = chain.accept(action, expires_at_ms, || redis_key);
-        Member { outcome, start_committer: self.claim_committer() }
+        Member { outcome, epoch, start_committer: self.claim_committer() }
     }
 
     /// Whether the caller must start the committer: none runs yet. Claims it.
@@ -396,6 +505,11 @@ impl Shard {
     fn next_batch(&mut self) -> Option<Sending> {
         let sending = self.chain.as_mut().and_then(|chain| {
             let batch = chain.open.take()?;
+            // Seen by a member giving up; no need to wake the members for it.
+            batch.done.send_if_modified(|state| {
+                *state = BatchState::Sent;
+                false
+            });
             Some(Sending { batch, field: chain.field.clone(), new: chain.tip.clone(), epoch: chain.epoch })
         });
         self.committing = sending.is_some();
@@ -415,7 +529,7 @@ impl Shard {
     /// again on a fresh read.
     fn break_current(&mut self) {
         if let Some(open) = self.chain.take().and_then(|c| c.open) {
-            open.done.send_replace(Some(Outcome::Answer(CasAnswer::Conflict)));
+            open.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Conflict)));
         }
     }
 }
@@ -429,7 +543,7 @@ impl Chain {
         action: UpdateAction,
         expires_at_ms: i64,
         redis_key: impl FnOnce() -> String,
-    ) -> watch::Receiver<Option<Outcome>> {
+    ) -> watch::Receiver<BatchState> {
         let (before, writes) = match action {
             // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
             UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
@@ -445,7 +559,7 @@ impl Chain {
                 writes: false,
                 expires_at_ms,
                 redis_key: redis_key(),
-                done: watch::channel(None).0,
+                done: watch::channel(BatchState::Open).0,
             }),
         };
         batch.writes |= writes;
@@ -459,7 +573,10 @@ mod tests {
     use super::*;
 
     fn answered(member: &Member) -> Option<Outcome> {
-        member.outcome.borrow().clone()
+        match &*member.outcome.borrow() {
+            BatchState::Ended(outcome) => Some(outcome.clone()),
+            BatchState::Open | BatchState::Sent => None,
+        }
     }
 
     fn joined(join: Join) -> Member {
@@ -501,7 +618,7 @@ mod tests {
         assert_eq!((batch.expires_at_ms, batch.redis_key.as_str(), batch.writes), (20, "k", true));
         assert!(shard.next_batch().is_none(), "the committer stops when nothing is open");
         assert!(!shard.committing);
-        sending.batch.done.send_replace(Some(Outcome::Answer(CasAnswer::Done)));
+        sending.batch.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Done)));
         assert!(matches!(answered(&first), Some(Outcome::Answer(CasAnswer::Done))));
         assert!(matches!(answered(&second), Some(Outcome::Answer(CasAnswer::Done))));
     }
@@ -564,6 +681,29 @@ mod tests {
         assert!(matches!(other_field, Join::NoChain));
         let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, 10, Presence::Existing, || "k".into());
         assert!(matches!(other_key, Join::NoChain));
+    }
+
+    #[test]
+    fn a_member_out_of_time_stops_its_unsent_batch_and_calls_a_sent_one_unconfirmed() {
+        let key = StoreKey::from_bytes([8; 32]);
+        let updates = Updates::new();
+        let sent = start(&mut updates.lock(key), key, b"1", UpdateAction::Set(b"2".to_vec()));
+        let _in_flight = updates.lock(key).next_batch().expect("the first batch");
+        let open = joined(join(&mut updates.lock(key), key, UpdateAction::Set(b"3".to_vec()), 10));
+        let timeout = Duration::from_secs(1);
+
+        let Outcome::Failed(failure) = give_up(&updates, key, &open.outcome, open.epoch, timeout) else {
+            panic!("out of time: a failure")
+        };
+        assert!(matches!(failure.to_error(), StoreError::Timeout(_)), "never sent: not applied");
+        assert!(updates.lock(key).next_batch().is_none(), "and it never will be: the chain is broken");
+
+        let Outcome::Failed(failure) = give_up(&updates, key, &sent.outcome, sent.epoch, timeout) else {
+            panic!("out of time: a failure")
+        };
+        let err = failure.to_error();
+        assert!(err.may_have_applied(), "sent and unanswered: outcome unknown, {err}");
+        assert!(matches!(err, StoreError::OutcomeUnknown(inner) if matches!(*inner, StoreError::Timeout(_))));
     }
 
     #[test]
