@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use http::header::Entry;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -127,13 +128,23 @@ fn finish<B: From<&'static str>>(
 /// no-cache` when it sets a cookie, so no shared cache stores a `Set-Cookie`
 /// (unless the handler chose its own `Cache-Control`).
 fn protect_from_shared_caches(headers: &mut HeaderMap, accessed: bool, sets_cookie: bool) {
-    let varies_already = headers.get_all(VARY).iter().any(|value| {
-        value.to_str().is_ok_and(|v| {
-            v.split(',').any(|name| matches!(name.trim(), "*") || name.trim().eq_ignore_ascii_case("cookie"))
-        })
-    });
-    if (accessed || sets_cookie) && !varies_already {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    if accessed || sets_cookie {
+        // One lookup: most responses have no `Vary` yet.
+        match headers.entry(VARY) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(HeaderValue::from_static("Cookie"));
+            }
+            Entry::Occupied(mut occupied) => {
+                let varies_already = occupied.iter().any(|value| {
+                    value.to_str().is_ok_and(|v| {
+                        v.split(',').any(|name| name.trim() == "*" || name.trim().eq_ignore_ascii_case("cookie"))
+                    })
+                });
+                if !varies_already {
+                    occupied.append(HeaderValue::from_static("Cookie"));
+                }
+            }
+        }
     }
     if sets_cookie && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
