@@ -170,6 +170,7 @@ use crate::id::StoreKey;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod clock;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -181,7 +182,7 @@ mod url;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisOptions, RedisStore};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
 pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
