@@ -171,6 +171,8 @@ use crate::id::StoreKey;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod clock;
+#[cfg(feature = "sqlite")]
+mod file_identity;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
