@@ -69,7 +69,7 @@ impl std::error::Error for StartError {}
 /// The store named by `NEX_SESSION_STORE`: `memory` (default), `sqlite://PATH`,
 /// `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,…`; a memory store is
 /// bounded by `NEX_SESSION_MAX_SESSIONS` (default
-/// [`DEFAULT_MAX_SESSIONS`](nex_session::store::DEFAULT_MAX_SESSIONS), 100,000). See
+/// [`DEFAULT_MAX_SESSIONS`], 100,000). See
 /// [`open_store`].
 ///
 /// # Errors
