@@ -16,6 +16,8 @@ use crate::error::StoreError;
 /// the standard library offers no stable file identity, only its existence is
 /// checked (a deleted file is caught, a replaced one is not).
 pub(crate) struct FileIdentity {
+    /// The path made absolute at open (symbolic links kept), so that the app
+    /// changing its working directory later does not look like a lost file.
     path: PathBuf,
     id: FileId,
     /// Whether the mismatch was logged already (once per store, not per request).
@@ -61,9 +63,10 @@ impl FileIdentity {
         if is_not_a_plain_file(path) {
             return Ok(None);
         }
-        let id = file_id(path)
-            .map_err(|e| StoreError::Unavailable(Box::new(Gone { path: path.to_owned(), why: Some(e) })))?;
-        Ok(Some(Self { path: path.to_owned(), id, reported: AtomicBool::new(false) }))
+        let gone = |e| StoreError::Unavailable(Box::new(Gone { path: path.to_owned(), why: Some(e) }));
+        let absolute = std::path::absolute(path).map_err(gone)?;
+        let id = file_id(&absolute).map_err(gone)?;
+        Ok(Some(Self { path: absolute, id, reported: AtomicBool::new(false) }))
     }
 
     /// Checks that the path still names the file opened.
