@@ -312,9 +312,10 @@ impl SessionStore for MemoryStore {
                 let mut shard = self.shard(to);
                 if shard.sessions.get(&to).is_some_and(|e| e.live(now)) {
                     // The target is taken (a 192-bit id collision): put the source back
-                    // untouched (its ring slot is still there, so it keeps its place).
+                    // untouched. As a new entry: while it was out, its shard may have
+                    // filled up or dropped its ring slot.
                     drop(shard);
-                    self.shard(from).sessions.insert(from, entry);
+                    self.insert_new(&mut self.shard(from), from, entry, now);
                     false
                 } else {
                     entry.expires_at_ms = expires_at_ms;
