@@ -80,7 +80,8 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
                     let _ = std::fs::create_dir_all(dir);
                 }
             }
-            let store = nex_session::store::open(url).await.map_err(|e| format!("store {url}: {e}"))?;
+            let shown = nex_session::store::RedactedUrl::new(url);
+            let store = nex_session::store::open(url).await.map_err(|e| format!("store {shown}: {e}"))?;
             let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
                 .unwrap_or_else(|_| SecretKeyBase::development());
             let config = SessionConfig::new(secret).with_secure_cookie(false);
@@ -94,10 +95,11 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
         }
         Kind::TowerRedis(url) => {
             use tower_sessions_redis_store::fred::prelude::*;
-            let config = Config::from_url(url).map_err(|e| format!("redis {url}: {e}"))?;
-            let pool = Pool::new(config, None, None, None, 6).map_err(|e| format!("redis {url}: {e}"))?;
+            let shown = nex_session::store::RedactedUrl::new(url);
+            let config = Config::from_url(url).map_err(|e| format!("redis {shown}: {e}"))?;
+            let pool = Pool::new(config, None, None, None, 6).map_err(|e| format!("redis {shown}: {e}"))?;
             let _connection = pool.connect();
-            pool.wait_for_connect().await.map_err(|e| format!("redis {url}: {e}"))?;
+            pool.wait_for_connect().await.map_err(|e| format!("redis {shown}: {e}"))?;
             let store = tower_sessions_redis_store::RedisStore::new(pool);
             let layer = tower_sessions::SessionManagerLayer::new(store)
                 .with_secure(false)

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use nex_session::csrf::CsrfLayer;
-use nex_session::store::SessionStore;
+use nex_session::store::{OpenOptions, RedactedUrl, SessionStore, StoreUrl, DEFAULT_MAX_SESSIONS};
 use nex_session::{SessionConfig, SessionLayer};
 
 pub mod auth;
@@ -63,13 +63,70 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// The store named by `NEX_SESSION_STORE`: `memory` (default), `sqlite://PATH`,
-/// `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,…`.
+/// `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,…`; a memory store is
+/// bounded by `NEX_SESSION_MAX_SESSIONS` (default
+/// [`DEFAULT_MAX_SESSIONS`], 100,000). See
+/// [`open_store`].
 ///
 /// # Errors
-/// An unknown URL or a store that cannot be opened.
+/// As [`open_store`].
 pub async fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
     let url = std::env::var("NEX_SESSION_STORE").unwrap_or_else(|_| "memory".into());
-    nex_session::store::open(&url).await.map_err(|e| StartError(format!("NEX_SESSION_STORE={url:?}: {e}")))
+    let max_sessions = std::env::var("NEX_SESSION_MAX_SESSIONS").ok();
+    open_store(&url, max_sessions.as_deref()).await
+}
+
+/// Opens the store `url` names (`NEX_SESSION_STORE`'s value), bounding a memory
+/// store to `max_sessions` (`NEX_SESSION_MAX_SESSIONS`'s value) when given.
+///
+/// A memory store is always bounded, so anonymous traffic cannot grow it until
+/// the process runs out of memory: at its capacity the store evicts the sessions
+/// not used lately (see [`MemoryStore`](nex_session::store::MemoryStore)).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = nex_demo::open_store("memory", Some("50000")).await.unwrap();
+/// assert!(nex_demo::open_store("memory", Some("lots")).await.is_err());
+/// # let _ = store; });
+/// ```
+///
+/// # Errors
+/// An unknown URL, a store that cannot be opened, or a `max_sessions` that is no
+/// whole number above 0, is given with a non-memory store, or repeats the URL's
+/// `?max_sessions=`. Messages never show a password of the URL.
+pub async fn open_store(url: &str, max_sessions: Option<&str>) -> Result<Arc<dyn SessionStore>, StartError> {
+    let shown = RedactedUrl::new(url);
+    let mut options = OpenOptions::new();
+    if let Some(value) = max_sessions {
+        let max = match value.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(StartError(format!(
+                    "NEX_SESSION_MAX_SESSIONS={value:?} is not a whole number of sessions above 0 \
+                     (it bounds the memory store; default {DEFAULT_MAX_SESSIONS})"
+                )))
+            }
+        };
+        match StoreUrl::parse(url) {
+            Ok(StoreUrl::Memory { max_sessions: None }) => {}
+            Ok(StoreUrl::Memory { max_sessions: Some(_) }) => {
+                return Err(StartError(format!(
+                    "NEX_SESSION_MAX_SESSIONS and NEX_SESSION_STORE={shown:?} both bound the memory store: give one"
+                )))
+            }
+            // An unknown URL: `open_with` says what is wrong with it.
+            Err(_) => {}
+            Ok(_) => {
+                return Err(StartError(format!(
+                    "NEX_SESSION_MAX_SESSIONS bounds the memory store only, and NEX_SESSION_STORE={shown:?} is not one"
+                )))
+            }
+        }
+        options = options.max_sessions(max);
+    }
+    nex_session::store::open_with(url, options)
+        .await
+        .map_err(|e| StartError(format!("NEX_SESSION_STORE={shown:?}: {e}")))
 }
 
 /// The session configuration for the demo: development mode unless `NEX_ENV=prod`.

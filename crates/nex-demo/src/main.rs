@@ -1,4 +1,5 @@
-//! `nex-demo`: serves the demo on `http://127.0.0.1:4000` (env `HOST`, `PORT`).
+//! `nex-demo`: serves the demo on `http://127.0.0.1:4000` (env `HOST`, `PORT`; the store:
+//! `NEX_SESSION_STORE`, default `memory`, bounded by `NEX_SESSION_MAX_SESSIONS`, default 100000).
 
 use std::net::SocketAddr;
 

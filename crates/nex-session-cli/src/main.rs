@@ -46,8 +46,13 @@ enum Command {
     /// List, show, revoke or purge stored sessions.
     Sessions {
         /// The store: `memory`, `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,…`.
-        #[arg(long, env = "NEX_SESSION_STORE")]
+        // The env value is hidden from `--help`: it may hold a Redis password.
+        #[arg(long, env = "NEX_SESSION_STORE", hide_env_values = true)]
         store: String,
+        /// Create the SQLite database if no file is at the path (by default a
+        /// missing file is an error, so a mistyped path cannot start an empty store).
+        #[arg(long)]
+        create: bool,
         #[command(subcommand)]
         command: sessions::SessionsCommand,
     },
@@ -93,7 +98,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Token(command) => token(command),
-        Command::Sessions { store, command } => sessions::run(&store, command),
+        Command::Sessions { store, create, command } => sessions::run(&store, create, command),
     }
 }
 

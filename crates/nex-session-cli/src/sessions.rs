@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use nex_session::store::{SessionAdmin, SessionStore};
+use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore};
 use nex_session::token::{now_ms, SecretKeyBase, Signer};
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
 
@@ -34,19 +34,25 @@ pub(crate) enum SessionsCommand {
     Purge,
 }
 
-/// Runs a `sessions` subcommand against the store at `url`.
-pub(crate) fn run(url: &str, command: SessionsCommand) -> ExitCode {
+/// Runs a `sessions` subcommand against the store at `url`; `create` allows
+/// creating a missing SQLite file. Messages show the URL without its password.
+pub(crate) fn run(url: &str, create: bool, command: SessionsCommand) -> ExitCode {
+    let shown = RedactedUrl::new(url);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("could not start the async runtime: {e}")),
     };
     runtime.block_on(async {
-        let store = match nex_session::store::open(url).await {
+        let options = OpenOptions::new().create_missing(create);
+        let store = match nex_session::store::open_with(url, options).await {
             Ok(store) => store,
-            Err(e) => return fail(&format!("cannot open store {url:?}: {e}")),
+            Err(e) if !create && url.trim().starts_with("sqlite://") => {
+                return fail(&format!("cannot open store {shown}: {e}; to create a new database there, pass --create"))
+            }
+            Err(e) => return fail(&format!("cannot open store {shown}: {e}")),
         };
         // Listing and purging need the store's administration.
-        let admin = || store.admin().ok_or_else(|| fail(&format!("the store {url:?} offers no administration")));
+        let admin = || store.admin().ok_or_else(|| fail(&format!("the store {shown} offers no administration")));
         match command {
             SessionsCommand::List { limit } => match admin() {
                 Ok(admin) => list(admin, limit).await,
@@ -57,13 +63,7 @@ pub(crate) fn run(url: &str, command: SessionsCommand) -> ExitCode {
                 Err(code) => code,
             },
             SessionsCommand::Revoke { session } => match resolve(&session) {
-                Ok(key) => match store.remove(key).await {
-                    Ok(()) => {
-                        println!("revoked {}", key.to_hex());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e.to_string()),
-                },
+                Ok(key) => revoke(&*store, key).await,
                 Err(code) => code,
             },
             SessionsCommand::Purge => match admin() {
@@ -92,6 +92,26 @@ async fn list(admin: &dyn SessionAdmin, limit: usize) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Deletes one session; a session that is not there is an error (exit 1), so a
+/// mistyped id or the wrong store never looks like a successful revocation.
+async fn revoke(store: &dyn SessionStore, key: StoreKey) -> ExitCode {
+    // The store's `remove` does not say whether anything was there: look first.
+    let existed = match store.load(key).await {
+        Ok(record) => record.is_some(),
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Removed either way: an expired leftover goes too.
+    if let Err(e) = store.remove(key).await {
+        return fail(&e.to_string());
+    }
+    if existed {
+        println!("revoked {}", key.to_hex());
+        ExitCode::SUCCESS
+    } else {
+        fail(&format!("no live session with store key {}: nothing revoked", key.to_hex()))
     }
 }
 

@@ -142,3 +142,71 @@ fn sessions_list_on_a_real_redis() {
     assert_eq!(bad.status.code(), Some(1), "an unreachable store is a clear error");
     assert!(stderr(&bad).contains("cannot open store"));
 }
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nex-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn revoking_a_session_that_is_not_there_exits_1_and_says_so() {
+    let dir = temp_dir("revoke-missing");
+    let (store, id) = sqlite_with_one_session(&dir);
+    let stranger = nex_session::SessionId::generate().unwrap();
+    let missing = run(None, &["sessions", "--store", &store, "revoke", stranger.as_str()]);
+    assert_eq!(missing.status.code(), Some(1), "{}", stdout(&missing));
+    assert!(stderr(&missing).contains("nothing revoked"), "{}", stderr(&missing));
+    assert!(!stdout(&missing).contains("revoked"), "must not claim a revocation: {}", stdout(&missing));
+
+    let first = run(None, &["sessions", "--store", &store, "revoke", &id]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).starts_with("revoked"));
+    let again = run(None, &["sessions", "--store", &store, "revoke", &id]);
+    assert_eq!(again.status.code(), Some(1), "a second revocation finds nothing");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_mistyped_sqlite_path_is_an_error_naming_it_and_creates_nothing() {
+    let dir = temp_dir("typo");
+    let typo = dir.join("sesions.db");
+    let url = format!("sqlite://{}", typo.display());
+    let refused = run(None, &["sessions", "--store", &url, "list"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(err.contains("sesions.db") && err.contains("--create"), "{err}");
+    assert!(!typo.exists(), "no empty database may appear at a mistyped path");
+
+    let created = run(None, &["sessions", "--store", &url, "--create", "list"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("0 sessions"));
+    assert!(typo.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn store_errors_and_help_never_show_a_redis_password() {
+    for url in [
+        "redis://:s3cret@127.0.0.1:1",
+        "redis://ops:s3cret@127.0.0.1:1/2",
+        "redis://ops:s3cr%65t@127.0.0.1:1",
+        "redis+cluster://:s3cret@127.0.0.1:1,:s3cret@127.0.0.1:2",
+        "reddis://:s3cret@127.0.0.1:1",
+    ] {
+        let out = run(None, &["sessions", "--store", url, "list"]);
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        let (err, text) = (stderr(&out), stdout(&out));
+        assert!(!err.contains("s3cr") && !text.contains("s3cr"), "{url}: {err}{text}");
+        assert!(err.contains("127.0.0.1:1"), "the host stays visible: {err}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_nex-session"))
+        .args(["sessions", "--help"])
+        .env("NEX_SESSION_STORE", "redis://:s3cret@127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(!stdout(&help).contains("s3cret"), "{}", stdout(&help));
+}

@@ -73,3 +73,90 @@ async fn purge_removes_expired_sessions_in_batches() {
     assert!(store.load(live).await.unwrap().is_some());
     assert_eq!(admin.list(10).await.unwrap().len(), 1);
 }
+
+fn one_field(value: &[u8]) -> std::collections::BTreeMap<String, Change> {
+    let mut batch = std::collections::BTreeMap::new();
+    batch.insert("user_id".to_owned(), Change::Put(value.to_vec()));
+    batch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_the_file_was_deleted_fails_naming_the_path() {
+    let db = TempDb::new("deleted");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let expires = nex_session::token::now_ms() + 60_000;
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), expires, Presence::New).await.unwrap();
+
+    std::fs::remove_file(&db.0).unwrap();
+    let err = store.apply(key, &one_field(b"2"), expires, Presence::Existing).await.unwrap_err();
+    assert!(matches!(err, nex_session::StoreError::Unavailable(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&db.0.display().to_string()) && message.contains("deleted or replaced"), "{message}");
+    // Reads fail too: the old file's data is no longer what the path holds.
+    assert!(store.load(key).await.is_err());
+    let new = SessionId::generate().unwrap().store_key();
+    assert!(store.apply(new, &one_field(b"3"), expires, Presence::New).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_moved_over_the_path_fails_every_operation() {
+    let db = TempDb::new("replaced");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let expires = nex_session::token::now_ms() + 60_000;
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), expires, Presence::New).await.unwrap();
+    // Another database (say, restored from a backup) moved over the path.
+    let other = db.0.with_file_name("restored.db");
+    drop(SqliteStore::open(&other).await.unwrap());
+    std::fs::rename(&other, &db.0).unwrap();
+    assert!(store.touch(key, expires + 1).await.is_err());
+    assert!(store.remove(key).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_existing_refuses_a_missing_file_and_creates_nothing() {
+    let db = TempDb::new("existing");
+    let err = SqliteStore::open_existing(&db.0).await.unwrap_err().to_string();
+    assert!(err.contains(&db.0.display().to_string()), "{err}");
+    assert!(!db.0.exists(), "no empty database was created");
+    let url = format!("sqlite://{}", db.0.display());
+    let options = nex_session::store::OpenOptions::new().create_missing(false);
+    assert!(nex_session::store::open_with(&url, options).await.is_err());
+    assert!(!db.0.exists());
+
+    drop(SqliteStore::open(&db.0).await.unwrap());
+    let reopened = SqliteStore::open_existing(&db.0).await.unwrap();
+    assert!(reopened.load(SessionId::generate().unwrap().store_key()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_a_put_after_the_file_was_deleted_answers_503() {
+    use axum::routing::post;
+    use nex_session::token::SecretKeyBase;
+    use nex_session::{SessionConfig, SessionLayer};
+    use nex_testkit::http::{serve, HttpClient};
+
+    let db = TempDb::new("http-503");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let config = SessionConfig::new(SecretKeyBase::new("test-secret-test-secret-test-secret-42").unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/put/{value}",
+            post(|axum::extract::Path(value): axum::extract::Path<String>| async move {
+                nex_session::put("value", &value).await.unwrap();
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::new(store, config));
+    let client = HttpClient::new(serve(app).await);
+
+    let first = client.post("/put/1", None).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let cookie = first.session_cookie().expect("a session cookie");
+    std::fs::remove_file(&db.0).unwrap();
+    let after = client.post("/put/2", Some(&cookie)).await;
+    assert_eq!(after.status, 503, "a write into the deleted file must not be acknowledged: {}", after.body);
+    let fresh = client.post("/put/3", None).await;
+    assert_eq!(fresh.status, 503, "{}", fresh.body);
+}

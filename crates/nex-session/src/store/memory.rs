@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::clock::{Clock, Evictable, Evicted};
 use super::shards::{KeyMap, Shards};
 use super::{
     BoxFuture, Changes, LoadNow, Presence, Record, SessionAdmin, SessionStore, Snapshot, Summary, UpdateAction,
@@ -12,6 +13,16 @@ use crate::id::StoreKey;
 use crate::token::now_ms;
 
 const SHARDS: usize = 64;
+
+/// The bound of a memory store opened by URL ([`open`](super::open)`("memory")`)
+/// when neither the URL nor [`OpenOptions`](super::OpenOptions) give one: 100,000
+/// sessions, some 10 to 15 MB with small sessions. Anonymous traffic that makes
+/// sessions cannot grow an unbounded store until the process runs out of memory.
+///
+/// ```
+/// assert_eq!(nex_session::store::DEFAULT_MAX_SESSIONS, 100_000);
+/// ```
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 /// The in-memory session store: the default, for one process. Cloning shares
 /// the same sessions.
@@ -29,9 +40,16 @@ const SHARDS: usize = 64;
 /// requests never wait for a whole-table scan.
 ///
 /// **Capacity bound** ([`MemoryStore::with_max_sessions`]): each shard holds at most
-/// its share of the bound. When a new session arrives at a full shard, that shard's
-/// expired sessions are dropped first; if it is still full, the session that
-/// expires soonest (the one idle the longest) is evicted.
+/// its share of the bound, so the store never holds more than the bound rounded up
+/// to a multiple of 64. When a new session arrives at a full shard, the shard evicts
+/// one by *second chance* (a "clock"): its sessions wait in a ring in the order they
+/// were created, and every read or write of a session (load, update, touch, a
+/// rewrite) marks it as used. The ring's hand takes sessions in order: an expired
+/// one is evicted at once; a used one loses its mark and goes round again; the
+/// first one not used since the hand last passed it is evicted. So a session in use
+/// outlives sessions created and never come back to (anonymous traffic, a flood of
+/// fresh cookies), and eviction costs O(1) amortised per new session, never a scan
+/// of the shard under its lock.
 ///
 /// ```
 /// use nex_session::store::MemoryStore;
@@ -50,16 +68,34 @@ struct Inner {
     max_per_shard: Option<usize>,
 }
 
-type Shard = KeyMap<Entry>;
+#[derive(Default)]
+struct Shard {
+    sessions: KeyMap<Entry>,
+    /// Eviction order of `sessions`; only a bounded store records keys in it.
+    clock: Clock,
+}
 
 struct Entry {
     expires_at_ms: i64,
     fields: Snapshot,
+    /// Read or written since the eviction hand last passed (see [`Clock`]).
+    used: bool,
+}
+
+impl Evictable for Entry {
+    fn live(&self, now: i64) -> bool {
+        self.expires_at_ms > now
+    }
+
+    fn take_used(&mut self) -> bool {
+        std::mem::take(&mut self.used)
+    }
 }
 
 impl Entry {
-    fn live(&self, now: i64) -> bool {
-        self.expires_at_ms > now
+    /// A session just created: not used yet, so it waits its turn in the ring.
+    fn new(fields: Snapshot, expires_at_ms: i64) -> Self {
+        Self { expires_at_ms, fields, used: false }
     }
 
     /// Runs an update of one field of this live session.
@@ -67,6 +103,7 @@ impl Entry {
         let found = self.fields.find(field);
         let action = f(found.as_ref().map(|found| found.value));
         let span = found.map(|found| found.span);
+        self.used = true;
         match action {
             UpdateAction::Keep => return,
             UpdateAction::Set(value) => {
@@ -114,7 +151,7 @@ impl MemoryStore {
     /// Live sessions right now (expired ones not yet purged are not counted).
     pub fn len(&self) -> usize {
         let now = now_ms();
-        self.inner.shards.iter().map(|s| lock(s).values().filter(|e| e.live(now)).count()).sum()
+        self.inner.shards.iter().map(|s| lock(s).sessions.values().filter(|e| e.live(now)).count()).sum()
     }
 
     /// True when no live session is stored.
@@ -126,34 +163,34 @@ impl MemoryStore {
         lock(self.inner.shards.of(key))
     }
 
-    /// Makes room for one more session in `shard` per the eviction rule.
-    fn make_room(&self, shard: &mut Shard, now: i64) {
+    /// Inserts `entry` under `key`, which the shard does not hold; in a bounded
+    /// store, evicts first to make room (the type's docs give the rule).
+    fn insert_new(&self, shard: &mut Shard, key: StoreKey, entry: Entry, now: i64) {
         let Some(max) = self.inner.max_per_shard else {
+            shard.sessions.insert(key, entry);
             return;
         };
-        if shard.len() < max {
-            return;
+        while shard.sessions.len() >= max {
+            match shard.clock.evict_one(&mut shard.sessions, now) {
+                Some(Evicted::Unused) => {
+                    tracing::debug!(target: "nex_session::store", "memory store full: evicted a session unused since the last round");
+                }
+                Some(Evicted::Expired) => {}
+                None => break,
+            }
         }
-        shard.retain(|_, e| e.live(now));
-        while shard.len() >= max {
-            let Some(oldest) = shard.iter().min_by_key(|(_, e)| e.expires_at_ms).map(|(k, _)| *k) else {
-                break;
-            };
-            shard.remove(&oldest);
-            tracing::debug!(target: "nex_session::store", "memory store full: evicted the session idle the longest");
-        }
+        shard.sessions.insert(key, entry);
+        shard.clock.push(key, &shard.sessions);
     }
 
-    /// Stores `fields` as the whole session under `key` (a new session, or a
-    /// rewrite of a live one), making room first for a new one.
+    /// Stores `fields` as the whole session under `key`: a rewrite of a live one
+    /// (which counts as a use), the overwrite of an expired leftover (which keeps
+    /// its place in the ring), or a new session.
     fn put_entry(&self, shard: &mut Shard, key: StoreKey, fields: Snapshot, expires_at_ms: i64, now: i64) {
-        match shard.get_mut(&key) {
-            Some(entry) if entry.live(now) => *entry = Entry { expires_at_ms, fields },
-            _ => {
-                shard.remove(&key);
-                self.make_room(shard, now);
-                shard.insert(key, Entry { expires_at_ms, fields });
-            }
+        match shard.sessions.get_mut(&key) {
+            Some(entry) if entry.live(now) => *entry = Entry { expires_at_ms, fields, used: true },
+            Some(entry) => *entry = Entry::new(fields, expires_at_ms),
+            None => self.insert_new(shard, key, Entry::new(fields, expires_at_ms), now),
         }
     }
 }
@@ -167,19 +204,22 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl SessionStore for MemoryStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         let now = now_ms();
-        let shard = self.shard(key);
-        let record = shard
-            .get(&key)
-            .filter(|e| e.live(now))
-            .map(|e| Record { fields: e.fields.to_fields(), expires_at_ms: e.expires_at_ms });
+        let mut shard = self.shard(key);
+        let record = shard.sessions.get_mut(&key).filter(|e| e.live(now)).map(|e| {
+            e.used = true;
+            Record { fields: e.fields.to_fields(), expires_at_ms: e.expires_at_ms }
+        });
         drop(shard);
         Box::pin(std::future::ready(Ok(record)))
     }
 
     fn load_now(&self, key: StoreKey, now: i64) -> LoadNow {
-        match self.shard(key).get(&key).filter(|e| e.live(now)) {
+        match self.shard(key).sessions.get_mut(&key).filter(|e| e.live(now)) {
             // The stored buffer itself, shared: no copy, no allocation.
-            Some(entry) => LoadNow::Found(entry.fields.clone()),
+            Some(entry) => {
+                entry.used = true;
+                LoadNow::Found(entry.fields.clone())
+            }
             None => LoadNow::Missing,
         }
     }
@@ -193,7 +233,7 @@ impl SessionStore for MemoryStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let now = now_ms();
         let mut shard = self.shard(key);
-        let current = shard.get(&key).filter(|e| e.live(now));
+        let current = shard.sessions.get(&key).filter(|e| e.live(now));
         let outcome = if presence.holds(current.is_some()) {
             let old = current.map(|e| e.fields.clone()).unwrap_or_default();
             let fields = old.merged(changes.iter().map(|(k, change)| (k.as_str(), change.value())));
@@ -218,7 +258,7 @@ impl SessionStore for MemoryStore {
         let now = now_ms();
         let mut shard = self.shard(key);
         // One lookup for the usual case, an update of a live session.
-        let outcome = match shard.get_mut(&key).filter(|e| e.live(now)) {
+        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.live(now)) {
             Some(entry) if presence.holds(true) => {
                 entry.update(field, f, expires_at_ms);
                 WriteOutcome::Done
@@ -247,9 +287,10 @@ impl SessionStore for MemoryStore {
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         let now = now_ms();
         let mut shard = self.shard(key);
-        let touched = match shard.get_mut(&key) {
+        let touched = match shard.sessions.get_mut(&key) {
             Some(e) if e.live(now) => {
                 e.expires_at_ms = expires_at_ms;
+                e.used = true;
                 true
             }
             _ => false,
@@ -261,7 +302,7 @@ impl SessionStore for MemoryStore {
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         let now = now_ms();
         // Take the source out under its shard lock; the old id stops working here.
-        let taken = match self.shard(from).remove(&from) {
+        let taken = match self.shard(from).sessions.remove(&from) {
             Some(e) if e.live(now) => Some(e),
             _ => None,
         };
@@ -269,16 +310,21 @@ impl SessionStore for MemoryStore {
             None => false,
             Some(mut entry) => {
                 let mut shard = self.shard(to);
-                if shard.get(&to).is_some_and(|e| e.live(now)) {
-                    // The target is taken (a 192-bit id collision): put the source back untouched.
+                if shard.sessions.get(&to).is_some_and(|e| e.live(now)) {
+                    // The target is taken (a 192-bit id collision): put the source back
+                    // untouched. As a new entry: while it was out, its shard may have
+                    // filled up or dropped its ring slot.
                     drop(shard);
-                    self.shard(from).insert(from, entry);
+                    self.insert_new(&mut self.shard(from), from, entry, now);
                     false
                 } else {
-                    shard.remove(&to);
-                    self.make_room(&mut shard, now);
                     entry.expires_at_ms = expires_at_ms;
-                    shard.insert(to, entry);
+                    entry.used = true;
+                    match shard.sessions.get_mut(&to) {
+                        // An expired leftover under the new key: take over its place.
+                        Some(leftover) => *leftover = entry,
+                        None => self.insert_new(&mut shard, to, entry, now),
+                    }
                     true
                 }
             }
@@ -287,7 +333,8 @@ impl SessionStore for MemoryStore {
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.shard(key).remove(&key);
+        // Its ring slot goes dead; the ring skips it and compaction drops it.
+        self.shard(key).sessions.remove(&key);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -302,12 +349,18 @@ impl SessionAdmin for MemoryStore {
             let mut removed = 0u64;
             for shard in self.inner.shards.iter() {
                 {
-                    let mut shard = lock(shard);
-                    let before = shard.len();
-                    shard.retain(|_, e| e.live(now_ms));
-                    removed += (before - shard.len()) as u64;
-                    if shard.capacity() > 4 * shard.len().max(16) {
-                        shard.shrink_to_fit();
+                    let mut guard = lock(shard);
+                    let shard = &mut *guard;
+                    let before = shard.sessions.len();
+                    shard.sessions.retain(|_, e| e.live(now_ms));
+                    let purged = before - shard.sessions.len();
+                    removed += purged as u64;
+                    if purged > 0 && self.inner.max_per_shard.is_some() {
+                        // The sweep is a scan anyway: drop the ring's dead slots with it.
+                        shard.clock.compact(&shard.sessions);
+                    }
+                    if shard.sessions.capacity() > 4 * shard.sessions.len().max(16) {
+                        shard.sessions.shrink_to_fit();
                     }
                 }
                 // One shard per step, so request handling interleaves with the sweep.
@@ -322,7 +375,7 @@ impl SessionAdmin for MemoryStore {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
             let shard = lock(shard);
-            for (key, e) in shard.iter().filter(|(_, e)| e.live(now)) {
+            for (key, e) in shard.sessions.iter().filter(|(_, e)| e.live(now)) {
                 if out.len() >= limit {
                     break;
                 }
@@ -337,6 +390,132 @@ impl SessionAdmin for MemoryStore {
 mod tests {
     use super::*;
     use crate::store::Change;
+
+    /// A key of shard `shard` (the byte `Shards` picks by), made distinct by `n`.
+    fn key_in_shard(shard: u8, n: u64) -> StoreKey {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        bytes[8] = shard;
+        // Distinct beyond the hashed bytes too, so no two calls collide.
+        bytes[9..17].copy_from_slice(&n.to_be_bytes());
+        StoreKey::from_bytes(bytes)
+    }
+
+    async fn create(store: &MemoryStore, key: StoreKey, expires_at_ms: i64) {
+        let mut batch = Changes::new();
+        batch.insert("user_id".into(), Change::Put(b"7".to_vec()));
+        store.apply(key, &batch, expires_at_ms, Presence::New).await.unwrap();
+    }
+
+    fn present(store: &MemoryStore, key: StoreKey) -> bool {
+        // `load` marks the session as used, so peek at the map instead.
+        store.shard(key).sessions.get(&key).is_some_and(|e| e.live(now_ms()))
+    }
+
+    /// The counters of every shard's eviction ring, summed.
+    fn eviction_stats(store: &MemoryStore) -> (u64, u64) {
+        store.inner.shards.iter().map(|s| lock(s).clock.stats).fold((0, 0), |(x, e), s| (x + s.examined, e + s.evicted))
+    }
+
+    #[tokio::test]
+    async fn a_session_used_since_the_last_round_survives_and_an_unused_one_is_evicted() {
+        // Two sessions per shard; all keys below share shard 5.
+        let store = MemoryStore::with_max_sessions(2 * SHARDS);
+        let far = now_ms() + 3_600_000;
+        let (used, unused, newcomer) = (key_in_shard(5, 1), key_in_shard(5, 2), key_in_shard(5, 3));
+        create(&store, used, far).await;
+        // Created later and expiring later: the old rule (evict the soonest expiry) kept it.
+        create(&store, unused, far + 1_000).await;
+        assert!(store.load(used).await.unwrap().is_some());
+        create(&store, newcomer, far).await;
+        assert!(present(&store, used), "the session read since it was created stays");
+        assert!(!present(&store, unused), "the session nobody came back to goes");
+        assert!(present(&store, newcomer));
+    }
+
+    #[tokio::test]
+    async fn touch_and_update_count_as_use_and_expired_sessions_go_first() {
+        let store = MemoryStore::with_max_sessions(3 * SHARDS);
+        let now = now_ms();
+        let (touched, updated, expired) = (key_in_shard(9, 1), key_in_shard(9, 2), key_in_shard(9, 3));
+        create(&store, touched, now + 60_000).await;
+        create(&store, updated, now + 60_000).await;
+        create(&store, expired, now - 1).await;
+        assert!(store.touch(touched, now + 120_000).await.unwrap());
+        let mut bump = |_: Option<&[u8]>| UpdateAction::Set(b"8".to_vec());
+        store.update(updated, "user_id", &mut bump, now + 120_000, Presence::Existing).await.unwrap();
+        // The shard holds 3 entries (one expired, not purged): full.
+        let first = key_in_shard(9, 4);
+        create(&store, first, now + 60_000).await;
+        assert!(present(&store, touched) && present(&store, updated) && present(&store, first));
+        assert_eq!(lock(store.inner.shards.of(first)).sessions.len(), 3, "the expired entry made the room");
+        // Now `touched` and `updated` lost their marks going round: the next newcomer
+        // evicts the oldest of them that is unused.
+        create(&store, key_in_shard(9, 5), now + 60_000).await;
+        assert!(!present(&store, touched), "used once, then passed over by the hand: evicted next");
+        assert!(present(&store, updated) && present(&store, first));
+    }
+
+    #[tokio::test]
+    async fn eviction_examines_a_few_slots_per_insert_into_a_full_store() {
+        // 100 sessions per shard. The old rule scanned the whole shard (100 entries)
+        // for every insert into a full one; the ring looks at about one.
+        let store = MemoryStore::with_max_sessions(100 * SHARDS);
+        let far = now_ms() + 3_600_000;
+        let mut keys = Vec::new();
+        for n in 0..(200 * SHARDS as u64) {
+            let key = key_in_shard((n % SHARDS as u64) as u8, n);
+            create(&store, key, far).await;
+            keys.push(key);
+            // A third of the traffic comes back to a recent session, and some log out:
+            // marks to clear and dead slots to skip, as in real use.
+            if n % 3 == 0 {
+                let back = keys[keys.len().saturating_sub(1 + (n as usize % 50))];
+                let _ = store.load(back).await.unwrap();
+            }
+            if n % 7 == 0 {
+                store.remove(keys[keys.len() / 2]).await.unwrap();
+            }
+        }
+        let (examined, evicted) = eviction_stats(&store);
+        assert!(evicted > 50 * SHARDS as u64, "the store was full for most inserts ({evicted} evictions)");
+        assert!(examined <= 3 * evicted, "{examined} ring slots examined for {evicted} evictions: not O(1) amortised");
+    }
+
+    #[tokio::test]
+    async fn size_and_ring_stay_bounded_under_mixed_traffic() {
+        let max_per_shard = 4;
+        let store = MemoryStore::with_max_sessions(max_per_shard * SHARDS);
+        let now = now_ms();
+        let mut live: Vec<StoreKey> = Vec::new();
+        for n in 0..20_000u64 {
+            // Few shards, so each sees plenty of churn.
+            let key = key_in_shard((n % 3) as u8, n);
+            let expires = if n % 11 == 0 { now - 1 } else { now + 60_000 };
+            match n % 5 {
+                0 if !live.is_empty() => {
+                    let from = live.swap_remove(n as usize % live.len());
+                    if store.rename(from, key, now + 60_000).await.unwrap() {
+                        live.push(key);
+                    }
+                }
+                1 if !live.is_empty() => store.remove(live.swap_remove(n as usize % live.len())).await.unwrap(),
+                2 if !live.is_empty() => {
+                    let _ = store.touch(live[n as usize % live.len()], now + 60_000).await.unwrap();
+                }
+                _ => {
+                    create(&store, key, expires).await;
+                    live.push(key);
+                }
+            }
+            for shard in store.inner.shards.iter() {
+                let shard = lock(shard);
+                assert!(shard.sessions.len() <= max_per_shard, "a shard outgrew its bound");
+                assert!(shard.clock.slots() <= 2 * max_per_shard + 64 + 1, "the ring kept dead slots");
+            }
+        }
+        assert!(store.len() <= max_per_shard * SHARDS);
+    }
 
     #[tokio::test]
     async fn updates_in_place_and_by_repacking_keep_the_other_fields() {

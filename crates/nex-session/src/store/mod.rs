@@ -168,9 +168,13 @@ use std::pin::Pin;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
+mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "sqlite")]
+mod file_identity;
 mod memory;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod shards;
@@ -181,11 +185,12 @@ mod url;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisOptions, RedisStore};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
+pub use redact::RedactedUrl;
 pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use url::{open, StoreUrl};
+pub use url::{open, open_with, OpenOptions, StoreUrl};
 
 /// A boxed, `Send` future: what store methods return, so the trait works as `dyn SessionStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

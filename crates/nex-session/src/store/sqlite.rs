@@ -13,6 +13,11 @@
 //! increment is ever lost, also with several processes sharing the file.
 //! Expired sessions are purged in batches of 500 rows per transaction.
 //!
+//! Before each operation the store checks that its path still names the file it
+//! opened (one `stat`): a database deleted or replaced under a running app fails
+//! every operation with [`StoreError::Unavailable`] naming the path, so the app
+//! answers 503 instead of acknowledging writes into a file nobody will read again.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), nex_session::StoreError> {
 //! use nex_session::store::SqliteStore;
@@ -23,8 +28,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::file_identity::FileIdentity;
 use super::shards::Shards;
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
@@ -52,6 +58,8 @@ pub struct SqliteStore {
     /// an update (the CAS checks it); it only costs one retry.
     update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
     path: PathBuf,
+    /// The file `path` named at open, checked before each operation (`None`: in memory).
+    file: Option<Arc<FileIdentity>>,
 }
 
 /// The field value this process last wrote by compare-and-set.
@@ -79,11 +87,39 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Unavailable`] if the file cannot be opened or migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_as(path.as_ref(), Missing::Create).await
+    }
+
+    /// Opens the database at `path` only if the file exists (then as [`open`](Self::open)
+    /// does): for tools that must not create an empty database when given a
+    /// mistyped path.
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// use nex_session::store::SqliteStore;
+    /// let err = SqliteStore::open_existing("/var/lib/app/sesions.db").await.unwrap_err();
+    /// assert!(err.to_string().contains("sesions.db"));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] naming the path when no file is there; otherwise as `open`.
+    pub async fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_as(path.as_ref(), Missing::Refuse).await
+    }
+
+    async fn open_as(path: &Path, missing: Missing) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         let for_task = path.clone();
-        let conn = tokio::task::spawn_blocking(move || open_blocking(&for_task)).await.map_err(unavailable)??;
+        let (conn, file) = tokio::task::spawn_blocking(move || {
+            let conn = open_blocking(&for_task, missing)?;
+            // After the open, which may have created the file.
+            Ok::<_, StoreError>((conn, FileIdentity::of(&for_task)?))
+        })
+        .await
+        .map_err(unavailable)??;
         let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path, file: file.map(Arc::new) })
     }
 
     /// Runs `op` on the connection on the blocking pool.
@@ -92,18 +128,45 @@ impl SqliteStore {
         op: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
+        let file = self.file.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            op(&mut conn)
+            // Under the connection lock, so no operation of this store runs between
+            // the check and `op`.
+            if let Some(file) = &file {
+                file.check()?;
+            }
+            op(&mut conn).map_err(unavailable)
         })
         .await
         .map_err(unavailable)?
-        .map_err(unavailable)
     }
 }
 
-fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(unavailable)?;
+/// What opening does when no file is at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    Create,
+    Refuse,
+}
+
+/// No database file where one was required.
+#[derive(Debug, thiserror::Error)]
+#[error("no SQLite session database at {0:?} (opening existing files only: check the path)")]
+struct NoDatabase(PathBuf);
+
+fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError> {
+    let conn = match missing {
+        Missing::Create => Connection::open(path),
+        Missing::Refuse => {
+            // Checked first for a clear message; the flags (no CREATE) close the race.
+            if !path.is_file() {
+                return Err(StoreError::Unavailable(Box::new(NoDatabase(path.to_owned()))));
+            }
+            Connection::open_with_flags(path, OpenFlags::default().difference(OpenFlags::SQLITE_OPEN_CREATE))
+        }
+    }
+    .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;

@@ -115,7 +115,8 @@ impl RedisStore {
     /// # Errors
     /// As [`RedisStore::open`].
     pub async fn open_with_options(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        let opened = Redis::open(url, options).await?;
+        // The redis crate may quote the URL in an error (cluster nodes are redis:// URLs).
+        let opened = Redis::open(url, options).await.map_err(|e| super::redact::scrub_error(e, url))?;
         Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache })
     }
 
