@@ -24,6 +24,7 @@ use nex_session::{SessionConfig, SessionLayer};
 
 pub mod auth;
 pub mod csrf;
+pub mod login_gate;
 mod pages;
 mod routes;
 
@@ -32,9 +33,11 @@ mod routes;
 pub struct DemoState {
     csrf: Signer,
     secure: bool,
+    logins: login_gate::LoginGate,
 }
 
-/// The demo's router over `store` with `config`.
+/// The demo's router over `store` with `config`; password checks run through
+/// [`login_gate::LoginGate::for_this_machine`].
 ///
 /// ```
 /// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig};
@@ -43,7 +46,30 @@ pub struct DemoState {
 /// # let _ = app;
 /// ```
 pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
-    let state = DemoState { csrf: Signer::new(config.secret(), csrf::CSRF_SALT), secure: config.secure_cookie() };
+    // The built-in hash is pinned valid by a unit test; failing here would be a build defect.
+    #[allow(clippy::expect_used)]
+    let logins = login_gate::LoginGate::for_this_machine().expect("the demo's password hash is valid");
+    app_with_login_gate(config, store, logins)
+}
+
+/// [`app`] with the given login gate (its number of hashers and queue length).
+///
+/// ```
+/// use nex_demo::{auth::PasswordCheck, login_gate::LoginGate};
+/// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig};
+/// let config = SessionConfig::new(SecretKeyBase::development()).with_secure_cookie(false);
+/// let gate = LoginGate::new(PasswordCheck::demo()?, 2, 16);
+/// let app = nex_demo::app_with_login_gate(config, std::sync::Arc::new(MemoryStore::new()), gate);
+/// # let _ = app;
+/// # Ok::<(), nex_demo::auth::HashError>(())
+/// ```
+pub fn app_with_login_gate(
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
+    logins: login_gate::LoginGate,
+) -> Router {
+    let state =
+        DemoState { csrf: Signer::new(config.secret(), csrf::CSRF_SALT), secure: config.secure_cookie(), logins };
     Router::new()
         .route("/", get(routes::home))
         .route("/login", get(routes::login_page).post(routes::login))

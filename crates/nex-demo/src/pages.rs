@@ -135,6 +135,18 @@ pub(crate) fn unavailable(status: axum::http::StatusCode) -> Markup {
     )
 }
 
+/// The 503 page for a login that found every password hasher busy.
+pub(crate) fn busy() -> Markup {
+    layout(
+        "Busy",
+        &html! {
+            h2 { "503 Too many sign-ins at once" }
+            p { "The server is checking many passwords right now. Please try again in a moment." }
+            p { a href="/login" { "Back to sign in" } }
+        },
+    )
+}
+
 /// The 403 page for a POST without a valid CSRF token.
 pub(crate) fn forbidden() -> Markup {
     layout(

@@ -79,9 +79,11 @@ pub(crate) async fn login(
     if !csrf_ok(&state.csrf, &headers, form._csrf_token.as_deref()).await? {
         return Ok(forbidden());
     }
-    // argon2 is CPU-heavy: keep it off the async worker threads.
-    let (email, password) = (form.email, form.password);
-    let user = tokio::task::spawn_blocking(move || auth::authenticate(&email, &password)).await.ok().flatten();
+    // argon2 takes 19 MiB and a core: the gate bounds how many run at once.
+    let user = match state.logins.authenticate(form.email, form.password).await {
+        Ok(user) => user,
+        Err(busy) => return Ok(busy.into_response()),
+    };
     match user {
         Some(user) => {
             nex_session::renew().await?;
