@@ -14,13 +14,14 @@
 //! Every POST needs a CSRF token (form field `_csrf_token` or header `x-csrf-token`);
 //! without a valid one the answer is 403 and nothing changes. See [`csrf`].
 
+use std::ffi::OsString;
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
 use nex_session::store::SessionStore;
 use nex_session::token::Signer;
-use nex_session::{SessionConfig, SessionLayer};
+use nex_session::{ConfigError, RunMode, SessionConfig, SessionLayer, NEX_ENV};
 
 pub mod auth;
 pub mod csrf;
@@ -102,11 +103,29 @@ pub async fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
     nex_session::store::open(&url).await.map_err(|e| StartError(format!("NEX_SESSION_STORE={url:?}: {e}")))
 }
 
-/// The session configuration for the demo: development mode unless `NEX_ENV=prod`.
+/// The session configuration for the demo, in the library's [`RunMode`] rule:
+/// `NEX_ENV=dev` or `development` (exact, lowercase) is development; any other
+/// set value (`prod`, `PROD`, `staging`, …) is production. Unset is development,
+/// because the demo is a local tool that must start with no setup.
 ///
 /// # Errors
-/// In production mode, a missing or short `SECRET_KEY_BASE`; a bad `NEX_SESSION_TTL`.
+/// In production mode, a missing or short `SECRET_KEY_BASE` (the message names
+/// the mode and says how to make a secret); in every mode, a `SECRET_KEY_BASE`
+/// that is not UTF-8 or a bad `NEX_SESSION_TTL`.
 pub fn config_from_env() -> Result<SessionConfig, StartError> {
-    let production = matches!(std::env::var("NEX_ENV").as_deref(), Ok("prod" | "production"));
-    SessionConfig::from_env_with_mode(!production).map_err(|e| StartError(e.to_string()))
+    let nex_env = std::env::var_os(NEX_ENV);
+    let mode = RunMode::from_nex_env(nex_env.as_deref(), RunMode::Development);
+    SessionConfig::from_env_with_mode(mode.is_development())
+        .map_err(|err| StartError(start_message(mode, nex_env, &err)))
+}
+
+/// A start error that says which mode `NEX_ENV` chose and why, so a misspelt
+/// `NEX_ENV=PROD` or `staging` is not a puzzle.
+fn start_message(mode: RunMode, nex_env: Option<OsString>, err: &ConfigError) -> String {
+    match (mode, nex_env) {
+        (RunMode::Production, Some(value)) => format!(
+            "{NEX_ENV}={value:?} runs in production mode (only `dev` or `development` select development): {err}"
+        ),
+        _ => err.to_string(),
+    }
 }
