@@ -19,19 +19,28 @@
 //! Every page refuses to be framed (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); signed-in pages are also `Cache-Control: no-store`.
 
+use std::ffi::OsString;
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
 use nex_session::csrf::CsrfLayer;
 use nex_session::store::{OpenOptions, RedactedUrl, SessionStore, StoreUrl, DEFAULT_MAX_SESSIONS};
-use nex_session::{SessionConfig, SessionLayer};
+use nex_session::{ConfigError, RunMode, SessionConfig, SessionLayer, NEX_ENV};
 
 pub mod auth;
+pub mod login_gate;
 mod pages;
 mod routes;
 
-/// The demo's router over `store` with `config`.
+/// What the handlers share.
+#[derive(Clone)]
+pub struct DemoState {
+    logins: login_gate::LoginGate,
+}
+
+/// The demo's router over `store` with `config`; password checks run through
+/// [`login_gate::LoginGate::for_this_machine`].
 ///
 /// ```
 /// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig};
@@ -40,12 +49,36 @@ mod routes;
 /// # let _ = app;
 /// ```
 pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
+    // The built-in hash is pinned valid by a unit test; failing here would be a build defect.
+    #[allow(clippy::expect_used)]
+    let logins = login_gate::LoginGate::for_this_machine().expect("the demo's password hash is valid");
+    app_with_login_gate(config, store, logins)
+}
+
+/// [`app`] with the given login gate (its number of hashers and queue length).
+///
+/// ```
+/// use nex_demo::{auth::PasswordCheck, login_gate::LoginGate};
+/// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig};
+/// let config = SessionConfig::new(SecretKeyBase::development()).with_secure_cookie(false);
+/// let gate = LoginGate::new(PasswordCheck::demo()?, 2, 16);
+/// let app = nex_demo::app_with_login_gate(config, std::sync::Arc::new(MemoryStore::new()), gate);
+/// # let _ = app;
+/// # Ok::<(), nex_demo::auth::HashError>(())
+/// ```
+pub fn app_with_login_gate(
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
+    logins: login_gate::LoginGate,
+) -> Router {
+    let state = DemoState { logins };
     Router::new()
         .route("/", get(routes::home))
         .route("/login", get(routes::login_page).post(routes::login))
         .route("/dashboard", get(routes::dashboard))
         .route("/counter", get(routes::counter).post(routes::increment))
         .route("/logout", axum::routing::post(routes::logout))
+        .with_state(state)
         .layer(CsrfLayer::new())
         .layer(SessionLayer::with_shared_store(store, config))
 }
@@ -129,11 +162,29 @@ pub async fn open_store(url: &str, max_sessions: Option<&str>) -> Result<Arc<dyn
         .map_err(|e| StartError(format!("NEX_SESSION_STORE={shown:?}: {e}")))
 }
 
-/// The session configuration for the demo: development mode unless `NEX_ENV=prod`.
+/// The session configuration for the demo, in the library's [`RunMode`] rule:
+/// `NEX_ENV=dev` or `development` (exact, lowercase) is development; any other
+/// set value (`prod`, `PROD`, `staging`, …) is production. Unset is development,
+/// because the demo is a local tool that must start with no setup.
 ///
 /// # Errors
-/// In production mode, a missing or short `SECRET_KEY_BASE`; a bad `NEX_SESSION_TTL`.
+/// In production mode, a missing or short `SECRET_KEY_BASE` (the message names
+/// the mode and says how to make a secret); in every mode, a `SECRET_KEY_BASE`
+/// that is not UTF-8 or a bad `NEX_SESSION_TTL`.
 pub fn config_from_env() -> Result<SessionConfig, StartError> {
-    let production = matches!(std::env::var("NEX_ENV").as_deref(), Ok("prod" | "production"));
-    SessionConfig::from_env_with_mode(!production).map_err(|e| StartError(e.to_string()))
+    let nex_env = std::env::var_os(NEX_ENV);
+    let mode = RunMode::from_nex_env(nex_env.as_deref(), RunMode::Development);
+    SessionConfig::from_env_with_mode(mode.is_development())
+        .map_err(|err| StartError(start_message(mode, nex_env, &err)))
+}
+
+/// A start error that says which mode `NEX_ENV` chose and why, so a misspelt
+/// `NEX_ENV=PROD` or `staging` is not a puzzle.
+fn start_message(mode: RunMode, nex_env: Option<OsString>, err: &ConfigError) -> String {
+    match (mode, nex_env) {
+        (RunMode::Production, Some(value)) => format!(
+            "{NEX_ENV}={value:?} runs in production mode (only `dev` or `development` select development): {err}"
+        ),
+        _ => err.to_string(),
+    }
 }

@@ -1,13 +1,37 @@
 //! `nex-demo`: serves the demo on `http://127.0.0.1:4000` (env `HOST`, `PORT`; the store:
 //! `NEX_SESSION_STORE`, default `memory`, bounded by `NEX_SESSION_MAX_SESSIONS`, default 100000).
+//! Logs go to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]).
 
 use std::net::SocketAddr;
 
+use tracing_subscriber::EnvFilter;
+
+/// What is logged when `RUST_LOG` is unset: start-up, warnings, and every store
+/// error behind a 503 (the library and the demo log those at `error`).
+const DEFAULT_LOG_FILTER: &str = "info";
+
 #[tokio::main]
 async fn main() {
+    init_logging();
     if let Err(err) = run().await {
         eprintln!("nex-demo: {err}");
         std::process::exit(1);
+    }
+}
+
+/// Installs the `tracing` subscriber: without one, the library's events (store
+/// errors, the development-secret warning) and the demo's go nowhere.
+fn init_logging() {
+    let (filter, bad_rust_log) = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
+        None => (EnvFilter::new(DEFAULT_LOG_FILTER), None),
+        Some(value) => match EnvFilter::try_from_default_env() {
+            Ok(filter) => (filter, None),
+            Err(err) => (EnvFilter::new(DEFAULT_LOG_FILTER), Some((value, err))),
+        },
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Some((value, err)) = bad_rust_log {
+        tracing::warn!(?value, error = %err, "RUST_LOG is invalid; logging with the default filter {DEFAULT_LOG_FILTER:?}");
     }
 }
 
@@ -22,6 +46,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr =
         format!("{host}:{port}").parse().map_err(|_| format!("HOST={host:?} is not an IP address"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, secure_cookie = config.secure_cookie(), "nex-demo listening");
     println!("nex-demo listening on http://{addr}  (sign in as demo@example.com / nex-demo)");
     axum::serve(listener, nex_demo::app(config, store))
         .with_graceful_shutdown(async {

@@ -156,3 +156,15 @@ pub(crate) fn unavailable(failure: Failure, status: axum::http::StatusCode) -> M
         },
     )
 }
+
+/// The 503 page for a login that found every password hasher busy.
+pub(crate) fn busy() -> Markup {
+    layout(
+        "Busy",
+        &html! {
+            h2 { "503 Too many sign-ins at once" }
+            p { "The server is checking many passwords right now. Please try again in a moment." }
+            p { a href="/login" { "Back to sign in" } }
+        },
+    )
+}

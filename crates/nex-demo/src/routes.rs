@@ -1,6 +1,6 @@
 //! The demo's routes: the contract in the README, handler by handler.
 
-use axum::extract::Form;
+use axum::extract::{Form, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -8,7 +8,7 @@ use nex_session::SessionError;
 use serde::Deserialize;
 
 use crate::auth::{self, User};
-use crate::pages;
+use crate::{pages, DemoState};
 
 /// A session failure as a page: the store being unreachable is a 503 "try again"
 /// page (the user is not shown as logged out), or a 503 "check before retrying"
@@ -85,10 +85,12 @@ pub(crate) struct LoginForm {
 
 /// `POST /login`: renew the id (against fixation), remember the user, go to the dashboard.
 /// (Its CSRF token was checked by `CsrfLayer` before it runs.)
-pub(crate) async fn login(Form(form): Form<LoginForm>) -> Result<Response, PageError> {
-    // argon2 is CPU-heavy: keep it off the async worker threads.
-    let (email, password) = (form.email, form.password);
-    let user = tokio::task::spawn_blocking(move || auth::authenticate(&email, &password)).await.ok().flatten();
+pub(crate) async fn login(State(state): State<DemoState>, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
+    // argon2 takes 19 MiB and a core: the gate bounds how many run at once.
+    let user = match state.logins.authenticate(form.email, form.password).await {
+        Ok(user) => user,
+        Err(busy) => return Ok(busy.into_response()),
+    };
     match user {
         Some(user) => {
             nex_session::renew().await?;

@@ -1,5 +1,6 @@
 //! Session configuration: secrets, TTL, cookie attributes, background sweep.
 
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use crate::token::{SecretError, SecretKeyBase};
@@ -34,6 +35,67 @@ pub struct SessionConfig {
     pub(crate) cache_protection: bool,
 }
 
+/// The environment variable that selects the [`RunMode`].
+pub const NEX_ENV: &str = "NEX_ENV";
+
+/// Development or production: development alone may use the public development
+/// secret and cookies without `Secure`.
+///
+/// The one rule, for the library and the demo alike: a set `NEX_ENV` means
+/// development only when it is exactly `dev` or `development` (lowercase, as
+/// written); any other set value (`prod`, `PROD`, `staging`, `Dev`, empty, not
+/// UTF-8) means production, so a misspelling fails closed. What an *unset*
+/// `NEX_ENV` means is the application's documented choice: production for
+/// [`SessionConfig::from_env`], development for a tool meant to run locally
+/// with no setup (the demo).
+///
+/// ```
+/// use std::ffi::OsStr;
+/// use nex_session::RunMode;
+///
+/// assert_eq!(RunMode::from_nex_env(Some(OsStr::new("dev")), RunMode::Production), RunMode::Development);
+/// assert_eq!(RunMode::from_nex_env(Some(OsStr::new("PROD")), RunMode::Development), RunMode::Production);
+/// assert_eq!(RunMode::from_nex_env(Some(OsStr::new("staging")), RunMode::Development), RunMode::Production);
+/// assert_eq!(RunMode::from_nex_env(None, RunMode::Production), RunMode::Production);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Local development: a missing secret falls back to the public development one (with a loud warning).
+    Development,
+    /// Anything else: a valid `SECRET_KEY_BASE` is required and cookies are `Secure` by default.
+    Production,
+}
+
+impl RunMode {
+    /// The mode a `NEX_ENV` value selects (`None`: unset), `when_unset` if it is not set.
+    pub fn from_nex_env(value: Option<&OsStr>, when_unset: RunMode) -> RunMode {
+        match value {
+            None => when_unset,
+            Some(value) if value == "dev" || value == "development" => RunMode::Development,
+            Some(_) => RunMode::Production,
+        }
+    }
+
+    /// The mode `NEX_ENV` in this process's environment selects, `when_unset` if it is not set.
+    ///
+    /// ```
+    /// let mode = nex_session::RunMode::from_env(nex_session::RunMode::Production);
+    /// # let _ = mode;
+    /// ```
+    pub fn from_env(when_unset: RunMode) -> RunMode {
+        Self::from_nex_env(std::env::var_os(NEX_ENV).as_deref(), when_unset)
+    }
+
+    /// True for [`RunMode::Development`].
+    ///
+    /// ```
+    /// assert!(nex_session::RunMode::Development.is_development());
+    /// ```
+    pub fn is_development(self) -> bool {
+        self == RunMode::Development
+    }
+}
+
 /// Why the configuration could not be read from the environment.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,6 +112,12 @@ pub enum ConfigError {
         value: String,
         /// What it should look like.
         expected: &'static str,
+    },
+    /// A variable is set but is not valid UTF-8 (its value is not shown: it may be a secret).
+    #[error("environment variable {name} is not valid UTF-8")]
+    NotUnicode {
+        /// The variable.
+        name: &'static str,
     },
 }
 
@@ -73,20 +141,22 @@ impl SessionConfig {
     ///
     /// | variable | meaning | default |
     /// |---|---|---|
-    /// | `NEX_ENV` | `dev`/`development` enables development mode | production |
+    /// | `NEX_ENV` | exactly `dev` or `development` enables development mode; any other value is production ([`RunMode`]) | production |
     /// | `SECRET_KEY_BASE` | the secret, at least 32 bytes | required; in development mode a public dev secret with a loud warning |
     /// | `SECRET_KEY_BASE_OLD` | comma-separated older secrets that still verify (rotation) | none |
     /// | `NEX_SESSION_TTL` | session lifetime in seconds | 604800 |
     /// | `NEX_SESSION_SECURE_COOKIE` | `true`/`false`: mark the cookie `Secure` | `true`, `false` in development mode |
     ///
     /// # Errors
-    /// A missing or short secret outside development mode, or an unreadable value.
+    /// A missing or short secret outside development mode, a secret that is not
+    /// UTF-8 (in every mode), or an unreadable value.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_with_mode(is_dev_mode())
+        Self::from_env_with_mode(RunMode::from_env(RunMode::Production).is_development())
     }
 
     /// Like [`SessionConfig::from_env`], with development mode decided by the caller
-    /// instead of `NEX_ENV` (for apps whose default mode differs).
+    /// instead of `NEX_ENV` (for apps whose default for an unset `NEX_ENV` differs:
+    /// pass `RunMode::from_env(RunMode::Development).is_development()`).
     ///
     /// # Errors
     /// As [`SessionConfig::from_env`].
@@ -104,12 +174,12 @@ impl SessionConfig {
             Err(err) => return Err(err.into()),
         };
         let mut config = Self::new(secret).with_secure_cookie(!dev);
-        if let Ok(old) = std::env::var("SECRET_KEY_BASE_OLD") {
+        if let Some(old) = var("SECRET_KEY_BASE_OLD")? {
             let previous =
                 old.split(',').filter(|s| !s.is_empty()).map(SecretKeyBase::new).collect::<Result<Vec<_>, _>>()?;
             config = config.with_previous_secrets(previous);
         }
-        if let Ok(ttl) = std::env::var("NEX_SESSION_TTL") {
+        if let Some(ttl) = var("NEX_SESSION_TTL")? {
             let seconds = ttl.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(ConfigError::Invalid {
                 name: "NEX_SESSION_TTL",
                 value: ttl.clone(),
@@ -117,7 +187,7 @@ impl SessionConfig {
             })?;
             config = config.with_ttl(Duration::from_secs(seconds));
         }
-        if let Ok(secure) = std::env::var("NEX_SESSION_SECURE_COOKIE") {
+        if let Some(secure) = var("NEX_SESSION_SECURE_COOKIE")? {
             let flag = parse_bool(&secure).ok_or(ConfigError::Invalid {
                 name: "NEX_SESSION_SECURE_COOKIE",
                 value: secure.clone(),
@@ -222,8 +292,12 @@ impl SessionConfig {
     }
 }
 
-fn is_dev_mode() -> bool {
-    matches!(std::env::var("NEX_ENV").as_deref(), Ok("dev" | "development"))
+/// The variable's value; set but not UTF-8 is an error, never "unset".
+fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(value) => value.into_string().map(Some).map_err(|_| ConfigError::NotUnicode { name }),
+    }
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -231,5 +305,39 @@ fn parse_bool(value: &str) -> Option<bool> {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(value: Option<&str>, when_unset: RunMode) -> RunMode {
+        RunMode::from_nex_env(value.map(OsStr::new), when_unset)
+    }
+
+    #[test]
+    fn only_exact_lowercase_dev_values_select_development() {
+        for unset in [RunMode::Development, RunMode::Production] {
+            assert_eq!(mode(Some("dev"), unset), RunMode::Development);
+            assert_eq!(mode(Some("development"), unset), RunMode::Development);
+            for other in ["prod", "production", "PROD", "Dev", "DEVELOPMENT", "staging", "test", " dev", "dev ", ""] {
+                assert_eq!(mode(Some(other), unset), RunMode::Production, "NEX_ENV={other:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unset_nex_env_takes_the_callers_default() {
+        assert_eq!(mode(None, RunMode::Production), RunMode::Production);
+        assert_eq!(mode(None, RunMode::Development), RunMode::Development);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_non_utf8_nex_env_is_production() {
+        use std::os::unix::ffi::OsStrExt;
+        let value = OsStr::from_bytes(b"dev\xff");
+        assert_eq!(RunMode::from_nex_env(Some(value), RunMode::Development), RunMode::Production);
     }
 }

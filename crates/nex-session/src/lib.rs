@@ -147,7 +147,7 @@ pub mod testing;
 pub mod token;
 
 pub use ambient::{clear, current, delete, get, get_or, id, put, renew, update};
-pub use config::{ConfigError, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL};
+pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

@@ -2,6 +2,7 @@
 //! one HTTP harness, `nex_testkit::http`), and the headless-Chromium driver.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod process;
 pub mod webdriver;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! The application secret (`SECRET_KEY_BASE`).
 
+use std::ffi::OsString;
 use std::fmt;
 
 use subtle::ConstantTimeEq;
@@ -43,6 +44,13 @@ pub enum SecretError {
          generate one with `nex-session gen-secret` (or `mix phx.gen.secret`)"
     )]
     TooShort(usize),
+    /// The environment variable is set but is not valid UTF-8 (a broken export,
+    /// never to be mistaken for "not set").
+    #[error(
+        "SECRET_KEY_BASE is set but is not valid UTF-8; generate one with `nex-session gen-secret` \
+         (or `mix phx.gen.secret`) and export it"
+    )]
+    NotUnicode,
 }
 
 impl SecretKeyBase {
@@ -61,12 +69,19 @@ impl SecretKeyBase {
     /// Reads `SECRET_KEY_BASE` from the environment.
     ///
     /// # Errors
-    /// [`SecretError::Missing`] when unset (or not UTF-8), [`SecretError::TooShort`] when short.
+    /// [`SecretError::Missing`] when unset, [`SecretError::NotUnicode`] when set
+    /// but not UTF-8, [`SecretError::TooShort`] when short.
     pub fn from_env() -> Result<Self, SecretError> {
-        match std::env::var("SECRET_KEY_BASE") {
-            Ok(value) => Self::new(value),
-            Err(_) => Err(SecretError::Missing),
-        }
+        Self::from_env_value(std::env::var_os("SECRET_KEY_BASE"))
+    }
+
+    /// [`SecretKeyBase::from_env`] for a given value of the variable (`None`: unset).
+    fn from_env_value(value: Option<OsString>) -> Result<Self, SecretError> {
+        let value = value.ok_or(SecretError::Missing)?;
+        // Secrets are text (what `gen-secret` and `mix phx.gen.secret` print); anything
+        // else is a broken export, refused in every mode.
+        let value = value.into_string().map_err(|_| SecretError::NotUnicode)?;
+        Self::new(value)
     }
 
     /// The well-known development secret ([`DEV_SECRET_KEY_BASE`]).
@@ -102,3 +117,30 @@ impl PartialEq for SecretKeyBase {
 }
 
 impl Eq for SecretKeyBase {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unset_secret_is_missing() {
+        assert_eq!(SecretKeyBase::from_env_value(None).unwrap_err(), SecretError::Missing);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_non_utf8_secret_is_an_error_not_missing() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut bytes = vec![b'x'; 40];
+        bytes[3] = 0xff;
+        let err = SecretKeyBase::from_env_value(Some(OsString::from_vec(bytes))).unwrap_err();
+        assert_eq!(err, SecretError::NotUnicode);
+        assert!(err.to_string().contains("nex-session gen-secret"), "{err}");
+    }
+
+    #[test]
+    fn a_set_secret_is_checked_for_length() {
+        assert_eq!(SecretKeyBase::from_env_value(Some("short".into())).unwrap_err(), SecretError::TooShort(5));
+        assert!(SecretKeyBase::from_env_value(Some("x".repeat(32).into())).is_ok());
+    }
+}

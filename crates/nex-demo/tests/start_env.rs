@@ -1,0 +1,96 @@
+//! How the real `nex-demo` binary reads `NEX_ENV` and `SECRET_KEY_BASE`: only an
+//! explicit `dev`/`development` may use the public development secret; any other
+//! set value is production, which refuses to start without a secret.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod support;
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use nex_testkit::http::Browser;
+use support::process::{demo_command, free_port, DemoProcess};
+
+/// Runs the demo with `env` (no secret unless given) and expects it to exit:
+/// its exit code (`None` if it was still serving after 20 s, a hang guard) and stderr.
+fn refused_start(env: &[(&str, OsString)]) -> (Option<i32>, String) {
+    let stderr_path = std::env::temp_dir().join(format!("nex-demo-start-env-{}-{:?}.stderr", std::process::id(), env));
+    let mut command = demo_command();
+    command.env("PORT", free_port().to_string()).env("NEX_SESSION_STORE", "memory");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    (code, stderr)
+}
+
+#[test]
+fn a_misspelt_production_env_without_a_secret_refuses_to_start_and_says_what_to_set() {
+    for value in ["PROD", "staging", "Production", ""] {
+        let (code, stderr) = refused_start(&[("NEX_ENV", value.into())]);
+        assert_eq!(code, Some(1), "NEX_ENV={value:?} must not start; stderr: {stderr}");
+        assert!(stderr.contains("production mode"), "NEX_ENV={value:?}: {stderr}");
+        assert!(stderr.contains("SECRET_KEY_BASE is not set"), "NEX_ENV={value:?}: {stderr}");
+        assert!(stderr.contains("nex-session gen-secret"), "NEX_ENV={value:?}: {stderr}");
+        assert!(!stderr.contains("PUBLIC development secret"), "NEX_ENV={value:?}: {stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_secret_refuses_to_start_even_in_development() {
+    use std::os::unix::ffi::OsStringExt;
+    let mut secret = support::SECRET.as_bytes().to_vec();
+    secret[0] = 0xff;
+    let (code, stderr) = refused_start(&[("NEX_ENV", "dev".into()), ("SECRET_KEY_BASE", OsString::from_vec(secret))]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("SECRET_KEY_BASE is set but is not valid UTF-8"), "{stderr}");
+    assert!(!stderr.contains("PUBLIC development secret"), "{stderr}");
+}
+
+/// A failed login writes a flash; without a session it rides in the `_nex_flash`
+/// cookie, which carries the layer's cookie attributes.
+async fn flash_set_cookie_after_a_bad_login(demo: &DemoProcess) -> String {
+    let browser = Browser::new(demo.addr);
+    let token = browser.get("/login").await.csrf_token();
+    let fields = [("email", "demo@example.com"), ("password", "wrong"), ("_csrf_token", token.as_str())];
+    let reply = browser.post_form("/login", &fields).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    reply.set_cookies.iter().find(|c| c.starts_with("_nex_flash=")).expect("the flash set its cookie").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_set_nex_env_other_than_dev_gets_secure_cookies() {
+    let mut command = demo_command();
+    command.env("NEX_ENV", "staging").env("SECRET_KEY_BASE", support::SECRET);
+    let demo = DemoProcess::start(command, "staging").await;
+    let cookie = flash_set_cookie_after_a_bad_login(&demo).await;
+    assert!(cookie.contains("; Secure"), "NEX_ENV=staging is production: {cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_env_at_all_the_demo_starts_in_development_with_a_loud_warning() {
+    // The README's first command: a fresh machine, nothing set.
+    let demo = DemoProcess::start(demo_command(), "no-env").await;
+    let cookie = flash_set_cookie_after_a_bad_login(&demo).await;
+    assert!(!cookie.contains("Secure"), "development cookies work over plain http: {cookie}");
+    assert!(demo.stderr().contains("PUBLIC development secret"), "{}", demo.stderr());
+}
