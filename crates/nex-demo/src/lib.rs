@@ -104,9 +104,19 @@ impl std::error::Error for StartError {}
 /// # Errors
 /// As [`open_store`].
 pub async fn store_from_env() -> Result<Arc<dyn SessionStore>, StartError> {
-    let url = std::env::var("NEX_SESSION_STORE").unwrap_or_else(|_| "memory".into());
-    let max_sessions = std::env::var("NEX_SESSION_MAX_SESSIONS").ok();
+    let url = env_text("NEX_SESSION_STORE")?.unwrap_or_else(|| "memory".into());
+    let max_sessions = env_text("NEX_SESSION_MAX_SESSIONS")?;
     open_store(&url, max_sessions.as_deref()).await
+}
+
+/// A variable's value; one that is set but not UTF-8 is an error, never "unset"
+/// (a broken export of a store URL must not quietly start a memory store).
+fn env_text(name: &str) -> Result<Option<String>, StartError> {
+    match std::env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(StartError(format!("{name} is set but is not valid UTF-8"))),
+    }
 }
 
 /// Opens the store `url` names (`NEX_SESSION_STORE`'s value), bounding a memory

@@ -94,3 +94,12 @@ async fn with_no_env_at_all_the_demo_starts_in_development_with_a_loud_warning()
     assert!(!cookie.contains("Secure"), "development cookies work over plain http: {cookie}");
     assert!(demo.stderr().contains("PUBLIC development secret"), "{}", demo.stderr());
 }
+
+#[test]
+fn a_store_url_that_is_not_utf8_refuses_to_start_instead_of_using_memory() {
+    use std::os::unix::ffi::OsStringExt;
+    let url = OsString::from_vec(b"sqlite:\xffsessions.db".to_vec());
+    let (code, stderr) = refused_start(&[("NEX_SESSION_STORE", url)]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("NEX_SESSION_STORE is set but is not valid UTF-8"), "{stderr}");
+}

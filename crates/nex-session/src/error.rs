@@ -122,6 +122,17 @@ pub enum SessionError {
     /// The OS random number generator failed while making a session id.
     #[error("the OS random number generator failed: {0}")]
     Random(getrandom::Error),
+    /// A flash for a visitor without a session does not fit in its cookie. It is
+    /// refused rather than stored: a stored session per anonymous request is what
+    /// lets a flood fill the store. Keep flash messages short (and do not echo
+    /// unbounded user input into them).
+    #[error("the flash of a visitor without a session is {bytes} bytes, over the cookie's limit of {limit}")]
+    FlashTooLarge {
+        /// The size of the encoded messages.
+        bytes: usize,
+        /// The most a flash cookie carries.
+        limit: usize,
+    },
 }
 
 impl SessionError {

@@ -61,6 +61,19 @@ fn app(store: Arc<dyn SessionStore>, config: SessionConfig) -> Router {
             }),
         )
         .route("/token", get(|| async { text(nex_session::csrf::token().await) }))
+        // A form rendered before the request's first write (an anonymous cart).
+        .route(
+            "/token-then-put",
+            get(|| async {
+                let token = nex_session::csrf::token().await.unwrap();
+                nex_session::put("cart", vec!["book"]).await.unwrap();
+                token
+            }),
+        )
+        .route(
+            "/big-flash",
+            get(|| async { text(nex_session::flash::put("error", "x".repeat(3000)).await.map(|()| "ok".into())) }),
+        )
         .route("/logout", post(|| async { text(nex_session::clear().await.map(|()| "bye".into())) }))
         .route(
             "/counter",
@@ -112,6 +125,24 @@ async fn a_flash_without_a_session_is_shown_once_after_the_redirect() {
     assert!(redirect.session_cookie().is_none());
     assert!(b.get("/login").await.body.starts_with("flash=Please sign in.\n"));
     assert!(b.get("/login").await.body.starts_with("flash=\n"), "a flash is shown once");
+}
+
+#[tokio::test]
+async fn an_oversized_anonymous_flash_is_an_error_never_a_stored_session() {
+    let memory = Arc::new(MemoryStore::new());
+    let addr = serve(app(memory.clone(), config())).await;
+    let reply = Browser::new(addr).get("/big-flash").await;
+    assert!(reply.body.contains("over the cookie's limit"), "{}", reply.body);
+    assert!(memory.is_empty(), "a large flash created a stored session");
+}
+
+#[tokio::test]
+async fn a_token_rendered_before_the_first_write_of_a_request_keeps_working() {
+    let addr = serve(app(Arc::new(MemoryStore::new()), config())).await;
+    let b = Browser::new(addr);
+    let token = b.get("/token-then-put").await.body;
+    assert!(b.cookie("_nex_session").is_some());
+    assert_eq!(b.post_with_headers("/counter", &[("x-csrf-token", &token)]).await.body, "1");
 }
 
 #[tokio::test]

@@ -391,3 +391,49 @@ async fn a_frozen_redis_stops_the_client_cache_from_answering_within_seconds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Connections Redis has open, the asking one included (`CLIENT LIST`).
+fn connected_clients(url: &str) -> usize {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+    list.lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_store_closes_its_connections_and_stops_its_heartbeat() {
+    let server = nex_testkit::redis::RedisServer::start_private();
+    let before = connected_clients(&server.url());
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    assert!(store.client_cache_stats().is_some(), "the client cache is on");
+    assert!(connected_clients(&server.url()) > before);
+    drop(store);
+    // The heartbeat notices within a beat; allow generously for a loaded machine.
+    let mut now = connected_clients(&server.url());
+    for _ in 0..100 {
+        if now == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = connected_clients(&server.url());
+    }
+    assert_eq!(now, before, "the store's connections outlived it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_redis_refuses_is_not_applied_never_outcome_unknown() {
+    let server = nex_testkit::redis::RedisServer::start_private();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    // Out of memory: Redis refuses every write with -OOM before running it.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1").query(&mut admin).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query(&mut admin).unwrap();
+    let id = SessionId::generate().unwrap();
+    let mut changes = Changes::new();
+    changes.insert("k".into(), Change::Put(b"1".to_vec()));
+    let later = nex_session::token::now_ms() + 60_000;
+    let err = store.apply(id.store_key(), &changes, later, Presence::New).await.unwrap_err();
+    assert!(err.to_string().contains("OOM"), "{err}");
+    assert!(!err.may_have_applied(), "Redis refused the write, so it was not applied: {err}");
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut admin).unwrap();
+    assert_eq!(keys, 0);
+}

@@ -111,6 +111,7 @@ impl Csrf {
             state.ensure_open()?;
             let secret = fresh_secret()?;
             state.cookies.queue_signed(side, &secret, inner.started_ms)?;
+            state.fresh_csrf = Some(secret.clone());
             return Ok(secret);
         }
         if let Some(secret) = state.view(CSRF_KEY).and_then(decode_stored) {
@@ -145,7 +146,7 @@ fn fresh_secret() -> Result<Vec<u8>, SessionError> {
 }
 
 /// The secret as stored in the session: a JSON string (session values are JSON).
-fn encode_stored(secret: &[u8]) -> Vec<u8> {
+pub(super) fn encode_stored(secret: &[u8]) -> Vec<u8> {
     format!("\"{}\"", URL_SAFE_NO_PAD.encode(secret)).into_bytes()
 }
 

@@ -20,9 +20,8 @@ use std::collections::BTreeMap;
 use super::Session;
 use crate::error::SessionError;
 
-/// The largest flash (as JSON) carried in a cookie; a larger one of a sessionless
-/// visitor goes to the store (browsers cap a cookie at about 4 KiB, and the
-/// token's base64 adds a third).
+/// The largest flash (as JSON) carried in a cookie (browsers cap a cookie at
+/// about 4 KiB, and the token's base64 adds a third).
 const COOKIE_LIMIT: usize = 2048;
 
 /// The reserved session key flash messages live under.
@@ -48,7 +47,9 @@ impl Flash {
     /// session is created (see the module docs).
     ///
     /// # Errors
-    /// [`SessionError::Store`] if the store fails.
+    /// [`SessionError::Store`] if the store fails; [`SessionError::FlashTooLarge`]
+    /// when a sessionless visitor's messages exceed 2 KiB of JSON (never stored
+    /// instead: that would let anonymous traffic create sessions).
     pub async fn put(&self, kind: &str, message: impl Into<String>) -> Result<(), SessionError> {
         let message = message.into();
         if self.put_in_cookie(kind, &message).await? {
@@ -65,6 +66,9 @@ impl Flash {
 
     /// Puts the message in the flash cookie when the request has no session;
     /// `false` when it belongs in the session.
+    ///
+    /// # Errors
+    /// As [`Flash::put`].
     async fn put_in_cookie(&self, kind: &str, message: &str) -> Result<bool, SessionError> {
         let inner = &self.session.inner;
         let mut state = inner.state.lock().await;
@@ -82,7 +86,7 @@ impl Flash {
         let bytes =
             serde_json::to_vec(&all).map_err(|source| SessionError::Encode { key: FLASH_KEY.to_owned(), source })?;
         if bytes.len() > COOKIE_LIMIT {
-            return Ok(false);
+            return Err(SessionError::FlashTooLarge { bytes: bytes.len(), limit: COOKIE_LIMIT });
         }
         state.cookies.queue_signed(side, &bytes, inner.started_ms)?;
         Ok(true)

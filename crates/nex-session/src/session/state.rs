@@ -2,7 +2,7 @@
 //! writes, the store calls that write at once, and what the response needs.
 
 use super::cookies::Cookies;
-use super::{Context, Ending, SessionCookie, CSRF_KEY};
+use super::{csrf, Context, Ending, SessionCookie, CSRF_KEY};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
 use crate::session_cookie::RequestCookie;
@@ -53,6 +53,11 @@ pub(super) struct State {
     finished: bool,
     /// The handler used the session: the response depends on the request's cookies.
     pub(super) accessed: bool,
+    /// A CSRF secret this request made for the `_nex_csrf` cookie (no session yet):
+    /// if the request then starts a session, the secret moves into it, so the
+    /// tokens already rendered with it keep working. Only a secret made here, never
+    /// one a request brought: a planted cookie must not become a session's secret.
+    pub(super) fresh_csrf: Option<Vec<u8>>,
     /// The request's cookies and the ones queued for the response.
     pub(super) cookies: Cookies,
 }
@@ -73,6 +78,7 @@ impl State {
             forget_cookie: false,
             finished: false,
             accessed: false,
+            fresh_csrf: None,
             cookies,
         }
     }
@@ -139,6 +145,7 @@ impl State {
         self.forget_cookie = self.cookie.is_some();
         self.reset_to_no_session();
         self.cookies.delete_if_present(&context.csrf_cookie);
+        self.fresh_csrf = None;
         Ok(())
     }
 
@@ -149,6 +156,7 @@ impl State {
     pub(super) async fn renew(&mut self, context: &Context, expiry: i64) -> Result<(), SessionError> {
         self.accessed = true;
         self.cookies.delete_if_present(&context.csrf_cookie);
+        self.fresh_csrf = None;
         let old = match &self.current {
             Current::None => return Ok(()),
             Current::Stored(old) => Some(old.store_key()),
@@ -350,6 +358,9 @@ impl State {
         self.current = Current::Unsaved(id.clone());
         // Nothing is stored under a new id: no read needed.
         self.loaded.get_or_insert_with(Snapshot::default);
+        if let Some(secret) = self.fresh_csrf.take() {
+            self.pending.insert(CSRF_KEY.to_owned(), Change::Put(csrf::encode_stored(&secret)));
+        }
         Ok(id)
     }
 

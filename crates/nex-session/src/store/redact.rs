@@ -66,9 +66,22 @@ impl fmt::Debug for RedactedUrl<'_> {
 struct Parts<'a> {
     /// `scheme://`, or empty when the text has no `://`.
     scheme: &'a str,
-    /// Comma-separated host entries, each `[userinfo@]host[:port]`; the last one
-    /// runs to the end of the text (a password may hold `/` or `?`).
+    /// Host entries, each `[userinfo@]host[:port]`, comma-separated in a cluster
+    /// URL; the last one runs to the end of the text (a password may hold `/` or `?`).
     hosts: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// The host entries. Only a cluster URL lists several hosts: elsewhere a
+    /// comma belongs to the entry (a password may hold one, and the Redis client
+    /// accepts it), so splitting there would show half of the password.
+    fn entries(&self) -> Vec<&'a str> {
+        if self.scheme.contains("+cluster") {
+            self.hosts.split(',').collect()
+        } else {
+            vec![self.hosts]
+        }
+    }
 }
 
 fn parts(url: &str) -> Parts<'_> {
@@ -88,13 +101,13 @@ fn split_userinfo(entry: &str) -> Option<(&str, &str)> {
 
 /// `url` with every password replaced by [`MASK`].
 pub(crate) fn redact(url: &str) -> Cow<'_, str> {
-    let Parts { scheme, hosts } = parts(url);
-    if !hosts.contains('@') && !has_secret_param(hosts) {
+    let parsed = parts(url);
+    if !parsed.hosts.contains('@') && !has_secret_param(parsed.hosts) {
         return Cow::Borrowed(url);
     }
     let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    for (i, entry) in hosts.split(',').enumerate() {
+    out.push_str(parsed.scheme);
+    for (i, entry) in parsed.entries().into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -149,7 +162,7 @@ fn push_query_redacted(out: &mut String, text: &str) {
 /// in any message about it.
 fn secrets(url: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for entry in parts(url).hosts.split(',') {
+    for entry in parts(url).entries() {
         let (userinfo, rest) = split_userinfo(entry).unwrap_or(("", entry));
         if let Some((_, password)) = userinfo.split_once(':') {
             found.push(password.to_owned());
@@ -274,6 +287,14 @@ mod tests {
             assert_eq!(RedactedUrl::new(url).to_string(), shown, "{url}");
             assert!(!format!("{:?}", RedactedUrl::new(url)).contains("s3cret"), "{url}");
         }
+    }
+
+    #[test]
+    fn a_comma_in_a_single_node_password_stays_hidden() {
+        let url = "redis://:pa,ss@cache:6379/0";
+        assert_eq!(redact(url), "redis://:***@cache:6379/0");
+        assert_eq!(scrub(&format!("cannot reach {url}"), url), "cannot reach redis://:***@cache:6379/0");
+        assert_eq!(redact("redis://user:a,b,c@h"), "redis://user:***@h");
     }
 
     #[test]

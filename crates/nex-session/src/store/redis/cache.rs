@@ -248,11 +248,17 @@ pub(crate) async fn heartbeat(cache: Weak<ClientCache>, mut conn: ConnectionMana
 }
 
 /// Hands Redis' push messages to the cache (see the module docs).
-pub(crate) struct Invalidator(pub(crate) Arc<ClientCache>);
+///
+/// Holds the cache weakly: the connection (and so this sender) lives as long as
+/// the heartbeat task, which lives as long as the cache; a strong reference here
+/// would keep all three alive after the store is dropped.
+pub(crate) struct Invalidator(pub(crate) Weak<ClientCache>);
 
 impl AsyncPushSender for Invalidator {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
-        self.0.handle(&info);
+        if let Some(cache) = self.0.upgrade() {
+            cache.handle(&info);
+        }
         Ok(())
     }
 }

@@ -147,15 +147,27 @@ pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
-/// What a failed write means. Only a refused connection proves that the command
-/// never left: any other error (a timeout, a connection that broke, even an error
-/// the client made up after sending) may come after Redis ran it.
+/// What a failed write means. A refused connection proves that the command never
+/// left, and so does a reply in which Redis refused to run it (the codes below,
+/// which only Redis' own replies carry: the client never makes them up). Any other
+/// error (a timeout, a connection that broke, an error from inside a script) may
+/// come after Redis ran it, or part of it.
 fn write_failed(err: redis::RedisError) -> StoreError {
-    if err.is_connection_refusal() {
+    if err.is_connection_refusal() || refused_by_redis(&err) {
         unavailable(err)
     } else {
         StoreError::OutcomeUnknown(Box::new(unavailable(err)))
     }
+}
+
+/// Replies with which Redis refuses a command before running any of it: out of
+/// memory, a replica, still loading, its master down, another script busy, not
+/// authenticated or not allowed.
+fn refused_by_redis(err: &redis::RedisError) -> bool {
+    matches!(
+        err.code(),
+        Some("OOM" | "READONLY" | "LOADING" | "MASTERDOWN" | "BUSY" | "NOAUTH" | "WRONGPASS" | "NOPERM")
+    )
 }
 
 impl Redis {
@@ -291,7 +303,7 @@ async fn connect_tracking(
     let mut info = client.get_connection_info().clone();
     info.redis.protocol = redis::ProtocolVersion::RESP3;
     let tracking = redis::Client::open(info).map_err(unavailable)?;
-    let config = config.set_push_sender(Invalidator(cache.clone()));
+    let config = config.set_push_sender(Invalidator(Arc::downgrade(cache)));
     match ConnectionManager::new_with_config(tracking, config).await {
         Ok(conn) => {
             tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
