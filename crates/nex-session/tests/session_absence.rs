@@ -223,7 +223,7 @@ async fn a_session_the_store_let_expire_in_its_cookies_last_refresh_interval_rea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_removed_from_outside_reads_as_revoked_on_every_store() {
     let stores = stores("revoked").await;
-    for (name, store) in stores.list.iter().cloned() {
+    for (name, store) in &stores.list {
         let app = serve_on(store.clone(), config()).await;
         // An operator's revoke: the store's `remove`, from outside the app.
         let cookie = app.login().await;
