@@ -4,7 +4,7 @@ use axum::extract::{Form, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use nex_session::SessionError;
+use nex_session::{NoSession, SessionError};
 use serde::Deserialize;
 
 use crate::auth::{self, User};
@@ -54,9 +54,32 @@ pub(crate) async fn home() -> Result<Response, PageError> {
     Ok(page(pages::home(user, csrf.as_deref()).into_string(), signed_in))
 }
 
-/// `GET /login`: the form, and pending flash messages, shown once.
+/// What to tell a visitor without a session about the one they had: that it
+/// expired, or that they were signed out; nothing for a stranger (no cookie, or
+/// one that is not ours).
+pub(crate) const EXPIRED_NOTICE: &str = "Your session has expired, please sign in again.";
+/// See [`EXPIRED_NOTICE`].
+pub(crate) const REVOKED_NOTICE: &str = "You were signed out, please sign in again.";
+
+fn ended_notice(absence: Option<NoSession>) -> Option<&'static str> {
+    match absence? {
+        NoSession::Expired => Some(EXPIRED_NOTICE),
+        NoSession::Revoked => Some(REVOKED_NOTICE),
+        _ => None,
+    }
+}
+
+/// `GET /login`: the form, and pending flash messages, shown once; a browser
+/// that comes back with an ended session is told so.
 pub(crate) async fn login_page() -> Result<Response, PageError> {
-    let messages = nex_session::flash::pop_all().await?;
+    // Asked first: the answer depends on the request's cookie (free) or on the
+    // one store read the page would do anyway.
+    let notice = ended_notice(nex_session::absence().await?);
+    let mut messages = nex_session::flash::pop_all().await?;
+    if let Some(notice) = notice {
+        // The dashboard may have said so already (its redirect carries a flash).
+        messages.entry("error".to_owned()).or_insert_with(|| notice.to_owned());
+    }
     let token = nex_session::csrf::token().await?;
     Ok(page(pages::login(&messages, &token).into_string(), false))
 }
@@ -108,7 +131,9 @@ pub(crate) async fn login(State(state): State<DemoState>, Form(form): Form<Login
 /// `GET /dashboard`: the user's page with the session counter.
 pub(crate) async fn dashboard() -> Result<Response, PageError> {
     let Some(user) = current_user().await? else {
-        nex_session::flash::put("error", "Please sign in to see your dashboard.").await?;
+        // After the read above, asking why costs no store access.
+        let message = ended_notice(nex_session::absence().await?).unwrap_or("Please sign in to see your dashboard.");
+        nex_session::flash::put("error", message).await?;
         return Ok(Redirect::to("/login").into_response());
     };
     let counter = nex_session::get_or("counter", 0u64).await?;

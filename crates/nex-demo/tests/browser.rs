@@ -3,8 +3,27 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use nex_session::store::{MemoryStore, SessionStore};
+use nex_session::token::{SecretKeyBase, Signer};
 use support::webdriver::{base_url, Driver};
-use support::{config, serve_demo};
+use support::{config, serve_demo, SECRET};
+
+const EXPIRED: &str = "Your session has expired, please sign in again.";
+const REVOKED: &str = "You were signed out, please sign in again.";
+const STRANGER: &str = "Please sign in to see your dashboard.";
+
+/// Signs in through the form and waits for the dashboard.
+async fn sign_in(browser: &Driver, base: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser.type_into("#email", "demo@example.com").await;
+    browser.type_into("#password", "nex-demo").await;
+    browser.click("#submit").await;
+    let text = browser.wait_for_text("Dashboard").await;
+    assert!(text.contains("Signed in as"), "{text}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_counter_reload_logout_in_a_real_browser() {
@@ -63,5 +82,66 @@ async fn login_counter_reload_logout_in_a_real_browser() {
     browser.goto(&format!("{base}/dashboard")).await;
     assert!(browser.url().await.ends_with("/login"), "dashboard after logout goes to login: {}", browser.url().await);
     assert!(browser.text().await.contains("Please sign in"));
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_told_on_the_login_page_in_a_real_browser() {
+    let addr = serve_demo(config().with_ttl(Duration::from_secs(2))).await;
+    let base = base_url(addr);
+    let browser = Driver::start().await;
+
+    // A stranger is only asked to sign in.
+    browser.goto(&format!("{base}/dashboard")).await;
+    let text = browser.wait_for_text(STRANGER).await;
+    assert!(browser.url().await.ends_with("/login"), "{}", browser.url().await);
+    assert!(text.contains(STRANGER) && !text.contains(EXPIRED), "{text}");
+
+    sign_in(&browser, &base).await;
+    // The default cookie's Max-Age is the TTL, so Chromium would drop it the moment
+    // the session expires and come back as a stranger. A cookie without Max-Age
+    // (what a browser-session cookie is) outlives the session: keep this one so.
+    browser.keep_as_browser_session_cookie("_nex_session").await;
+    // Let the 2 s TTL pass untouched (any visit would slide it), then come back.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    browser.goto(&format!("{base}/dashboard")).await;
+    let text = browser.wait_for_text(EXPIRED).await;
+    assert!(browser.url().await.ends_with("/login"), "{}", browser.url().await);
+    assert!(text.contains(EXPIRED) && !text.contains(STRANGER), "{text}");
+    let png = browser.screenshot().await;
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/nex-demo-expired.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    std::fs::write(&shot, &png).unwrap();
+    println!("expired-session screenshot: {}", shot.display());
+
+    // Signing in again works, and the message is gone.
+    sign_in(&browser, &base).await;
+    browser.goto(&format!("{base}/login")).await;
+    assert!(!browser.text().await.contains(EXPIRED));
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_is_told_on_the_login_page_in_a_real_browser() {
+    let store = Arc::new(MemoryStore::new());
+    let addr = nex_testkit::http::serve(nex_demo::app(config(), store.clone())).await;
+    let base = base_url(addr);
+    let browser = Driver::start().await;
+
+    sign_in(&browser, &base).await;
+    // An operator revokes the session (the store's `remove`, from outside the app).
+    let cookie = browser.cookie("_nex_session").await.expect("signed in");
+    let id = Signer::new(&SecretKeyBase::new(SECRET).unwrap(), "nex.session").verify(&cookie, None).unwrap();
+    let key = nex_session::SessionId::parse(std::str::from_utf8(&id).unwrap()).unwrap().store_key();
+    store.remove(key).await.unwrap();
+
+    browser.goto(&format!("{base}/dashboard")).await;
+    let text = browser.wait_for_text(REVOKED).await;
+    assert!(browser.url().await.ends_with("/login"), "{}", browser.url().await);
+    assert!(text.contains(REVOKED) && !text.contains(EXPIRED) && !text.contains(STRANGER), "{text}");
+    // The cookie is gone now: a reload shows a plain sign-in form.
+    browser.refresh().await;
+    let text = browser.text().await;
+    assert!(!text.contains(REVOKED) && !text.contains(EXPIRED), "{text}");
     browser.quit().await;
 }

@@ -91,7 +91,7 @@
 //! session_cookie/ → token, cookie_header, config
 //! config          → token
 //! store/          → token (its clock)
-//! every module    → error, id
+//! every module    → error, id, absence (why a request has no session)
 //! ```
 //!
 //! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
@@ -130,6 +130,7 @@
 //! - The README's "Security" section lists what the library guarantees under
 //!   abuse and what the app must still do.
 
+mod absence;
 mod ambient;
 mod config;
 mod cookie_header;
@@ -146,7 +147,8 @@ pub mod store;
 pub mod testing;
 pub mod token;
 
-pub use ambient::{clear, current, delete, get, get_or, id, put, renew, update};
+pub use absence::NoSession;
+pub use ambient::{absence, clear, current, delete, get, get_or, id, put, renew, update};
 pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]

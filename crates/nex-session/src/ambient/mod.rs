@@ -14,6 +14,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::absence::NoSession;
 use crate::error::SessionError;
 use crate::session::Session;
 
@@ -109,6 +110,22 @@ pub async fn delete(key: &str) -> Result<(), SessionError> {
 /// [`SessionError::NoLayer`] outside a request, or as [`Session::clear`].
 pub async fn clear() -> Result<(), SessionError> {
     current()?.clear().await
+}
+
+/// Why the current request has no session (`None`: it has one); see [`Session::absence`].
+///
+/// ```
+/// # async fn handler() -> Result<(), nex_session::SessionError> {
+/// if nex_session::absence().await? == Some(nex_session::NoSession::Expired) {
+///     nex_session::flash::put("error", "Your session has expired, please sign in again.").await?;
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::absence`].
+pub async fn absence() -> Result<Option<NoSession>, SessionError> {
+    current()?.absence().await
 }
 
 /// The current session id, if there is a session; see [`Session::id`].

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::absence::NoSession;
 use crate::config::SessionConfig;
 use crate::cookie_header::{self, CookieOptions};
 use crate::error::{SessionError, StoreError};
@@ -137,11 +138,12 @@ struct Inner {
 
 impl Session {
     /// The session of a request that began at `started_ms`; `cookie` is the
-    /// request's verified session cookie, `cookie_headers` its `Cookie` headers.
+    /// request's verified session cookie (or why there is none), `cookie_headers`
+    /// its `Cookie` headers.
     pub(crate) fn begin(
         context: Arc<Context>,
         started_ms: i64,
-        cookie: Option<RequestCookie>,
+        cookie: Result<RequestCookie, NoSession>,
         cookie_headers: &http::HeaderMap,
     ) -> Self {
         let state = State::new(cookie, Cookies::from_request(cookie_headers));
@@ -269,6 +271,52 @@ impl Session {
     /// [`SessionError::Store`] if the store cannot move the session (it keeps its old id).
     pub async fn renew(&self) -> Result<(), SessionError> {
         self.inner.state.lock().await.renew(&self.inner.context, self.expiry()).await
+    }
+
+    /// Why there is no session, or `None` when there is one: the expired-session
+    /// signal, so an app can say "Your session has expired, please sign in again"
+    /// instead of treating a returning user as a stranger.
+    ///
+    /// | answer | when |
+    /// |---|---|
+    /// | `None` | the request has a session: a stored one, or one it started (a `put` after a `clear`, or after finding its old session gone) |
+    /// | [`NoSession::NotSent`] | no session cookie came with the request |
+    /// | [`NoSession::Invalid`] | the cookie is forged, tampered with, signed with an unknown secret, or holds no id |
+    /// | [`NoSession::Expired`] | the cookie is genuine but older than the TTL, or the store forgot its session in the cookie's last refresh interval |
+    /// | [`NoSession::Revoked`] | the cookie is genuine and fresh but the store no longer has its session (signed out elsewhere, revoked, evicted or lost) |
+    /// | [`NoSession::Cleared`] | this request called [`Session::clear`] and started no new session |
+    ///
+    /// Cost: the cookie check at the start of the request already knows the first
+    /// three; telling a live session from a vanished one needs the session loaded,
+    /// which is the store read the request's first `get` does anyway (it is done
+    /// once per request, whoever asks first). How expired and revoked are told
+    /// apart, and its limits, is documented on [`NoSession::Revoked`].
+    ///
+    /// A browser drops a cookie when its `Max-Age` runs out, and in the default
+    /// sliding mode that is when the session expires: such a browser then sends no
+    /// cookie, which reads as [`NoSession::NotSent`]. [`NoSession::Expired`] reaches
+    /// the app when the cookie outlives the session (a cookie without `Max-Age`,
+    /// a client that kept it).
+    ///
+    /// ```
+    /// use nex_session::{NoSession, Session};
+    ///
+    /// async fn dashboard(session: Session) -> Result<String, nex_session::SessionError> {
+    ///     if let Some(user) = session.get::<u64>("user_id").await? {
+    ///         return Ok(format!("hello {user}"));
+    ///     }
+    ///     Ok(match session.absence().await? {
+    ///         Some(NoSession::Expired) => "Your session has expired, please sign in again.".into(),
+    ///         Some(NoSession::Revoked) => "You were signed out.".into(),
+    ///         _ => "Please sign in.".into(),
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if the store cannot be read.
+    pub async fn absence(&self) -> Result<Option<NoSession>, SessionError> {
+        self.inner.state.lock().await.absence(&self.inner.context, self.inner.started_ms).await
     }
 
     /// The flash messages of this session (Nex.Flash).

@@ -3,6 +3,7 @@
 
 use super::cookies::Cookies;
 use super::{csrf, Context, Ending, SessionCookie, CSRF_KEY};
+use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
 use crate::session_cookie::RequestCookie;
@@ -23,6 +24,17 @@ enum Current {
     Unsaved(SessionId),
 }
 
+/// Whether this request lost the session its cookie named.
+#[derive(Clone, Copy)]
+enum Lost {
+    /// No: it still has it, or the cookie named none.
+    Not,
+    /// The store no longer held it (found on load or on a conditional write).
+    Vanished,
+    /// The request cleared it.
+    Cleared,
+}
+
 /// Whether the end of the request slid the expiry of a session it only read.
 #[derive(Clone, Copy)]
 pub(super) enum Touch {
@@ -39,6 +51,10 @@ pub(super) struct State {
     current: Current,
     /// What the request's genuine session cookie said, if it sent one.
     cookie: Option<RequestCookie>,
+    /// Why the request sent no genuine, unexpired session cookie (`None` if it did).
+    cookie_absence: Option<NoSession>,
+    /// Whether the request lost the session its cookie named, and how.
+    lost: Lost,
     /// The stored fields as of the (lazy) load; `None` until loaded.
     loaded: Option<Snapshot>,
     /// Values this request already wrote to the store (flushed or `update`d).
@@ -63,14 +79,16 @@ pub(super) struct State {
 }
 
 impl State {
-    pub(super) fn new(cookie: Option<RequestCookie>, cookies: Cookies) -> Self {
-        let current = match &cookie {
-            Some(cookie) => Current::Stored(cookie.id.clone()),
-            None => Current::None,
+    pub(super) fn new(cookie: Result<RequestCookie, NoSession>, cookies: Cookies) -> Self {
+        let (current, cookie, cookie_absence) = match cookie {
+            Ok(cookie) => (Current::Stored(cookie.id.clone()), Some(cookie), None),
+            Err(reason) => (Current::None, None, Some(reason)),
         };
         Self {
             current,
             cookie,
+            cookie_absence,
+            lost: Lost::Not,
             loaded: None,
             written: Changes::new(),
             pending: Changes::new(),
@@ -144,9 +162,28 @@ impl State {
         }
         self.forget_cookie = self.cookie.is_some();
         self.reset_to_no_session();
+        self.lost = Lost::Cleared;
         self.cookies.delete_if_present(&context.csrf_cookie);
         self.fresh_csrf = None;
         Ok(())
+    }
+
+    /// Why the request has no session, `None` when it has one (stored, or started
+    /// by this request). Loads the session first if the cookie names one: that is
+    /// the request's one store read, done at most once.
+    pub(super) async fn absence(&mut self, context: &Context, now_ms: i64) -> Result<Option<NoSession>, SessionError> {
+        self.ensure_loaded(context, now_ms).await?;
+        if !matches!(self.current, Current::None) {
+            return Ok(None);
+        }
+        let reason = match (self.lost, &self.cookie) {
+            (Lost::Cleared, _) => NoSession::Cleared,
+            (Lost::Vanished, Some(cookie)) => {
+                absence::classify_gone(cookie.signed_at_ms, now_ms, context.ttl_ms, context.refresh_after_ms)
+            }
+            (Lost::Vanished | Lost::Not, _) => self.cookie_absence.unwrap_or(NoSession::NotSent),
+        };
+        Ok(Some(reason))
     }
 
     /// Moves the session to a new id (see `Session::renew`).
@@ -175,6 +212,7 @@ impl State {
                 // keeping this request's unsaved puts (written as a new session).
                 let puts = self.take_puts();
                 self.reset_to_no_session();
+                self.lost = Lost::Vanished;
                 self.pending = puts;
                 self.forget_cookie = self.cookie.is_some();
                 self.current = Current::Unsaved(new);
@@ -381,6 +419,7 @@ impl State {
         tracing::debug!(target: "nex_session", "cookie names no stored session");
         let puts = self.take_puts();
         self.reset_to_no_session();
+        self.lost = Lost::Vanished;
         self.forget_cookie = true;
         if !puts.is_empty() {
             self.start_new()?;
@@ -416,6 +455,7 @@ impl State {
             tracing::info!(target: "nex_session", "session vanished during the request; writing to a fresh session");
             self.written.clear();
             self.loaded = Some(Snapshot::default());
+            self.lost = Lost::Vanished;
             self.forget_cookie = self.cookie.is_some();
             self.pending = self.take_puts();
         }

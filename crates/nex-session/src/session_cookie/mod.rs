@@ -12,6 +12,7 @@
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
+use crate::absence::{self, NoSession};
 use crate::config::SessionConfig;
 use crate::cookie_header::{self, CookieOptions, SameSite};
 use crate::error::SessionError;
@@ -80,15 +81,24 @@ impl CookieCodec {
     }
 
     /// The session a request's cookies name: the first `_nex_session` cookie that
-    /// is genuine, unexpired and holds an id.
-    pub(crate) fn read(&self, headers: &HeaderMap, now_ms: i64) -> Option<RequestCookie> {
-        cookie_header::request_values(headers.get_all(COOKIE), COOKIE_NAME).find_map(|value| self.verify(value, now_ms))
+    /// is genuine, unexpired and holds an id. Without one, why not: no such
+    /// cookie ([`NoSession::NotSent`]), only forged or unreadable ones
+    /// ([`NoSession::Invalid`]), or a genuine one that expired ([`NoSession::Expired`]).
+    pub(crate) fn read(&self, headers: &HeaderMap, now_ms: i64) -> Result<RequestCookie, NoSession> {
+        let mut why = NoSession::NotSent;
+        for value in cookie_header::request_values(headers.get_all(COOKIE), COOKIE_NAME) {
+            match self.verify(value, now_ms) {
+                Ok(cookie) => return Ok(cookie),
+                Err(reason) => why = absence::stronger(why, reason),
+            }
+        }
+        Err(why)
     }
 
     /// The session a cookie value names, if it is genuine, unexpired and holds an id.
-    fn verify(&self, value: &str, now_ms: i64) -> Option<RequestCookie> {
+    fn verify(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
         if let Some(known) = self.verified.get(value, self.ttl_s, now_ms) {
-            return Some(known);
+            return Ok(known);
         }
         self.verify_fully(value, now_ms)
     }
@@ -98,25 +108,25 @@ impl CookieCodec {
     /// load, instruction-cache misses cost more than the instructions themselves.
     #[cold]
     #[inline(never)]
-    fn verify_fully(&self, value: &str, now_ms: i64) -> Option<RequestCookie> {
+    fn verify_fully(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
         match self.keyring.verify_at(value, Some(self.ttl_s), now_ms) {
             Ok(verified) => {
                 let Some(id) = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse) else {
                     tracing::debug!(target: "nex_session", "signed cookie holds no session id");
-                    return None;
+                    return Err(NoSession::Invalid);
                 };
                 let cookie =
                     RequestCookie { id, signed_at_ms: verified.signed_at_ms, current_key: verified.key_index == 0 };
                 self.verified.insert(value, &cookie);
-                Some(cookie)
+                Ok(cookie)
             }
             Err(TokenError::Expired) => {
                 tracing::debug!(target: "nex_session", "session cookie expired");
-                None
+                Err(NoSession::Expired)
             }
             Err(_) => {
                 tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
-                None
+                Err(NoSession::Invalid)
             }
         }
     }
