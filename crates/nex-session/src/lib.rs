@@ -146,15 +146,18 @@ pub mod store;
 pub mod testing;
 pub mod token;
 
-pub use ambient::{clear, current, delete, get, get_or, id, put, renew, update};
-pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
+pub use ambient::{clear, current, delete, get, get_or, id, put, renew, set_expiry, update};
+pub use config::{
+    ConfigError, Expiry, RunMode, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL,
+    NEX_ENV,
+};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
 pub use id::{SessionId, StoreKey};
 pub use middleware::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
-pub use session_cookie::{COOKIE_NAME, SESSION_SALT};
+pub use session_cookie::{SessionExpiry, COOKIE_NAME, SESSION_SALT};
 
 pub mod cookie {
     //! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.
