@@ -206,8 +206,8 @@ mod tests {
     use super::*;
     use crate::token::SecretKeyBase;
 
-    fn rules(config: SessionConfig) -> ExpiryRules {
-        ExpiryRules::new(&config)
+    fn rules(config: &SessionConfig) -> ExpiryRules {
+        ExpiryRules::new(config)
     }
 
     fn base() -> SessionConfig {
@@ -217,13 +217,13 @@ mod tests {
     #[test]
     fn the_default_token_is_the_bare_id_and_the_long_form_round_trips() {
         let id = SessionId::generate().unwrap();
-        let plain = rules(base());
+        let plain = rules(&base());
         let lifetime = Lifetime { mode: Mode::Default, created_ms: 5 };
         assert_eq!(plain.token_data(&id, lifetime), id.as_str());
         let (parsed, none) = parse_token_data(id.as_str().as_bytes()).unwrap();
         assert!(parsed == id && none.is_none());
         for mode in [Mode::Default, Mode::BrowserSession, Mode::Persistent { ttl_s: 2_592_000 }] {
-            let abs = rules(base().with_absolute_lifetime(Duration::from_secs(60)));
+            let abs = rules(&base().with_absolute_lifetime(Duration::from_secs(60)));
             let lifetime = Lifetime { mode, created_ms: 1_700_000_000_123 };
             let data = abs.token_data(&id, lifetime);
             assert_eq!(parse_token_data(data.as_bytes()), Some((id.clone(), Some(lifetime))), "{data}");
@@ -242,21 +242,21 @@ mod tests {
 
     #[test]
     fn store_expiry_and_max_age_follow_the_mode_and_the_absolute_end() {
-        let r = rules(base().with_absolute_lifetime(Duration::from_secs(50)));
+        let r = rules(&base().with_absolute_lifetime(Duration::from_secs(50)));
         let at = |mode| Lifetime { mode, created_ms: 1_000_000 };
         assert_eq!(r.store_expiry(at(Mode::Default), 1_000_000), 1_050_000, "absolute end first");
         assert_eq!(r.store_expiry(at(Mode::Default), 1_000_000 - 60_000), 1_040_000, "inactivity first");
         assert_eq!(r.cookie_max_age(at(Mode::Default), 1_010_000), Some(40));
         assert_eq!(r.cookie_max_age(at(Mode::BrowserSession), 1_010_000), None);
         assert!(r.past_absolute(1_000_000, 1_050_000) && !r.past_absolute(1_000_000, 1_049_999));
-        let browser = rules(base().with_expiry(Expiry::BrowserSession));
+        let browser = rules(&base().with_expiry(Expiry::BrowserSession));
         assert_eq!(browser.cookie_max_age(at(Mode::Default), 0), None);
         assert_eq!(browser.cookie_max_age(at(Mode::Persistent { ttl_s: 7 }), 0), Some(7));
     }
 
     #[test]
     fn a_persistent_ttl_is_bounded_by_the_configured_maximum() {
-        let r = rules(base().with_max_persistent_ttl(Duration::from_secs(1000)));
+        let r = rules(&base().with_max_persistent_ttl(Duration::from_secs(1000)));
         assert_eq!(r.mode_of(SessionExpiry::Persistent(Duration::from_secs(5000))), Mode::Persistent { ttl_s: 1000 });
         assert_eq!(r.mode_of(SessionExpiry::Persistent(Duration::ZERO)), Mode::Persistent { ttl_s: 1 });
         assert_eq!(r.inactivity_s(Mode::Persistent { ttl_s: 9999 }), 1000, "a claim beyond the bound");
