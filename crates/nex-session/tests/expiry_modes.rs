@@ -66,6 +66,14 @@ fn routes() -> Router {
             }),
         )
         .route(
+            "/update-then-remember",
+            post(|| async {
+                nex_session::update("visits", 0u64, |n| n + 1).await.unwrap();
+                let remember = SessionExpiry::Persistent(Duration::from_secs(REMEMBER_S));
+                text(nex_session::set_expiry(remember).await.map(|()| "ok".into()))
+            }),
+        )
+        .route(
             "/login/{remember}",
             post(|Path(remember): Path<bool>, session: nex_session::Session| async move {
                 session.renew().await.unwrap();
@@ -234,6 +242,10 @@ async fn remember_me_sets_a_long_max_age_and_outlives_the_default_ttl_while_othe
             "{kind:?}"
         );
         let remembered = remembered.session_cookie().unwrap();
+        // Chosen after the request already wrote to the store: the store still follows.
+        let late = app.client.post("/update-then-remember", None).await;
+        assert!(late.session_set_cookie_header().unwrap().contains(&format!("Max-Age={REMEMBER_S}")), "{kind:?}");
+        let late = late.session_cookie().unwrap();
         let plain = app.client.post("/login/false", None).await;
         assert_eq!(attributes(&plain), "_nex_session=T; Path=/; Max-Age=1; HttpOnly; Secure; SameSite=Lax", "{kind:?}");
         let plain = plain.session_cookie().unwrap();
@@ -245,6 +257,8 @@ async fn remember_me_sets_a_long_max_age_and_outlives_the_default_ttl_while_othe
         // Well past the default TTL: the remembered session is alive, in the store too.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert_eq!(app.client.get("/get/user", Some(&remembered)).await.body, "ada", "{kind:?}");
+        let late_id = app.client.get("/id", Some(&late)).await.body;
+        assert!(stored(&app, &late_id).await, "{kind:?}: a choice made after a write moves the store's expiry");
     }
 }
 

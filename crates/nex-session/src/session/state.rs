@@ -64,8 +64,11 @@ pub(super) struct State {
     mode: Mode,
     /// When the session was created (ms); `None`: by this request.
     created_ms: Option<i64>,
-    /// A handler changed the mode: re-issue the cookie and move the store's expiry.
+    /// A handler changed the mode: re-issue the cookie.
     mode_changed: bool,
+    /// The mode changed after this request's last store write: the end of the
+    /// request moves the store's expiry (a rare extra `touch`).
+    expiry_stale: bool,
 }
 
 impl State {
@@ -93,6 +96,7 @@ impl State {
             mode,
             created_ms,
             mode_changed: false,
+            expiry_stale: false,
         }
     }
 
@@ -114,6 +118,7 @@ impl State {
         if mode != self.mode {
             self.mode = mode;
             self.mode_changed = true;
+            self.expiry_stale = true;
         }
         Ok(())
     }
@@ -187,6 +192,7 @@ impl State {
         // Clearing forgets the session's expiry choice too.
         self.mode = Mode::Default;
         self.mode_changed = false;
+        self.expiry_stale = false;
         self.cookies.delete_if_present(&context.csrf_cookie);
         self.fresh_csrf = None;
         Ok(())
@@ -209,6 +215,7 @@ impl State {
         match old {
             Some(old) if context.store.rename(old, new.store_key(), expiry).await? => {
                 self.wrote = true;
+                self.expiry_stale = false;
                 self.current = Current::Stored(new);
                 self.pending.insert(CSRF_KEY.to_owned(), Change::Delete);
                 tracing::debug!(target: "nex_session", "session renewed");
@@ -341,11 +348,12 @@ impl State {
         Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
     }
 
-    /// A read-only use of a stored session whose cookie is due for re-signing:
-    /// the end of the request slides the store's expiry too.
+    /// A read-only use of a stored session whose cookie is due for re-signing
+    /// (the end of the request slides the store's expiry too), or an expiry
+    /// mode changed since the request's last write.
     pub(super) fn touch_due(&self, context: &Context, now_ms: i64) -> bool {
         match &self.current {
-            Current::Stored(id) => !self.wrote && (self.mode_changed || self.cookie_due(context, id, now_ms)),
+            Current::Stored(id) => self.expiry_stale || (!self.wrote && self.cookie_due(context, id, now_ms)),
             Current::None | Current::Unsaved(_) => false,
         }
     }
@@ -456,6 +464,8 @@ impl State {
             self.current = Current::Stored(id.clone());
         }
         self.wrote = true;
+        // Every write sets the expiry the current mode gives.
+        self.expiry_stale = false;
     }
 
     /// A conditional write failed: for `Existing`, the session vanished since the
