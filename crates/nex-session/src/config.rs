@@ -33,6 +33,10 @@ pub struct SessionConfig {
     pub(crate) domain: Option<String>,
     pub(crate) purge_interval: Duration,
     pub(crate) cache_protection: bool,
+    // Expiry modes (issue 13, part B).
+    pub(crate) expiry: Expiry,
+    pub(crate) absolute_lifetime: Option<Duration>,
+    pub(crate) max_persistent_ttl: Duration,
 }
 
 /// The environment variable that selects the [`RunMode`].
@@ -134,6 +138,9 @@ impl SessionConfig {
             domain: None,
             purge_interval: DEFAULT_PURGE_INTERVAL,
             cache_protection: true,
+            expiry: Expiry::Sliding,
+            absolute_lifetime: None,
+            max_persistent_ttl: DEFAULT_MAX_PERSISTENT_TTL,
         }
     }
 
@@ -146,6 +153,8 @@ impl SessionConfig {
     /// | `SECRET_KEY_BASE_OLD` | comma-separated older secrets that still verify (rotation) | none |
     /// | `NEX_SESSION_TTL` | session lifetime in seconds | 604800 |
     /// | `NEX_SESSION_SECURE_COOKIE` | `true`/`false`: mark the cookie `Secure` | `true`, `false` in development mode |
+    /// | `NEX_SESSION_EXPIRY` | `sliding` or `browser-session` ([`Expiry`]) | `sliding` |
+    /// | `NEX_SESSION_ABSOLUTE_LIFETIME` | absolute lifetime in seconds ([`SessionConfig::with_absolute_lifetime`]) | none |
     ///
     /// # Errors
     /// A missing or short secret outside development mode, a secret that is not
@@ -195,6 +204,7 @@ impl SessionConfig {
             })?;
             config = config.with_secure_cookie(flag);
         }
+        config = expiry_from_env(config)?;
         Ok(config)
     }
 
@@ -267,6 +277,97 @@ impl SessionConfig {
         self
     }
 
+    /// Whether the session cookie outlives the browser ([`Expiry::Sliding`], the
+    /// default: `Max-Age` = the TTL) or is a browser-session cookie
+    /// ([`Expiry::BrowserSession`]: no `Max-Age`, the browser drops it when it
+    /// closes). Either way the store ends a session after the TTL of inactivity.
+    /// Handlers can choose per session with [`Session::set_expiry`](crate::Session::set_expiry).
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, Expiry, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_expiry(Expiry::BrowserSession);
+    /// assert_eq!(config.expiry(), Expiry::BrowserSession);
+    /// ```
+    #[must_use]
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Ends every session a fixed time after it was created, however active it is
+    /// (OWASP's absolute timeout). Default: none. [`Session::renew`](crate::Session::renew)
+    /// keeps the creation time, so rotating the id at login does not extend it.
+    /// Whole seconds count; less than one second is raised to one.
+    ///
+    /// Enforced on every request without a store access: the creation time rides
+    /// in the signed cookie, so a cookie past the lifetime means "no session" even
+    /// for a request that never reads; the store is told to forget the session at
+    /// the same moment. A session whose cookie was signed before this option was
+    /// turned on counts from the time that cookie was signed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development())
+    ///     .with_absolute_lifetime(Duration::from_secs(8 * 3600));
+    /// assert_eq!(config.absolute_lifetime(), Some(Duration::from_secs(8 * 3600)));
+    /// ```
+    #[must_use]
+    pub fn with_absolute_lifetime(mut self, lifetime: Duration) -> Self {
+        self.absolute_lifetime = Some(lifetime.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// The longest inactivity TTL a handler may give one session with
+    /// [`SessionExpiry::Persistent`](crate::SessionExpiry::Persistent); longer
+    /// requests are lowered to it, and cookies claiming longer are verified with
+    /// it. Default: 400 days ([`DEFAULT_MAX_PERSISTENT_TTL`], the most browsers
+    /// keep a cookie). Whole seconds count; less than one second is raised to one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development())
+    ///     .with_max_persistent_ttl(Duration::from_secs(30 * 86_400));
+    /// assert_eq!(config.max_persistent_ttl(), Duration::from_secs(30 * 86_400));
+    /// ```
+    #[must_use]
+    pub fn with_max_persistent_ttl(mut self, max: Duration) -> Self {
+        self.max_persistent_ttl = max.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The configured [`Expiry`] mode.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, Expiry, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).expiry(), Expiry::Sliding);
+    /// ```
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// The configured absolute lifetime, if any.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).absolute_lifetime(), None);
+    /// ```
+    pub fn absolute_lifetime(&self) -> Option<Duration> {
+        self.absolute_lifetime
+    }
+
+    /// The longest per-session TTL a handler may set.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL};
+    /// let config = SessionConfig::new(SecretKeyBase::development());
+    /// assert_eq!(config.max_persistent_ttl(), DEFAULT_MAX_PERSISTENT_TTL);
+    /// ```
+    pub fn max_persistent_ttl(&self) -> Duration {
+        self.max_persistent_ttl
+    }
+
     /// The current secret (for apps that sign their own tokens, e.g. CSRF, with another salt).
     pub fn secret(&self) -> &SecretKeyBase {
         &self.secret
@@ -290,6 +391,60 @@ impl SessionConfig {
         let interval = self.refresh_interval.unwrap_or(self.ttl / 100);
         i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
     }
+}
+
+/// The longest per-session TTL by default: 400 days, the longest `Max-Age`
+/// browsers honour (Chrome caps cookies there; RFC 6265bis recommends it).
+pub const DEFAULT_MAX_PERSISTENT_TTL: Duration = Duration::from_secs(400 * 86_400);
+
+/// Whether the session cookie outlives the browser. Set for the layer with
+/// [`SessionConfig::with_expiry`] (or `NEX_SESSION_EXPIRY`); a handler can choose
+/// per session with [`Session::set_expiry`](crate::Session::set_expiry).
+///
+/// In both modes the store forgets a session after the TTL of inactivity (and
+/// after the absolute lifetime, when one is set).
+///
+/// ```
+/// use nex_session::Expiry;
+/// assert_eq!(Expiry::default(), Expiry::Sliding);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// The cookie carries `Max-Age` = the TTL and survives browser restarts; each
+    /// use slides the expiry (today's behaviour, as Nex).
+    #[default]
+    Sliding,
+    /// The cookie carries no `Max-Age`/`Expires`: the browser drops it when it
+    /// closes. The store still ends the session after the TTL of inactivity.
+    BrowserSession,
+}
+
+/// Reads `NEX_SESSION_EXPIRY` and `NEX_SESSION_ABSOLUTE_LIFETIME` into `config`.
+fn expiry_from_env(mut config: SessionConfig) -> Result<SessionConfig, ConfigError> {
+    if let Some(expiry) = var("NEX_SESSION_EXPIRY")? {
+        let mode = match expiry.trim().to_ascii_lowercase().as_str() {
+            "sliding" => Expiry::Sliding,
+            "browser-session" => Expiry::BrowserSession,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "NEX_SESSION_EXPIRY",
+                    value: expiry.clone(),
+                    expected: "sliding or browser-session",
+                })
+            }
+        };
+        config = config.with_expiry(mode);
+    }
+    if let Some(lifetime) = var("NEX_SESSION_ABSOLUTE_LIFETIME")? {
+        let seconds = lifetime.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(ConfigError::Invalid {
+            name: "NEX_SESSION_ABSOLUTE_LIFETIME",
+            value: lifetime.clone(),
+            expected: "a positive number of seconds",
+        })?;
+        config = config.with_absolute_lifetime(Duration::from_secs(seconds));
+    }
+    Ok(config)
 }
 
 /// The variable's value; set but not UTF-8 is an error, never "unset".

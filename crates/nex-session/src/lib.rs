@@ -64,6 +64,35 @@
 //! no longer decodes as the requested type is a [`SessionError::Decode`] for that
 //! key only. Keys starting with `_nex` are reserved (flash lives under `_nex_flash`, the CSRF secret under `_nex_csrf`).
 //!
+//! ## Expiry modes
+//!
+//! Set for the layer with [`SessionConfig::with_expiry`] ([`Expiry`]) and
+//! [`SessionConfig::with_absolute_lifetime`] (or `NEX_SESSION_EXPIRY`,
+//! `NEX_SESSION_ABSOLUTE_LIFETIME`), and per session from a handler with
+//! [`Session::set_expiry`] / [`set_expiry`] ([`SessionExpiry`], "remember me").
+//! TTL is [`SessionConfig::with_ttl`] (7 days by default).
+//!
+//! | mode | the cookie carries | the store forgets the session |
+//! |---|---|---|
+//! | [`Expiry::Sliding`] (default, as Nex) | `Max-Age` = TTL | after TTL without use |
+//! | [`Expiry::BrowserSession`] | no `Max-Age`/`Expires`: the browser drops it when it closes | after TTL without use |
+//! | [`SessionExpiry::Persistent`]`(d)` for one session | `Max-Age` = `d` (at most [`SessionConfig::with_max_persistent_ttl`], 400 days) | after `d` without use |
+//! | [`SessionExpiry::BrowserSession`] for one session | no `Max-Age` | after TTL without use |
+//! | [`SessionExpiry::Default`] for one session | as the layer's mode | as the layer's mode |
+//! | any of these + absolute lifetime `A` | `Max-Age` at most the time left until creation + `A` (a browser-session cookie stays one) | after the above, and at creation + `A` at the latest, however active; [`renew`] keeps the creation time |
+//!
+//! How: a session's mode and creation time ride in its signed cookie token (the
+//! token's data becomes `<id>.<created_ms>.<mode>`; with the defaults and no
+//! absolute lifetime it stays the bare id, byte-compatible with Nex). So every
+//! request knows its session's TTL without a store read, and a cookie past the
+//! absolute lifetime is refused when the request starts, even if the handler
+//! never reads. A per-session choice is sent with the response that makes it (a
+//! `Set-Cookie`, plus a store touch when the request wrote nothing). Costs:
+//! requests already in flight with the older cookie still write with the older
+//! TTL; an Elixir app sharing the cookie sees only default sessions; a session
+//! whose cookie predates turning the absolute lifetime on counts from that
+//! cookie's signing.
+//!
 //! ## Features
 //!
 //! | feature | default | what |
@@ -148,15 +177,18 @@ pub mod testing;
 pub mod token;
 
 pub use absence::NoSession;
-pub use ambient::{absence, clear, current, delete, get, get_or, id, put, renew, update};
-pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
+pub use ambient::{absence, clear, current, delete, get, get_or, id, put, renew, set_expiry, update};
+pub use config::{
+    ConfigError, Expiry, RunMode, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL,
+    NEX_ENV,
+};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
 pub use id::{SessionId, StoreKey};
 pub use middleware::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
-pub use session_cookie::{COOKIE_NAME, SESSION_SALT};
+pub use session_cookie::{SessionExpiry, COOKIE_NAME, SESSION_SALT};
 
 pub mod cookie {
     //! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.

@@ -143,3 +143,20 @@ pub async fn id() -> Result<Option<String>, SessionError> {
 pub async fn renew() -> Result<(), SessionError> {
     current()?.renew().await
 }
+
+/// Chooses how long the current session lives ("remember me"); see [`Session::set_expiry`].
+///
+/// ```
+/// use std::time::Duration;
+/// use nex_session::SessionExpiry;
+///
+/// async fn remember_me() -> Result<(), nex_session::SessionError> {
+///     nex_session::set_expiry(SessionExpiry::Persistent(Duration::from_secs(30 * 86_400))).await
+/// }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::set_expiry`].
+pub async fn set_expiry(expiry: crate::session_cookie::SessionExpiry) -> Result<(), SessionError> {
+    current()?.set_expiry(expiry).await
+}

@@ -39,8 +39,8 @@ pub(crate) async fn persist(session: &Session) -> Result<Finished, SessionError>
 /// request (a successful `renew`), so the 503 does not strand the browser on a
 /// dead id. `None` when there is nothing to rescue.
 pub(super) fn rescue_cookie(session: &Session) -> Option<HeaderValue> {
-    let id = session.rescue()?;
-    session.context().cookie.issue(&id, session.started_ms()).ok()
+    let cookie = session.rescue()?;
+    session.context().cookie.issue(&cookie.id, cookie.lifetime, session.started_ms()).ok()
 }
 
 fn set_cookies(session: &Session, ending: Ending) -> Result<Finished, SessionError> {
@@ -49,11 +49,11 @@ fn set_cookies(session: &Session, ending: Ending) -> Result<Finished, SessionErr
     let session_header = match session_cookie {
         // Most requests: nothing to set.
         SessionCookie::Unchanged => return Ok(Finished { set_cookies: queued, accessed }),
-        SessionCookie::Issue(id) => {
+        SessionCookie::Issue(cookie) => {
             if saved {
                 tracing::debug!(target: "nex_session", "session saved");
             }
-            codec.issue(&id, session.started_ms())?
+            codec.issue(&cookie.id, cookie.lifetime, session.started_ms())?
         }
         SessionCookie::Delete => codec.deletion(),
     };

@@ -34,7 +34,7 @@ use crate::config::SessionConfig;
 use crate::cookie_header::{self, CookieOptions};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
-use crate::session_cookie::{CookieCodec, RequestCookie, SideCookie};
+use crate::session_cookie::{CookieCodec, Lifetime, RequestCookie, SessionExpiry, SideCookie};
 use crate::store::{SessionStore, UpdateAction};
 
 mod cookies;
@@ -52,8 +52,6 @@ use state::{State, Touch};
 /// layer's cookie codec.
 pub(crate) struct Context {
     pub(crate) store: Arc<dyn SessionStore>,
-    /// How long a session lives without use (ms).
-    pub(crate) ttl_ms: i64,
     /// How old a cookie may get before a request re-signs it (ms).
     pub(crate) refresh_after_ms: i64,
     /// Reads and writes the session cookie (used by the layer, not by the session).
@@ -75,7 +73,6 @@ impl Context {
     pub(crate) fn new(store: Arc<dyn SessionStore>, config: &SessionConfig) -> Result<Self, SessionError> {
         Ok(Self {
             store,
-            ttl_ms: config.ttl_s().saturating_mul(1000),
             refresh_after_ms: config.refresh_after_ms(),
             cookie: CookieCodec::new(config)?,
             flash_cookie: SideCookie::flash(config)?,
@@ -104,9 +101,15 @@ pub(crate) enum SessionCookie {
     /// Sign and send a cookie for this id (a new id, or a refresh that is due).
     /// Boxed: it is rare (and then a signature costs far more than the box),
     /// while every request moves an `Ending` around.
-    Issue(Box<SessionId>),
+    Issue(Box<IssueCookie>),
     /// Delete the browser's cookie: its session is gone.
     Delete,
+}
+
+/// A session cookie to sign: the id and the lifetime the token carries.
+pub(crate) struct IssueCookie {
+    pub(crate) id: SessionId,
+    pub(crate) lifetime: Lifetime,
 }
 
 /// The current request's session: the explicit handle, also an axum extractor.
@@ -230,7 +233,8 @@ impl Session {
             }
         };
         let mut state = self.inner.state.lock().await;
-        state.update(&self.inner.context, self.expiry(), key, &mut step).await?;
+        let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
+        state.update(&self.inner.context, expiry, key, &mut step).await?;
         drop(state);
         drop(step);
         result.unwrap_or_else(|| {
@@ -270,7 +274,35 @@ impl Session {
     /// # Errors
     /// [`SessionError::Store`] if the store cannot move the session (it keeps its old id).
     pub async fn renew(&self) -> Result<(), SessionError> {
-        self.inner.state.lock().await.renew(&self.inner.context, self.expiry()).await
+        let mut state = self.inner.state.lock().await;
+        let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
+        state.renew(&self.inner.context, expiry).await
+    }
+
+    /// Chooses how long this session lives ("remember me"): a persistent cookie
+    /// with its own TTL, a browser-session cookie, or the layer's default. The
+    /// response re-issues the cookie (`Max-Age` or none) and moves the store's
+    /// expiry to match; later requests keep the choice (it rides in the signed
+    /// cookie) until it is changed again or the session is cleared. Without a
+    /// session yet, it applies to the one the request's next write creates.
+    ///
+    /// The absolute lifetime ([`crate::SessionConfig::with_absolute_lifetime`])
+    /// still bounds every choice.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nex_session::{Session, SessionExpiry};
+    ///
+    /// async fn remember_me(session: Session) -> Result<(), nex_session::SessionError> {
+    ///     session.set_expiry(SessionExpiry::Persistent(Duration::from_secs(30 * 86_400))).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::ResponseSent`] after the response went out.
+    pub async fn set_expiry(&self, expiry: SessionExpiry) -> Result<(), SessionError> {
+        let mode = self.inner.context.cookie.rules().mode_of(expiry);
+        self.inner.state.lock().await.set_mode(mode)
     }
 
     /// Why there is no session, or `None` when there is one: the expired-session
@@ -374,6 +406,7 @@ impl Session {
         if state.view(key).is_none() {
             return Ok(None);
         }
+        let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
         let mut taken = None;
         let mut step = |current: Option<&[u8]>| {
             taken = current.map(<[u8]>::to_vec);
@@ -383,7 +416,7 @@ impl Session {
                 UpdateAction::Keep
             }
         };
-        state.update(&self.inner.context, self.expiry(), key, &mut step).await?;
+        state.update(&self.inner.context, expiry, key, &mut step).await?;
         Ok(taken)
     }
 
@@ -404,11 +437,6 @@ impl Session {
         &self.inner.context
     }
 
-    /// The expiry every write of this request sets.
-    fn expiry(&self) -> i64 {
-        self.inner.started_ms.saturating_add(self.inner.context.ttl_ms)
-    }
-
     /// The end of the request without waiting, when nothing needs the store:
     /// no pending writes and no refresh due. `None`: call [`Session::finish`].
     pub(crate) fn finish_now(&self) -> Option<Ending> {
@@ -424,10 +452,11 @@ impl Session {
     pub(crate) async fn finish(&self) -> Result<Ending, SessionError> {
         let context = &self.inner.context;
         let mut state = self.inner.state.lock().await;
-        state.flush(context, self.expiry()).await?;
+        let expiry = state.store_expiry(context, self.inner.started_ms);
+        state.flush(context, expiry).await?;
         let touch = match state.id() {
             Some(id) if state.touch_due(context, self.inner.started_ms) => {
-                match context.store.touch(id.store_key(), self.expiry()).await? {
+                match context.store.touch(id.store_key(), expiry).await? {
                     true => Touch::Found,
                     false => Touch::Gone,
                 }
@@ -440,8 +469,8 @@ impl Session {
     /// After a failed save: the id of a stored session whose id changed in this
     /// request (a successful `renew`), so the 503 can still move the browser to
     /// it instead of stranding it on a dead id. `None` when there is nothing to rescue.
-    pub(crate) fn rescue(&self) -> Option<SessionId> {
-        self.inner.state.try_lock().ok()?.rescue()
+    pub(crate) fn rescue(&self) -> Option<IssueCookie> {
+        self.inner.state.try_lock().ok()?.rescue(self.inner.started_ms)
     }
 }
 

@@ -2,11 +2,11 @@
 //! writes, the store calls that write at once, and what the response needs.
 
 use super::cookies::Cookies;
-use super::{csrf, Context, Ending, SessionCookie, CSRF_KEY};
+use super::{csrf, Context, Ending, IssueCookie, SessionCookie, CSRF_KEY};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
-use crate::session_cookie::RequestCookie;
+use crate::session_cookie::{Lifetime, Mode, RequestCookie};
 use crate::store::{Change, Changes, LoadNow, Presence, Snapshot, UpdateAction, WriteOutcome};
 
 /// Attempts at writing a fresh session before giving up (only id collisions or a
@@ -76,6 +76,15 @@ pub(super) struct State {
     pub(super) fresh_csrf: Option<Vec<u8>>,
     /// The request's cookies and the ones queued for the response.
     pub(super) cookies: Cookies,
+    /// The session's expiry mode: its cookie's, or a handler's choice.
+    mode: Mode,
+    /// When the session was created (ms); `None`: by this request.
+    created_ms: Option<i64>,
+    /// A handler changed the mode: re-issue the cookie.
+    mode_changed: bool,
+    /// The mode changed after this request's last store write: the end of the
+    /// request moves the store's expiry (a rare extra `touch`).
+    expiry_stale: bool,
 }
 
 impl State {
@@ -83,6 +92,10 @@ impl State {
         let (current, cookie, cookie_absence) = match cookie {
             Ok(cookie) => (Current::Stored(cookie.id.clone()), Some(cookie), None),
             Err(reason) => (Current::None, None, Some(reason)),
+        };
+        let (mode, created_ms) = match &cookie {
+            Some(cookie) => (cookie.lifetime.mode, Some(cookie.lifetime.created_ms)),
+            None => (Mode::Default, None),
         };
         Self {
             current,
@@ -98,7 +111,39 @@ impl State {
             accessed: false,
             fresh_csrf: None,
             cookies,
+            mode,
+            created_ms,
+            mode_changed: false,
+            expiry_stale: false,
         }
+    }
+
+    /// The session's lifetime as of a request that began at `now_ms`.
+    fn lifetime(&self, now_ms: i64) -> Lifetime {
+        Lifetime { mode: self.mode, created_ms: self.created_ms.unwrap_or(now_ms) }
+    }
+
+    /// The expiry a write of a request that began at `now_ms` gives the session:
+    /// its own inactivity TTL, never past its absolute end.
+    pub(super) fn store_expiry(&self, context: &Context, now_ms: i64) -> i64 {
+        context.cookie.rules().store_expiry(self.lifetime(now_ms), now_ms)
+    }
+
+    /// A handler's choice of expiry mode for this session.
+    pub(super) fn set_mode(&mut self, mode: Mode) -> Result<(), SessionError> {
+        self.ensure_open()?;
+        self.accessed = true;
+        if mode != self.mode {
+            self.mode = mode;
+            self.mode_changed = true;
+            self.expiry_stale = true;
+        }
+        Ok(())
+    }
+
+    /// The cookie to sign for `id`.
+    fn issue(&self, id: &SessionId, now_ms: i64) -> SessionCookie {
+        SessionCookie::Issue(Box::new(IssueCookie { id: id.clone(), lifetime: self.lifetime(now_ms) }))
     }
 
     /// The current id, stored or not.
@@ -163,6 +208,10 @@ impl State {
         self.forget_cookie = self.cookie.is_some();
         self.reset_to_no_session();
         self.lost = Lost::Cleared;
+        // Clearing forgets the session's expiry choice too.
+        self.mode = Mode::Default;
+        self.mode_changed = false;
+        self.expiry_stale = false;
         self.cookies.delete_if_present(&context.csrf_cookie);
         self.fresh_csrf = None;
         Ok(())
@@ -179,7 +228,7 @@ impl State {
         let reason = match (self.lost, &self.cookie) {
             (Lost::Cleared, _) => NoSession::Cleared,
             (Lost::Vanished, Some(cookie)) => {
-                absence::classify_gone(cookie.signed_at_ms, now_ms, context.ttl_ms, context.refresh_after_ms)
+                absence::classify_gone(cookie.signed_at_ms, now_ms, cookie.max_age_s.saturating_mul(1000), context.refresh_after_ms)
             }
             (Lost::Vanished | Lost::Not, _) => self.cookie_absence.unwrap_or(NoSession::NotSent),
         };
@@ -203,6 +252,7 @@ impl State {
         match old {
             Some(old) if context.store.rename(old, new.store_key(), expiry).await? => {
                 self.wrote = true;
+                self.expiry_stale = false;
                 self.current = Current::Stored(new);
                 self.pending.insert(CSRF_KEY.to_owned(), Change::Delete);
                 tracing::debug!(target: "nex_session", "session renewed");
@@ -336,11 +386,12 @@ impl State {
         Err(SessionError::Store(StoreError::Unavailable("could not write a fresh session after retries".into())))
     }
 
-    /// A read-only use of a stored session whose cookie is due for re-signing:
-    /// the end of the request slides the store's expiry too.
+    /// A read-only use of a stored session whose cookie is due for re-signing
+    /// (the end of the request slides the store's expiry too), or an expiry
+    /// mode changed since the request's last write.
     pub(super) fn touch_due(&self, context: &Context, now_ms: i64) -> bool {
         match &self.current {
-            Current::Stored(id) => !self.wrote && self.cookie_due(context, id, now_ms),
+            Current::Stored(id) => self.expiry_stale || (!self.wrote && self.cookie_due(context, id, now_ms)),
             Current::None | Current::Unsaved(_) => false,
         }
     }
@@ -360,16 +411,17 @@ impl State {
         let cookie_id = self.cookie.as_ref().map(|c| &c.id);
         let session_cookie = match &self.current {
             // A new id (new session, renew): the browser must learn it.
-            Current::Stored(id) if cookie_id != Some(id) => SessionCookie::Issue(Box::new(id.clone())),
+            Current::Stored(id) if cookie_id != Some(id) => self.issue(id, now_ms),
             // A write slid the store's expiry already; like a read, it re-signs the
-            // browser's cookie only when that is due (saves signing on most writes).
-            Current::Stored(id) if self.wrote => match self.cookie_due(context, id, now_ms) {
-                true => SessionCookie::Issue(Box::new(id.clone())),
+            // browser's cookie only when that is due (saves signing on most writes)
+            // or when the session's expiry mode changed.
+            Current::Stored(id) if self.wrote => match self.mode_changed || self.cookie_due(context, id, now_ms) {
+                true => self.issue(id, now_ms),
                 false => SessionCookie::Unchanged,
             },
             Current::Stored(id) => match touch {
                 Touch::NotDue => SessionCookie::Unchanged,
-                Touch::Found => SessionCookie::Issue(Box::new(id.clone())),
+                Touch::Found => self.issue(id, now_ms),
                 Touch::Gone => SessionCookie::Delete,
             },
             Current::None | Current::Unsaved(_) if self.forget_cookie => SessionCookie::Delete,
@@ -381,11 +433,11 @@ impl State {
     }
 
     /// After a failed save: the id of a stored session the browser does not know yet.
-    pub(super) fn rescue(&mut self) -> Option<SessionId> {
+    pub(super) fn rescue(&mut self, now_ms: i64) -> Option<IssueCookie> {
         self.finished = true;
         match (&self.current, &self.cookie) {
             (Current::Stored(id), Some(cookie)) if cookie.id == *id => None,
-            (Current::Stored(id), _) => Some(id.clone()),
+            (Current::Stored(id), _) => Some(IssueCookie { id: id.clone(), lifetime: self.lifetime(now_ms) }),
             (Current::None | Current::Unsaved(_), _) => None,
         }
     }
@@ -394,6 +446,8 @@ impl State {
     fn start_new(&mut self) -> Result<SessionId, SessionError> {
         let id = SessionId::generate().map_err(SessionError::Random)?;
         self.current = Current::Unsaved(id.clone());
+        // A new session starts its (absolute) life now.
+        self.created_ms = None;
         // Nothing is stored under a new id: no read needed.
         self.loaded.get_or_insert_with(Snapshot::default);
         if let Some(secret) = self.fresh_csrf.take() {
@@ -430,6 +484,11 @@ impl State {
 
     fn reset_to_no_session(&mut self) {
         self.current = Current::None;
+        self.created_ms = None;
+        // A gone session's expiry choice does not carry over, unless this request made it.
+        if !self.mode_changed {
+            self.mode = Mode::Default;
+        }
         self.loaded = Some(Snapshot::default());
         self.written.clear();
         self.pending.clear();
@@ -444,6 +503,8 @@ impl State {
             self.current = Current::Stored(id.clone());
         }
         self.wrote = true;
+        // Every write sets the expiry the current mode gives.
+        self.expiry_stale = false;
     }
 
     /// A conditional write failed: for `Existing`, the session vanished since the
@@ -458,6 +519,7 @@ impl State {
             self.lost = Lost::Vanished;
             self.forget_cookie = self.cookie.is_some();
             self.pending = self.take_puts();
+            self.created_ms = None;
         }
         self.current = Current::Unsaved(SessionId::generate().map_err(SessionError::Random)?);
         Ok(())

@@ -13,15 +13,18 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 use crate::absence::{self, NoSession};
-use crate::config::SessionConfig;
+use crate::config::{Expiry, SessionConfig};
 use crate::cookie_header::{self, CookieOptions, SameSite};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::token::{Keyring, TokenError};
 
+mod expiry;
 mod side;
 mod verified;
 
+pub use expiry::SessionExpiry;
+pub(crate) use expiry::{ExpiryRules, Lifetime, Mode};
 pub(crate) use side::SideCookie;
 pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
@@ -41,15 +44,23 @@ pub(crate) struct RequestCookie {
     pub(crate) signed_at_ms: i64,
     /// Signed with the current secret (not a previous one of the keyring).
     pub(crate) current_key: bool,
+    /// The max age the cookie is verified with (s): its session's inactivity TTL.
+    pub(crate) max_age_s: i64,
+    /// The session's expiry mode and creation time; a bare-id token (the
+    /// defaults) counts as created when it was signed.
+    pub(crate) lifetime: Lifetime,
 }
 
 /// Reads and writes one layer's session cookies.
 pub(crate) struct CookieCodec {
     keyring: Keyring,
-    /// The cookie's lifetime: its `Max-Age`, and the max age it is verified with.
-    ttl_s: i64,
-    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`, computed once.
+    /// The expiry modes: a session's max age, `Max-Age` and absolute end.
+    rules: ExpiryRules,
+    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`, computed
+    /// once for the default lifetime (no `Max-Age` for [`crate::Expiry::BrowserSession`]).
     attributes: String,
+    /// The attributes without `Max-Age`, for cookies of other lifetimes.
+    options: CookieOptions,
     /// The `Set-Cookie` value that deletes the session cookie.
     deletion: HeaderValue,
     /// Cookies verified recently, so repeat visits skip the HMAC.
@@ -65,11 +76,15 @@ impl CookieCodec {
     pub(crate) fn new(config: &SessionConfig) -> Result<Self, SessionError> {
         let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
         let ttl_s = config.ttl_s();
-        let mut opts =
-            CookieOptions::default().with_max_age(ttl_s).with_secure(config.secure).with_same_site(SameSite::Lax);
+        let rules = ExpiryRules::new(config);
+        let mut options = CookieOptions::default().with_secure(config.secure).with_same_site(SameSite::Lax);
         if let Some(domain) = &config.domain {
-            opts = opts.with_domain(domain.clone());
+            options = options.with_domain(domain.clone());
         }
+        let opts = match config.expiry {
+            Expiry::BrowserSession => options.clone(),
+            _ => options.clone().with_max_age(ttl_s),
+        };
         let invalid = || SessionError::InvalidCookie(COOKIE_NAME.to_owned());
         let full = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts)?;
         // `<name>=` then the attributes: keep the attributes, once.
@@ -77,7 +92,7 @@ impl CookieCodec {
             full.to_str().ok().and_then(|f| f.strip_prefix(COOKIE_NAME)?.strip_prefix('=')).ok_or_else(invalid)?;
         let attributes = attributes.to_owned();
         let deletion = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
-        Ok(Self { keyring, ttl_s, attributes, deletion, verified: VerifiedCookies::new() })
+        Ok(Self { keyring, rules, attributes, options, deletion, verified: VerifiedCookies::new() })
     }
 
     /// The session a request's cookies name: the first `_nex_session` cookie that
@@ -97,10 +112,24 @@ impl CookieCodec {
 
     /// The session a cookie value names, if it is genuine, unexpired and holds an id.
     fn verify(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
-        if let Some(known) = self.verified.get(value, self.ttl_s, now_ms) {
-            return Ok(known);
+        let cookie = match self.verified.get(value, now_ms) {
+            Some(known) => known,
+            None => self.verify_fully(value, now_ms)?,
+        };
+        if self.rules.past_absolute(cookie.lifetime.created_ms, now_ms) {
+            return Err(self.past_absolute_lifetime());
         }
-        self.verify_fully(value, now_ms)
+        Ok(cookie)
+    }
+
+    /// A genuine cookie whose session is past its absolute lifetime: no session,
+    /// without asking the store (which forgets it at the same moment). The single
+    /// place where a session ends because of its absolute lifetime: it expired.
+    #[cold]
+    #[inline(never)]
+    fn past_absolute_lifetime(&self) -> NoSession {
+        tracing::debug!(target: "nex_session", "session cookie past its absolute lifetime");
+        NoSession::Expired
     }
 
     /// The full verification, once per cookie (and per refresh interval). Kept out
@@ -109,14 +138,21 @@ impl CookieCodec {
     #[cold]
     #[inline(never)]
     fn verify_fully(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
-        match self.keyring.verify_at(value, Some(self.ttl_s), now_ms) {
-            Ok(verified) => {
-                let Some(id) = std::str::from_utf8(&verified.data).ok().and_then(SessionId::parse) else {
-                    tracing::debug!(target: "nex_session", "signed cookie holds no session id");
-                    return Err(NoSession::Invalid);
-                };
-                let cookie =
-                    RequestCookie { id, signed_at_ms: verified.signed_at_ms, current_key: verified.key_index == 0 };
+        // Bounded first by the longest max age this layer gives any cookie, then
+        // by the session's own (known once the data is read).
+        let verified = self.keyring.verify_at(value, Some(self.rules.longest_s()), now_ms).and_then(|verified| {
+            let Some((id, lifetime)) = expiry::parse_token_data(&verified.data) else {
+                tracing::debug!(target: "nex_session", "signed cookie holds no session id");
+                return Err(TokenError::Invalid);
+            };
+            let lifetime = lifetime.unwrap_or(Lifetime { mode: Mode::Default, created_ms: verified.signed_at_ms });
+            let max_age_s = self.rules.inactivity_s(lifetime.mode);
+            crate::token::check_age(verified.signed_at_ms, Some(max_age_s), now_ms)?;
+            let current_key = verified.key_index == 0;
+            Ok(RequestCookie { id, signed_at_ms: verified.signed_at_ms, current_key, max_age_s, lifetime })
+        });
+        match verified {
+            Ok(cookie) => {
                 self.verified.insert(value, &cookie);
                 Ok(cookie)
             }
@@ -139,10 +175,30 @@ impl CookieCodec {
     /// (cannot happen with a token and attributes checked at creation).
     #[cold]
     #[inline(never)]
-    pub(crate) fn issue(&self, id: &SessionId, signed_at_ms: i64) -> Result<HeaderValue, SessionError> {
-        let token = self.keyring.sign_at(id.as_str().as_bytes(), signed_at_ms, self.ttl_s);
-        let value = [COOKIE_NAME, "=", &token, &self.attributes].concat();
-        HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(COOKIE_NAME.to_owned()))
+    pub(crate) fn issue(
+        &self,
+        id: &SessionId,
+        lifetime: Lifetime,
+        signed_at_ms: i64,
+    ) -> Result<HeaderValue, SessionError> {
+        let max_age_s = self.rules.inactivity_s(lifetime.mode);
+        if !self.rules.needs_lifetime_in_token(lifetime.mode) {
+            // The defaults: the bare id and the attributes made once (as Nex).
+            let token = self.keyring.sign_at(id.as_str().as_bytes(), signed_at_ms, max_age_s);
+            let value = [COOKIE_NAME, "=", &token, &self.attributes].concat();
+            return HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(COOKIE_NAME.to_owned()));
+        }
+        let token = self.keyring.sign_at(self.rules.token_data(id, lifetime).as_bytes(), signed_at_ms, max_age_s);
+        let options = match self.rules.cookie_max_age(lifetime, signed_at_ms) {
+            Some(age) => self.options.clone().with_max_age(age),
+            None => self.options.clone(),
+        };
+        cookie_header::set_cookie_value(COOKIE_NAME, &token, &options)
+    }
+
+    /// The layer's expiry rules.
+    pub(crate) fn rules(&self) -> &ExpiryRules {
+        &self.rules
     }
 
     /// The `Set-Cookie` value that deletes the session cookie.

@@ -42,14 +42,14 @@ impl VerifiedCookies {
         Self { slots: (0..1usize << SLOT_BITS).map(|_| Mutex::new(None)).collect() }
     }
 
-    /// The remembered verification of exactly `token`, if it is still within `max_age_s`.
-    pub(crate) fn get(&self, token: &str, max_age_s: i64, now_ms: i64) -> Option<RequestCookie> {
+    /// The remembered verification of exactly `token`, if it is still within its max age.
+    pub(crate) fn get(&self, token: &str, now_ms: i64) -> Option<RequestCookie> {
         let guard = self.slot(token)?.try_lock().ok()?;
         let entry = guard.as_ref()?;
         if !ct::bytes_equal(&entry.token, token.as_bytes()) {
             return None;
         }
-        check_age(entry.cookie.signed_at_ms, Some(max_age_s), now_ms).ok()?;
+        check_age(entry.cookie.signed_at_ms, Some(entry.cookie.max_age_s), now_ms).ok()?;
         Some(entry.cookie.clone())
     }
 
@@ -76,9 +76,17 @@ impl VerifiedCookies {
 mod tests {
     use super::*;
     use crate::id::SessionId;
+    use crate::session_cookie::{Lifetime, Mode};
 
     fn cookie() -> RequestCookie {
-        RequestCookie { id: SessionId::generate().unwrap(), signed_at_ms: 1_000_000, current_key: true }
+        let lifetime = Lifetime { mode: Mode::Default, created_ms: 1_000_000 };
+        RequestCookie {
+            id: SessionId::generate().unwrap(),
+            signed_at_ms: 1_000_000,
+            current_key: true,
+            max_age_s: 60,
+            lifetime,
+        }
     }
 
     #[test]
@@ -87,14 +95,14 @@ mod tests {
         let token = "SFMyNTY.g2gDbQAAACBrbF9NQjk4N3lNaHFPdzZWZTQzQjE2WXNzU0swVGxPcG4GAK1.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
         let c = cookie();
         cache.insert(token, &c);
-        let hit = cache.get(token, 60, 1_000_000 + 59_000).expect("same token, in time");
+        let hit = cache.get(token, 1_000_000 + 59_000).expect("same token, in time");
         assert_eq!(hit.id, c.id);
-        assert!(cache.get(token, 60, 1_000_000 + 61_000).is_none(), "expired on a hit too");
+        assert!(cache.get(token, 1_000_000 + 61_000).is_none(), "expired on a hit too");
         let mut forged = token.to_owned();
         forged.replace_range(10..11, "X");
-        assert!(cache.get(&forged, 60, 1_000_000).is_none(), "same slot, other bytes");
-        assert!(cache.get(&token[1..], 60, 1_000_000).is_none(), "other length");
-        assert!(cache.get("short", 60, 1_000_000).is_none());
+        assert!(cache.get(&forged, 1_000_000).is_none(), "same slot, other bytes");
+        assert!(cache.get(&token[1..], 1_000_000).is_none(), "other length");
+        assert!(cache.get("short", 1_000_000).is_none());
     }
 
     #[test]
@@ -104,7 +112,7 @@ mod tests {
         let b = "b-token-ending-in-the-same-12345678";
         cache.insert(a, &cookie());
         cache.insert(b, &cookie());
-        assert!(cache.get(a, 60, 1_000_000).is_none());
-        assert!(cache.get(b, 60, 1_000_000).is_some());
+        assert!(cache.get(a, 1_000_000).is_none());
+        assert!(cache.get(b, 1_000_000).is_some());
     }
 }
