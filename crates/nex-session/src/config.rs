@@ -3,6 +3,9 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
+use crate::cookie_header::{CookieOptions, SameSite};
+use crate::cookie_rules::{self, CookieConfigError, CookieSettings};
+use crate::session_cookie::COOKIE_NAME;
 use crate::token::{SecretError, SecretKeyBase};
 
 /// The session TTL when none is configured: 7 days, as Nex.
@@ -33,6 +36,11 @@ pub struct SessionConfig {
     pub(crate) domain: Option<String>,
     pub(crate) purge_interval: Duration,
     pub(crate) cache_protection: bool,
+    // Cookie options (issue 13, part A): checked by `validate` when a layer is built.
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_path: String,
+    pub(crate) same_site: SameSite,
+    pub(crate) http_only: bool,
 }
 
 /// The environment variable that selects the [`RunMode`].
@@ -134,6 +142,10 @@ impl SessionConfig {
             domain: None,
             purge_interval: DEFAULT_PURGE_INTERVAL,
             cache_protection: true,
+            cookie_name: COOKIE_NAME.to_owned(),
+            cookie_path: "/".to_owned(),
+            same_site: SameSite::Lax,
+            http_only: true,
         }
     }
 
@@ -146,6 +158,15 @@ impl SessionConfig {
     /// | `SECRET_KEY_BASE_OLD` | comma-separated older secrets that still verify (rotation) | none |
     /// | `NEX_SESSION_TTL` | session lifetime in seconds | 604800 |
     /// | `NEX_SESSION_SECURE_COOKIE` | `true`/`false`: mark the cookie `Secure` | `true`, `false` in development mode |
+    /// | `NEX_SESSION_COOKIE_NAME` | the session cookie's name (an RFC 6265 token) | `_nex_session` |
+    /// | `NEX_SESSION_COOKIE_PATH` | the cookie's `Path` (starts with `/`) | `/` |
+    /// | `NEX_SESSION_COOKIE_DOMAIN` | the cookie's `Domain` | none (host-only) |
+    /// | `NEX_SESSION_SAME_SITE` | `lax`, `strict` or `none` | `lax` |
+    /// | `NEX_SESSION_HTTP_ONLY` | `true`/`false`: mark the cookie `HttpOnly` (turning it off is dangerous) | `true` |
+    ///
+    /// A name, path or domain a cookie cannot carry is an error naming the variable;
+    /// combinations (`SameSite=None` without `Secure`, `__Host-` rules) are checked
+    /// by [`SessionConfig::validate`] when the layer is built.
     ///
     /// # Errors
     /// A missing or short secret outside development mode, a secret that is not
@@ -195,6 +216,7 @@ impl SessionConfig {
             })?;
             config = config.with_secure_cookie(flag);
         }
+        config = cookie_options_from_env(config)?;
         Ok(config)
     }
 
@@ -240,6 +262,153 @@ impl SessionConfig {
     pub fn with_cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
+    }
+
+    /// The session cookie's name. Default: `_nex_session` ([`COOKIE_NAME`](crate::COOKIE_NAME)).
+    ///
+    /// Give each app (or each [`SessionLayer`](crate::SessionLayer) of one app) on a
+    /// host its own name, so their cookies never overwrite each other. The side
+    /// cookies of visitors without a session follow it: `<name>_flash` and
+    /// `<name>_csrf` (`_nex_flash` and `_nex_csrf` for the default name).
+    ///
+    /// A `__Host-` name (the strongest: `Secure`, no `Domain`, `Path=/`, so no
+    /// subdomain can set or shadow it) or a `__Secure-` name is checked against
+    /// those rules when the layer is built ([`SessionConfig::validate`]).
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_cookie_name("__Host-shop");
+    /// assert_eq!(config.cookie_name(), "__Host-shop");
+    /// assert!(config.validate().is_ok());
+    /// ```
+    #[must_use]
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's `Path` attribute. Default: `/` (the whole site). Must start
+    /// with `/`. A narrower path (e.g. `/admin`) keeps the browser from sending the
+    /// cookie anywhere else.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_cookie_path("/admin");
+    /// assert!(config.validate().is_ok());
+    /// assert!(config.with_cookie_path("admin").validate().is_err(), "no leading slash");
+    /// ```
+    #[must_use]
+    pub fn with_cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default: [`SameSite::Lax`].
+    ///
+    /// `Strict` keeps the cookie off every cross-site request, even a link
+    /// followed from another site (the user arrives signed out there). `None`
+    /// sends it everywhere, which an embedded widget needs; browsers require
+    /// `Secure` with it, so `None` without `Secure` is refused when the layer is built.
+    ///
+    /// ```
+    /// use nex_session::{cookie::SameSite, token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_same_site(SameSite::Strict);
+    /// assert_eq!(config.same_site(), SameSite::Strict);
+    /// ```
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie gets the `HttpOnly` attribute. Default: `true`.
+    ///
+    /// **Danger:** without `HttpOnly`, any script on the page, including one
+    /// injected through an XSS hole, can read the session cookie and send it
+    /// elsewhere: one XSS becomes a stolen session. Scripts never need the cookie
+    /// (the browser sends it with `fetch` anyway); give them what they need in the
+    /// page instead. The side cookies (flash, CSRF) stay `HttpOnly` regardless.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_http_only(false);
+    /// assert!(!config.http_only());
+    /// ```
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// Checks the cookie options, as building a layer does: a name, path or domain
+    /// a cookie cannot carry; `SameSite=None` without `Secure`; a `__Secure-` or
+    /// `__Host-` name without `Secure`; a `__Host-` name with a `Domain` or a path
+    /// other than `/`.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development())
+    ///     .with_cookie_name("__Host-sid")
+    ///     .with_cookie_domain("example.com");
+    /// let err = config.validate().unwrap_err();
+    /// assert!(err.to_string().contains("Domain"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// The first rule broken, with a message that says why and what to do.
+    pub fn validate(&self) -> Result<(), CookieConfigError> {
+        cookie_rules::check(&CookieSettings {
+            name: &self.cookie_name,
+            path: &self.cookie_path,
+            domain: self.domain.as_deref(),
+            same_site: self.same_site,
+            secure: self.secure,
+        })
+    }
+
+    /// The session cookie's name.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).cookie_name(), "_nex_session");
+    /// ```
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The cookie's `SameSite` attribute.
+    ///
+    /// ```
+    /// use nex_session::{cookie::SameSite, token::SecretKeyBase, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).same_site(), SameSite::Lax);
+    /// ```
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+
+    /// Whether the cookie gets the `HttpOnly` attribute.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// assert!(SessionConfig::new(SecretKeyBase::development()).http_only());
+    /// ```
+    pub fn http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The attributes every cookie of the layer shares (path, domain, SameSite,
+    /// Secure, HttpOnly), without `Max-Age`: the session cookie and its side
+    /// cookies add their own lifetime.
+    pub(crate) fn cookie_options(&self) -> CookieOptions {
+        let opts = CookieOptions::default()
+            .with_path(self.cookie_path.clone())
+            .with_same_site(self.same_site)
+            .with_secure(self.secure)
+            .with_http_only(self.http_only);
+        match &self.domain {
+            Some(domain) => opts.with_domain(domain.clone()),
+            None => opts,
+        }
     }
 
     /// How often expired sessions are removed in the background. Default: 10 minutes.
@@ -298,6 +467,53 @@ fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
         None => Ok(None),
         Some(value) => value.into_string().map(Some).map_err(|_| ConfigError::NotUnicode { name }),
     }
+}
+
+/// The cookie options of [`SessionConfig::from_env`]; each value is checked on its
+/// own here, so an error names the variable (combinations: [`SessionConfig::validate`]).
+fn cookie_options_from_env(mut config: SessionConfig) -> Result<SessionConfig, ConfigError> {
+    if let Some(name) = var("NEX_SESSION_COOKIE_NAME")? {
+        if cookie_rules::check_name(&name).is_err() {
+            let expected = "an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_NAME", value: name, expected });
+        }
+        config = config.with_cookie_name(name);
+    }
+    if let Some(path) = var("NEX_SESSION_COOKIE_PATH")? {
+        if cookie_rules::check_path(&path).is_err() {
+            let expected = "a path starting with / (printable ASCII, no ;)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_PATH", value: path, expected });
+        }
+        config = config.with_cookie_path(path);
+    }
+    if let Some(domain) = var("NEX_SESSION_COOKIE_DOMAIN")? {
+        if cookie_rules::check_domain(&domain).is_err() {
+            let expected = "a host name (letters, digits, -, .)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_DOMAIN", value: domain, expected });
+        }
+        config = config.with_cookie_domain(domain);
+    }
+    if let Some(same_site) = var("NEX_SESSION_SAME_SITE")? {
+        let parsed = match same_site.trim().to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => {
+                let expected = "lax, strict or none";
+                return Err(ConfigError::Invalid { name: "NEX_SESSION_SAME_SITE", value: same_site, expected });
+            }
+        };
+        config = config.with_same_site(parsed);
+    }
+    if let Some(http_only) = var("NEX_SESSION_HTTP_ONLY")? {
+        let flag = parse_bool(&http_only).ok_or(ConfigError::Invalid {
+            name: "NEX_SESSION_HTTP_ONLY",
+            value: http_only.clone(),
+            expected: "true or false",
+        })?;
+        config = config.with_http_only(flag);
+    }
+    Ok(config)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

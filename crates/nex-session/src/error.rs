@@ -133,6 +133,16 @@ pub enum SessionError {
         /// The most a flash cookie carries.
         limit: usize,
     },
+    /// The cookie options break a rule ([`SessionConfig::validate`](crate::SessionConfig::validate)):
+    /// the layer was not built.
+    #[error(transparent)]
+    Config(#[from] crate::cookie_rules::CookieConfigError),
+    /// [`Session::named`](crate::Session::named) found no session layer with that
+    /// cookie name around this request.
+    #[error(
+        "no session layer with cookie name {0:?} handles this request: add          `SessionLayer::new(store, config.with_cookie_name({0:?}))` outside this route,          or check the name"
+    )]
+    NoNamedLayer(String),
 }
 
 impl SessionError {

@@ -133,6 +133,7 @@
 mod ambient;
 mod config;
 mod cookie_header;
+mod cookie_rules;
 #[cfg(feature = "axum")]
 mod csrf_layer;
 mod error;
@@ -146,7 +147,8 @@ pub mod store;
 pub mod testing;
 pub mod token;
 
-pub use ambient::{clear, current, delete, get, get_or, id, put, renew, update};
+pub use ambient::{clear, current, delete, get, get_or, id, named, put, renew, update};
+pub use cookie_rules::CookieConfigError;
 pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]

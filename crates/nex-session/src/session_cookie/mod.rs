@@ -13,7 +13,7 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 use crate::config::SessionConfig;
-use crate::cookie_header::{self, CookieOptions, SameSite};
+use crate::cookie_header;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::token::{Keyring, TokenError};
@@ -25,7 +25,7 @@ pub(crate) use side::SideCookie;
 pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
 
-/// The name of the session cookie (as Nex).
+/// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
 pub const COOKIE_NAME: &str = "_nex_session";
 
 /// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
@@ -44,10 +44,12 @@ pub(crate) struct RequestCookie {
 
 /// Reads and writes one layer's session cookies.
 pub(crate) struct CookieCodec {
+    /// The cookie's name (`_nex_session` unless configured).
+    name: Box<str>,
     keyring: Keyring,
     /// The cookie's lifetime: its `Max-Age`, and the max age it is verified with.
     ttl_s: i64,
-    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`, computed once.
+    /// `; Path=…[; Domain=…]; Max-Age=…[; HttpOnly][; Secure]; SameSite=…`, computed once.
     attributes: String,
     /// The `Set-Cookie` value that deletes the session cookie.
     deletion: HeaderValue,
@@ -60,29 +62,35 @@ impl CookieCodec {
     /// secret), never per request.
     ///
     /// # Errors
-    /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
+    /// [`SessionError::Config`] when the cookie options break a rule
+    /// ([`SessionConfig::validate`]); [`SessionError::InvalidCookie`] when an
+    /// attribute cannot go into a header.
     pub(crate) fn new(config: &SessionConfig) -> Result<Self, SessionError> {
+        config.validate()?;
+        let name = config.cookie_name();
         let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
         let ttl_s = config.ttl_s();
-        let mut opts =
-            CookieOptions::default().with_max_age(ttl_s).with_secure(config.secure).with_same_site(SameSite::Lax);
-        if let Some(domain) = &config.domain {
-            opts = opts.with_domain(domain.clone());
-        }
-        let invalid = || SessionError::InvalidCookie(COOKIE_NAME.to_owned());
-        let full = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts)?;
+        let opts = config.cookie_options().with_max_age(ttl_s);
+        let invalid = || SessionError::InvalidCookie(name.to_owned());
+        let full = cookie_header::set_cookie_value(name, "", &opts)?;
         // `<name>=` then the attributes: keep the attributes, once.
         let attributes =
-            full.to_str().ok().and_then(|f| f.strip_prefix(COOKIE_NAME)?.strip_prefix('=')).ok_or_else(invalid)?;
+            full.to_str().ok().and_then(|f| f.strip_prefix(name)?.strip_prefix('=')).ok_or_else(invalid)?;
         let attributes = attributes.to_owned();
-        let deletion = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
-        Ok(Self { keyring, ttl_s, attributes, deletion, verified: VerifiedCookies::new() })
+        let deletion = cookie_header::set_cookie_value(name, "", &opts.with_max_age(0))?;
+        Ok(Self { name: name.into(), keyring, ttl_s, attributes, deletion, verified: VerifiedCookies::new() })
     }
 
-    /// The session a request's cookies name: the first `_nex_session` cookie that
-    /// is genuine, unexpired and holds an id.
+    /// The cookie's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The session a request's cookies name: the first cookie of this layer's name
+    /// that is genuine, unexpired and holds an id. Other cookies (another layer's)
+    /// are not looked at.
     pub(crate) fn read(&self, headers: &HeaderMap, now_ms: i64) -> Option<RequestCookie> {
-        cookie_header::request_values(headers.get_all(COOKIE), COOKIE_NAME).find_map(|value| self.verify(value, now_ms))
+        cookie_header::request_values(headers.get_all(COOKIE), &self.name).find_map(|value| self.verify(value, now_ms))
     }
 
     /// The session a cookie value names, if it is genuine, unexpired and holds an id.
@@ -131,8 +139,8 @@ impl CookieCodec {
     #[inline(never)]
     pub(crate) fn issue(&self, id: &SessionId, signed_at_ms: i64) -> Result<HeaderValue, SessionError> {
         let token = self.keyring.sign_at(id.as_str().as_bytes(), signed_at_ms, self.ttl_s);
-        let value = [COOKIE_NAME, "=", &token, &self.attributes].concat();
-        HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(COOKIE_NAME.to_owned()))
+        let value = [&self.name, "=", &token, &self.attributes].concat();
+        HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(self.name.to_string()))
     }
 
     /// The `Set-Cookie` value that deletes the session cookie.
