@@ -216,7 +216,7 @@ impl SessionConfig {
             })?;
             config = config.with_secure_cookie(flag);
         }
-        config = cookie_options_from_env(config)?;
+        config = cookie_options_from_env(config, var)?;
         Ok(config)
     }
 
@@ -469,9 +469,14 @@ fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// The cookie options of [`SessionConfig::from_env`]; each value is checked on its
-/// own here, so an error names the variable (combinations: [`SessionConfig::validate`]).
-fn cookie_options_from_env(mut config: SessionConfig) -> Result<SessionConfig, ConfigError> {
+/// The cookie options of [`SessionConfig::from_env`], read with `var` (the
+/// environment; a map in tests, which must not change the process's environment
+/// under other tests). Each value is checked on its own here, so an error names the
+/// variable (combinations: [`SessionConfig::validate`]).
+fn cookie_options_from_env(
+    mut config: SessionConfig,
+    var: impl Fn(&'static str) -> Result<Option<String>, ConfigError>,
+) -> Result<SessionConfig, ConfigError> {
     if let Some(name) = var("NEX_SESSION_COOKIE_NAME")? {
         if cookie_rules::check_name(&name).is_err() {
             let expected = "an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)";
@@ -547,6 +552,47 @@ mod tests {
     fn an_unset_nex_env_takes_the_callers_default() {
         assert_eq!(mode(None, RunMode::Production), RunMode::Production);
         assert_eq!(mode(None, RunMode::Development), RunMode::Development);
+    }
+
+    fn cookie_env(vars: &[(&'static str, &str)]) -> Result<SessionConfig, ConfigError> {
+        let vars: Vec<(&'static str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let config = SessionConfig::new(SecretKeyBase::development());
+        cookie_options_from_env(config, |name| Ok(vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())))
+    }
+
+    #[test]
+    fn cookie_options_are_read_from_the_environment() {
+        let config = cookie_env(&[
+            ("NEX_SESSION_COOKIE_NAME", "__Secure-shop"),
+            ("NEX_SESSION_COOKIE_PATH", "/shop"),
+            ("NEX_SESSION_COOKIE_DOMAIN", "example.com"),
+            ("NEX_SESSION_SAME_SITE", "Strict"),
+            ("NEX_SESSION_HTTP_ONLY", "false"),
+        ])
+        .unwrap();
+        assert_eq!(config.cookie_name(), "__Secure-shop");
+        assert_eq!(config.cookie_path, "/shop");
+        assert_eq!(config.domain.as_deref(), Some("example.com"));
+        assert_eq!(config.same_site(), SameSite::Strict);
+        assert!(!config.http_only());
+        assert_eq!(cookie_env(&[("NEX_SESSION_SAME_SITE", "none")]).unwrap().same_site(), SameSite::None);
+        let unset = cookie_env(&[]).unwrap();
+        assert_eq!((unset.cookie_name(), unset.same_site(), unset.http_only()), ("_nex_session", SameSite::Lax, true));
+    }
+
+    #[test]
+    fn an_invalid_cookie_option_in_the_environment_names_the_variable() {
+        for (name, value) in [
+            ("NEX_SESSION_COOKIE_NAME", "my session"),
+            ("NEX_SESSION_COOKIE_PATH", "admin"),
+            ("NEX_SESSION_COOKIE_DOMAIN", "example.com:8080"),
+            ("NEX_SESSION_SAME_SITE", "sometimes"),
+            ("NEX_SESSION_HTTP_ONLY", "maybe"),
+        ] {
+            let err = cookie_env(&[(name, value)]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[cfg(unix)]

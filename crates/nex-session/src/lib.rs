@@ -148,8 +148,8 @@ pub mod testing;
 pub mod token;
 
 pub use ambient::{clear, current, delete, get, get_or, id, named, put, renew, update};
-pub use cookie_rules::CookieConfigError;
 pub use config::{ConfigError, RunMode, SessionConfig, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL, NEX_ENV};
+pub use cookie_rules::CookieConfigError;
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

@@ -11,8 +11,8 @@ use http::HeaderValue;
 
 use crate::config::SessionConfig;
 use crate::cookie_header;
-use crate::session_cookie::COOKIE_NAME;
 use crate::error::SessionError;
+use crate::session_cookie::COOKIE_NAME;
 use crate::token::Keyring;
 
 /// The cookie that carries flash messages of a visitor without a stored session
@@ -175,16 +175,17 @@ mod tests {
     #[test]
     fn side_cookies_follow_the_session_cookies_name_and_attributes() {
         use crate::cookie_header::SameSite;
-        let config = config()
-            .with_cookie_name("__Host-admin")
-            .with_same_site(SameSite::Strict)
-            .with_http_only(false);
+        let config = config().with_cookie_name("__Host-admin").with_same_site(SameSite::Strict).with_http_only(false);
         let flash = SideCookie::flash(&config).unwrap();
         let csrf = SideCookie::csrf(&config).unwrap();
         assert_eq!(flash.name(), "__Host-admin_flash");
         assert_eq!(csrf.name(), "__Host-admin_csrf");
-        assert_eq!(flash.header("t").unwrap(), "__Host-admin_flash=t; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Strict");
-        let config = self::config().with_cookie_path("/admin").with_cookie_domain("example.com").with_secure_cookie(false);
+        assert_eq!(
+            flash.header("t").unwrap(),
+            "__Host-admin_flash=t; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Strict"
+        );
+        let config =
+            self::config().with_cookie_path("/admin").with_cookie_domain("example.com").with_secure_cookie(false);
         let csrf = SideCookie::csrf(&config).unwrap();
         assert_eq!(csrf.name(), "_nex_csrf", "the default session name keeps the default side names");
         assert_eq!(csrf.header("t").unwrap(), "_nex_csrf=t; Path=/admin; Domain=example.com; HttpOnly; SameSite=Lax");
