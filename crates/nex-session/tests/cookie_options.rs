@@ -80,11 +80,8 @@ fn shop_routes() -> Router {
 
 /// The `Set-Cookie` header of cookie `name` in `reply`, with its value replaced by `<v>`.
 fn shape(reply: &Reply, name: &str) -> String {
-    let header = reply
-        .set_cookies
-        .iter()
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", reply.set_cookies));
+    let header =
+        reply.set_cookie_header(name).unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", reply.set_cookies));
     let (_, rest) = header.split_once(';').unwrap();
     let value = &header[name.len() + 1..header.len() - rest.len() - 1];
     if value.is_empty() {
