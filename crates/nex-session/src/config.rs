@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::cookie_header::{CookieOptions, SameSite};
 use crate::cookie_rules::{self, CookieConfigError, CookieSettings};
-use crate::session_cookie::COOKIE_NAME;
 use crate::token::{SecretError, SecretKeyBase};
 
+/// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
+pub const COOKIE_NAME: &str = "_nex_session";
 /// The session TTL when none is configured: 7 days, as Nex.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(604_800);
 /// How often expired sessions are swept when not configured: 10 minutes, as Nex.

@@ -25,8 +25,9 @@ pub(crate) use side::SideCookie;
 pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
 
-/// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
-pub const COOKIE_NAME: &str = "_nex_session";
+// The default cookie name is the configuration's default; it is re-exported
+// here, next to the cookie it names.
+pub use crate::config::COOKIE_NAME;
 
 /// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
 pub const SESSION_SALT: &str = "nex.session";

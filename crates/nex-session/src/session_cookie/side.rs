@@ -9,10 +9,10 @@
 
 use http::HeaderValue;
 
+use super::COOKIE_NAME;
 use crate::config::SessionConfig;
 use crate::cookie_header;
 use crate::error::SessionError;
-use crate::session_cookie::COOKIE_NAME;
 use crate::token::Keyring;
 
 /// The cookie that carries flash messages of a visitor without a stored session
