@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nex_session::token::{now_ms, SecretError, SecretKeyBase, Signer, DEFAULT_EMBEDDED_MAX_AGE};
 
+mod cookie_input;
 mod secret_gen;
 mod sessions;
 
@@ -21,6 +22,8 @@ and salt reads them, and `token verify` reads the Elixir app's.
 Debugging a cookie: copy the value of the `_nex_session` cookie from the browser and run
   SECRET_KEY_BASE=... nex-session token verify '<cookie value>'
 It prints the session id, or `invalid` / `expired` / `missing` on stderr (exit 1).
+A whole `Cookie` header or `name=value` works too: the cookie called --cookie-name
+(default `_nex_session`, or NEX_SESSION_COOKIE_NAME) is picked from it.
 
 Exit codes: 0 success, 1 token refused, 2 usage error or missing/short secret.";
 
@@ -82,7 +85,10 @@ enum TokenCommand {
         /// Max age in seconds, overriding the embedded one (default: 7 days, the session TTL).
         #[arg(long, default_value_t = 604_800, allow_hyphen_values = true)]
         max_age: i64,
-        /// The token, e.g. the value of the `_nex_session` cookie.
+        /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
+        #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
+        cookie_name: String,
+        /// The token, e.g. the value of the `_nex_session` cookie (or `name=value`, or a whole `Cookie` header).
         token: String,
     },
 }
@@ -116,9 +122,16 @@ fn token(command: TokenCommand) -> ExitCode {
             };
             print_line(&token)
         }
-        TokenCommand::Verify { salt, max_age, token } => {
+        TokenCommand::Verify { salt, max_age, cookie_name, token } => {
+            let token = match cookie_input::pick(&token, &cookie_name) {
+                Ok(token) => token,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            };
             let signer = Signer::new(&secret, salt);
-            match signer.verify(token.trim(), Some(max_age)) {
+            match signer.verify(token, Some(max_age)) {
                 Ok(data) => print_line(&String::from_utf8_lossy(&data)),
                 Err(err) => {
                     eprintln!("{err}");

@@ -22,13 +22,21 @@ pub(crate) enum SessionsCommand {
     },
     /// Show one session's keys and values.
     Show {
-        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE), a session id, or a store key (64 hex).
+        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE; `name=value` or a whole
+        /// `Cookie` header works too), a session id, or a store key (64 hex).
         session: String,
+        /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
+        #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
+        cookie_name: String,
     },
     /// Delete one session now: its cookie stops working.
     Revoke {
-        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE), a session id, or a store key (64 hex).
+        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE; `name=value` or a whole
+        /// `Cookie` header works too), a session id, or a store key (64 hex).
         session: String,
+        /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
+        #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
+        cookie_name: String,
     },
     /// Remove expired sessions now.
     Purge,
@@ -58,11 +66,11 @@ pub(crate) fn run(url: &str, create: bool, command: SessionsCommand) -> ExitCode
                 Ok(admin) => list(admin, limit).await,
                 Err(code) => code,
             },
-            SessionsCommand::Show { session } => match resolve(&session) {
+            SessionsCommand::Show { session, cookie_name } => match resolve(&session, &cookie_name) {
                 Ok(key) => show(&*store, key).await,
                 Err(code) => code,
             },
-            SessionsCommand::Revoke { session } => match resolve(&session) {
+            SessionsCommand::Revoke { session, cookie_name } => match resolve(&session, &cookie_name) {
                 Ok(key) => revoke(&*store, key).await,
                 Err(code) => code,
             },
@@ -130,9 +138,10 @@ async fn show(store: &dyn SessionStore, key: StoreKey) -> ExitCode {
     }
 }
 
-/// A cookie value, an id or a store key, as a store key.
-fn resolve(input: &str) -> Result<StoreKey, ExitCode> {
-    let input = input.trim();
+/// A cookie value (bare, or cookie `cookie_name` of a pasted pair or header), an
+/// id or a store key, as a store key.
+fn resolve(input: &str, cookie_name: &str) -> Result<StoreKey, ExitCode> {
+    let input = crate::cookie_input::pick(input, cookie_name).map_err(|message| fail(&message))?;
     if let Some(key) = StoreKey::from_hex(input) {
         return Ok(key);
     }

@@ -7,7 +7,7 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn run(secret: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nex-session"));
-    cmd.args(args).env_remove("SECRET_KEY_BASE");
+    cmd.args(args).env_remove("SECRET_KEY_BASE").env_remove("NEX_SESSION_COOKIE_NAME");
     if let Some(secret) = secret {
         cmd.env("SECRET_KEY_BASE", secret);
     }
@@ -82,6 +82,26 @@ fn a_missing_or_short_secret_exits_2_with_a_how_to() {
 }
 
 #[test]
+fn verify_picks_the_named_cookie_from_a_pasted_cookie_header() {
+    let token = stdout(&run(Some(SECRET), &["token", "sign", "session-id"]));
+    let header = format!("Cookie: _nex_session=SFMyNTY.x.y; admin_session={token}");
+    let named = run(Some(SECRET), &["token", "verify", "--cookie-name", "admin_session", &header]);
+    assert_eq!((named.status.code(), stdout(&named)), (Some(0), "session-id".to_owned()), "{}", stderr(&named));
+    let by_env = Command::new(env!("CARGO_BIN_EXE_nex-session"))
+        .args(["token", "verify", &format!("admin_session={token}")])
+        .env("SECRET_KEY_BASE", SECRET)
+        .env("NEX_SESSION_COOKIE_NAME", "admin_session")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&by_env), "session-id", "{}", stderr(&by_env));
+    let default_name = run(Some(SECRET), &["token", "verify", &format!("_nex_session={token}")]);
+    assert_eq!(stdout(&default_name), "session-id");
+    let absent = run(Some(SECRET), &["token", "verify", &format!("admin_session={token}")]);
+    assert_eq!(absent.status.code(), Some(2));
+    assert!(stderr(&absent).contains("--cookie-name"), "{}", stderr(&absent));
+}
+
+#[test]
 fn help_tells_operators_how_to_debug_a_cookie() {
     let help = run(None, &["token", "--help"]);
     assert!(stdout(&help).contains("_nex_session"), "{}", stdout(&help));
@@ -122,6 +142,13 @@ fn sessions_list_show_revoke_and_purge_on_sqlite() {
     assert!(stdout(&shown).contains("user_id = 42"), "{} {}", stdout(&shown), stderr(&shown));
     let by_id = run(None, &["sessions", "--store", &store, "show", &id]);
     assert!(stdout(&by_id).contains("user_id = 42"));
+    // A whole `Cookie` header of an app with a named session cookie, as copied from a browser.
+    let header = format!("theme=dark; _nex_session=SFMyNTY.other.x; admin_session={cookie}");
+    let named = run(Some(SECRET), &["sessions", "--store", &store, "show", "--cookie-name", "admin_session", &header]);
+    assert!(stdout(&named).contains("user_id = 42"), "{} {}", stdout(&named), stderr(&named));
+    let missing = run(Some(SECRET), &["sessions", "--store", &store, "show", "theme=dark"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no cookie named \"_nex_session\""), "{}", stderr(&missing));
 
     let revoked = run(None, &["sessions", "--store", &store, "revoke", &id]);
     assert!(revoked.status.success());

@@ -3,8 +3,13 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
+use crate::cookie_header::{CookieOptions, SameSite};
+use crate::cookie_rules::{self, CookieSettings};
+use crate::error::CookieConfigError;
 use crate::token::{SecretError, SecretKeyBase};
 
+/// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
+pub const COOKIE_NAME: &str = "_nex_session";
 /// The session TTL when none is configured: 7 days, as Nex.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(604_800);
 /// How often expired sessions are swept when not configured: 10 minutes, as Nex.
@@ -37,6 +42,11 @@ pub struct SessionConfig {
     pub(crate) expiry: Expiry,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) max_persistent_ttl: Duration,
+    // Cookie options (issue 13, part A): checked by `validate` when a layer is built.
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_path: String,
+    pub(crate) same_site: SameSite,
+    pub(crate) http_only: bool,
 }
 
 /// The environment variable that selects the [`RunMode`].
@@ -141,6 +151,10 @@ impl SessionConfig {
             expiry: Expiry::Sliding,
             absolute_lifetime: None,
             max_persistent_ttl: DEFAULT_MAX_PERSISTENT_TTL,
+            cookie_name: COOKIE_NAME.to_owned(),
+            cookie_path: "/".to_owned(),
+            same_site: SameSite::Lax,
+            http_only: true,
         }
     }
 
@@ -155,6 +169,15 @@ impl SessionConfig {
     /// | `NEX_SESSION_SECURE_COOKIE` | `true`/`false`: mark the cookie `Secure` | `true`, `false` in development mode |
     /// | `NEX_SESSION_EXPIRY` | `sliding` or `browser-session` ([`Expiry`]) | `sliding` |
     /// | `NEX_SESSION_ABSOLUTE_LIFETIME` | absolute lifetime in seconds ([`SessionConfig::with_absolute_lifetime`]) | none |
+    /// | `NEX_SESSION_COOKIE_NAME` | the session cookie's name (an RFC 6265 token) | `_nex_session` |
+    /// | `NEX_SESSION_COOKIE_PATH` | the cookie's `Path` (starts with `/`) | `/` |
+    /// | `NEX_SESSION_COOKIE_DOMAIN` | the cookie's `Domain` | none (host-only) |
+    /// | `NEX_SESSION_SAME_SITE` | `lax`, `strict` or `none` | `lax` |
+    /// | `NEX_SESSION_HTTP_ONLY` | `true`/`false`: mark the cookie `HttpOnly` (turning it off is dangerous) | `true` |
+    ///
+    /// A name, path or domain a cookie cannot carry is an error naming the variable;
+    /// combinations (`SameSite=None` without `Secure`, `__Host-` rules) are checked
+    /// by [`SessionConfig::validate`] when the layer is built.
     ///
     /// # Errors
     /// A missing or short secret outside development mode, a secret that is not
@@ -205,6 +228,7 @@ impl SessionConfig {
             config = config.with_secure_cookie(flag);
         }
         config = expiry_from_env(config)?;
+        config = cookie_options_from_env(config, var)?;
         Ok(config)
     }
 
@@ -250,6 +274,153 @@ impl SessionConfig {
     pub fn with_cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
+    }
+
+    /// The session cookie's name. Default: `_nex_session` ([`COOKIE_NAME`](crate::COOKIE_NAME)).
+    ///
+    /// Give each app (or each [`SessionLayer`](crate::SessionLayer) of one app) on a
+    /// host its own name, so their cookies never overwrite each other. The side
+    /// cookies of visitors without a session follow it: `<name>_flash` and
+    /// `<name>_csrf` (`_nex_flash` and `_nex_csrf` for the default name).
+    ///
+    /// A `__Host-` name (the strongest: `Secure`, no `Domain`, `Path=/`, so no
+    /// subdomain can set or shadow it) or a `__Secure-` name is checked against
+    /// those rules when the layer is built ([`SessionConfig::validate`]).
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_cookie_name("__Host-shop");
+    /// assert_eq!(config.cookie_name(), "__Host-shop");
+    /// assert!(config.validate().is_ok());
+    /// ```
+    #[must_use]
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's `Path` attribute. Default: `/` (the whole site). Must start
+    /// with `/`. A narrower path (e.g. `/admin`) keeps the browser from sending the
+    /// cookie anywhere else.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_cookie_path("/admin");
+    /// assert!(config.validate().is_ok());
+    /// assert!(config.with_cookie_path("admin").validate().is_err(), "no leading slash");
+    /// ```
+    #[must_use]
+    pub fn with_cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default: [`SameSite::Lax`].
+    ///
+    /// `Strict` keeps the cookie off every cross-site request, even a link
+    /// followed from another site (the user arrives signed out there). `None`
+    /// sends it everywhere, which an embedded widget needs; browsers require
+    /// `Secure` with it, so `None` without `Secure` is refused when the layer is built.
+    ///
+    /// ```
+    /// use nex_session::{cookie::SameSite, token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_same_site(SameSite::Strict);
+    /// assert_eq!(config.same_site(), SameSite::Strict);
+    /// ```
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie gets the `HttpOnly` attribute. Default: `true`.
+    ///
+    /// **Danger:** without `HttpOnly`, any script on the page, including one
+    /// injected through an XSS hole, can read the session cookie and send it
+    /// elsewhere: one XSS becomes a stolen session. Scripts never need the cookie
+    /// (the browser sends it with `fetch` anyway); give them what they need in the
+    /// page instead. The side cookies (flash, CSRF) stay `HttpOnly` regardless.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development()).with_http_only(false);
+    /// assert!(!config.http_only());
+    /// ```
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// Checks the cookie options, as building a layer does: a name, path or domain
+    /// a cookie cannot carry; `SameSite=None` without `Secure`; a `__Secure-` or
+    /// `__Host-` name without `Secure`; a `__Host-` name with a `Domain` or a path
+    /// other than `/`.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// let config = SessionConfig::new(SecretKeyBase::development())
+    ///     .with_cookie_name("__Host-sid")
+    ///     .with_cookie_domain("example.com");
+    /// let err = config.validate().unwrap_err();
+    /// assert!(err.to_string().contains("Domain"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// The first rule broken, with a message that says why and what to do.
+    pub fn validate(&self) -> Result<(), CookieConfigError> {
+        cookie_rules::check(&CookieSettings {
+            name: &self.cookie_name,
+            path: &self.cookie_path,
+            domain: self.domain.as_deref(),
+            same_site: self.same_site,
+            secure: self.secure,
+        })
+    }
+
+    /// The session cookie's name.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).cookie_name(), "_nex_session");
+    /// ```
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The cookie's `SameSite` attribute.
+    ///
+    /// ```
+    /// use nex_session::{cookie::SameSite, token::SecretKeyBase, SessionConfig};
+    /// assert_eq!(SessionConfig::new(SecretKeyBase::development()).same_site(), SameSite::Lax);
+    /// ```
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+
+    /// Whether the cookie gets the `HttpOnly` attribute.
+    ///
+    /// ```
+    /// use nex_session::{token::SecretKeyBase, SessionConfig};
+    /// assert!(SessionConfig::new(SecretKeyBase::development()).http_only());
+    /// ```
+    pub fn http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The attributes every cookie of the layer shares (path, domain, SameSite,
+    /// Secure, HttpOnly), without `Max-Age`: the session cookie and its side
+    /// cookies add their own lifetime.
+    pub(crate) fn cookie_options(&self) -> CookieOptions {
+        let opts = CookieOptions::default()
+            .with_path(self.cookie_path.clone())
+            .with_same_site(self.same_site)
+            .with_secure(self.secure)
+            .with_http_only(self.http_only);
+        match &self.domain {
+            Some(domain) => opts.with_domain(domain.clone()),
+            None => opts,
+        }
     }
 
     /// How often expired sessions are removed in the background. Default: 10 minutes.
@@ -455,6 +626,58 @@ fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// The cookie options of [`SessionConfig::from_env`], read with `var` (the
+/// environment; a map in tests, which must not change the process's environment
+/// under other tests). Each value is checked on its own here, so an error names the
+/// variable (combinations: [`SessionConfig::validate`]).
+fn cookie_options_from_env(
+    mut config: SessionConfig,
+    var: impl Fn(&'static str) -> Result<Option<String>, ConfigError>,
+) -> Result<SessionConfig, ConfigError> {
+    if let Some(name) = var("NEX_SESSION_COOKIE_NAME")? {
+        if cookie_rules::check_name(&name).is_err() {
+            let expected = "an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_NAME", value: name, expected });
+        }
+        config = config.with_cookie_name(name);
+    }
+    if let Some(path) = var("NEX_SESSION_COOKIE_PATH")? {
+        if cookie_rules::check_path(&path).is_err() {
+            let expected = "a path starting with / (printable ASCII, no ;)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_PATH", value: path, expected });
+        }
+        config = config.with_cookie_path(path);
+    }
+    if let Some(domain) = var("NEX_SESSION_COOKIE_DOMAIN")? {
+        if cookie_rules::check_domain(&domain).is_err() {
+            let expected = "a host name (letters, digits, -, .)";
+            return Err(ConfigError::Invalid { name: "NEX_SESSION_COOKIE_DOMAIN", value: domain, expected });
+        }
+        config = config.with_cookie_domain(domain);
+    }
+    if let Some(same_site) = var("NEX_SESSION_SAME_SITE")? {
+        let parsed = match same_site.trim().to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => {
+                let expected = "lax, strict or none";
+                return Err(ConfigError::Invalid { name: "NEX_SESSION_SAME_SITE", value: same_site, expected });
+            }
+        };
+        config = config.with_same_site(parsed);
+    }
+    if let Some(http_only) = var("NEX_SESSION_HTTP_ONLY")? {
+        let flag = parse_bool(&http_only).ok_or(ConfigError::Invalid {
+            name: "NEX_SESSION_HTTP_ONLY",
+            value: http_only.clone(),
+            expected: "true or false",
+        })?;
+        config = config.with_http_only(flag);
+    }
+    Ok(config)
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -486,6 +709,47 @@ mod tests {
     fn an_unset_nex_env_takes_the_callers_default() {
         assert_eq!(mode(None, RunMode::Production), RunMode::Production);
         assert_eq!(mode(None, RunMode::Development), RunMode::Development);
+    }
+
+    fn cookie_env(vars: &[(&'static str, &str)]) -> Result<SessionConfig, ConfigError> {
+        let vars: Vec<(&'static str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let config = SessionConfig::new(SecretKeyBase::development());
+        cookie_options_from_env(config, |name| Ok(vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())))
+    }
+
+    #[test]
+    fn cookie_options_are_read_from_the_environment() {
+        let config = cookie_env(&[
+            ("NEX_SESSION_COOKIE_NAME", "__Secure-shop"),
+            ("NEX_SESSION_COOKIE_PATH", "/shop"),
+            ("NEX_SESSION_COOKIE_DOMAIN", "example.com"),
+            ("NEX_SESSION_SAME_SITE", "Strict"),
+            ("NEX_SESSION_HTTP_ONLY", "false"),
+        ])
+        .unwrap();
+        assert_eq!(config.cookie_name(), "__Secure-shop");
+        assert_eq!(config.cookie_path, "/shop");
+        assert_eq!(config.domain.as_deref(), Some("example.com"));
+        assert_eq!(config.same_site(), SameSite::Strict);
+        assert!(!config.http_only());
+        assert_eq!(cookie_env(&[("NEX_SESSION_SAME_SITE", "none")]).unwrap().same_site(), SameSite::None);
+        let unset = cookie_env(&[]).unwrap();
+        assert_eq!((unset.cookie_name(), unset.same_site(), unset.http_only()), ("_nex_session", SameSite::Lax, true));
+    }
+
+    #[test]
+    fn an_invalid_cookie_option_in_the_environment_names_the_variable() {
+        for (name, value) in [
+            ("NEX_SESSION_COOKIE_NAME", "my session"),
+            ("NEX_SESSION_COOKIE_PATH", "admin"),
+            ("NEX_SESSION_COOKIE_DOMAIN", "example.com:8080"),
+            ("NEX_SESSION_SAME_SITE", "sometimes"),
+            ("NEX_SESSION_HTTP_ONLY", "maybe"),
+        ] {
+            let err = cookie_env(&[(name, value)]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[cfg(unix)]

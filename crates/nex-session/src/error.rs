@@ -133,6 +133,16 @@ pub enum SessionError {
         /// The most a flash cookie carries.
         limit: usize,
     },
+    /// The cookie options break a rule ([`SessionConfig::validate`](crate::SessionConfig::validate)):
+    /// the layer was not built.
+    #[error(transparent)]
+    Config(#[from] CookieConfigError),
+    /// [`Session::named`](crate::Session::named) found no session layer with that
+    /// cookie name around this request.
+    #[error(
+        "no session layer with cookie name {0:?} handles this request: add          `SessionLayer::new(store, config.with_cookie_name({0:?}))` outside this route,          or check the name"
+    )]
+    NoNamedLayer(String),
 }
 
 impl SessionError {
@@ -184,4 +194,68 @@ impl axum_core::response::IntoResponse for SessionError {
             }
         }
     }
+}
+
+/// Why a session cookie configuration is refused.
+///
+/// ```
+/// use nex_session::{cookie::SameSite, token::SecretKeyBase, CookieConfigError, SessionConfig};
+///
+/// let config = SessionConfig::new(SecretKeyBase::development())
+///     .with_same_site(SameSite::None)
+///     .with_secure_cookie(false);
+/// let err = config.validate().unwrap_err();
+/// assert!(matches!(err, CookieConfigError::SameSiteNoneWithoutSecure));
+/// assert!(err.to_string().contains("Secure"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieConfigError {
+    /// The name is empty or holds a character outside an RFC 6265 token.
+    #[error(
+        "invalid session cookie name {0:?}: a cookie name must be a non-empty RFC 6265 token \
+         (letters, digits and !#$%&'*+-.^_`|~; no spaces, `=`, `;`, quotes or control characters)"
+    )]
+    InvalidName(String),
+    /// The path does not start with `/` or holds a character a cookie path cannot carry.
+    #[error(
+        "invalid session cookie path {0:?}: it must start with `/` and hold only printable ASCII \
+         without `;` (RFC 6265 path-value)"
+    )]
+    InvalidPath(String),
+    /// The domain is empty or holds a character a host name cannot have.
+    #[error(
+        "invalid session cookie domain {0:?}: use a host name (letters, digits, `-`, `.`; \
+         no scheme, port or path; IDNs in punycode)"
+    )]
+    InvalidDomain(String),
+    /// `SameSite=None` on a cookie without `Secure`: browsers reject it.
+    #[error(
+        "SameSite=None needs a Secure cookie: browsers drop a SameSite=None cookie without Secure. \
+         Turn Secure on (with_secure_cookie(true) / NEX_SESSION_SECURE_COOKIE=true) or use SameSite=Lax"
+    )]
+    SameSiteNoneWithoutSecure,
+    /// A `__Secure-` or `__Host-` name on a cookie without `Secure`.
+    #[error(
+        "the cookie name {0:?} has a `__Secure-`/`__Host-` prefix, which browsers accept only on a \
+         Secure cookie: turn Secure on or choose another name"
+    )]
+    PrefixWithoutSecure(String),
+    /// A `__Host-` name with a `Domain`.
+    #[error(
+        "the cookie name {0:?} has the `__Host-` prefix, which browsers accept only without a Domain \
+         attribute: remove the cookie domain or use the `__Secure-` prefix"
+    )]
+    HostPrefixWithDomain(String),
+    /// A `__Host-` name with a path other than `/`.
+    #[error(
+        "the cookie name {name:?} has the `__Host-` prefix, which browsers accept only with Path=/ \
+         (the path is {path:?}): use path `/` or the `__Secure-` prefix"
+    )]
+    HostPrefixWithPath {
+        /// The cookie name.
+        name: String,
+        /// The configured path.
+        path: String,
+    },
 }

@@ -118,7 +118,8 @@
 //! extract         → session
 //! session/        → session_cookie, store, cookie_header, token (constant-time compare), config
 //! session_cookie/ → token, cookie_header, config
-//! config          → token
+//! config          → token, cookie_header, cookie_rules
+//! cookie_rules    → cookie_header, error
 //! store/          → token (its clock)
 //! every module    → error, id, absence (why a request has no session)
 //! ```
@@ -136,14 +137,19 @@
 //! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
 //!   and the signed side cookies of visitors without a session (flash, CSRF secret).
 //! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
-//!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax.
+//!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax;
+//!   `cookie_rules`: the rules a configured cookie name, path, domain and
+//!   `SameSite` must follow, checked once when a layer is built.
 //!
 //! No module adds methods to another module's type, and nothing points back up.
 //!
 //! ## Security notes
 //!
-//! - The cookie is `HttpOnly`, `SameSite=Lax`, `Secure` unless configured off, and
-//!   carries only a signed id; stores key sessions by SHA-256 of the id, so nothing
+//! - The cookie is `HttpOnly`, `SameSite=Lax`, `Secure` unless configured
+//!   otherwise ([`SessionConfig::with_same_site`], [`SessionConfig::with_http_only`],
+//!   …; combinations browsers would silently drop, such as `SameSite=None` without
+//!   `Secure` or a `__Host-` name with a `Domain`, are refused when the layer is
+//!   built), and carries only a signed id; stores key sessions by SHA-256 of the id, so nothing
 //!   in a store works as a cookie.
 //! - Call [`renew`] at login. Rotate secrets with
 //!   [`SessionConfig::with_previous_secrets`].
@@ -163,6 +169,7 @@ mod absence;
 mod ambient;
 mod config;
 mod cookie_header;
+mod cookie_rules;
 #[cfg(feature = "axum")]
 mod csrf_layer;
 mod error;
@@ -177,11 +184,12 @@ pub mod testing;
 pub mod token;
 
 pub use absence::NoSession;
-pub use ambient::{absence, clear, current, delete, get, get_or, id, put, renew, set_expiry, update};
+pub use ambient::{absence, clear, current, delete, get, get_or, id, named, put, renew, set_expiry, update};
 pub use config::{
     ConfigError, Expiry, RunMode, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL,
     NEX_ENV,
 };
+pub use error::CookieConfigError;
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

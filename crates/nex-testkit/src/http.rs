@@ -44,7 +44,8 @@ impl Reply {
         (!values.is_empty()).then(|| values.join(", "))
     }
 
-    /// The `_nex_session` value this reply sets (`Some("")` for a deletion).
+    /// The `_nex_session` value this reply sets (`Some("")` for a deletion). For a
+    /// layer with another cookie name, use [`Reply::set_cookie_value`].
     pub fn session_cookie(&self) -> Option<String> {
         self.set_cookie_value(SESSION_COOKIE)
     }
@@ -57,9 +58,15 @@ impl Reply {
             .find_map(|c| c.strip_prefix(&prefix).map(|rest| rest.split(';').next().unwrap().to_owned()))
     }
 
-    /// The whole `Set-Cookie` header of the session cookie.
+    /// The whole `Set-Cookie` header of the `_nex_session` cookie.
     pub fn session_set_cookie_header(&self) -> Option<&String> {
-        self.set_cookies.iter().find(|c| c.starts_with("_nex_session="))
+        self.set_cookie_header(SESSION_COOKIE)
+    }
+
+    /// The whole `Set-Cookie` header of cookie `name` (a session cookie with a
+    /// configured name, a side cookie, …).
+    pub fn set_cookie_header(&self, name: &str) -> Option<&String> {
+        self.set_cookies.iter().find(|c| c.strip_prefix(name).is_some_and(|rest| rest.starts_with('=')))
     }
 
     /// The `_csrf_token` value of the first form on the page.

@@ -42,6 +42,24 @@ pub fn current() -> Result<Session, SessionError> {
     CURRENT.try_with(Session::clone).map_err(|_| SessionError::NoLayer)
 }
 
+/// The session of the layer whose cookie is called `cookie_name`, when session
+/// layers are nested; see [`Session::named`]. The other ambient functions use the
+/// innermost layer's session.
+///
+/// ```
+/// # async fn handler() -> Result<(), nex_session::SessionError> {
+/// let admin = nex_session::named("admin_session")?;
+/// admin.put("last_seen", "/admin/users").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`SessionError::NoLayer`] outside a request; [`SessionError::NoNamedLayer`]
+/// when no session layer around this request has that cookie name.
+pub fn named(cookie_name: &str) -> Result<Session, SessionError> {
+    current()?.named(cookie_name)
+}
+
 /// The value of `key` in the current session; see [`Session::get`].
 ///
 /// ```

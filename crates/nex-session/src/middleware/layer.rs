@@ -33,8 +33,8 @@ impl SessionLayer {
     /// once (PBKDF2 per secret), never per request.
     ///
     /// # Panics
-    /// As [`SessionLayer::with_shared_store`]: only for a cookie domain that cannot
-    /// go into a header.
+    /// As [`SessionLayer::with_shared_store`]: only for cookie options that break a
+    /// rule ([`SessionConfig::validate`]).
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
         Self::with_shared_store(Arc::new(store), config)
     }
@@ -42,9 +42,11 @@ impl SessionLayer {
     /// A layer over an already shared (possibly `dyn`) store.
     ///
     /// # Panics
-    /// Only if a configured cookie domain holds characters that cannot appear in
-    /// a header (`;`, control characters); use [`SessionLayer::try_with_shared_store`]
-    /// to get that as an error.
+    /// Only for cookie options that break a rule ([`SessionConfig::validate`]: a
+    /// name, path or domain a cookie cannot carry, `SameSite=None` without
+    /// `Secure`, a `__Host-`/`__Secure-` name without its requirements), with the
+    /// message of that rule, at start-up, never at a request. Use
+    /// [`SessionLayer::try_with_shared_store`] to get it as an error.
     pub fn with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
         match Self::try_with_shared_store(store, config) {
             Ok(layer) => layer,
@@ -53,10 +55,23 @@ impl SessionLayer {
         }
     }
 
-    /// Like [`SessionLayer::with_shared_store`], with a bad cookie domain as an error.
+    /// Like [`SessionLayer::with_shared_store`], with bad cookie options as an error.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nex_session::{cookie::SameSite, store::MemoryStore, token::SecretKeyBase, SessionConfig, SessionLayer};
+    ///
+    /// let config = SessionConfig::new(SecretKeyBase::development())
+    ///     .with_same_site(SameSite::None)
+    ///     .with_secure_cookie(false);
+    /// let err = SessionLayer::try_with_shared_store(Arc::new(MemoryStore::new()), config).unwrap_err();
+    /// assert!(err.to_string().contains("SameSite=None needs a Secure cookie"), "{err}");
+    /// ```
     ///
     /// # Errors
-    /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
+    /// [`SessionError::Config`] when the cookie options break a rule
+    /// ([`SessionConfig::validate`]); [`SessionError::InvalidCookie`] when an
+    /// attribute cannot go into a header.
     pub fn try_with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self, SessionError> {
         let context = Context::new(store, &config)?;
         let shared = Shared { context: Arc::new(context), config, sweeper_started: AtomicBool::new(false) };

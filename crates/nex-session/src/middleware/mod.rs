@@ -98,9 +98,15 @@ where
 }
 
 /// The session of a request, from its cookie. Costs no store access.
+///
+/// When another session layer already handled the request (nested layers, each
+/// with its own cookie name), its session stays reachable from this one by name
+/// ([`Session::named`]); the extension and the ambient session become this
+/// layer's, so handlers get the innermost by default.
 fn begin<B>(shared: &Shared, request: &Request<B>) -> Session {
     let headers = request.headers();
     let now = now_ms();
     let cookie = shared.context.cookie.read(headers, now);
-    Session::begin(shared.context.clone(), now, cookie, headers)
+    let outer = request.extensions().get::<Session>().cloned();
+    Session::begin(shared.context.clone(), now, cookie, headers, outer)
 }

@@ -134,6 +134,9 @@ pub struct Session {
 
 struct Inner {
     context: Arc<Context>,
+    /// The session of the next session layer out, when layers are nested (each
+    /// with its own cookie name); `None` for the outermost, the usual case.
+    outer: Option<Session>,
     /// When the request began (ms): one clock read serves the whole request.
     started_ms: i64,
     state: Mutex<State>,
@@ -142,15 +145,64 @@ struct Inner {
 impl Session {
     /// The session of a request that began at `started_ms`; `cookie` is the
     /// request's verified session cookie (or why there is none), `cookie_headers`
-    /// its `Cookie` headers.
+    /// its `Cookie` headers, `outer` the session an enclosing session layer gave
+    /// the request, if any.
     pub(crate) fn begin(
         context: Arc<Context>,
         started_ms: i64,
         cookie: Result<RequestCookie, NoSession>,
         cookie_headers: &http::HeaderMap,
+        outer: Option<Session>,
     ) -> Self {
         let state = State::new(cookie, Cookies::from_request(cookie_headers));
-        Self { inner: Arc::new(Inner { context, started_ms, state: Mutex::new(state) }) }
+        Self { inner: Arc::new(Inner { context, outer, started_ms, state: Mutex::new(state) }) }
+    }
+
+    /// The name of this session's cookie (its layer's
+    /// [`with_cookie_name`](crate::SessionConfig::with_cookie_name)).
+    ///
+    /// ```
+    /// async fn handler(session: nex_session::Session) -> String {
+    ///     session.cookie_name().to_owned() // "_nex_session" unless configured
+    /// }
+    /// ```
+    pub fn cookie_name(&self) -> &str {
+        self.inner.context.cookie.name()
+    }
+
+    /// The session of the layer whose cookie is called `cookie_name`: this one,
+    /// or one of an enclosing session layer when layers are nested.
+    ///
+    /// With several session layers in one app (say the whole site with
+    /// `_nex_session`, and `/admin` with its own store and cookie `admin_session`),
+    /// the extractor and the ambient API give the *innermost* layer's session, the
+    /// one closest to the handler; reach an outer one by its cookie name. Each
+    /// session reads and writes only its own cookie, store and side cookies.
+    ///
+    /// ```
+    /// use nex_session::{Session, SessionError};
+    ///
+    /// // A handler under `/admin`, where an `admin_session` layer sits inside the site's layer.
+    /// async fn admin_home(admin: Session) -> Result<String, SessionError> {
+    ///     let site = admin.named("_nex_session")?; // the outer, site-wide session
+    ///     let theme: Option<String> = site.get("theme").await?;
+    ///     let user: Option<String> = admin.get("admin_user").await?;
+    ///     Ok(format!("{user:?} with theme {theme:?}"))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::NoNamedLayer`] when no session layer around this request has
+    /// that cookie name.
+    pub fn named(&self, cookie_name: &str) -> Result<Session, SessionError> {
+        let mut layer = Some(self);
+        while let Some(session) = layer {
+            if session.cookie_name() == cookie_name {
+                return Ok(session.clone());
+            }
+            layer = session.inner.outer.as_ref();
+        }
+        Err(SessionError::NoNamedLayer(cookie_name.to_owned()))
     }
 
     /// The value of `key`, or `None` when absent or when there is no session.

@@ -227,9 +227,12 @@ impl State {
         }
         let reason = match (self.lost, &self.cookie) {
             (Lost::Cleared, _) => NoSession::Cleared,
-            (Lost::Vanished, Some(cookie)) => {
-                absence::classify_gone(cookie.signed_at_ms, now_ms, cookie.max_age_s.saturating_mul(1000), context.refresh_after_ms)
-            }
+            (Lost::Vanished, Some(cookie)) => absence::classify_gone(
+                cookie.signed_at_ms,
+                now_ms,
+                cookie.max_age_s.saturating_mul(1000),
+                context.refresh_after_ms,
+            ),
             (Lost::Vanished | Lost::Not, _) => self.cookie_absence.unwrap_or(NoSession::NotSent),
         };
         Ok(Some(reason))

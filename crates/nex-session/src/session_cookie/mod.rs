@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::absence::{self, NoSession};
 use crate::config::{Expiry, SessionConfig};
-use crate::cookie_header::{self, CookieOptions, SameSite};
+use crate::cookie_header::{self, CookieOptions};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::token::{Keyring, TokenError};
@@ -29,8 +29,9 @@ pub(crate) use side::SideCookie;
 pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
 
-/// The name of the session cookie (as Nex).
-pub const COOKIE_NAME: &str = "_nex_session";
+// The default cookie name is the configuration's default; it is re-exported
+// here, next to the cookie it names.
+pub use crate::config::COOKIE_NAME;
 
 /// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
 pub const SESSION_SALT: &str = "nex.session";
@@ -53,10 +54,12 @@ pub(crate) struct RequestCookie {
 
 /// Reads and writes one layer's session cookies.
 pub(crate) struct CookieCodec {
+    /// The cookie's name (`_nex_session` unless configured).
+    name: Box<str>,
     keyring: Keyring,
     /// The expiry modes: a session's max age, `Max-Age` and absolute end.
     rules: ExpiryRules,
-    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure][; Domain=…]`, computed
+    /// `; Path=…[; Domain=…]; Max-Age=…[; HttpOnly][; Secure]; SameSite=…`, computed
     /// once for the default lifetime (no `Max-Age` for [`crate::Expiry::BrowserSession`]).
     attributes: String,
     /// The attributes without `Max-Age`, for cookies of other lifetimes.
@@ -72,36 +75,43 @@ impl CookieCodec {
     /// secret), never per request.
     ///
     /// # Errors
-    /// [`SessionError::InvalidCookie`] when the cookie domain cannot go into a header.
+    /// [`SessionError::Config`] when the cookie options break a rule
+    /// ([`SessionConfig::validate`]); [`SessionError::InvalidCookie`] when an
+    /// attribute cannot go into a header.
     pub(crate) fn new(config: &SessionConfig) -> Result<Self, SessionError> {
+        config.validate()?;
+        let name = config.cookie_name();
         let keyring = Keyring::new(config.secret.clone(), config.previous_secrets.iter().cloned(), SESSION_SALT);
         let ttl_s = config.ttl_s();
         let rules = ExpiryRules::new(config);
-        let mut options = CookieOptions::default().with_secure(config.secure).with_same_site(SameSite::Lax);
-        if let Some(domain) = &config.domain {
-            options = options.with_domain(domain.clone());
-        }
+        let options = config.cookie_options();
         let opts = match config.expiry {
             Expiry::BrowserSession => options.clone(),
             _ => options.clone().with_max_age(ttl_s),
         };
-        let invalid = || SessionError::InvalidCookie(COOKIE_NAME.to_owned());
-        let full = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts)?;
+        let invalid = || SessionError::InvalidCookie(name.to_owned());
+        let full = cookie_header::set_cookie_value(name, "", &opts)?;
         // `<name>=` then the attributes: keep the attributes, once.
         let attributes =
-            full.to_str().ok().and_then(|f| f.strip_prefix(COOKIE_NAME)?.strip_prefix('=')).ok_or_else(invalid)?;
+            full.to_str().ok().and_then(|f| f.strip_prefix(name)?.strip_prefix('=')).ok_or_else(invalid)?;
         let attributes = attributes.to_owned();
-        let deletion = cookie_header::set_cookie_value(COOKIE_NAME, "", &opts.with_max_age(0))?;
-        Ok(Self { keyring, rules, attributes, options, deletion, verified: VerifiedCookies::new() })
+        let deletion = cookie_header::set_cookie_value(name, "", &opts.with_max_age(0))?;
+        Ok(Self { name: name.into(), keyring, rules, attributes, options, deletion, verified: VerifiedCookies::new() })
     }
 
-    /// The session a request's cookies name: the first `_nex_session` cookie that
-    /// is genuine, unexpired and holds an id. Without one, why not: no such
-    /// cookie ([`NoSession::NotSent`]), only forged or unreadable ones
+    /// The cookie's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The session a request's cookies name: the first cookie of this layer's
+    /// name that is genuine, unexpired and holds an id (other layers' cookies are
+    /// not looked at). Without one, why not: no such cookie
+    /// ([`NoSession::NotSent`]), only forged or unreadable ones
     /// ([`NoSession::Invalid`]), or a genuine one that expired ([`NoSession::Expired`]).
     pub(crate) fn read(&self, headers: &HeaderMap, now_ms: i64) -> Result<RequestCookie, NoSession> {
         let mut why = NoSession::NotSent;
-        for value in cookie_header::request_values(headers.get_all(COOKIE), COOKIE_NAME) {
+        for value in cookie_header::request_values(headers.get_all(COOKIE), &self.name) {
             match self.verify(value, now_ms) {
                 Ok(cookie) => return Ok(cookie),
                 Err(reason) => why = absence::stronger(why, reason),
@@ -185,15 +195,15 @@ impl CookieCodec {
         if !self.rules.needs_lifetime_in_token(lifetime.mode) {
             // The defaults: the bare id and the attributes made once (as Nex).
             let token = self.keyring.sign_at(id.as_str().as_bytes(), signed_at_ms, max_age_s);
-            let value = [COOKIE_NAME, "=", &token, &self.attributes].concat();
-            return HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(COOKIE_NAME.to_owned()));
+            let value = [&*self.name, "=", &token, &self.attributes].concat();
+            return HeaderValue::try_from(value).map_err(|_| SessionError::InvalidCookie(self.name.to_string()));
         }
         let token = self.keyring.sign_at(self.rules.token_data(id, lifetime).as_bytes(), signed_at_ms, max_age_s);
         let options = match self.rules.cookie_max_age(lifetime, signed_at_ms) {
             Some(age) => self.options.clone().with_max_age(age),
             None => self.options.clone(),
         };
-        cookie_header::set_cookie_value(COOKIE_NAME, &token, &options)
+        cookie_header::set_cookie_value(&self.name, &token, &options)
     }
 
     /// The layer's expiry rules.
