@@ -87,7 +87,11 @@ async fn login_counter_reload_logout_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_is_told_on_the_login_page_in_a_real_browser() {
-    let addr = serve_demo(config().with_ttl(Duration::from_secs(2))).await;
+    // A browser-session cookie (no Max-Age) outlives its session, as after a long
+    // pause with the browser left open. (With the default cookie, Max-Age is the
+    // TTL, so Chromium drops it when the session expires and comes back as a stranger.)
+    let config = config().with_ttl(Duration::from_secs(2)).with_expiry(nex_session::Expiry::BrowserSession);
+    let addr = serve_demo(config).await;
     let base = base_url(addr);
     let browser = Driver::start().await;
 
@@ -98,10 +102,6 @@ async fn an_expired_session_is_told_on_the_login_page_in_a_real_browser() {
     assert!(text.contains(STRANGER) && !text.contains(EXPIRED), "{text}");
 
     sign_in(&browser, &base).await;
-    // The default cookie's Max-Age is the TTL, so Chromium would drop it the moment
-    // the session expires and come back as a stranger. A cookie without Max-Age
-    // (what a browser-session cookie is) outlives the session: keep this one so.
-    browser.keep_as_browser_session_cookie("_nex_session").await;
     // Let the 2 s TTL pass untouched (any visit would slide it), then come back.
     tokio::time::sleep(Duration::from_millis(3000)).await;
     browser.goto(&format!("{base}/dashboard")).await;

@@ -166,17 +166,6 @@ impl Driver {
         all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
     }
 
-    /// Replaces the cookie `name` of the current page's site with a browser-session
-    /// cookie (no expiry: kept until the browser closes) of the same value, `Path=/`,
-    /// `HttpOnly`, `SameSite=Lax`.
-    pub async fn keep_as_browser_session_cookie(&self, name: &str) {
-        let value = self.cookie(name).await.unwrap_or_else(|| panic!("the browser holds no cookie {name}"));
-        self.call("DELETE", &self.at(&format!("/cookie/{name}")), None).await;
-        let cookie =
-            json!({"cookie": {"name": name, "value": value, "path": "/", "httpOnly": true, "sameSite": "Lax"}});
-        self.call("POST", &self.at("/cookie"), Some(cookie)).await;
-    }
-
     /// A PNG screenshot of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine as _;
