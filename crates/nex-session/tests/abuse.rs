@@ -278,9 +278,8 @@ async fn cache_protection_can_be_turned_off() {
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_flood_adds_no_sqlite_rows() {
-    let dir = std::env::temp_dir().join(format!("nex-abuse-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sessions.db");
+    let db = nex_testkit::TempDb::new("anonymous-flood");
+    let path = db.0.clone();
     let store = Arc::new(nex_session::store::SqliteStore::open(&path).await.unwrap());
     let addr = serve(app(store.clone(), config())).await;
     anonymous_flood(addr, 100).await;
@@ -290,7 +289,6 @@ async fn an_anonymous_flood_adds_no_sqlite_rows() {
     };
     assert_eq!((count("nex_sessions"), count("nex_session_fields")), (0, 0), "anonymous visitors left rows");
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "redis")]

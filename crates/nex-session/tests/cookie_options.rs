@@ -3,7 +3,6 @@
 //! session layers with their own cookie names in one app.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use nex_session::token::SecretKeyBase;
 use nex_session::{CookieConfigError, Session, SessionConfig, SessionError, SessionLayer};
 use nex_testkit::http::{serve, Browser, HttpClient, Reply};
 use nex_testkit::single_node;
+use nex_testkit::TempDb;
 
 const SECRET: &str = "test-secret-test-secret-test-secret-42";
 
@@ -28,26 +28,6 @@ fn text(r: Result<Option<String>, SessionError>) -> String {
     match r {
         Ok(value) => value.unwrap_or_else(|| "none".into()),
         Err(e) => format!("error: {e}"),
-    }
-}
-
-/// A temporary SQLite file, removed on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-session-cookie-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir.join("sessions.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 

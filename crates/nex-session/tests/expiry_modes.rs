@@ -5,7 +5,6 @@
 //! generous overall limits and never assert how long anything took.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use nex_session::store::{MemoryStore, RedisStore, SessionStore, SqliteStore};
 use nex_session::token::{SecretKeyBase, Signer};
 use nex_session::{Expiry, SessionConfig, SessionError, SessionExpiry, SessionId, SessionLayer};
 use nex_testkit::http::{serve, HttpClient, Reply};
+use nex_testkit::TempDb;
 use nex_testkit::{single_node, RedisServer};
 
 const SECRET: &str = "expiry-secret-expiry-secret-expiry-secret";
@@ -119,26 +119,6 @@ async fn start(kind: Kind, test: &str, config: SessionConfig) -> App {
     };
     let app = routes().layer(SessionLayer::with_shared_store(store.clone(), config));
     App { client: HttpClient::new(serve(app).await), store, _db: db, _redis: redis }
-}
-
-/// A temporary SQLite database file, removed on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-session-expiry-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir.join("sessions.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
 }
 
 /// The `Set-Cookie` header of the session cookie, with its token replaced by `T`

@@ -3,7 +3,6 @@
 //! apart, on the memory, SQLite and Redis stores, at no extra store access.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use nex_session::{NoSession, Session, SessionConfig, SessionError, SessionId, Se
 use nex_testkit::http::{serve, HttpClient};
 use nex_testkit::store::Instrumented;
 use nex_testkit::RedisServer;
+use nex_testkit::TempDb;
 
 const SECRET: &str = "absence-secret-absence-secret-absence-0";
 
@@ -60,26 +60,6 @@ fn routes() -> Router {
             }),
         )
         .route("/id", get(|| async { nex_session::id().await.unwrap().unwrap_or_default() }))
-}
-
-/// A temporary SQLite file, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-session-absence-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir.join("sessions.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
 }
 
 /// The three stores, each fresh, with what must outlive them (the file, the server).

@@ -2,31 +2,11 @@
 //! servers sharing the file, and durability across reopening.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use nex_session::store::{conformance, Change, Presence, SessionStore, SqliteStore};
 use nex_session::SessionId;
-
-/// A temporary database file, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-session-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir.join("sessions.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
+use nex_testkit::TempDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_conformance_suite() {

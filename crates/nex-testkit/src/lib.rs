@@ -1,6 +1,6 @@
 //! Test support for the nex-session workspace: the one HTTP test harness
 //! ([`http`]), private Redis servers and clusters ([`redis`]), and store
-//! wrappers for fault injection ([`store`]).
+//! wrappers for fault injection ([`store`]), temporary database files ([`fs`]).
 //!
 //! Everything here talks to real parts: a real HTTP server on 127.0.0.1, real
 //! `redis-server` processes. A missing program fails the test with the command
@@ -8,8 +8,10 @@
 // Test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+pub mod fs;
 pub mod http;
 pub mod redis;
 pub mod store;
 
+pub use self::fs::TempDb;
 pub use self::redis::{single_node, RedisCluster, RedisServer};

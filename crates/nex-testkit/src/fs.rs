@@ -1,0 +1,24 @@
+//! Temporary files for tests that need a real database file.
+
+use std::path::PathBuf;
+
+/// A temporary SQLite database path in a directory of its own, removed (with
+/// the database's WAL files) on drop. `name` must be unique within one test binary.
+pub struct TempDb(pub PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nex-test-db-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir.join("sessions.db"))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
