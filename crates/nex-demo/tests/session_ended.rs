@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use nex_testkit::TempDir;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,23 +20,6 @@ use support::{config, SECRET};
 const EXPIRED: &str = "Your session has expired, please sign in again.";
 const REVOKED: &str = "You were signed out, please sign in again.";
 const STRANGER: &str = "Please sign in to see your dashboard.";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-demo-ended-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The three stores' URLs, with what must outlive them.
 struct Stores {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use nex_testkit::TempDir;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,21 +37,6 @@ async fn login_is_shared(url: &str) {
     let token = on_b.get("/dashboard").await.csrf_token();
     assert_eq!(on_b.post_form("/counter", &[("_csrf_token", &token)]).await.status, 303);
     assert_eq!(a.get("/counter").await.body, "1", "A sees B's increment ({url})");
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("nex-demo-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

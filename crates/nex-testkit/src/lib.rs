@@ -13,5 +13,5 @@ pub mod http;
 pub mod redis;
 pub mod store;
 
-pub use self::fs::TempDb;
+pub use self::fs::{TempDb, TempDir};
 pub use self::redis::{single_node, RedisCluster, RedisServer};
