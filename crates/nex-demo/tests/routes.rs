@@ -4,17 +4,11 @@
 mod support;
 
 use nex_session::token::{SecretKeyBase, Signer};
-use nex_testkit::http::{Browser, Reply};
-use support::{config, serve_demo, SECRET};
+use nex_testkit::http::Browser;
+use support::{config, serve_demo, sign_in_with as sign_in, SECRET};
 
 async fn start() -> Browser {
     Browser::new(serve_demo(config()).await)
-}
-
-/// Visits /login for a CSRF token, then signs in.
-async fn sign_in(b: &Browser, password: &str) -> Reply {
-    let token = b.get("/login").await.csrf_token();
-    b.post_form("/login", &[("email", "demo@example.com"), ("password", password), ("_csrf_token", &token)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

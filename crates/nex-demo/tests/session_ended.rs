@@ -42,11 +42,7 @@ async fn serve(url: &str, ttl: Duration) -> (Browser, Arc<dyn SessionStore>) {
 }
 
 async fn sign_in(b: &Browser) {
-    let token = b.get("/login").await.csrf_token();
-    let page = b
-        .post_form("/login", &[("email", "demo@example.com"), ("password", "nex-demo"), ("_csrf_token", &token)])
-        .await;
-    assert_eq!(page.location.as_deref(), Some("/dashboard"));
+    support::sign_in(b).await;
     assert!(b.get("/dashboard").await.body.contains("Signed in as"));
 }
 

@@ -13,18 +13,10 @@ use std::time::{Duration, Instant};
 use nex_session::store::SessionStore;
 use nex_testkit::http::Browser;
 use nex_testkit::RedisServer;
-use support::config;
+use support::{config, sign_in};
 
 async fn serve_on(store: Arc<dyn SessionStore>) -> Browser {
     Browser::new(nex_testkit::http::serve(nex_demo::app(config(), store)).await)
-}
-
-async fn sign_in(b: &Browser) {
-    let token = b.get("/login").await.csrf_token();
-    let page = b
-        .post_form("/login", &[("email", "demo@example.com"), ("password", "nex-demo"), ("_csrf_token", &token)])
-        .await;
-    assert_eq!(page.location.as_deref(), Some("/dashboard"));
 }
 
 /// Signs in on instance A and checks instance B (same store, same secret) sees it.

@@ -22,3 +22,16 @@ pub fn config() -> SessionConfig {
 pub async fn serve_demo(config: SessionConfig) -> SocketAddr {
     nex_testkit::http::serve(nex_demo::app(config, Arc::new(MemoryStore::new()))).await
 }
+
+/// Visits /login for a CSRF token, as a browser does, then posts the demo account's
+/// email with `password`.
+pub async fn sign_in_with(b: &nex_testkit::http::Browser, password: &str) -> nex_testkit::http::Reply {
+    let token = b.get("/login").await.csrf_token();
+    b.post_form("/login", &[("email", "demo@example.com"), ("password", password), ("_csrf_token", &token)]).await
+}
+
+/// Signs in with the demo account; the answer must be the redirect to the dashboard.
+pub async fn sign_in(b: &nex_testkit::http::Browser) {
+    let page = sign_in_with(b, "nex-demo").await;
+    assert_eq!(page.location.as_deref(), Some("/dashboard"));
+}
