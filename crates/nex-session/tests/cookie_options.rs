@@ -31,17 +31,25 @@ fn text(r: Result<Option<String>, SessionError>) -> String {
     }
 }
 
-/// The routes of a small app under `/shop`, using the ambient API.
-fn shop_routes() -> Router {
+/// `POST {prefix}/put/{k}/{v}` and `GET {prefix}/get/{k}` on the innermost session, ambiently.
+fn put_get_routes(prefix: &str) -> Router {
     Router::new()
         .route(
-            "/shop/put/{k}/{v}",
+            &format!("{prefix}/put/{{k}}/{{v}}"),
             post(|Path((k, v)): Path<(String, String)>| async move {
                 nex_session::put(&k, v).await.unwrap();
                 "ok"
             }),
         )
-        .route("/shop/get/{k}", get(|Path(k): Path<String>| async move { text(nex_session::get(&k).await) }))
+        .route(
+            &format!("{prefix}/get/{{k}}"),
+            get(|Path(k): Path<String>| async move { text(nex_session::get(&k).await) }),
+        )
+}
+
+/// The routes of a small app under `/shop`, using the ambient API.
+fn shop_routes() -> Router {
+    put_get_routes("/shop")
         .route(
             "/shop/clear",
             post(|| async {
@@ -200,26 +208,10 @@ fn invalid_cookie_options_are_refused_when_the_layer_is_built_with_the_reason() 
 /// A site-wide layer (`_nex_session`, memory store) around an `/admin` router with
 /// its own layer (`admin_session`, SQLite store, `Path=/admin`, shorter TTL) and CSRF check.
 fn two_layer_app(admin_store: Arc<dyn SessionStore>) -> Router {
-    let site = Router::new()
-        .route(
-            "/put/{k}/{v}",
-            post(|Path((k, v)): Path<(String, String)>| async move {
-                nex_session::put(&k, v).await.unwrap();
-                "ok"
-            }),
-        )
-        .route("/get/{k}", get(|Path(k): Path<String>| async move { text(nex_session::get(&k).await) }))
+    let site = put_get_routes("")
         .route("/form", get(|| async { nex_session::csrf::token().await.unwrap() }))
         .route("/flash", get(|| async { format!("{:?}", nex_session::flash::pop_all().await.unwrap()) }));
-    let admin = Router::new()
-        .route(
-            "/put/{k}/{v}",
-            post(|Path((k, v)): Path<(String, String)>| async move {
-                nex_session::put(&k, v).await.unwrap();
-                "ok"
-            }),
-        )
-        .route("/get/{k}", get(|Path(k): Path<String>| async move { text(nex_session::get(&k).await) }))
+    let admin = put_get_routes("")
         .route(
             "/extract/{k}",
             get(|session: Session, Path(k): Path<String>| async move {
