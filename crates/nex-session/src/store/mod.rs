@@ -159,7 +159,8 @@
 //! Optional extras, each with a default: [`SessionStore::touch`] (sliding the
 //! expiry of a session that is only read; by default an empty [`apply`](SessionStore::apply)),
 //! [`SessionStore::load_now`] (answering reads without waiting, for stores that
-//! keep sessions in memory), and [`SessionStore::admin`] (listing and purging).
+//! keep sessions in memory), [`SessionStore::admin`] (listing and purging) and
+//! [`SessionStore::users`] (the per-user index, see [`users`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -182,6 +183,7 @@ mod snapshot;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
+pub mod users;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisOptions, RedisStore};
@@ -191,6 +193,7 @@ pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::{open, open_with, OpenOptions, StoreUrl};
+pub use users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
 
 /// A boxed, `Send` future: what store methods return, so the trait works as `dyn SessionStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -385,6 +388,25 @@ pub trait SessionStore: Send + Sync + 'static {
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         None
     }
+
+    /// The store's per-user index (bind a session to a user, list and revoke a
+    /// user's sessions), if it has one. The default is `None`: binding a session
+    /// is then an error, and nothing else changes. Every store of this crate has one.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::{Keep, MemoryStore, SessionStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let users = store.users().expect("the memory store indexes users");
+    /// // An admin tool or a password change: sign alice out everywhere.
+    /// let revoked = users.revoke_all("alice", Keep::None).await?;
+    /// # assert_eq!(revoked, 0);
+    /// # Ok(()) }
+    /// ```
+    fn users(&self) -> Option<&dyn UserIndex> {
+        None
+    }
 }
 
 /// Administration of a store, for operators and the background purge: optional,
@@ -449,5 +471,8 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     }
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         (**self).admin()
+    }
+    fn users(&self) -> Option<&dyn UserIndex> {
+        (**self).users()
     }
 }

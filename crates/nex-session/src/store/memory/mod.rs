@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{Clock, Evictable, Evicted};
 use super::shards::{KeyMap, Shards};
+use super::users::{Binding, USER_FIELD};
 use super::{
     BoxFuture, Changes, LoadNow, Presence, Record, SessionAdmin, SessionStore, Snapshot, Summary, UpdateAction,
     UpdateFn, WriteOutcome,
@@ -11,6 +12,8 @@ use super::{
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
+
+mod users;
 
 const SHARDS: usize = 64;
 
@@ -66,6 +69,9 @@ pub struct MemoryStore {
 struct Inner {
     shards: Shards<Mutex<Shard>>,
     max_per_shard: Option<usize>,
+    /// Which sessions each user is bound to (`users.rs`). Lock order: this lock
+    /// before any shard lock, never the other way round.
+    users: Mutex<users::Index>,
 }
 
 #[derive(Default)]
@@ -145,7 +151,7 @@ impl MemoryStore {
 
     fn bounded(max_per_shard: Option<usize>) -> Self {
         let shards = Shards::new(SHARDS, || Mutex::new(Shard::default()));
-        Self { inner: Arc::new(Inner { shards, max_per_shard }) }
+        Self { inner: Arc::new(Inner { shards, max_per_shard, users: Mutex::default() }) }
     }
 
     /// Live sessions right now (expired ones not yet purged are not counted).
@@ -193,6 +199,11 @@ impl MemoryStore {
             None => self.insert_new(shard, key, Entry::new(fields, expires_at_ms), now),
         }
     }
+}
+
+/// The user a session's fields bind it to; only a bound session pays for the parse.
+fn bound_user(fields: &Snapshot) -> Option<String> {
+    fields.get(USER_FIELD).and_then(Binding::decode).map(|binding| binding.user)
 }
 
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
@@ -301,6 +312,9 @@ impl SessionStore for MemoryStore {
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         let now = now_ms();
+        // The index lock first (renames are rare): a revoke of the session's user
+        // waits for the move, then finds the session under its new key.
+        let mut index = self.index();
         // Take the source out under its shard lock; the old id stops working here.
         let taken = match self.shard(from).sessions.remove(&from) {
             Some(e) if e.live(now) => Some(e),
@@ -320,22 +334,36 @@ impl SessionStore for MemoryStore {
                 } else {
                     entry.expires_at_ms = expires_at_ms;
                     entry.used = true;
+                    let user = bound_user(&entry.fields);
                     match shard.sessions.get_mut(&to) {
                         // An expired leftover under the new key: take over its place.
                         Some(leftover) => *leftover = entry,
                         None => self.insert_new(&mut shard, to, entry, now),
                     }
+                    drop(shard);
+                    if let Some(user) = user {
+                        users::moved(&mut index, &user, from, to);
+                    }
                     true
                 }
             }
         };
+        drop(index);
         Box::pin(std::future::ready(Ok(moved)))
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
         // Its ring slot goes dead; the ring skips it and compaction drops it.
-        self.shard(key).sessions.remove(&key);
+        let removed = self.shard(key).sessions.remove(&key);
+        // The shard lock is released before the index lock is taken (lock order).
+        if let Some(user) = removed.and_then(|entry| bound_user(&entry.fields)) {
+            users::forget(&mut self.index(), &user, key);
+        }
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn users(&self) -> Option<&dyn super::UserIndex> {
+        Some(self)
     }
 
     fn admin(&self) -> Option<&dyn SessionAdmin> {
@@ -347,12 +375,23 @@ impl SessionAdmin for MemoryStore {
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut removed = 0u64;
+            // Expired sessions that were bound: dropped from the index after the
+            // sweep (never with a shard lock held: lock order).
+            let mut unbound = Vec::new();
             for shard in self.inner.shards.iter() {
                 {
                     let mut guard = lock(shard);
                     let shard = &mut *guard;
                     let before = shard.sessions.len();
-                    shard.sessions.retain(|_, e| e.live(now_ms));
+                    shard.sessions.retain(|key, e| {
+                        let live = e.live(now_ms);
+                        if !live {
+                            if let Some(user) = bound_user(&e.fields) {
+                                unbound.push((user, *key));
+                            }
+                        }
+                        live
+                    });
                     let purged = before - shard.sessions.len();
                     removed += purged as u64;
                     if purged > 0 && self.inner.max_per_shard.is_some() {
@@ -365,6 +404,12 @@ impl SessionAdmin for MemoryStore {
                 }
                 // One shard per step, so request handling interleaves with the sweep.
                 tokio::task::yield_now().await;
+            }
+            if !unbound.is_empty() {
+                let mut index = self.index();
+                for (user, key) in unbound {
+                    users::forget(&mut index, &user, key);
+                }
             }
             Ok(removed)
         })

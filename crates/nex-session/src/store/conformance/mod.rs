@@ -18,8 +18,12 @@
 //! ```
 //!
 //! Besides the contract of every method it checks that [`SessionStore::load_now`]
-//! never disagrees with [`SessionStore::load`], and, when the store offers
-//! [`SessionStore::admin`], that purging and listing work.
+//! never disagrees with [`SessionStore::load`]; when the store offers
+//! [`SessionStore::admin`], that purging and listing work; and when it offers
+//! [`SessionStore::users`], the per-user index's contract ([`run_users`]),
+//! including revokes racing with requests. A store shared by several processes
+//! should also run [`run_users`] with two handles on one backend, as two app
+//! instances would use it.
 //!
 //! Each check panics with a message naming the broken rule; that is the point of a
 //! test suite, so this module is the one place in the library that asserts.
@@ -29,18 +33,27 @@
 use std::sync::Arc;
 
 use super::{Change, Changes, LoadNow, Presence, SessionStore, UpdateAction, WriteOutcome};
+
+mod users;
+
 use crate::id::{SessionId, StoreKey};
 use crate::token::now_ms;
+pub use users::{
+    a_session_has_one_user_at_a_time, binding_indexes_the_session_and_lists_it_by_handle, binding_needs_a_live_session,
+    removed_and_expired_sessions_drop_out, revoke_all_removes_every_session_but_the_one_kept,
+    revoke_all_wins_over_racing_requests, revoke_by_handle_removes_one_session_of_that_user_only, run_users,
+    the_binding_follows_renames,
+};
 
-fn fresh_key() -> StoreKey {
+pub(crate) fn fresh_key() -> StoreKey {
     SessionId::generate().expect("OS random source").store_key()
 }
 
-fn later() -> i64 {
+pub(crate) fn later() -> i64 {
     now_ms() + 3_600_000
 }
 
-fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
+pub(crate) fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
     let change = |v: Option<&[u8]>| v.map_or(Change::Delete, |v| Change::Put(v.to_vec()));
     pairs.iter().map(|(k, v)| ((*k).to_owned(), change(*v))).collect()
 }
@@ -124,7 +137,10 @@ pub async fn run_all_with(store: Arc<dyn SessionStore>, can: Capabilities) {
         }
     }
     concurrent_writes_of_different_fields_all_survive(store.clone(), 200).await;
-    concurrent_updates_never_lose_an_increment(store, 1000).await;
+    concurrent_updates_never_lose_an_increment(store.clone(), 1000).await;
+    if store.users().is_some() {
+        run_users(store.clone(), store).await;
+    }
 }
 
 /// `load` of an unknown key is `None`, never an error.

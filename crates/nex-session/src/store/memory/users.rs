@@ -1,0 +1,163 @@
+//! The memory store's per-user index: a map from user to the keys of their
+//! sessions, behind one lock taken before any shard lock.
+//!
+//! Every operation that changes which sessions a user has (bind, rename, the
+//! revokes) holds that lock throughout, so they happen one after another: a
+//! revoke-all sees every session bound before it, and a rename racing with it
+//! either finishes first (its new key is indexed, and revoked) or starts after
+//! (its source is gone). Writes of a session's other fields take only their
+//! shard lock and need its entry to exist, so none can bring a removed session
+//! back. Removed and evicted sessions may leave a dead key behind; it is dropped
+//! when the user's sessions are next read or bound, or by the purge.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
+
+use super::MemoryStore;
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
+use crate::store::{BoxFuture, WriteOutcome};
+use crate::token::now_ms;
+
+/// User → keys of the sessions bound to them (maybe some dead ones).
+pub(super) type Index = HashMap<String, HashSet<StoreKey>>;
+
+/// `key` of `user` moved to `to` (a renew).
+pub(super) fn moved(index: &mut Index, user: &str, from: StoreKey, to: StoreKey) {
+    let keys = index.entry(user.to_owned()).or_default();
+    keys.remove(&from);
+    keys.insert(to);
+}
+
+/// `key` of `user` is gone.
+pub(super) fn forget(index: &mut Index, user: &str, key: StoreKey) {
+    if let Some(keys) = index.get_mut(user) {
+        keys.remove(&key);
+        if keys.is_empty() {
+            index.remove(user);
+        }
+    }
+}
+
+impl MemoryStore {
+    pub(super) fn index(&self) -> MutexGuard<'_, Index> {
+        // Each change of the index is one insert or remove: a panic cannot leave it half-done.
+        self.inner.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The listing of the live session under `key`, if it is bound to `user`.
+    fn listing(&self, key: StoreKey, user: &str, now: i64) -> Option<UserSession> {
+        let shard = self.shard(key);
+        let entry = shard.sessions.get(&key).filter(|e| e.expires_at_ms > now)?;
+        let binding = Binding::of_snapshot(&entry.fields).filter(|b| b.user == user)?;
+        Some(UserSession::new(key, binding, entry.fields.get(SEEN_FIELD), entry.expires_at_ms))
+    }
+
+    /// The live sessions of `user`, dropping dead keys from the index as it goes.
+    fn live_sessions(&self, index: &mut Index, user: &str, now: i64) -> Vec<(StoreKey, UserSession)> {
+        let mut out = Vec::new();
+        if let Some(keys) = index.get_mut(user) {
+            keys.retain(|key| match self.listing(*key, user, now) {
+                Some(listing) => {
+                    out.push((*key, listing));
+                    true
+                }
+                None => false,
+            });
+            if keys.is_empty() {
+                index.remove(user);
+            }
+        }
+        out
+    }
+
+    /// Removes the live session under `key` if it is bound to `user`; whether it did.
+    fn remove_bound(&self, key: StoreKey, user: &str, now: i64) -> bool {
+        let mut shard = self.shard(key);
+        let bound = shard.sessions.get(&key).is_some_and(|entry| {
+            entry.expires_at_ms > now && Binding::of_snapshot(&entry.fields).is_some_and(|b| b.user == user)
+        });
+        if bound {
+            shard.sessions.remove(&key);
+        }
+        bound
+    }
+}
+
+impl UserIndex for MemoryStore {
+    fn bind<'a>(
+        &'a self,
+        key: StoreKey,
+        binding: &'a Binding,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        let now = now_ms();
+        let mut index = self.index();
+        let mut shard = self.shard(key);
+        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.expires_at_ms > now) {
+            None => WriteOutcome::PresenceFailed,
+            Some(entry) => {
+                let previous = Binding::of_snapshot(&entry.fields);
+                let encoded = binding.encode();
+                entry.fields = entry.fields.merged([(USER_FIELD, Some(&encoded[..]))].into_iter());
+                entry.expires_at_ms = expires_at_ms;
+                entry.used = true;
+                drop(shard);
+                if let Some(previous) = previous.filter(|p| p.user != binding.user) {
+                    forget(&mut index, &previous.user, key);
+                }
+                // A sign-in is when a user's dead keys are cleared out.
+                self.live_sessions(&mut index, &binding.user, now);
+                index.entry(binding.user.clone()).or_default().insert(key);
+                WriteOutcome::Done
+            }
+        };
+        drop(index);
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {
+        let mut listed: Vec<UserSession> =
+            self.live_sessions(&mut self.index(), user, now_ms()).into_iter().map(|(_, s)| s).collect();
+        listed.sort_by(|a, b| (a.signed_in_ms, &a.handle).cmp(&(b.signed_in_ms, &b.handle)));
+        Box::pin(std::future::ready(Ok(listed)))
+    }
+
+    fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let now = now_ms();
+        let mut index = self.index();
+        let key = index.get(user).and_then(|keys| keys.iter().copied().find(|key| SessionHandle::of(*key) == *handle));
+        let revoked = match key {
+            Some(key) => {
+                let removed = self.remove_bound(key, user, now);
+                forget(&mut index, user, key);
+                removed
+            }
+            None => false,
+        };
+        drop(index);
+        Box::pin(std::future::ready(Ok(revoked)))
+    }
+
+    fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let now = now_ms();
+        let mut index = self.index();
+        let mut revoked = 0u64;
+        if let Some(keys) = index.remove(user) {
+            let mut kept = HashSet::new();
+            for key in keys {
+                if keep == Keep::Session(key) {
+                    kept.insert(key);
+                } else if self.remove_bound(key, user, now) {
+                    revoked += 1;
+                }
+            }
+            if !kept.is_empty() {
+                index.insert(user.to_owned(), kept);
+            }
+        }
+        drop(index);
+        Box::pin(std::future::ready(Ok(revoked)))
+    }
+}
