@@ -143,6 +143,17 @@ pub enum SessionError {
         "no session layer with cookie name {0:?} handles this request: add          `SessionLayer::new(store, config.with_cookie_name({0:?}))` outside this route,          or check the name"
     )]
     NoNamedLayer(String),
+    /// A user id or metadata that a session cannot be bound with.
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    /// The store keeps no per-user index ([`SessionStore::users`](crate::store::SessionStore::users)
+    /// is `None`), so sessions cannot be bound to users. Every store of this crate has one.
+    #[error("this session store keeps no per-user index, so sessions cannot be bound to users")]
+    NoUserIndex,
+    /// A handler wrote a key the session layer reserves (`_nex_user`, `_nex_seen`:
+    /// the user binding, written only by `bind_user`).
+    #[error("session key {0:?} is reserved for nex-session's user binding; use bind_user / sign_in")]
+    ReservedKey(String),
 }
 
 impl SessionError {
@@ -194,6 +205,21 @@ impl axum_core::response::IntoResponse for SessionError {
             }
         }
     }
+}
+
+/// A user id or metadata the per-user index cannot hold ([`crate::store::users::Binding::new`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    /// The user id is empty.
+    #[error("a user id must not be empty")]
+    EmptyUser,
+    /// The user id is longer than [`MAX_USER_LEN`](crate::store::users::MAX_USER_LEN) bytes.
+    #[error("a user id is at most {max} bytes, this one has {0}", max = crate::store::users::MAX_USER_LEN)]
+    UserTooLong(usize),
+    /// The metadata is longer than [`MAX_META_LEN`](crate::store::users::MAX_META_LEN) bytes.
+    #[error("session metadata is at most {max} bytes, this has {0}", max = crate::store::users::MAX_META_LEN)]
+    MetaTooLong(usize),
 }
 
 /// Why a session cookie configuration is refused.

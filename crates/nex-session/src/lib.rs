@@ -189,7 +189,7 @@ pub use config::{
     ConfigError, Expiry, RunMode, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL,
     NEX_ENV,
 };
-pub use error::CookieConfigError;
+pub use error::{BindingError, CookieConfigError};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
@@ -284,6 +284,85 @@ pub mod csrf {
     pub use crate::csrf_layer::{CsrfLayer, CsrfService, DEFAULT_FORM_LIMIT};
     pub use crate::session::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
     pub use crate::session_cookie::CSRF_COOKIE;
+}
+
+pub mod users {
+    //! Sessions bound to users: "your devices", "sign out that device", "log out
+    //! everywhere" (SPEC §3), on every store of this crate.
+    //!
+    //! At sign-in, bind the session to the user ([`sign_in`] renews and binds in
+    //! one step). The binding is a reserved field of the session (`_nex_user`), read
+    //! with it, so knowing who is signed in costs nothing extra; the store also
+    //! keeps an index from each user to their sessions, written only when a
+    //! session is bound, renewed, removed or revoked: a session without a user
+    //! never touches it. A user's sessions are listed by [`SessionHandle`], a
+    //! 22-character name derived one way from the session's store key: safe to
+    //! show and post back, useless as a cookie.
+    //!
+    //! Revocation is final: when [`revoke_all`] (or [`revoke_others`], or the
+    //! store's [`UserIndex::revoke_all`] from an admin tool) returns, every session
+    //! bound to the user before it started is gone from the store, also when
+    //! requests of those sessions run at the same moment, here or in another app
+    //! instance: a request of a revoked session reads as signed out
+    //! ([`NoSession::Revoked`](crate::NoSession::Revoked) from
+    //! [`absence`](crate::absence)), and its writes start a fresh anonymous
+    //! session instead of bringing the old one back. Each store's docs say how
+    //! (locks, transactions, or on Redis Cluster an ordered protocol).
+    //!
+    //! "Last seen" is recorded for bound sessions only, at most once per refresh
+    //! interval ([`SessionConfig::with_refresh_after`](crate::SessionConfig)), by a
+    //! request that read the session, in the write it makes anyway or in place of
+    //! the touch that slides the session's expiry.
+    //!
+    //! ```
+    //! use axum::{extract::Form, routing::{get, post}, Router};
+    //! use nex_session::{users, SessionConfig, SessionLayer, token::SecretKeyBase};
+    //!
+    //! async fn login() -> Result<&'static str, nex_session::SessionError> {
+    //!     // … check the password, then:
+    //!     users::sign_in("alice", Some("Firefox on Linux")).await?;
+    //!     Ok("signed in")
+    //! }
+    //!
+    //! async fn devices() -> Result<String, nex_session::SessionError> {
+    //!     let mut page = String::new();
+    //!     for s in users::sessions().await? {
+    //!         let mark = if s.current { " (this device)" } else { "" };
+    //!         page += &format!("{} {}{mark}\n", s.handle, s.meta.as_deref().unwrap_or("?"));
+    //!     }
+    //!     Ok(page)
+    //! }
+    //!
+    //! async fn sign_out_others() -> Result<String, nex_session::SessionError> {
+    //!     Ok(format!("signed out {} other devices", users::revoke_others().await?))
+    //! }
+    //!
+    //! let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
+    //! let app: Router = Router::new()
+    //!     .route("/login", post(login))
+    //!     .route("/devices", get(devices))
+    //!     .route("/devices/sign-out-others", post(sign_out_others))
+    //!     .layer(SessionLayer::memory(config));
+    //! ```
+    //!
+    //! Outside a request (an admin tool, a password-reset job), use the store's
+    //! index directly:
+    //!
+    //! ```
+    //! # async fn demo() -> Result<(), nex_session::StoreError> {
+    //! use nex_session::store::{Keep, MemoryStore, SessionStore};
+    //!
+    //! let store = MemoryStore::new();
+    //! if let Some(index) = store.users() {
+    //!     for s in index.sessions("alice").await? {
+    //!         println!("{} last seen {}", s.handle, s.last_seen_ms);
+    //!     }
+    //!     index.revoke_all("alice", Keep::None).await?;
+    //! }
+    //! # Ok(()) }
+    //! ```
+    pub use crate::ambient::users::{bind, current_user, revoke, revoke_all, revoke_others, sessions, sign_in};
+    pub use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
 }
 
 /// The README's examples, compiled and run as doctests.

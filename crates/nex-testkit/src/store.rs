@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
+use nex_session::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
 use nex_session::store::{BoxFuture, Changes, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome};
 use nex_session::{StoreError, StoreKey};
 
@@ -19,6 +20,8 @@ pub struct Instrumented {
     pub fail_reads: Arc<AtomicBool>,
     /// Fails only batch writes (`apply`), leaving `rename`/`update` working.
     pub fail_applies: Arc<AtomicBool>,
+    /// Calls of the per-user index (bind, list, revokes).
+    pub index_ops: Arc<AtomicUsize>,
 }
 
 impl Instrumented {
@@ -30,12 +33,25 @@ impl Instrumented {
             fail_writes: Default::default(),
             fail_reads: Default::default(),
             fail_applies: Default::default(),
+            index_ops: Default::default(),
         }
     }
 
     pub fn reset(&self) {
         self.loads.store(0, Ordering::SeqCst);
         self.writes.store(0, Ordering::SeqCst);
+        self.index_ops.store(0, Ordering::SeqCst);
+    }
+
+    /// Calls of the per-user index since the last reset.
+    pub fn index_count(&self) -> usize {
+        self.index_ops.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped store's index, counting the call.
+    fn index(&self) -> Result<&dyn UserIndex, StoreError> {
+        self.index_ops.fetch_add(1, Ordering::SeqCst);
+        self.inner.users().ok_or_else(|| StoreError::Unavailable("the wrapped store has no user index".into()))
     }
 
     /// `(loads, writes)` since the last reset.
@@ -120,6 +136,48 @@ impl SessionStore for Instrumented {
 
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         self.inner.admin()
+    }
+
+    fn users(&self) -> Option<&dyn UserIndex> {
+        self.inner.users().map(|_| self as &dyn UserIndex)
+    }
+}
+
+impl UserIndex for Instrumented {
+    fn bind<'a>(
+        &'a self,
+        key: StoreKey,
+        binding: &'a Binding,
+        exp: i64,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        if let Err(e) = self.write_gate() {
+            return Self::failed(e);
+        }
+        match self.index() {
+            Ok(index) => index.bind(key, binding, exp),
+            Err(e) => Self::failed(e),
+        }
+    }
+
+    fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {
+        match self.index() {
+            Ok(index) => index.sessions(user),
+            Err(e) => Self::failed(e),
+        }
+    }
+
+    fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
+        match self.index() {
+            Ok(index) => index.revoke(user, handle),
+            Err(e) => Self::failed(e),
+        }
+    }
+
+    fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
+        match self.index() {
+            Ok(index) => index.revoke_all(user, keep),
+            Err(e) => Self::failed(e),
+        }
     }
 }
 

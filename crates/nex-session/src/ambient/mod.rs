@@ -7,8 +7,9 @@
 //! in a `tokio::spawn`ed task, use the [`Session`] handle (the extractor) instead.
 //!
 //! Every ambient function is here: the session's (this file), the cookie
-//! helper's (`cookie.rs`, public as `nex_session::cookie`) and the flash's
-//! (`flash.rs`, public as `nex_session::flash`). Each finds the request's
+//! helper's (`cookie.rs`, public as `nex_session::cookie`), the flash's
+//! (`flash.rs`, public as `nex_session::flash`), the CSRF token's (`csrf.rs`) and
+//! the per-user functions (`users.rs`, public as `nex_session::users`). Each finds the request's
 //! [`Session`] and calls the method of the same name.
 
 use serde::de::DeserializeOwned;
@@ -21,6 +22,7 @@ use crate::session::Session;
 pub(crate) mod cookie;
 pub(crate) mod csrf;
 pub(crate) mod flash;
+pub(crate) mod users;
 
 tokio::task_local! {
     static CURRENT: Session;

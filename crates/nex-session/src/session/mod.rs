@@ -41,6 +41,7 @@ mod cookies;
 mod csrf;
 mod flash;
 mod state;
+mod users;
 
 pub use csrf::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
 pub use flash::{Flash, Messages, FLASH_KEY};
@@ -241,6 +242,7 @@ impl Session {
     /// [`SessionError::Encode`] if `value` cannot be serialized;
     /// [`SessionError::ResponseSent`] after the response went out.
     pub async fn put<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        writable(key)?;
         let bytes = encode(key, &value)?;
         self.inner.state.lock().await.put(key, bytes)
     }
@@ -261,6 +263,7 @@ impl Session {
         T: Serialize + DeserializeOwned + Clone + Send,
         F: FnMut(T) -> T + Send,
     {
+        writable(key)?;
         // What the last run of the closure decided; the store runs it at least once
         // before it reports success.
         let mut result: Option<Result<T, SessionError>> = None;
@@ -299,6 +302,7 @@ impl Session {
     /// # Errors
     /// [`SessionError::ResponseSent`] after the response went out.
     pub async fn delete(&self, key: &str) -> Result<(), SessionError> {
+        writable(key)?;
         self.inner.state.lock().await.delete(key)
     }
 
@@ -493,7 +497,8 @@ impl Session {
     /// no pending writes and no refresh due. `None`: call [`Session::finish`].
     pub(crate) fn finish_now(&self) -> Option<Ending> {
         let mut state = self.inner.state.try_lock().ok()?;
-        if state.has_pending() || state.touch_due(&self.inner.context, self.inner.started_ms) {
+        let (context, now) = (&self.inner.context, self.inner.started_ms);
+        if state.has_pending() || state.touch_due(context, now) || state.seen_due(context, now) {
             return None;
         }
         Some(state.ending(&self.inner.context, self.inner.started_ms, Touch::NotDue))
@@ -505,6 +510,10 @@ impl Session {
         let context = &self.inner.context;
         let mut state = self.inner.state.lock().await;
         let expiry = state.store_expiry(context, self.inner.started_ms);
+        if state.seen_due(context, self.inner.started_ms) {
+            // Rides on the write below, or replaces the touch of a read-only request.
+            state.record_seen(self.inner.started_ms);
+        }
         state.flush(context, expiry).await?;
         let touch = match state.id() {
             Some(id) if state.touch_due(context, self.inner.started_ms) => {
@@ -523,6 +532,14 @@ impl Session {
     /// it instead of stranding it on a dead id. `None` when there is nothing to rescue.
     pub(crate) fn rescue(&self) -> Option<IssueCookie> {
         self.inner.state.try_lock().ok()?.rescue(self.inner.started_ms)
+    }
+}
+
+/// Refuses a handler's write of a reserved binding field ([`crate::store::users::is_reserved`]).
+fn writable(key: &str) -> Result<(), SessionError> {
+    match crate::store::users::is_reserved(key) {
+        true => Err(SessionError::ReservedKey(key.to_owned())),
+        false => Ok(()),
     }
 }
 

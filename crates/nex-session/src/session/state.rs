@@ -7,6 +7,7 @@ use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
 use crate::session_cookie::{Lifetime, Mode, RequestCookie};
+use crate::store::users::{self, Binding, Keep, SEEN_FIELD, USER_FIELD};
 use crate::store::{Change, Changes, LoadNow, Presence, Snapshot, UpdateAction, WriteOutcome};
 
 /// Attempts at writing a fresh session before giving up (only id collisions or a
@@ -278,6 +279,83 @@ impl State {
         Ok(())
     }
 
+    /// The binding of the request's session, as the request sees it (loads first).
+    pub(super) async fn binding(&mut self, context: &Context, now_ms: i64) -> Result<Option<Binding>, SessionError> {
+        self.ensure_loaded(context, now_ms).await?;
+        Ok(self.view(USER_FIELD).and_then(Binding::decode))
+    }
+
+    /// The store key of the session the request is on, if the store holds it.
+    pub(super) fn stored_key(&self) -> Option<crate::id::StoreKey> {
+        match &self.current {
+            Current::Stored(id) => Some(id.store_key()),
+            Current::None | Current::Unsaved(_) => None,
+        }
+    }
+
+    /// Binds the session to `binding.user` (see `Session::bind_user`): writes what
+    /// is pending first, creating the session if there is none yet, then binds it
+    /// in the store's index. A session that vanished meanwhile (revoked) is
+    /// replaced by a fresh one, which is bound instead: this is a sign-in.
+    pub(super) async fn bind_user(
+        &mut self,
+        context: &Context,
+        expiry: i64,
+        binding: &Binding,
+    ) -> Result<(), SessionError> {
+        self.ensure_open()?;
+        self.accessed = true;
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        for _ in 0..WRITE_ATTEMPTS {
+            if !matches!(self.current, Current::Stored(_)) {
+                // The session must exist before the index can name it.
+                self.put(SEEN_FIELD, users::encode_seen(binding.signed_in_ms))?;
+            }
+            self.flush(context, expiry).await?;
+            let Current::Stored(id) = &self.current else { continue };
+            match index.bind(id.store_key(), binding, expiry).await? {
+                WriteOutcome::Done => {
+                    self.written.insert(USER_FIELD.to_owned(), Change::Put(binding.encode()));
+                    self.wrote = true;
+                    self.expiry_stale = false;
+                    tracing::debug!(target: "nex_session", "session bound to a user");
+                    return Ok(());
+                }
+                WriteOutcome::PresenceFailed => self.retry_fresh(Presence::Existing)?,
+            }
+        }
+        Err(SessionError::Store(StoreError::Unavailable("could not bind a fresh session after retries".into())))
+    }
+
+    /// Revokes every session of the request's user but its own; how many.
+    pub(super) async fn revoke_others(&mut self, context: &Context, now_ms: i64) -> Result<u64, SessionError> {
+        let (Some(binding), Some(key)) = (self.binding(context, now_ms).await?, self.stored_key()) else {
+            return Ok(0);
+        };
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        Ok(index.revoke_all(&binding.user, Keep::Session(key)).await?)
+    }
+
+    /// A bound session whose last-seen time is older than the refresh interval:
+    /// the end of the request records it, in the write it makes anyway (or in
+    /// place of the expiry-sliding touch). Only a session the request loaded, so
+    /// this never costs a read; an unbound session never pays more than a lookup.
+    pub(super) fn seen_due(&self, context: &Context, now_ms: i64) -> bool {
+        if !matches!(self.current, Current::Stored(_)) || self.loaded.is_none() || self.finished {
+            return false;
+        }
+        self.view(USER_FIELD).is_some()
+            && self
+                .view(SEEN_FIELD)
+                .and_then(users::decode_seen)
+                .is_none_or(|seen| now_ms.saturating_sub(seen) >= context.refresh_after_ms)
+    }
+
+    /// Queues the last-seen time of a bound session (see [`State::seen_due`]).
+    pub(super) fn record_seen(&mut self, now_ms: i64) {
+        self.pending.insert(SEEN_FIELD.to_owned(), Change::Put(users::encode_seen(now_ms)));
+    }
+
     /// Loads the stored fields on first use (at most one store read per request).
     pub(super) async fn ensure_loaded(&mut self, context: &Context, now_ms: i64) -> Result<(), SessionError> {
         self.accessed = true;
@@ -464,7 +542,8 @@ impl State {
     /// create one).
     fn take_puts(&mut self) -> Changes {
         let mut puts = std::mem::take(&mut self.pending);
-        puts.retain(|_, change| matches!(change, Change::Put(_)));
+        // The user binding never carries over: a fresh session is nobody's until bound.
+        puts.retain(|field, change| matches!(change, Change::Put(_)) && !users::is_reserved(field));
         puts
     }
 

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{BoxFuture, Fields, Snapshot, WriteOutcome};
-use crate::error::StoreError;
+use crate::error::{BindingError, StoreError};
 use crate::id::StoreKey;
 
 /// The reserved session field holding a session's [`Binding`] (JSON).
@@ -70,21 +70,6 @@ pub struct Binding {
     pub signed_in_ms: i64,
     /// What the app recorded at sign-in, for the user's list (a device summary, say).
     pub meta: Option<String>,
-}
-
-/// A user id or metadata the index cannot hold.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BindingError {
-    /// The user id is empty.
-    #[error("a user id must not be empty")]
-    EmptyUser,
-    /// The user id is longer than [`MAX_USER_LEN`] bytes.
-    #[error("a user id is at most {MAX_USER_LEN} bytes, this one has {0}")]
-    UserTooLong(usize),
-    /// The metadata is longer than [`MAX_META_LEN`] bytes.
-    #[error("session metadata is at most {MAX_META_LEN} bytes, this has {0}")]
-    MetaTooLong(usize),
 }
 
 impl Binding {
@@ -144,6 +129,18 @@ pub fn check_user(user: &str) -> Result<(), BindingError> {
         n if n > MAX_USER_LEN => Err(BindingError::UserTooLong(n)),
         _ => Ok(()),
     }
+}
+
+/// Whether `field` is one of the reserved binding fields, which only the
+/// session layer's `bind_user` and its last-seen bookkeeping write.
+///
+/// ```
+/// use nex_session::store::users::is_reserved;
+/// assert!(is_reserved("_nex_user") && is_reserved("_nex_seen"));
+/// assert!(!is_reserved("user"));
+/// ```
+pub fn is_reserved(field: &str) -> bool {
+    field == USER_FIELD || field == SEEN_FIELD
 }
 
 /// Reads a stored [`SEEN_FIELD`] value.

@@ -263,7 +263,8 @@ pub async fn revoke_all_wins_over_racing_requests(
     // A session whose renew was under way may be counted by the renew's own
     // cleanup instead (Redis Cluster), never twice.
     assert!(count <= n as u64, "revoke_all counted {count} of {n} sessions");
-    for key in seen.lock().unwrap().iter() {
+    let seen: Vec<StoreKey> = seen.lock().unwrap().clone();
+    for key in &seen {
         assert_eq!(store.load(*key).await.unwrap(), None, "a revoked session (or its renamed successor) is alive");
         assert_eq!(other.load(*key).await.unwrap(), None, "a revoked session is alive on the other instance");
     }

@@ -1,0 +1,167 @@
+//! A session's user: binding it at sign-in, and the user's other sessions
+//! ("your devices", "sign out everywhere"). The store side is
+//! [`crate::store::UserIndex`]; this is what handlers call.
+
+use super::Session;
+use crate::error::SessionError;
+use crate::store::users::{Binding, SessionHandle, UserSession};
+use crate::token::now_ms;
+
+impl Session {
+    /// Binds this session to `user` (at sign-in), with optional `meta` the app
+    /// wants shown in the user's list of sessions (a device summary, say; at most
+    /// 512 bytes, never a secret). Creates the session if the request has none
+    /// yet. The binding survives [`renew`](Self::renew), ends with
+    /// [`clear`](Self::clear) and expires with the session; binding again replaces
+    /// it (a session has at most one user). Call [`sign_in`](Self::sign_in) to
+    /// renew and bind in one step.
+    ///
+    /// ```
+    /// use nex_session::Session;
+    ///
+    /// async fn after_password_check(session: Session) -> Result<(), nex_session::SessionError> {
+    ///     session.renew().await?;
+    ///     session.bind_user("alice", Some("Firefox on Linux")).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Binding`] for an empty or overlong user id or metadata,
+    /// [`SessionError::NoUserIndex`] if the store keeps no per-user index, and
+    /// [`SessionError::Store`] if the store fails.
+    pub async fn bind_user(&self, user: &str, meta: Option<&str>) -> Result<(), SessionError> {
+        let binding = Binding::new(user, now_ms(), meta.map(str::to_owned))?;
+        let mut state = self.inner.state.lock().await;
+        let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
+        state.bind_user(&self.inner.context, expiry, &binding).await
+    }
+
+    /// Signs the request in as `user`: [`renew`](Self::renew) (a new id against
+    /// session fixation, a new CSRF secret) then [`bind_user`](Self::bind_user).
+    ///
+    /// ```
+    /// use nex_session::Session;
+    ///
+    /// async fn login(session: Session) -> Result<&'static str, nex_session::SessionError> {
+    ///     // … after checking the password:
+    ///     session.sign_in("alice", None).await?;
+    ///     Ok("welcome")
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`renew`](Self::renew) and [`bind_user`](Self::bind_user).
+    pub async fn sign_in(&self, user: &str, meta: Option<&str>) -> Result<(), SessionError> {
+        // Checked before the renew, so a bad user id changes nothing.
+        crate::store::users::check_user(user)?;
+        self.renew().await?;
+        self.bind_user(user, meta).await
+    }
+
+    /// The user this session is bound to, if any (no extra store access: the
+    /// binding is read with the session).
+    ///
+    /// ```
+    /// use nex_session::Session;
+    ///
+    /// async fn whoami(session: Session) -> Result<String, nex_session::SessionError> {
+    ///     Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if loading the session fails.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        Ok(state.binding(&self.inner.context, self.inner.started_ms).await?.map(|b| b.user))
+    }
+
+    /// The sessions of this session's user, oldest sign-in first, with this one
+    /// marked [`current`](UserSession::current); empty when the session has no user.
+    ///
+    /// ```
+    /// use nex_session::Session;
+    ///
+    /// async fn devices(session: Session) -> Result<String, nex_session::SessionError> {
+    ///     let mut page = String::new();
+    ///     for device in session.user_sessions().await? {
+    ///         let this = if device.current { " (this device)" } else { "" };
+    ///         page += &format!("{}{this}: signed in at {} ms\n", device.handle, device.signed_in_ms);
+    ///     }
+    ///     Ok(page)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].
+    pub async fn user_sessions(&self) -> Result<Vec<UserSession>, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        let Some(binding) = state.binding(&self.inner.context, self.inner.started_ms).await? else {
+            return Ok(Vec::new());
+        };
+        let current = state.stored_key().map(SessionHandle::of);
+        let index = self.inner.context.store.users().ok_or(SessionError::NoUserIndex)?;
+        let mut sessions = index.sessions(&binding.user).await?;
+        for session in &mut sessions {
+            session.current = current.as_ref() == Some(&session.handle);
+        }
+        Ok(sessions)
+    }
+
+    /// Signs out one session of this session's user, named by its handle (from
+    /// [`user_sessions`](Self::user_sessions)); `Ok(false)` if the user has no such
+    /// session (a handle of another user's session revokes nothing). Revoking the
+    /// current session clears it, as [`clear`](Self::clear) does.
+    ///
+    /// # Errors
+    /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].
+    pub async fn revoke_session(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        let context = &self.inner.context;
+        let Some(binding) = state.binding(context, self.inner.started_ms).await? else {
+            return Ok(false);
+        };
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        let revoked = index.revoke(&binding.user, handle).await?;
+        if state.stored_key().map(SessionHandle::of).as_ref() == Some(handle) {
+            state.clear(context).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Signs out every other session of this session's user ("sign out my other
+    /// devices"); returns how many. Nothing without a user.
+    ///
+    /// ```
+    /// use nex_session::Session;
+    ///
+    /// async fn after_password_change(session: Session) -> Result<(), nex_session::SessionError> {
+    ///     let others = session.revoke_other_sessions().await?;
+    ///     nex_session::flash::put("info", &format!("Signed out {others} other devices")).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].
+    pub async fn revoke_other_sessions(&self) -> Result<u64, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        state.revoke_others(&self.inner.context, self.inner.started_ms).await
+    }
+
+    /// Signs out every session of this session's user, this one included ("log
+    /// out everywhere"); returns how many others there were. This session is
+    /// cleared as by [`clear`](Self::clear). Nothing without a user.
+    ///
+    /// # Errors
+    /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].
+    pub async fn revoke_all_sessions(&self) -> Result<u64, SessionError> {
+        let mut state = self.inner.state.lock().await;
+        let context = &self.inner.context;
+        if state.binding(context, self.inner.started_ms).await?.is_none() {
+            return Ok(0);
+        }
+        let others = state.revoke_others(context, self.inner.started_ms).await?;
+        state.clear(context).await?;
+        Ok(others)
+    }
+}
