@@ -256,12 +256,35 @@ impl UserSession {
 }
 
 /// Whether a revoke-all spares one session ("sign out my other devices").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// ```
+/// use nex_session::store::users::{Keep, SessionHandle};
+///
+/// let key = nex_session::SessionId::generate().unwrap().store_key();
+/// assert!(Keep::Session(key).spares(key));
+/// assert!(Keep::Handle(SessionHandle::of(key)).spares(key));
+/// assert!(!Keep::None.spares(key));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Keep {
     /// Revoke every session of the user ("log out everywhere").
     None,
-    /// Revoke every session of the user but this one.
+    /// Revoke every session of the user but this one (the request's own).
     Session(StoreKey),
+    /// Revoke every session of the user but the one with this handle (an
+    /// operator's `revoke-user --except HANDLE`).
+    Handle(SessionHandle),
+}
+
+impl Keep {
+    /// Whether the session under `key` is the one spared.
+    pub fn spares(&self, key: StoreKey) -> bool {
+        match self {
+            Self::None => false,
+            Self::Session(kept) => *kept == key,
+            Self::Handle(handle) => SessionHandle::of(key) == *handle,
+        }
+    }
 }
 
 /// A store's per-user index, offered through [`SessionStore::users`](super::SessionStore::users).

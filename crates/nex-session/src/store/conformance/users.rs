@@ -167,8 +167,13 @@ pub async fn revoke_all_removes_every_session_but_the_one_kept(store: &dyn Sessi
     }
     assert!(store.load(keys[0]).await.unwrap().is_some(), "the kept session survives");
     assert_eq!(handles(store, &alice).await, sorted(&keys[..1]), "the kept session stays indexed");
-    assert_eq!(index.revoke_all(&alice, Keep::None).await.unwrap(), 1);
+    // An operator spares a session by its handle.
+    let tablet = bound_session(store, &alice, None).await;
+    assert_eq!(index.revoke_all(&alice, Keep::Handle(SessionHandle::of(tablet))).await.unwrap(), 1);
     assert_eq!(store.load(keys[0]).await.unwrap(), None);
+    assert_eq!(handles(store, &alice).await, sorted(&[tablet]));
+    assert_eq!(index.revoke_all(&alice, Keep::None).await.unwrap(), 1);
+    assert_eq!(store.load(tablet).await.unwrap(), None);
     assert!(handles(store, &alice).await.is_empty());
     assert!(store.load(bobs).await.unwrap().is_some(), "another user's session is untouched");
     // Unbound sessions are never revoked by a user's revoke.

@@ -147,7 +147,7 @@ impl UserIndex for MemoryStore {
         if let Some(keys) = index.remove(user) {
             let mut kept = HashSet::new();
             for key in keys {
-                if keep == Keep::Session(key) {
+                if keep.spares(key) {
                     kept.insert(key);
                 } else if self.remove_bound(key, user, now) {
                     revoked += 1;
