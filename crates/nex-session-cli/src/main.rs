@@ -13,6 +13,7 @@ use nex_session::token::{now_ms, SecretError, SecretKeyBase, Signer, DEFAULT_EMB
 mod cookie_input;
 mod secret_gen;
 mod sessions;
+mod time;
 
 const AFTER_HELP: &str = "\
 The secret comes from the environment variable SECRET_KEY_BASE (at least 32 bytes).

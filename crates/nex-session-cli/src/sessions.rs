@@ -1,12 +1,14 @@
 //! `nex-session sessions --store URL …`: inspect and revoke stored sessions.
 //!
 //! Output never contains anything usable as a cookie: sessions are listed by
-//! their store key (SHA-256 of the id), and `show`/`revoke` take a cookie value
-//! or an id and hash it before asking the store.
+//! their store key (SHA-256 of the id) or, for one user's sessions, by their
+//! handle (derived one way from the store key), and `show`/`revoke` take a
+//! cookie value or an id and hash it before asking the store.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use nex_session::store::users::{Keep, SessionHandle, UserIndex, UserSession};
 use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore};
 use nex_session::token::{now_ms, SecretKeyBase, Signer};
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
@@ -14,11 +16,15 @@ use nex_session::{SessionId, StoreKey, SESSION_SALT};
 /// What to do with the sessions of a store.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
-    /// List live sessions: store key (SHA-256 of the id), key count, expiry.
+    /// List live sessions: store key (SHA-256 of the id), key count, expiry; or,
+    /// with `--user`, one user's sessions by handle, with sign-in and last-seen times.
     List {
-        /// At most this many sessions.
+        /// At most this many sessions (without `--user`).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only the sessions bound to this user id.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Show one session's keys and values.
     Show {
@@ -37,6 +43,14 @@ pub(crate) enum SessionsCommand {
         /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
         #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
         cookie_name: String,
+    },
+    /// Sign a user out everywhere: delete every session bound to them now.
+    RevokeUser {
+        /// The user id the app bound the sessions to.
+        user: String,
+        /// Spare the session with this handle (from `list --user`).
+        #[arg(long)]
+        except: Option<String>,
     },
     /// Remove expired sessions now.
     Purge,
@@ -61,9 +75,19 @@ pub(crate) fn run(url: &str, create: bool, command: SessionsCommand) -> ExitCode
         };
         // Listing and purging need the store's administration.
         let admin = || store.admin().ok_or_else(|| fail(&format!("the store {shown} offers no administration")));
+        // A user's sessions need the store's per-user index.
+        let index = || store.users().ok_or_else(|| fail(&format!("the store {shown} keeps no per-user index")));
         match command {
-            SessionsCommand::List { limit } => match admin() {
+            SessionsCommand::List { user: Some(user), .. } => match index() {
+                Ok(index) => list_user(index, &user).await,
+                Err(code) => code,
+            },
+            SessionsCommand::List { limit, user: None } => match admin() {
                 Ok(admin) => list(admin, limit).await,
+                Err(code) => code,
+            },
+            SessionsCommand::RevokeUser { user, except } => match index() {
+                Ok(index) => revoke_user(index, &user, except.as_deref()).await,
                 Err(code) => code,
             },
             SessionsCommand::Show { session, cookie_name } => match resolve(&session, &cookie_name) {
@@ -97,6 +121,67 @@ async fn list(admin: &dyn SessionAdmin, limit: usize) -> ExitCode {
                 println!("{}  {:>5}  {}s", s.key.to_hex(), s.fields, (s.expires_at_ms - now) / 1000);
             }
             println!("{} sessions", sessions.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// One user's sessions, oldest sign-in first: handle, times, what the app recorded.
+async fn list_user(index: &dyn UserIndex, user: &str) -> ExitCode {
+    match index.sessions(user).await {
+        Ok(sessions) => {
+            println!(
+                "{:<22}  {:<20}  {:<20}  {:>10}  device",
+                "handle", "signed in (UTC)", "last seen (UTC)", "expires in"
+            );
+            let now = now_ms();
+            for s in &sessions {
+                print_user_session(s, now);
+            }
+            println!("{} sessions of user {user:?}", sessions.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn print_user_session(s: &UserSession, now: i64) {
+    println!(
+        "{}  {:<20}  {:<20}  {:>9}s  {}",
+        s.handle,
+        crate::time::utc(s.signed_in_ms),
+        crate::time::utc(s.last_seen_ms),
+        (s.expires_at_ms - now) / 1000,
+        s.meta.as_deref().unwrap_or("-"),
+    );
+}
+
+/// Deletes every session of `user` but the one `except` names. Nothing to revoke
+/// (a mistyped user id, the wrong store) is an error (exit 1), as for `revoke`;
+/// an `except` handle that is not one of the user's sessions is refused before
+/// anything is deleted, so a typo never signs out the operator's own session.
+async fn revoke_user(index: &dyn UserIndex, user: &str, except: Option<&str>) -> ExitCode {
+    let keep = match except.map(str::parse::<SessionHandle>) {
+        None => Keep::None,
+        Some(Ok(handle)) => Keep::Handle(handle),
+        Some(Err(e)) => return fail(&format!("--except: {e}")),
+    };
+    let sessions = match index.sessions(user).await {
+        Ok(sessions) => sessions,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Keep::Handle(handle) = &keep {
+        if !sessions.iter().any(|s| s.handle == *handle) {
+            return fail(&format!("user {user:?} has no live session with handle {handle}: nothing revoked"));
+        }
+    }
+    if sessions.is_empty() {
+        return fail(&format!("user {user:?} has no live sessions: nothing revoked"));
+    }
+    match index.revoke_all(user, keep).await {
+        Ok(n) => {
+            println!("revoked {n} sessions of user {user:?}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

@@ -237,3 +237,91 @@ fn store_errors_and_help_never_show_a_redis_password() {
     assert!(help.status.success());
     assert!(!stdout(&help).contains("s3cret"), "{}", stdout(&help));
 }
+
+/// Sessions bound to users, made through the library on the store at `url`:
+/// alice on two devices, bob on one. Returns alice's store keys.
+fn bind_sessions(url: &str) -> Vec<nex_session::StoreKey> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use nex_session::store::SessionStore;
+        let store = nex_session::store::open_with(url, nex_session::store::OpenOptions::new().create_missing(true))
+            .await
+            .unwrap();
+        let index = store.users().expect("every store of the crate indexes users");
+        let mut alices = Vec::new();
+        for (user, meta) in [("alice", "Firefox on Linux"), ("alice", "Safari on iPhone"), ("bob", "curl")] {
+            let key = nex_session::SessionId::generate().unwrap().store_key();
+            let mut batch = std::collections::BTreeMap::new();
+            batch.insert("cart".to_owned(), nex_session::store::Change::Put(b"3".to_vec()));
+            let exp = nex_session::token::now_ms() + 3_600_000;
+            store.apply(key, &batch, exp, nex_session::store::Presence::New).await.unwrap();
+            let binding =
+                nex_session::users::Binding::new(user, nex_session::token::now_ms(), Some(meta.into())).unwrap();
+            index.bind(key, &binding, exp).await.unwrap();
+            if user == "alice" {
+                alices.push(key);
+            }
+        }
+        alices
+    })
+}
+
+/// `list --user` and `revoke-user [--except]` against the store at `url`.
+fn check_user_commands(url: &str) {
+    let alices = bind_sessions(url);
+    let listed = run(None, &["sessions", "--store", url, "list", "--user", "alice"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let out = stdout(&listed);
+    assert!(out.contains("2 sessions of user \"alice\""), "{out}");
+    assert!(out.contains("Firefox on Linux") && out.contains("Safari on iPhone") && !out.contains("curl"), "{out}");
+    let handles: Vec<String> =
+        alices.iter().map(|k| nex_session::users::SessionHandle::of(*k).as_str().to_owned()).collect();
+    for (handle, key) in handles.iter().zip(&alices) {
+        assert!(out.contains(handle.as_str()), "the list names sessions by handle: {out}");
+        assert!(!out.contains(&key.to_hex()), "never by store key");
+    }
+
+    // A handle that is not alice's: refused, nothing revoked.
+    let typo = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "AAAAAAAAAAAAAAAAAAAAAA"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(stderr(&typo).contains("nothing revoked"), "{}", stderr(&typo));
+    let not_a_handle = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "x"]);
+    assert_eq!(not_a_handle.status.code(), Some(1));
+    assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "alice"])).contains("2 sessions"));
+
+    let spared = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", &handles[0]]);
+    assert!(spared.status.success(), "{}", stderr(&spared));
+    assert_eq!(stdout(&spared), "revoked 1 sessions of user \"alice\"");
+    let left = stdout(&run(None, &["sessions", "--store", url, "list", "--user", "alice"]));
+    assert!(left.contains(&handles[0]) && !left.contains(&handles[1]), "{left}");
+
+    let all = run(None, &["sessions", "--store", url, "revoke-user", "alice"]);
+    assert_eq!(stdout(&all), "revoked 1 sessions of user \"alice\"");
+    let none = run(None, &["sessions", "--store", url, "revoke-user", "alice"]);
+    assert_eq!(none.status.code(), Some(1), "nothing to revoke is an error, as for a mistyped user id");
+    assert!(stderr(&none).contains("no live sessions"), "{}", stderr(&none));
+    assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "bob"])).contains("1 sessions"));
+}
+
+#[test]
+fn a_users_sessions_are_listed_by_handle_and_revoked_on_sqlite() {
+    let dir = temp_dir("users");
+    check_user_commands(&format!("sqlite://{}", dir.join("users.db").display()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_users_sessions_are_listed_by_handle_and_revoked_on_redis() {
+    let server = nex_testkit::RedisServer::start_private();
+    check_user_commands(&server.url());
+}
+
+#[test]
+fn a_users_sessions_are_listed_by_handle_and_revoked_on_redis_cluster() {
+    let cluster = nex_testkit::RedisCluster::start();
+    check_user_commands(&cluster.url());
+    // Listing every session works on a cluster too: each master is scanned.
+    let listed = run(None, &["sessions", "--store", &cluster.url(), "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).contains("1 sessions"), "bob's session is left: {}", stdout(&listed));
+}

@@ -1,0 +1,40 @@
+//! Times for people: milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS`
+//! in UTC, without a date crate (the proleptic Gregorian calendar is a few lines).
+
+/// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub(crate) fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// The calendar date of a day number (days since 1970-01-01), by the well-known
+/// era arithmetic: 400-year eras of 146,097 days, years starting in March so the
+/// leap day is the last day of a year.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20");
+        assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59");
+        assert_eq!(utc(-1000), "1969-12-31 23:59:59");
+    }
+}
