@@ -310,7 +310,7 @@ pub mod users {
     //! (locks, transactions, or on Redis Cluster an ordered protocol).
     //!
     //! "Last seen" is recorded for bound sessions only, at most once per refresh
-    //! interval ([`SessionConfig::with_refresh_interval`]), by a
+    //! interval ([`SessionConfig::with_refresh_interval`](crate::SessionConfig::with_refresh_interval)), by a
     //! request that read the session, in the write it makes anyway or in place of
     //! the touch that slides the session's expiry.
     //!
