@@ -146,7 +146,7 @@ pub enum SessionError {
     /// A user id or metadata that a session cannot be bound with.
     #[error(transparent)]
     Binding(#[from] BindingError),
-    /// The store keeps no per-user index ([`SessionStore::users`](crate::store::SessionStore::users)
+    /// The store keeps no per-user index (`SessionStore::users`
     /// is `None`), so sessions cannot be bound to users. Every store of this crate has one.
     #[error("this session store keeps no per-user index, so sessions cannot be bound to users")]
     NoUserIndex,
@@ -207,18 +207,24 @@ impl axum_core::response::IntoResponse for SessionError {
     }
 }
 
-/// A user id or metadata the per-user index cannot hold ([`crate::store::users::Binding::new`]).
+/// The longest user id a session can be bound with, in bytes.
+pub const MAX_USER_LEN: usize = 256;
+
+/// The longest metadata a session can be bound with, in bytes.
+pub const MAX_META_LEN: usize = 512;
+
+/// A user id or metadata the per-user index cannot hold ([`Binding::new`](crate::users::Binding::new)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindingError {
     /// The user id is empty.
     #[error("a user id must not be empty")]
     EmptyUser,
-    /// The user id is longer than [`MAX_USER_LEN`](crate::store::users::MAX_USER_LEN) bytes.
-    #[error("a user id is at most {max} bytes, this one has {0}", max = crate::store::users::MAX_USER_LEN)]
+    /// The user id is longer than [`MAX_USER_LEN`] bytes.
+    #[error("a user id is at most {max} bytes, this one has {0}", max = MAX_USER_LEN)]
     UserTooLong(usize),
-    /// The metadata is longer than [`MAX_META_LEN`](crate::store::users::MAX_META_LEN) bytes.
-    #[error("session metadata is at most {max} bytes, this has {0}", max = crate::store::users::MAX_META_LEN)]
+    /// The metadata is longer than [`MAX_META_LEN`] bytes.
+    #[error("session metadata is at most {max} bytes, this has {0}", max = MAX_META_LEN)]
     MetaTooLong(usize),
 }
 

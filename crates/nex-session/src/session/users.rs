@@ -52,8 +52,12 @@ impl Session {
     /// # Errors
     /// As [`renew`](Self::renew) and [`bind_user`](Self::bind_user).
     pub async fn sign_in(&self, user: &str, meta: Option<&str>) -> Result<(), SessionError> {
-        // Checked before the renew, so a bad user id changes nothing.
+        // Checked before the renew, so a bad user id or a store without an index
+        // changes nothing.
         crate::store::users::check_user(user)?;
+        if self.inner.context.store.users().is_none() {
+            return Err(SessionError::NoUserIndex);
+        }
         self.renew().await?;
         self.bind_user(user, meta).await
     }

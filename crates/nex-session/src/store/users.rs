@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{BoxFuture, Fields, Snapshot, WriteOutcome};
+pub use crate::error::{MAX_META_LEN, MAX_USER_LEN};
 use crate::error::{BindingError, StoreError};
 use crate::id::StoreKey;
 
@@ -40,11 +41,6 @@ pub const USER_FIELD: &str = "_nex_user";
 /// The reserved session field holding when a bound session was last used (ms, JSON).
 pub const SEEN_FIELD: &str = "_nex_seen";
 
-/// The longest user id accepted, in bytes.
-pub const MAX_USER_LEN: usize = 256;
-
-/// The longest metadata accepted, in bytes.
-pub const MAX_META_LEN: usize = 512;
 
 /// Bytes of the store key's digest a handle keeps: 128 bits, 22 characters.
 const HANDLE_BYTES: usize = 16;
