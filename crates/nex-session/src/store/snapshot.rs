@@ -50,7 +50,20 @@ impl Snapshot {
 
     /// The value of `field`, if present.
     pub fn get(&self, field: &str) -> Option<&[u8]> {
-        self.iter().find(|(k, _)| *k == field).map(|(_, v)| v)
+        // The hot path of every `get` (and of the end of a request, which asks for
+        // the reserved binding field): compare bytes, and stop at the first key past
+        // `field`, since keys are in order (byte order is `str` order).
+        let field = field.as_bytes();
+        let mut rest: &[u8] = &self.0;
+        while let Some((key, after_key)) = take_chunk(rest) {
+            let (value, after_value) = take_chunk(after_key)?;
+            match key.cmp(field) {
+                std::cmp::Ordering::Equal => return Some(value),
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Less => rest = after_value,
+            }
+        }
+        None
     }
 
     /// Every `(field, value)`, in field order.
@@ -222,6 +235,19 @@ mod tests {
             [("a", Some(&b"1"[..])), ("b", None), ("c", Some(&b"3"[..])), ("d", Some(&b"44"[..])), ("e", None)];
         let merged = snapshot.merged(changes.into_iter());
         assert_eq!(merged.to_fields(), fields(&[("a", "1"), ("c", "3"), ("d", "44")]));
+    }
+
+    #[test]
+    fn get_finds_every_key_and_nothing_else_whatever_it_sorts_before_or_after() {
+        let all = fields(&[("Z", "1"), ("_nex_user", "2"), ("a", "3"), ("user_id", "4"), ("é", "5")]);
+        let snapshot = Snapshot::from_fields(&all);
+        for (field, value) in &all {
+            assert_eq!(snapshot.get(field), Some(value.as_slice()), "{field}");
+        }
+        for missing in ["", "A", "_nex_seen", "b", "user", "user_id2", "zz", "ê", "ë"] {
+            assert_eq!(snapshot.get(missing), None, "{missing}");
+        }
+        assert_eq!(Snapshot::default().get("a"), None);
     }
 
     #[test]

@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{BoxFuture, Fields, Snapshot, WriteOutcome};
-pub use crate::error::{MAX_META_LEN, MAX_USER_LEN};
 use crate::error::{BindingError, StoreError};
+pub use crate::error::{MAX_META_LEN, MAX_USER_LEN};
 use crate::id::StoreKey;
 
 /// The reserved session field holding a session's [`Binding`] (JSON).
@@ -40,7 +40,6 @@ pub const USER_FIELD: &str = "_nex_user";
 
 /// The reserved session field holding when a bound session was last used (ms, JSON).
 pub const SEEN_FIELD: &str = "_nex_seen";
-
 
 /// Bytes of the store key's digest a handle keeps: 128 bits, 22 characters.
 const HANDLE_BYTES: usize = 16;
