@@ -6,7 +6,9 @@
 //! the app (not necessarily a power cut of the machine). Sessions bound to a user
 //! also have a row in `nex_session_users` (the per-user index, see `users.rs`).
 //! The schema is created or migrated on open (`PRAGMA user_version`, now 2:
-//! version 2 added the user index; a version 1 file gains it on open).
+//! version 2 added the user index; a version 1 file gains it on open). An older
+//! nex-session refuses to open a version 2 file, and one already running would
+//! not move index rows on renew: upgrade every app instance sharing a file at once.
 //!
 //! SQLite calls block, so each one runs on tokio's blocking pool, never on the
 //! async worker threads. Batches run in one `IMMEDIATE` transaction. `update`
@@ -202,12 +204,10 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
         // migrates a version 1 file; `IMMEDIATE`, so two processes opening one old
         // file at once migrate it one after the other.
         0 | 1 => conn.execute_batch(SCHEMA).map_err(unavailable)?,
-        other => return Err(StoreError::Corrupt(
-            format!(
-                "session database schema version {other} is not one this nex-session knows (up to {SCHEMA_VERSION})"
-            )
-            .into(),
-        )),
+        other => {
+            let message = format!("session database schema version {other} is not one this nex-session knows");
+            return Err(StoreError::Corrupt(format!("{message} (up to {SCHEMA_VERSION})").into()));
+        }
     }
     Ok(conn)
 }
