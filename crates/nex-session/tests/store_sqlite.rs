@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use nex_session::store::{conformance, Change, Presence, SessionStore, SqliteStore};
+use nex_session::store::{
+    conformance, Binding, Change, Presence, SessionHandle, SessionStore, SqliteStore, UpdateAction, WriteOutcome,
+};
 use nex_session::SessionId;
 use nex_testkit::TempDb;
 
@@ -139,4 +141,147 @@ async fn over_http_a_put_after_the_file_was_deleted_answers_503() {
     assert_eq!(after.status, 503, "a write into the deleted file must not be acknowledged: {}", after.body);
     let fresh = client.post("/put/3", None).await;
     assert_eq!(fresh.status, 503, "{}", fresh.body);
+}
+
+// The per-user index (`nex_session_users`), looked at through a connection of the
+// test's own, as an operator would.
+
+fn index_rows(db: &TempDb) -> Vec<Vec<u8>> {
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mut stmt = conn.prepare("SELECT store_key FROM nex_session_users ORDER BY store_key").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn in_an_hour() -> i64 {
+    nex_session::token::now_ms() + 3_600_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_instances_on_one_file_keep_the_user_index_guarantees() {
+    let db = TempDb::new("users-two-instances");
+    let a: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
+    // Binds, lists and revokes on `a` while `b` writes, updates and renames the
+    // same sessions: SQLite's file locks must order them as one process would.
+    conformance::run_users(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_without_a_user_write_no_index_row() {
+    let db = TempDb::new("users-unbound");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+    let mut bump = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+    store.update(key, "n", &mut bump, in_an_hour(), Presence::Existing).await.unwrap();
+    assert!(store.touch(key, in_an_hour()).await.unwrap());
+    let renamed = SessionId::generate().unwrap().store_key();
+    assert!(store.rename(key, renamed, in_an_hour()).await.unwrap());
+    store.apply(renamed, &one_field(b"3"), in_an_hour(), Presence::Existing).await.unwrap();
+    assert_eq!(store.load(renamed).await.unwrap().unwrap().fields["n"], b"2");
+    assert!(index_rows(&db).is_empty(), "an unbound session wrote to the user index");
+    store.remove(renamed).await.unwrap();
+    assert!(index_rows(&db).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_row_follows_bind_rename_and_remove() {
+    let db = TempDb::new("users-row");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let users = store.users().expect("SQLite indexes users");
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+    let alice = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
+    assert_eq!(users.bind(key, &alice, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(index_rows(&db), vec![key.as_bytes().to_vec()]);
+    // Rebinding to another user keeps one row: one user per session.
+    let bob = Binding::new("bob", nex_session::token::now_ms(), None).unwrap();
+    assert_eq!(users.bind(key, &bob, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(index_rows(&db).len(), 1);
+    let renamed = SessionId::generate().unwrap().store_key();
+    assert!(store.rename(key, renamed, in_an_hour()).await.unwrap());
+    assert_eq!(index_rows(&db), vec![renamed.as_bytes().to_vec()], "the row moves with the session");
+    store.remove(renamed).await.unwrap();
+    assert!(index_rows(&db).is_empty(), "the row goes with the session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_removes_index_rows_of_expired_sessions() {
+    let db = TempDb::new("users-purge");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let users = store.users().expect("SQLite indexes users");
+    let binding = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
+    let mut keys = Vec::new();
+    // More than one purge batch (500).
+    for _ in 0..600 {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+        assert_eq!(users.bind(key, &binding, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+        keys.push(key);
+    }
+    let live = keys.pop().unwrap();
+    for key in &keys {
+        // Expired from now on.
+        assert!(store.touch(*key, nex_session::token::now_ms()).await.unwrap());
+    }
+    assert_eq!(index_rows(&db).len(), 600, "expired sessions keep their rows until the purge");
+    let admin = store.admin().expect("SQLite offers administration");
+    assert_eq!(admin.purge_expired(nex_session::token::now_ms()).await.unwrap(), 599);
+    assert_eq!(index_rows(&db), vec![live.as_bytes().to_vec()], "the purge left index rows of expired sessions");
+    assert_eq!(users.sessions("alice").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_drops_rows_of_sessions_that_are_gone() {
+    let db = TempDb::new("users-lazy");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let users = store.users().expect("SQLite indexes users");
+    let binding = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
+    let (expired, live) = (SessionId::generate().unwrap().store_key(), SessionId::generate().unwrap().store_key());
+    for key in [expired, live] {
+        store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+        users.bind(key, &binding, in_an_hour()).await.unwrap();
+    }
+    assert!(store.touch(expired, nex_session::token::now_ms()).await.unwrap());
+    let listed = users.sessions("alice").await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.handle.clone()).collect::<Vec<_>>(), vec![SessionHandle::of(live)]);
+    assert_eq!(index_rows(&db), vec![live.as_bytes().to_vec()], "the expired session's row was not dropped");
+}
+
+/// The version 1 schema, as nex-session wrote it before the user index.
+const SCHEMA_V1: &str = "CREATE TABLE nex_sessions (key BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE INDEX nex_sessions_expires_at ON nex_sessions (expires_at);
+     CREATE TABLE nex_session_fields (
+         key BLOB NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (key, field)
+     ) WITHOUT ROWID;
+     PRAGMA user_version = 1;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_gains_the_user_index_on_open_and_keeps_its_sessions() {
+    let db = TempDb::new("users-migrate");
+    let key = SessionId::generate().unwrap().store_key();
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        let k = key.as_bytes().as_slice();
+        conn.execute("INSERT INTO nex_sessions VALUES (?1, ?2)", rusqlite::params![k, in_an_hour()]).unwrap();
+        conn.execute("INSERT INTO nex_session_fields VALUES (?1, 'user_id', x'37')", [k]).unwrap();
+    }
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    assert_eq!(store.load(key).await.unwrap().unwrap().fields["user_id"], b"7");
+    let binding = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
+    assert_eq!(store.users().unwrap().bind(key, &binding, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(index_rows(&db), vec![key.as_bytes().to_vec()]);
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_an_unknown_schema_version_is_refused() {
+    let db = TempDb::new("users-newer");
+    rusqlite::Connection::open(&db.0).unwrap().pragma_update(None, "user_version", 3).unwrap();
+    let err = SqliteStore::open(&db.0).await.unwrap_err();
+    assert!(matches!(err, nex_session::StoreError::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("version 3"), "{err}");
 }

@@ -3,8 +3,12 @@
 //! One row per session (`nex_sessions`: hashed key, expiry, indexed) and one row
 //! per `(session, field)` (`nex_session_fields`), in WAL mode with
 //! `synchronous=NORMAL`: every committed write survives a crash or `kill -9` of
-//! the app (not necessarily a power cut of the machine). The schema is created or
-//! migrated on open (`PRAGMA user_version`).
+//! the app (not necessarily a power cut of the machine). Sessions bound to a user
+//! also have a row in `nex_session_users` (the per-user index, see `users.rs`).
+//! The schema is created or migrated on open (`PRAGMA user_version`, now 2:
+//! version 2 added the user index; a version 1 file gains it on open). An older
+//! nex-session refuses to open a version 2 file, and one already running would
+//! not move index rows on renew: upgrade every app instance sharing a file at once.
 //!
 //! SQLite calls block, so each one runs on tokio's blocking pool, never on the
 //! async worker threads. Batches run in one `IMMEDIATE` transaction. `update`
@@ -34,13 +38,15 @@ use super::file_identity::FileIdentity;
 use super::shards::Shards;
 use super::{
     BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
-    WriteOutcome,
+    UserIndex, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
-const SCHEMA_VERSION: i64 = 1;
+mod users;
+
+const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
 /// Compare-and-set attempts of one `update` before reporting contention.
 const CAS_ATTEMPTS: usize = 64;
@@ -155,6 +161,27 @@ enum Missing {
 #[error("no SQLite session database at {0:?} (opening existing files only: check the path)")]
 struct NoDatabase(PathBuf);
 
+/// The schema, version 2 (version 1 lacked `nex_session_users`).
+const SCHEMA: &str = "BEGIN IMMEDIATE;
+     CREATE TABLE IF NOT EXISTS nex_sessions (
+         key BLOB PRIMARY KEY,
+         expires_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS nex_sessions_expires_at ON nex_sessions (expires_at);
+     CREATE TABLE IF NOT EXISTS nex_session_fields (
+         key BLOB NOT NULL,
+         field TEXT NOT NULL,
+         value BLOB NOT NULL,
+         PRIMARY KEY (key, field)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS nex_session_users (
+         store_key BLOB PRIMARY KEY,
+         user TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS nex_session_users_user ON nex_session_users (user);
+     PRAGMA user_version = 2;
+     COMMIT;";
+
 fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError> {
     let conn = match missing {
         Missing::Create => Connection::open(path),
@@ -172,30 +199,14 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
     match version {
-        0 => conn
-            .execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS nex_sessions (
-                     key BLOB PRIMARY KEY,
-                     expires_at INTEGER NOT NULL
-                 ) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS nex_sessions_expires_at ON nex_sessions (expires_at);
-                 CREATE TABLE IF NOT EXISTS nex_session_fields (
-                     key BLOB NOT NULL,
-                     field TEXT NOT NULL,
-                     value BLOB NOT NULL,
-                     PRIMARY KEY (key, field)
-                 ) WITHOUT ROWID;
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
-            .map_err(unavailable)?,
         SCHEMA_VERSION => {}
-        newer => {
-            return Err(StoreError::Corrupt(
-                format!("session database schema version {newer} is newer than this nex-session ({SCHEMA_VERSION})")
-                    .into(),
-            ))
+        // Every statement is `IF NOT EXISTS`, so one script creates a new file and
+        // migrates a version 1 file; `IMMEDIATE`, so two processes opening one old
+        // file at once migrate it one after the other.
+        0 | 1 => conn.execute_batch(SCHEMA).map_err(unavailable)?,
+        other => {
+            let message = format!("session database schema version {other} is not one this nex-session knows");
+            return Err(StoreError::Corrupt(format!("{message} (up to {SCHEMA_VERSION})").into()));
         }
     }
     Ok(conn)
@@ -399,6 +410,8 @@ impl SessionStore for SqliteStore {
                 "UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3",
                 params![to, expires_at_ms, from],
             )?;
+            // The binding moved with the fields; its index row follows.
+            users::reindex(&tx, from, to)?;
             tx.commit()?;
             Ok(true)
         }))
@@ -407,9 +420,15 @@ impl SessionStore for SqliteStore {
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            delete_session(&tx, key.as_bytes().as_slice())?;
+            let key = key.as_bytes().as_slice();
+            delete_session(&tx, key)?;
+            users::unindex(&tx, key)?;
             tx.commit()
         }))
+    }
+
+    fn users(&self) -> Option<&dyn UserIndex> {
+        Some(self)
     }
 
     fn admin(&self) -> Option<&dyn SessionAdmin> {
@@ -435,6 +454,7 @@ impl SessionAdmin for SqliteStore {
                             params![now_ms, PURGE_BATCH],
                         )?;
                         tx.execute("DELETE FROM nex_session_fields WHERE key IN (SELECT key FROM nex_purge)", [])?;
+                        tx.execute("DELETE FROM nex_session_users WHERE store_key IN (SELECT key FROM nex_purge)", [])?;
                         let n = tx.execute("DELETE FROM nex_sessions WHERE key IN (SELECT key FROM nex_purge)", [])?;
                         tx.commit()?;
                         Ok(n as u64)
