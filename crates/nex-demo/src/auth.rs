@@ -10,10 +10,24 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 /// A user of the demo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct User {
-    /// The id stored in the session as `user_id`.
+    /// The id; sessions are bound to it as text ([`User::session_user`]).
     pub id: u64,
     /// The login email.
     pub email: &'static str,
+}
+
+impl User {
+    /// The user id a signed-in session is bound to (`nex_session::users::sign_in`):
+    /// the numeric id as text.
+    ///
+    /// ```
+    /// use nex_demo::auth::{find_bound, DEMO_USER};
+    /// assert_eq!(DEMO_USER.session_user(), "1");
+    /// assert_eq!(find_bound(&DEMO_USER.session_user()), Some(DEMO_USER));
+    /// ```
+    pub fn session_user(&self) -> String {
+        self.id.to_string()
+    }
 }
 
 /// The demo account, shown as a hint on the login page.
@@ -107,8 +121,24 @@ impl PasswordCheck {
 }
 
 /// The user with this id.
+///
+/// ```
+/// assert_eq!(nex_demo::auth::find(1), Some(nex_demo::auth::DEMO_USER));
+/// assert_eq!(nex_demo::auth::find(2), None);
+/// ```
 pub fn find(id: u64) -> Option<User> {
     (id == DEMO_USER.id).then_some(DEMO_USER)
+}
+
+/// The user a session is bound to, from the bound id ([`User::session_user`]);
+/// `None` for an id that names no user.
+///
+/// ```
+/// assert_eq!(nex_demo::auth::find_bound("1"), Some(nex_demo::auth::DEMO_USER));
+/// assert_eq!(nex_demo::auth::find_bound("alice"), None);
+/// ```
+pub fn find_bound(session_user: &str) -> Option<User> {
+    session_user.parse().ok().and_then(find)
 }
 
 #[cfg(test)]

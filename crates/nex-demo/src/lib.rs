@@ -5,11 +5,17 @@
 //! |---|---|
 //! | `GET /` | `Signed in as <email>` or `Not signed in`; an anonymous visit sets no cookie |
 //! | `GET /login` | the form (`email`, `password`, hidden `_csrf_token`), pending flashes shown once |
-//! | `POST /login` | valid: `renew()`, put `user_id`, flash `Welcome back!`, 303 `/dashboard`; invalid: flash `Invalid credentials`, 303 `/login` |
-//! | `GET /dashboard` | signed in: the email and the counter; else 303 `/login` with a flash |
+//! | `POST /login` | valid: `users::sign_in(user id, device summary)` (renews the id and binds the session to the user), flash `Welcome back!`, 303 `/dashboard`; invalid: flash `Invalid credentials`, 303 `/login` |
+//! | `GET /dashboard` | signed in: the email, the counter and "Your sessions" (`#sessions`: one `.session` per device, this one `.session.current`); else 303 `/login` with a flash |
 //! | `POST /counter` | signed in: atomic increment (`update`), 303 `/dashboard`; else 303 `/login` |
 //! | `GET /counter` | signed in: `text/plain` counter; else 401 |
 //! | `POST /logout` | `clear()`, 303 `/` |
+//! | `POST /sessions/revoke` | field `handle`: signs out that device of the user (`users::revoke`), flash, 303 `/dashboard` (this device's handle: a logout, 303 `/`); a malformed or foreign handle changes nothing, flash; not signed in: 303 `/login` |
+//! | `POST /sessions/revoke-others` | signs out every other device of the user (`users::revoke_others`), flash `Signed out N other device(s)`, 303 `/dashboard`; not signed in: 303 `/login` |
+//!
+//! Who is signed in is the user the session is bound to (`users::current_user`),
+//! so the store must keep a per-user index (every store of nex-session does). A
+//! signed-out device's next page is `/login` with "You were signed out".
 //!
 //! Every POST needs a CSRF token (form field `_csrf_token` or header `x-csrf-token`);
 //! without a valid one the answer is 403 and nothing changes. The check is the
@@ -29,9 +35,11 @@ use nex_session::store::{OpenOptions, RedactedUrl, SessionStore, StoreUrl, DEFAU
 use nex_session::{ConfigError, RunMode, SessionConfig, SessionLayer, NEX_ENV};
 
 pub mod auth;
+mod device;
 pub mod login_gate;
 mod pages;
 mod routes;
+mod time_ago;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -78,6 +86,8 @@ pub fn app_with_login_gate(
         .route("/dashboard", get(routes::dashboard))
         .route("/counter", get(routes::counter).post(routes::increment))
         .route("/logout", axum::routing::post(routes::logout))
+        .route("/sessions/revoke", axum::routing::post(routes::revoke_session))
+        .route("/sessions/revoke-others", axum::routing::post(routes::revoke_other_sessions))
         .with_state(state)
         .layer(CsrfLayer::new())
         .layer(SessionLayer::with_shared_store(store, config))

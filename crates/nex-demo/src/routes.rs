@@ -1,14 +1,16 @@
 //! The demo's routes: the contract in the README, handler by handler.
 
 use axum::extract::{Form, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, USER_AGENT, X_FRAME_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use nex_session::token::now_ms;
+use nex_session::users::{self, SessionHandle};
 use nex_session::{NoSession, SessionError};
 use serde::Deserialize;
 
 use crate::auth::{self, User};
-use crate::{pages, DemoState};
+use crate::{device, pages, DemoState};
 
 /// A session failure as a page: the store being unreachable is a 503 "try again"
 /// page (the user is not shown as logged out), or a 503 "check before retrying"
@@ -38,9 +40,10 @@ impl IntoResponse for PageError {
     }
 }
 
-/// The signed-in user, from the session's `user_id`.
+/// The signed-in user: the one the session is bound to (read with the session,
+/// no extra store access).
 async fn current_user() -> Result<Option<User>, SessionError> {
-    Ok(nex_session::get::<u64>("user_id").await?.and_then(auth::find))
+    Ok(users::current_user().await?.as_deref().and_then(auth::find_bound))
 }
 
 /// `GET /`: who is signed in. Anonymous visits set no cookie (no form, no session).
@@ -106,9 +109,14 @@ pub(crate) struct LoginForm {
     password: String,
 }
 
-/// `POST /login`: renew the id (against fixation), remember the user, go to the dashboard.
+/// `POST /login`: sign in (a new id against fixation, the session bound to the
+/// user with a summary of the device), go to the dashboard.
 /// (Its CSRF token was checked by `CsrfLayer` before it runs.)
-pub(crate) async fn login(State(state): State<DemoState>, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
+pub(crate) async fn login(
+    State(state): State<DemoState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
     // argon2 takes 19 MiB and a core: the gate bounds how many run at once.
     let user = match state.logins.authenticate(form.email, form.password).await {
         Ok(user) => user,
@@ -116,8 +124,8 @@ pub(crate) async fn login(State(state): State<DemoState>, Form(form): Form<Login
     };
     match user {
         Some(user) => {
-            nex_session::renew().await?;
-            nex_session::put("user_id", user.id).await?;
+            let agent = headers.get(USER_AGENT).and_then(|value| value.to_str().ok());
+            users::sign_in(&user.session_user(), Some(&device::summary(agent))).await?;
             nex_session::flash::put("info", "Welcome back!").await?;
             Ok(Redirect::to("/dashboard").into_response())
         }
@@ -137,9 +145,12 @@ pub(crate) async fn dashboard() -> Result<Response, PageError> {
         return Ok(Redirect::to("/login").into_response());
     };
     let counter = nex_session::get_or("counter", 0u64).await?;
+    let devices = users::sessions().await?;
     let messages = nex_session::flash::pop_all().await?;
     let token = nex_session::csrf::token().await?;
-    Ok(page(pages::dashboard(user, counter, &messages, &token).into_string(), true))
+    let view =
+        pages::Dashboard { user, counter, devices: &devices, now_ms: now_ms(), messages: &messages, csrf: &token };
+    Ok(page(pages::dashboard(&view).into_string(), true))
 }
 
 /// `POST /counter`: atomic increment in the store.
@@ -164,6 +175,59 @@ pub(crate) async fn counter() -> Result<Response, PageError> {
 pub(crate) async fn logout() -> Result<Response, PageError> {
     nex_session::clear().await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// The "Sign out" form of one device in "Your sessions".
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeForm {
+    #[serde(default)]
+    handle: String,
+}
+
+/// `POST /sessions/revoke`: signs out one of the user's devices, named by its
+/// handle. A malformed handle, or one that names no session of this user (gone
+/// already, or another user's), changes nothing and says so. Naming this
+/// device signs it out, as `POST /logout` does.
+pub(crate) async fn revoke_session(Form(form): Form<RevokeForm>) -> Result<Response, PageError> {
+    if current_user().await?.is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let Ok(handle) = form.handle.parse::<SessionHandle>() else {
+        nex_session::flash::put("error", NO_SUCH_DEVICE).await?;
+        return Ok(Redirect::to("/dashboard").into_response());
+    };
+    if !users::revoke(&handle).await? {
+        nex_session::flash::put("error", NO_SUCH_DEVICE).await?;
+        return Ok(Redirect::to("/dashboard").into_response());
+    }
+    // The library cleared this session if the handle was its own: a logout.
+    if nex_session::id().await?.is_none() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    nex_session::flash::put("info", &signed_out_message(1)).await?;
+    Ok(Redirect::to("/dashboard").into_response())
+}
+
+/// `POST /sessions/revoke-others`: signs out every device of the user but this one.
+pub(crate) async fn revoke_other_sessions() -> Result<Response, PageError> {
+    if current_user().await?.is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let others = users::revoke_others().await?;
+    nex_session::flash::put("info", &signed_out_message(others)).await?;
+    Ok(Redirect::to("/dashboard").into_response())
+}
+
+/// What a sign-out of a device that is not (or no longer) the user's says.
+pub(crate) const NO_SUCH_DEVICE: &str = "That device is not signed in (any more); nothing was changed.";
+
+/// "Signed out 1 other device", "Signed out 3 other devices", or that there were none.
+fn signed_out_message(count: u64) -> String {
+    match count {
+        0 => "No other device was signed in.".to_owned(),
+        1 => "Signed out 1 other device".to_owned(),
+        n => format!("Signed out {n} other devices"),
+    }
 }
 
 #[cfg(test)]

@@ -145,3 +145,45 @@ async fn a_revoked_session_is_told_on_the_login_page_in_a_real_browser() {
     assert!(!text.contains(REVOKED) && !text.contains(EXPIRED), "{text}");
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_everywhere_else_from_one_browser_signs_out_the_other_in_real_browsers() {
+    let addr = serve_demo(config()).await;
+    let base = base_url(addr);
+    // Two browsers with their own profiles (cookie jars): two devices of one user.
+    let a = Driver::start().await;
+    let b = Driver::start().await;
+    sign_in(&a, &base).await;
+    sign_in(&b, &base).await;
+
+    a.goto(&format!("{base}/dashboard")).await;
+    let devices = a.texts("#sessions .session .device").await;
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    assert!(devices.iter().all(|d| d.contains("Chrom")), "a summary of each browser: {devices:?}");
+    let current = a.texts("#sessions .session.current").await;
+    assert!(current.len() == 1 && current[0].contains("(this device)"), "{current:?}");
+    assert_eq!(a.texts("#sessions .session:not(.current) form button").await, ["Sign out"]);
+    let png = a.screenshot().await;
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/nex-demo-sessions.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    std::fs::write(&shot, &png).unwrap();
+    println!("your-sessions screenshot: {}", shot.display());
+
+    a.click("#sign-out-others").await;
+    let text = a.wait_for_text("Signed out 1 other device").await;
+    assert!(text.contains("Signed out 1 other device"), "{text}");
+    assert!(a.url().await.ends_with("/dashboard"), "{}", a.url().await);
+    assert_eq!(a.texts("#sessions .session").await.len(), 1);
+    assert!(a.texts("#sign-out-others").await.is_empty(), "nothing else to sign out");
+
+    // B's next page load is the login page, saying why.
+    b.goto(&format!("{base}/dashboard")).await;
+    let text = b.wait_for_text(REVOKED).await;
+    assert!(b.url().await.ends_with("/login"), "{}", b.url().await);
+    assert!(text.contains(REVOKED) && !text.contains(STRANGER) && !text.contains(EXPIRED), "{text}");
+    // A is still signed in.
+    a.refresh().await;
+    assert!(a.text().await.contains("Signed in as"));
+    a.quit().await;
+    b.quit().await;
+}

@@ -35,3 +35,42 @@ pub async fn sign_in(b: &nex_testkit::http::Browser) {
     let page = sign_in_with(b, "nex-demo").await;
     assert_eq!(page.location.as_deref(), Some("/dashboard"));
 }
+
+/// Signs in with the demo account from a browser that sends `User-Agent: user_agent`
+/// (the test `Browser` sends none); the answer must be the redirect to the dashboard.
+pub async fn sign_in_from(b: &nex_testkit::http::Browser, user_agent: &str) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+
+    let token = b.get("/login").await.csrf_token();
+    let body = format!("email=demo%40example.com&password=nex-demo&_csrf_token={}", percent_encode(&token));
+    let jar = b.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let mut request = http::Request::post(format!("http://{}/login", b.addr()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("user-agent", user_agent);
+    if !jar.is_empty() {
+        request = request.header("cookie", jar);
+    }
+    let reply =
+        nex_testkit::http::HttpClient::new(b.addr()).send(request.body(Full::new(Bytes::from(body))).unwrap()).await;
+    assert_eq!(reply.location.as_deref(), Some("/dashboard"), "{}", reply.body);
+    // Keep the cookies the answer sets and forget the ones it deletes, as `Browser` does.
+    let mut jar = b.cookies.lock().unwrap();
+    for set_cookie in &reply.set_cookies {
+        let (name, value) = set_cookie.split(';').next().unwrap().split_once('=').unwrap();
+        if set_cookie.contains("Max-Age=0") {
+            jar.remove(name);
+        } else {
+            jar.insert(name.to_owned(), value.to_owned());
+        }
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -142,6 +142,21 @@ impl Driver {
         self.call("POST", &self.at("/execute/sync"), Some(script)).await.as_str().unwrap_or_default().to_owned()
     }
 
+    /// The visible text of each element matching `css`, in page order.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let script = json!({
+            "script": "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
+            "args": [css],
+        });
+        let found = self.call("POST", &self.at("/execute/sync"), Some(script)).await;
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("no list for {css}: {found}"))
+            .iter()
+            .map(|t| t.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     async fn element(&self, css: &str) -> String {
         let found = self.call("POST", &self.at("/element"), Some(json!({"using": "css selector", "value": css}))).await;
         found[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("no element {css}")).to_owned()
