@@ -29,9 +29,102 @@ async fn redis_store_passes_the_conformance_suite() {
 async fn redis_cluster_store_passes_the_conformance_suite() {
     let cluster = RedisCluster::start();
     let store = Arc::new(RedisStore::open_with(&cluster.url(), "nex:c:", Duration::from_secs(2)).await.unwrap());
-    let can = conformance::Capabilities::all().without_purge_counts().without_list();
-    conformance::run_all_with(store.clone(), can).await;
-    assert!(store.admin().unwrap().list(10).await.is_err(), "list on a cluster says it is unsupported");
+    let can = conformance::Capabilities::all().without_purge_counts();
+    conformance::run_all_with(store, can).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_servers_sharing_one_redis_agree_on_users_and_revokes() {
+    let (url, _server) = single_node();
+    let p = prefix("users-two");
+    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(2)).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(2)).await.unwrap());
+    conformance::run_users(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_servers_sharing_one_cluster_agree_on_users_and_revokes() {
+    let cluster = RedisCluster::start();
+    let a: Arc<dyn SessionStore> =
+        Arc::new(RedisStore::open_with(&cluster.url(), "nex:users:", Duration::from_secs(2)).await.unwrap());
+    let b: Arc<dyn SessionStore> =
+        Arc::new(RedisStore::open_with(&cluster.url(), "nex:users:", Duration::from_secs(2)).await.unwrap());
+    conformance::run_users(a, b).await;
+}
+
+/// The keys of one node whose names start with `prefix` (`SCAN`, not a cluster client).
+fn keys_on(url: &str, prefix: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let (mut cursor, mut out) = (0u64, Vec::new());
+    loop {
+        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(format!("{prefix}*")).arg("COUNT").arg(1000).clone();
+        let (next, keys): (u64, Vec<String>) = scan.query(&mut conn).unwrap();
+        out.extend(keys);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_without_a_user_write_nothing_to_any_index() {
+    use nex_session::store::users::Binding;
+    use nex_session::store::UpdateAction;
+    let server = RedisServer::start_private();
+    let p = "nex:unbound:";
+    let store = RedisStore::open_with(&server.url(), p, Duration::from_secs(1)).await.unwrap();
+    let later = nex_session::token::now_ms() + 60_000;
+    let mut keys = Vec::new();
+    for i in 0..20u8 {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("f", &[i]), later, Presence::New).await.unwrap();
+        let mut set = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+        store.update(key, "g", &mut set, later, Presence::Existing).await.unwrap();
+        assert!(store.touch(key, later).await.unwrap());
+        let renewed = SessionId::generate().unwrap().store_key();
+        assert!(store.rename(key, renewed, later).await.unwrap());
+        keys.push(renewed);
+    }
+    store.remove(keys[0]).await.unwrap();
+    let all = keys_on(&server.url(), p);
+    assert_eq!(all.len(), 19, "one key per live session: {all:?}");
+    assert!(all.iter().all(|k| !k.starts_with(&format!("{p}u:"))), "an unbound session touched an index: {all:?}");
+
+    // Binding one makes exactly one index, named by a digest of the user id.
+    let binding = Binding::new("alice@example.com", nex_session::token::now_ms(), None).unwrap();
+    store.users().unwrap().bind(keys[1], &binding, later).await.unwrap();
+    let indexes: Vec<String> =
+        keys_on(&server.url(), p).into_iter().filter(|k| k.starts_with(&format!("{p}u:"))).collect();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert!(!indexes[0].contains("alice"), "a user id in a key name: {}", indexes[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_on_a_cluster_gathers_the_sessions_of_every_primary() {
+    let cluster = RedisCluster::start();
+    let p = "nex:list:";
+    let store = RedisStore::open_with(&cluster.url(), p, Duration::from_secs(2)).await.unwrap();
+    let later = nex_session::token::now_ms() + 60_000;
+    let mut keys = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+        keys.insert(key);
+    }
+    // A bound session's index shares the prefix and is not listed as a session.
+    let binding = nex_session::store::users::Binding::new("lister", later, None).unwrap();
+    store.users().unwrap().bind(*keys.first().unwrap(), &binding, later).await.unwrap();
+    for node in &cluster.nodes {
+        assert!(!keys_on(&node.url(), p).is_empty(), "60 random sessions and none on the primary at {}", node.url());
+    }
+    let admin = store.admin().unwrap();
+    let listed = admin.list(usize::MAX).await.unwrap();
+    let listed_keys: std::collections::BTreeSet<_> = listed.iter().map(|s| s.key).collect();
+    assert_eq!(listed_keys, keys, "every session of every primary, once each");
+    assert_eq!(listed.len(), keys.len());
+    assert!(listed.iter().all(|s| s.fields >= 1 && s.expires_at_ms > nex_session::token::now_ms()));
+    assert_eq!(admin.list(7).await.unwrap().len(), 7, "the limit holds across primaries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,17 +49,20 @@ use self::cache::ClientCache;
 use self::connect::{Connection, Redis};
 use self::scripts::{presence_arg, MARKER};
 use self::update::Updates;
+use super::users::{Binding, UserIndex, USER_FIELD};
 use super::{
-    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn, WriteOutcome,
+    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
+mod admin;
 mod cache;
 mod connect;
 mod scripts;
 mod update;
+mod users;
 
 pub use self::connect::RedisOptions;
 
@@ -142,36 +145,79 @@ impl RedisStore {
         }
     }
 
+    /// Moves the session under `from` to `to` (see [`SessionStore::rename`]) if
+    /// its binding ([`USER_FIELD`]) is `expected` (empty: none); otherwise moves
+    /// nothing and answers the binding it has, for the caller to take the way
+    /// that binding needs (`users.rs` for a bound session).
+    async fn move_session(
+        &self,
+        from: StoreKey,
+        to: StoreKey,
+        expires_at_ms: i64,
+        expected: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Moved, StoreError> {
+        let (from, to) = (self.redis.key(from), self.redis.key(to));
+        match &self.redis.conn {
+            Connection::Single(_) => {
+                let mut invocation = self.redis.scripts.rename.key(&from);
+                invocation.key(&to).arg(expires_at_ms).arg(USER_FIELD).arg(expected);
+                let mut conn = self.redis.conn.clone();
+                let (moved, binding): (i64, Vec<u8>) =
+                    self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+                Ok(match moved {
+                    1 => Moved::Done,
+                    2 => Moved::BindingIs(binding),
+                    _ => Moved::Refused,
+                })
+            }
+            Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms, expected, deadline).await,
+        }
+    }
+
     /// `renew` on a cluster: two keys may sit in two slots, which no atomic
     /// command spans. Take the old session away atomically first (the old id
     /// stops working at once), then write it under the new key. If the new key
     /// turns out to be taken (a 192-bit collision, checked first and then again
     /// by the write), the session is put back as it was; if a step fails, the
     /// user is logged out, never left on the old id.
-    async fn rename_across_slots(&self, from: &str, to: &str, expires_at_ms: i64) -> Result<bool, StoreError> {
-        // One deadline for all steps: `renew` as a whole answers within the timeout.
-        let deadline = self.redis.deadline();
+    async fn rename_across_slots(
+        &self,
+        from: &str,
+        to: &str,
+        expires_at_ms: i64,
+        expected: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Moved, StoreError> {
         let mut conn = self.redis.conn.clone();
         let target_taken: bool = self.redis.read(deadline, redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
         if target_taken {
-            return Ok(false);
+            return Ok(Moved::Refused);
         }
-        let taken: Vec<Vec<u8>> =
-            self.redis.write(deadline, self.redis.scripts.take.key(from).invoke_async(&mut conn)).await?;
-        let Some((ttl, fields)) = taken.split_first().filter(|(_, fields)| !fields.is_empty()) else {
-            return Ok(false);
+        let mut take = self.redis.scripts.take.key(from);
+        take.arg(USER_FIELD).arg(expected);
+        let taken: Vec<Vec<u8>> = self.redis.write(deadline, take.invoke_async(&mut conn)).await?;
+        let fields = match taken.split_first() {
+            Some((tag, rest)) if tag.as_slice() == b"taken" => rest,
+            Some((tag, rest)) if tag.as_slice() == b"binding" => {
+                return Ok(Moved::BindingIs(rest.first().cloned().unwrap_or_default()));
+            }
+            _ => return Ok(Moved::Refused),
+        };
+        let Some((ttl, fields)) = fields.split_first().filter(|(_, fields)| !fields.is_empty()) else {
+            return Ok(Moved::Refused);
         };
         // The old session is gone from here on: any failure leaves the user logged
         // out, whatever else happened, so it is reported as possibly applied.
         let moved = self.put_all_if_absent(to, expires_at_ms, fields, deadline).await.map_err(taken_away)?;
         if moved {
-            return Ok(true);
+            return Ok(Moved::Done);
         }
         // Refused after all: put the source back with the time it had left.
         let ttl_ms = std::str::from_utf8(ttl).ok().and_then(|t| t.parse::<i64>().ok()).filter(|t| *t > 0);
         let restored_expiry = ttl_ms.map_or(expires_at_ms, |t| now_ms().saturating_add(t));
         self.put_all_if_absent(from, restored_expiry, fields, deadline).await.map_err(taken_away)?;
-        Ok(false)
+        Ok(Moved::Refused)
     }
 
     /// Writes a whole session under `key` unless one is there; `Ok(false)` if one was.
@@ -193,8 +239,21 @@ impl RedisStore {
     }
 }
 
-/// A cluster `renew` failed after it took the old session away: the store
-/// changed, so the failure is never reported as "nothing applied".
+/// What [`RedisStore::move_session`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Moved {
+    /// The data is under the new key; the old key is gone.
+    Done,
+    /// Nothing moved: no such session, or the new key is taken.
+    Refused,
+    /// Nothing moved: the session's binding is not the one expected; here it is
+    /// (empty: none).
+    BindingIs(Vec<u8>),
+}
+
+/// A step failed after the store changed (a cluster `renew` took the old
+/// session away, a revoke deleted sessions): the failure is never reported as
+/// "nothing applied".
 fn taken_away(err: StoreError) -> StoreError {
     match err {
         StoreError::OutcomeUnknown(_) => err,
@@ -296,17 +355,24 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             self.forget(from);
             self.forget(to);
-            let (from, to) = (self.redis.key(from), self.redis.key(to));
-            match &self.redis.conn {
-                Connection::Single(_) => {
-                    let mut invocation = self.redis.scripts.rename.key(&from);
-                    invocation.key(&to).arg(expires_at_ms);
-                    let mut conn = self.redis.conn.clone();
-                    let moved: i64 =
-                        self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
-                    Ok(moved == 1)
+            // One deadline for all steps: `renew` as a whole answers within the timeout.
+            let deadline = self.redis.deadline();
+            // First as an unbound session: one script, as before there were users.
+            // A bound one answers its binding and goes through the index instead;
+            // so does one whose binding changed meanwhile (a concurrent bind).
+            let mut expected = Vec::new();
+            loop {
+                let moved = match Binding::decode(&expected) {
+                    None => self.move_session(from, to, expires_at_ms, &expected, deadline).await?,
+                    Some(binding) => {
+                        self.rename_bound(from, to, expires_at_ms, &expected, &binding.user, deadline).await?
+                    }
+                };
+                match moved {
+                    Moved::Done => return Ok(true),
+                    Moved::Refused => return Ok(false),
+                    Moved::BindingIs(binding) => expected = binding,
                 }
-                Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms).await,
             }
         })
     }
@@ -324,47 +390,8 @@ impl SessionStore for RedisStore {
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         Some(self)
     }
-}
 
-impl SessionAdmin for RedisStore {
-    fn purge_expired(&self, _now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        // Redis expires keys itself.
-        Box::pin(std::future::ready(Ok(0)))
-    }
-
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
-        Box::pin(async move {
-            let Connection::Single(_) = &self.redis.conn else {
-                return Err(StoreError::Unavailable("listing sessions is not supported on Redis Cluster".into()));
-            };
-            let mut conn = self.redis.conn.clone();
-            let pattern = self.redis.pattern();
-            let mut cursor = 0u64;
-            let mut out = Vec::new();
-            loop {
-                let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
-                // An operator's listing may take long: each command has its own deadline.
-                let (next, keys): (u64, Vec<String>) =
-                    self.redis.read(self.redis.deadline(), scan.query_async(&mut conn)).await?;
-                for key in keys {
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
-                    let Some(store_key) = self.redis.store_key(&key) else { continue };
-                    let lookup = redis::pipe().hlen(&key).pttl(&key).clone();
-                    let (len, pttl): (usize, i64) =
-                        self.redis.read(self.redis.deadline(), lookup.query_async(&mut conn)).await?;
-                    if pttl == -2 {
-                        continue;
-                    }
-                    let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-                    out.push(Summary { key: store_key, fields: len.saturating_sub(1), expires_at_ms });
-                }
-                if next == 0 {
-                    return Ok(out);
-                }
-                cursor = next;
-            }
-        })
+    fn users(&self) -> Option<&dyn UserIndex> {
+        Some(self)
     }
 }
