@@ -530,3 +530,82 @@ async fn a_write_redis_refuses_is_not_applied_never_outcome_unknown() {
     let keys: u64 = redis::cmd("DBSIZE").query(&mut admin).unwrap();
     assert_eq!(keys, 0);
 }
+
+/// A live session bound to `user` in `store`.
+async fn bound(store: &RedisStore, user: &str) -> nex_session::StoreKey {
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+    let binding = nex_session::store::users::Binding::new(user, nex_session::token::now_ms(), None).unwrap();
+    let bound = store.users().unwrap().bind(key, &binding, later).await.unwrap();
+    assert_eq!(bound, nex_session::store::WriteOutcome::Done);
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_cut_short_by_a_frozen_redis_is_unconfirmed_and_a_retry_finishes_it() {
+    use nex_session::store::Keep;
+    let server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:frozen-revoke:", Duration::from_millis(500)).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        keys.push(bound(&store, "frozen").await);
+    }
+    let users = store.users().unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let err = users.revoke_all("frozen", Keep::None).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "a revoke against a frozen Redis took {:?}", started.elapsed());
+    assert!(err.may_have_applied(), "the revoke was sent: its outcome is unknown, {err:?}");
+    server.thaw();
+    // Whatever part of it Redis ran once thawed, running it again removes every session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let revoked = loop {
+        match users.revoke_all("frozen", Keep::None).await {
+            Ok(revoked) => break revoked,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("Redis is back but the revoke still fails: {e}"),
+        }
+    };
+    assert!(revoked <= 5);
+    for key in &keys {
+        assert_eq!(store.load(*key).await.unwrap(), None, "a session survived the retried revoke");
+    }
+    assert!(users.sessions("frozen").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_one_instance_empties_the_client_cache_of_another() {
+    use nex_session::store::Keep;
+    let (url, _server) = single_node();
+    let p = prefix("revoke-cache");
+    let a = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let b = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let key = bound(&a, "cached").await;
+    let other = bound(&a, "someone-else").await;
+    b.load(key).await.unwrap();
+    b.load(other).await.unwrap();
+    assert!(cached(&b, key) && cached(&b, other), "read on B: answered from B's memory");
+    // B reads the user's index too, so Redis tells B when it changes.
+    assert_eq!(b.users().unwrap().sessions("cached").await.unwrap().len(), 1);
+    assert_eq!(a.users().unwrap().revoke_all("cached", Keep::None).await.unwrap(), 1);
+    assert!(eventually(|| !cached(&b, key)).await, "B kept serving a revoked session from memory");
+    assert!(b.load(key).await.unwrap().is_none());
+    // The index changed before the session was deleted, so B has heard of both.
+    assert!(cached(&b, other), "a change of an index dropped unrelated sessions from B's cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_wins_over_racing_renews_round_after_round() {
+    let (url, _server) = single_node();
+    let p = prefix("race-rounds");
+    let cluster = RedisCluster::start();
+    for (url, p) in [(url.clone(), p.as_str()), (cluster.url(), "nex:race:")] {
+        let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap());
+        let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap());
+        // Each round races 16 sessions' writes, updates and renews with one revoke.
+        for _ in 0..5 {
+            conformance::revoke_all_wins_over_racing_requests(a.clone(), b.clone(), 16).await;
+        }
+    }
+}

@@ -338,6 +338,17 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_user_index_drops_nothing_but_an_unknown_name_drops_everything() {
+        let cache = ClientCache::new(100, "p:".into());
+        let t = cache.ticket(key(1));
+        cache.insert(key(1), &record("v", i64::MAX), t);
+        cache.handle(&invalidate_push(&[format!("p:{INDEX_INFIX}{{{}}}", "ab".repeat(32))]));
+        assert!(cache.get(key(1), 0).is_some(), "an index is never cached: its change drops no session");
+        cache.handle(&invalidate_push(&["p:something-else".to_owned()]));
+        assert!(cache.get(key(1), 0).is_none(), "a name the cache cannot map drops everything");
+    }
+
+    #[test]
     fn capacity_is_bounded() {
         let cache = ClientCache::new(64, "p:".into());
         for n in 0..=255u8 {

@@ -27,6 +27,15 @@
 //!   (read and delete in one script), so the old id stops working at once, then
 //!   writes the new key. If that second step fails the user is logged out, never
 //!   left on the old id. On a single node `renew` is one atomic script.
+//! - **Users** ([`UserIndex`], `users.rs`): one hash per user,
+//!   `<prefix>u:{<hex SHA-256 of the user id>}`, a field per session key whose
+//!   value is the member's state; the binding itself is the session's
+//!   [`USER_FIELD`]. One protocol for a single node and a cluster: every script
+//!   is atomic on its one key, and the steps of a call are ordered so that a
+//!   revoke is final (the race analysis is in `users.rs`). A session without a
+//!   user has no member and pays nothing: `renew` of one is still one script.
+//! - **Listing** (`admin.rs`): `SCAN` of the one node, or of every primary of a
+//!   cluster, each with its own cursor.
 //! - **Failures**: every call is bounded by one deadline, the timeout (default 1 s)
 //!   after it starts, covering its waits and its commands; a timeout or a lost
 //!   connection is a [`StoreError`], and the connection is re-established in the
@@ -69,7 +78,56 @@ pub use self::connect::RedisOptions;
 /// `HGETALL`'s answer: field and value bytes.
 type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Sessions in Redis / Valkey. Cloning shares the connection.
+/// Sessions in Redis / Valkey, on one node or a Redis Cluster. Cloning shares the connection.
+///
+/// Every [`SessionStore`] call is bounded by the store's timeout; see the
+/// [`store` module](super) for the contract.
+///
+/// # Users
+///
+/// [`SessionStore::users`] answers `Some`: sessions can be bound to users, listed
+/// per user and revoked ("log out everywhere"), with one protocol for a single
+/// node and a cluster, where a user's index and their sessions sit in different
+/// hash slots and no command changes both at once.
+///
+/// - A user's index is one hash, `<prefix>u:{<hex SHA-256 of the user id>}`
+///   (the hash tag keeps it in one slot; no user id appears in a key name),
+///   holding the keys of their sessions, each with a state: bound, taken by a
+///   revoke, or moving in (the new key of a `renew` in flight). The binding
+///   itself is the session's `_nex_user` field.
+/// - **Atomic**: each step is one Lua script on one key, the index or a session.
+/// - **Ordered**: `bind` indexes the session, then writes its binding, then
+///   drops it from a previous user's index; a revoke marks the user's members as
+///   taken (one script, so none slips through), then deletes each session still
+///   bound to the user, then drops the marks; a `renew` of a bound session
+///   indexes the new key as moving in (refused if a revoke took the old one),
+///   moves the data, then settles the index, deleting the new key itself if a
+///   revoke took it meanwhile.
+/// - So a revoke-all is **final**: every session bound before it started is
+///   gone when it returns; a `renew` racing with it either finished first (the
+///   new key is revoked too) or fails (and its new id is never handed out).
+///   A revoke that fails after deleting some sessions is
+///   [`StoreError::OutcomeUnknown`], and running it again finishes the job.
+/// - Members of expired or removed sessions are dropped when the user's sessions
+///   are next read, bound or revoked; nothing scans all sessions.
+///
+/// Sessions without a user never touch an index: `load`, `apply`, `update`,
+/// `touch` and `remove` are unchanged, and `renew` stays one script. Run Redis
+/// with a `maxmemory-policy` of `noeviction` or `volatile-*`: indexes have no
+/// expiry, and evicting one would hide its user's sessions from revokes.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nex_session::StoreError> {
+/// use nex_session::store::{Keep, RedisStore, SessionStore};
+///
+/// let store = RedisStore::open("redis+cluster://10.0.0.1:7000,10.0.0.2:7000").await?;
+/// let users = store.users().expect("the Redis store indexes users");
+/// for session in users.sessions("alice").await? {
+///     println!("{} signed in at {}", session.handle, session.signed_in_ms);
+/// }
+/// users.revoke_all("alice", Keep::None).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     redis: Redis,

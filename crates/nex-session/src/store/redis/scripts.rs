@@ -2,7 +2,9 @@
 //! and the write it guards can never be split by another client's command.
 //!
 //! A session is one hash; its [`MARKER`] field keeps a session with no keys in
-//! existence, and `PEXPIREAT` on the key is the session's expiry.
+//! existence, and `PEXPIREAT` on the key is the session's expiry. A user's index
+//! is another hash (`users.rs`). Every script but `RENAME` (single node only)
+//! touches one key, so each is atomic on a Redis Cluster too.
 
 use redis::Script;
 
