@@ -609,3 +609,63 @@ async fn revoke_all_wins_over_racing_renews_round_after_round() {
         }
     }
 }
+
+/// Binds a session of `user` that expires in `ttl_ms`.
+async fn bound_for(store: &RedisStore, user: &str, ttl_ms: i64) -> nex_session::StoreKey {
+    let key = bound(store, user).await;
+    assert!(store.touch(key, nex_session::token::now_ms() + ttl_ms).await.unwrap());
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_sweeps_the_indexes_of_users_who_never_come_back() {
+    let server = RedisServer::start_private();
+    let cluster = RedisCluster::start();
+    for (url, nodes) in
+        [(server.url(), vec![server.url()]), (cluster.url(), cluster.nodes.iter().map(|n| n.url()).collect())]
+    {
+        let p = "nex:sweep:";
+        let store = RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap();
+        let indexes = || nodes.iter().flat_map(|node| keys_on(node, &format!("{p}u:"))).collect::<Vec<_>>();
+        for user in ["gone-1", "gone-2", "gone-3", "stays"] {
+            bound_for(&store, user, 100).await;
+        }
+        let live = bound(&store, "stays").await;
+        assert_eq!(indexes().len(), 4, "one index per user");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Nobody reads, binds or revokes for these users again: only the purge tidies.
+        assert_eq!(store.admin().unwrap().purge_expired(nex_session::token::now_ms()).await.unwrap(), 0);
+        let left = indexes();
+        assert_eq!(left.len(), 1, "the indexes of users whose sessions all expired are gone: {left:?}");
+        let listed = store.users().unwrap().sessions("stays").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].handle, nex_session::store::SessionHandle::of(live));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_spares_a_renews_new_key_until_its_grace_is_over() {
+    let server = RedisServer::start_private();
+    let p = "nex:grace:";
+    let store = RedisStore::open_with(&server.url(), p, Duration::from_secs(1)).await.unwrap();
+    bound(&store, "renewing").await;
+    let index = keys_on(&server.url(), &format!("{p}u:")).pop().unwrap();
+    let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    // Two renews' new keys with no session yet: one still in flight, one long dead.
+    let (in_flight, abandoned) = ("a".repeat(64), "b".repeat(64));
+    let now = nex_session::token::now_ms();
+    let source = "c".repeat(64);
+    let _: () = redis::cmd("HSET")
+        .arg(&index)
+        .arg(&in_flight)
+        .arg(format!("m{}:{source}", now + 60_000))
+        .arg(&abandoned)
+        .arg(format!("m{}:{source}", now - 1))
+        .query(&mut conn)
+        .unwrap();
+    store.users().unwrap().sessions("renewing").await.unwrap();
+    let members: Vec<String> = redis::cmd("HKEYS").arg(&index).query(&mut conn).unwrap();
+    assert!(members.contains(&in_flight), "a renew in flight lost its new key's membership: {members:?}");
+    assert!(!members.contains(&abandoned), "an abandoned renew's key stayed: {members:?}");
+    assert_eq!(members.len(), 2, "{members:?}");
+}

@@ -16,6 +16,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use super::cache::{heartbeat, ClientCache, Invalidator};
+use super::scan::glob_escape;
 use super::scripts::{presence_arg, CasOp, Scripts, INDEX_INFIX, MARKER};
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -234,9 +235,14 @@ impl Redis {
         redis_key.strip_prefix(&*self.prefix).and_then(StoreKey::from_hex)
     }
 
-    /// The `SCAN` pattern of this store's keys.
+    /// The `SCAN` pattern of this store's keys (sessions and users' indexes).
     pub(super) fn pattern(&self) -> String {
-        format!("{}*", self.prefix)
+        format!("{}*", glob_escape(&self.prefix))
+    }
+
+    /// The `SCAN` pattern of this store's users' indexes.
+    pub(super) fn index_pattern(&self) -> String {
+        format!("{}{INDEX_INFIX}*", glob_escape(&self.prefix))
     }
 
     pub(super) fn timeout(&self) -> Duration {

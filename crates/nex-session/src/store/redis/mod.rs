@@ -3,7 +3,7 @@
 //! One hash per session under `<prefix><hex of the hashed id>`, a field per key,
 //! plus a marker field so that a session with no keys still exists; expiry is the
 //! key's own (`PEXPIREAT`), so Redis drops expired sessions by itself and
-//! `purge_expired` has nothing to do.
+//! `purge_expired` has none to remove (it tidies users' indexes).
 //!
 //! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip, or none at
 //!   all when the session is in the client-side cache (single node, on by
@@ -34,8 +34,10 @@
 //!   is atomic on its one key, and the steps of a call are ordered so that a
 //!   revoke is final (the race analysis is in `users.rs`). A session without a
 //!   user has no member and pays nothing: `renew` of one is still one script.
-//! - **Listing** (`admin.rs`): `SCAN` of the one node, or of every primary of a
-//!   cluster, each with its own cursor.
+//! - **Listing** (`admin.rs`, `scan.rs`): `SCAN` of the one node, or of every
+//!   primary of a cluster, each with its own cursor. The purge has no sessions to
+//!   remove; it sweeps users' indexes for members whose sessions are gone, a
+//!   bounded slice per run.
 //! - **Failures**: every call is bounded by one deadline, the timeout (default 1 s)
 //!   after it starts, covering its waits and its commands; a timeout or a lost
 //!   connection is a [`StoreError`], and the connection is re-established in the
@@ -69,6 +71,7 @@ use crate::token::now_ms;
 mod admin;
 mod cache;
 mod connect;
+mod scan;
 mod scripts;
 mod update;
 mod users;
@@ -134,6 +137,8 @@ pub struct RedisStore {
     updates: Arc<Updates>,
     /// Sessions read recently, kept current by Redis' invalidation pushes.
     cache: Option<Arc<ClientCache>>,
+    /// Where the purge's sweep of users' indexes stands.
+    sweep: Arc<users::Sweep>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -178,7 +183,7 @@ impl RedisStore {
     pub async fn open_with_options(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         // The redis crate may quote the URL in an error (cluster nodes are redis:// URLs).
         let opened = Redis::open(url, options).await.map_err(|e| super::redact::scrub_error(e, url))?;
-        Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache })
+        Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache, sweep: Arc::default() })
     }
 
     /// The client-side cache's `(hits, misses)` so far, or `None` when it is off

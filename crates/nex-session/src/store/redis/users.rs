@@ -76,18 +76,23 @@
 //! session is gone (expired, removed at logout, renamed) is dropped when the
 //! user's sessions are read, bound or revoked: no scan of all sessions. A target
 //! moving in is spared for a minute past its rename's deadline (clock
-//! differences between app instances), since its data may not be there yet. A
-//! user who never comes back keeps a small hash of dead members.
+//! differences between app instances), since its data may not be there yet.
+//! The background purge (`purge_expired`) sweeps the indexes of users who never
+//! come back, a bounded slice of `SCAN` steps per run, resuming where the last
+//! run stopped; an index whose members are all gone is gone too.
 //!
 //! Use a `maxmemory-policy` of `noeviction` or a `volatile-*` one: indexes have
 //! no expiry, and an `allkeys-*` policy could evict one, and with it the
 //! revokes of its user's sessions.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
+use super::scan::Node;
 use super::{taken_away, Moved, RedisStore};
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -102,6 +107,32 @@ const MOVING_GRACE_MS: i64 = 60_000;
 
 /// Per-session commands of one call in flight at once.
 const IN_FLIGHT: usize = 64;
+
+/// `SCAN` steps per node of one purge's sweep of users' indexes, and keys asked per step.
+const SWEEP_STEPS: usize = 16;
+const SWEEP_COUNT: u64 = 500;
+
+/// Where the purge's sweep of users' indexes stands on each node (a cursor of 0:
+/// the next sweep starts over).
+#[derive(Debug, Default)]
+pub(super) struct Sweep {
+    cursors: Mutex<HashMap<Node, u64>>,
+}
+
+impl Sweep {
+    fn cursor(&self, node: &Node) -> u64 {
+        self.lock().get(node).copied().unwrap_or(0)
+    }
+
+    fn stopped_at(&self, node: &Node, cursor: u64) {
+        self.lock().insert(node.clone(), cursor);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Node, u64>> {
+        // A cursor is a plain number, replaced whole: a panic cannot leave it half-written.
+        self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Which members a revoke takes (see `INDEX_MARK` in `scripts.rs`).
 #[derive(Debug, Clone, Copy)]
@@ -205,22 +236,64 @@ impl RedisStore {
             }
         }
         if !dead.is_empty() {
-            tidy(self.prune(&index, &dead, deadline).await, "dropping dead index members");
+            tidy(self.prune(&index, &dead, deadline).await.map(drop), "dropping dead index members");
         }
         Ok(live)
     }
 
     /// Drops `dead` members from `index` (seen without a session), sparing
-    /// rename targets still moving in.
-    async fn prune(&self, index: &str, dead: &[&str], deadline: Instant) -> Result<(), StoreError> {
+    /// rename targets still moving in; how many it dropped.
+    async fn prune(&self, index: &str, dead: &[&str], deadline: Instant) -> Result<u64, StoreError> {
         let mut invocation = self.redis.scripts.index_prune.key(index);
         invocation.arg(now_ms());
         for member in dead {
             invocation.arg(*member);
         }
         let mut conn = self.redis.conn.clone();
-        let _: i64 = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
-        Ok(())
+        let dropped: u64 = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+        Ok(dropped)
+    }
+
+    /// Drops the dead members of the index `index`, whoever's it is; how many.
+    async fn prune_index(&self, index: &str, deadline: Instant) -> Result<u64, StoreError> {
+        let members = self.members(index, deadline).await?;
+        let probes = self.probe(&members, deadline).await;
+        let mut dead = Vec::new();
+        for (member, probe) in members.iter().zip(probes) {
+            if probe?.is_none_or(|p| p.pttl == -2) {
+                dead.push(member.as_str());
+            }
+        }
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        self.prune(index, &dead, deadline).await
+    }
+
+    /// The purge's share of the index upkeep: up to [`SWEEP_STEPS`] `SCAN` steps
+    /// per node over users' indexes, from where the last sweep stopped, dropping
+    /// dead members (users who never come back would keep them for good).
+    /// Returns how many members it dropped.
+    pub(super) async fn sweep_indexes(&self) -> Result<u64, StoreError> {
+        let pattern = self.redis.index_pattern();
+        let mut dropped = 0u64;
+        for node in self.redis.nodes(self.redis.deadline()).await? {
+            let mut cursor = self.sweep.cursor(&node);
+            for _ in 0..SWEEP_STEPS {
+                // Each command has its own deadline: a sweep is background work.
+                let (next, indexes) =
+                    self.redis.scan(&node, cursor, &pattern, SWEEP_COUNT, self.redis.deadline()).await?;
+                for index in &indexes {
+                    dropped += self.prune_index(index, self.redis.deadline()).await?;
+                }
+                cursor = next;
+                self.sweep.stopped_at(&node, cursor);
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(dropped)
     }
 
     /// Takes `member` out of `index` (its session turned out missing, or moved to another user).
