@@ -29,9 +29,102 @@ async fn redis_store_passes_the_conformance_suite() {
 async fn redis_cluster_store_passes_the_conformance_suite() {
     let cluster = RedisCluster::start();
     let store = Arc::new(RedisStore::open_with(&cluster.url(), "nex:c:", Duration::from_secs(2)).await.unwrap());
-    let can = conformance::Capabilities::all().without_purge_counts().without_list();
-    conformance::run_all_with(store.clone(), can).await;
-    assert!(store.admin().unwrap().list(10).await.is_err(), "list on a cluster says it is unsupported");
+    let can = conformance::Capabilities::all().without_purge_counts();
+    conformance::run_all_with(store, can).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_servers_sharing_one_redis_agree_on_users_and_revokes() {
+    let (url, _server) = single_node();
+    let p = prefix("users-two");
+    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(2)).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, &p, Duration::from_secs(2)).await.unwrap());
+    conformance::run_users(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_servers_sharing_one_cluster_agree_on_users_and_revokes() {
+    let cluster = RedisCluster::start();
+    let a: Arc<dyn SessionStore> =
+        Arc::new(RedisStore::open_with(&cluster.url(), "nex:users:", Duration::from_secs(2)).await.unwrap());
+    let b: Arc<dyn SessionStore> =
+        Arc::new(RedisStore::open_with(&cluster.url(), "nex:users:", Duration::from_secs(2)).await.unwrap());
+    conformance::run_users(a, b).await;
+}
+
+/// The keys of one node whose names start with `prefix` (`SCAN`, not a cluster client).
+fn keys_on(url: &str, prefix: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let (mut cursor, mut out) = (0u64, Vec::new());
+    loop {
+        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(format!("{prefix}*")).arg("COUNT").arg(1000).clone();
+        let (next, keys): (u64, Vec<String>) = scan.query(&mut conn).unwrap();
+        out.extend(keys);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_without_a_user_write_nothing_to_any_index() {
+    use nex_session::store::users::Binding;
+    use nex_session::store::UpdateAction;
+    let server = RedisServer::start_private();
+    let p = "nex:unbound:";
+    let store = RedisStore::open_with(&server.url(), p, Duration::from_secs(1)).await.unwrap();
+    let later = nex_session::token::now_ms() + 60_000;
+    let mut keys = Vec::new();
+    for i in 0..20u8 {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("f", &[i]), later, Presence::New).await.unwrap();
+        let mut set = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+        store.update(key, "g", &mut set, later, Presence::Existing).await.unwrap();
+        assert!(store.touch(key, later).await.unwrap());
+        let renewed = SessionId::generate().unwrap().store_key();
+        assert!(store.rename(key, renewed, later).await.unwrap());
+        keys.push(renewed);
+    }
+    store.remove(keys[0]).await.unwrap();
+    let all = keys_on(&server.url(), p);
+    assert_eq!(all.len(), 19, "one key per live session: {all:?}");
+    assert!(all.iter().all(|k| !k.starts_with(&format!("{p}u:"))), "an unbound session touched an index: {all:?}");
+
+    // Binding one makes exactly one index, named by a digest of the user id.
+    let binding = Binding::new("alice@example.com", nex_session::token::now_ms(), None).unwrap();
+    store.users().unwrap().bind(keys[1], &binding, later).await.unwrap();
+    let indexes: Vec<String> =
+        keys_on(&server.url(), p).into_iter().filter(|k| k.starts_with(&format!("{p}u:"))).collect();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert!(!indexes[0].contains("alice"), "a user id in a key name: {}", indexes[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_on_a_cluster_gathers_the_sessions_of_every_primary() {
+    let cluster = RedisCluster::start();
+    let p = "nex:list:";
+    let store = RedisStore::open_with(&cluster.url(), p, Duration::from_secs(2)).await.unwrap();
+    let later = nex_session::token::now_ms() + 60_000;
+    let mut keys = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+        keys.insert(key);
+    }
+    // A bound session's index shares the prefix and is not listed as a session.
+    let binding = nex_session::store::users::Binding::new("lister", later, None).unwrap();
+    store.users().unwrap().bind(*keys.first().unwrap(), &binding, later).await.unwrap();
+    for node in &cluster.nodes {
+        assert!(!keys_on(&node.url(), p).is_empty(), "60 random sessions and none on the primary at {}", node.url());
+    }
+    let admin = store.admin().unwrap();
+    let listed = admin.list(usize::MAX).await.unwrap();
+    let listed_keys: std::collections::BTreeSet<_> = listed.iter().map(|s| s.key).collect();
+    assert_eq!(listed_keys, keys, "every session of every primary, once each");
+    assert_eq!(listed.len(), keys.len());
+    assert!(listed.iter().all(|s| s.fields >= 1 && s.expires_at_ms > nex_session::token::now_ms()));
+    assert_eq!(admin.list(7).await.unwrap().len(), 7, "the limit holds across primaries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,4 +529,143 @@ async fn a_write_redis_refuses_is_not_applied_never_outcome_unknown() {
     assert!(!err.may_have_applied(), "Redis refused the write, so it was not applied: {err}");
     let keys: u64 = redis::cmd("DBSIZE").query(&mut admin).unwrap();
     assert_eq!(keys, 0);
+}
+
+/// A live session bound to `user` in `store`.
+async fn bound(store: &RedisStore, user: &str) -> nex_session::StoreKey {
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
+    let binding = nex_session::store::users::Binding::new(user, nex_session::token::now_ms(), None).unwrap();
+    let bound = store.users().unwrap().bind(key, &binding, later).await.unwrap();
+    assert_eq!(bound, nex_session::store::WriteOutcome::Done);
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_cut_short_by_a_frozen_redis_is_unconfirmed_and_a_retry_finishes_it() {
+    use nex_session::store::Keep;
+    let server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:frozen-revoke:", Duration::from_millis(500)).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        keys.push(bound(&store, "frozen").await);
+    }
+    let users = store.users().unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let err = users.revoke_all("frozen", Keep::None).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "a revoke against a frozen Redis took {:?}", started.elapsed());
+    assert!(err.may_have_applied(), "the revoke was sent: its outcome is unknown, {err:?}");
+    server.thaw();
+    // Whatever part of it Redis ran once thawed, running it again removes every session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let revoked = loop {
+        match users.revoke_all("frozen", Keep::None).await {
+            Ok(revoked) => break revoked,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("Redis is back but the revoke still fails: {e}"),
+        }
+    };
+    assert!(revoked <= 5);
+    for key in &keys {
+        assert_eq!(store.load(*key).await.unwrap(), None, "a session survived the retried revoke");
+    }
+    assert!(users.sessions("frozen").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_one_instance_empties_the_client_cache_of_another() {
+    use nex_session::store::Keep;
+    let (url, _server) = single_node();
+    let p = prefix("revoke-cache");
+    let a = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let b = RedisStore::open_with(&url, &p, Duration::from_secs(1)).await.unwrap();
+    let key = bound(&a, "cached").await;
+    let other = bound(&a, "someone-else").await;
+    b.load(key).await.unwrap();
+    b.load(other).await.unwrap();
+    assert!(cached(&b, key) && cached(&b, other), "read on B: answered from B's memory");
+    // B reads the user's index too, so Redis tells B when it changes.
+    assert_eq!(b.users().unwrap().sessions("cached").await.unwrap().len(), 1);
+    assert_eq!(a.users().unwrap().revoke_all("cached", Keep::None).await.unwrap(), 1);
+    assert!(eventually(|| !cached(&b, key)).await, "B kept serving a revoked session from memory");
+    assert!(b.load(key).await.unwrap().is_none());
+    // The index changed before the session was deleted, so B has heard of both.
+    assert!(cached(&b, other), "a change of an index dropped unrelated sessions from B's cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_wins_over_racing_renews_round_after_round() {
+    let (url, _server) = single_node();
+    let p = prefix("race-rounds");
+    let cluster = RedisCluster::start();
+    for (url, p) in [(url.clone(), p.as_str()), (cluster.url(), "nex:race:")] {
+        let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap());
+        let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap());
+        // Each round races 16 sessions' writes, updates and renews with one revoke.
+        for _ in 0..5 {
+            conformance::revoke_all_wins_over_racing_requests(a.clone(), b.clone(), 16).await;
+        }
+    }
+}
+
+/// Binds a session of `user` that expires in `ttl_ms`.
+async fn bound_for(store: &RedisStore, user: &str, ttl_ms: i64) -> nex_session::StoreKey {
+    let key = bound(store, user).await;
+    assert!(store.touch(key, nex_session::token::now_ms() + ttl_ms).await.unwrap());
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_sweeps_the_indexes_of_users_who_never_come_back() {
+    let server = RedisServer::start_private();
+    let cluster = RedisCluster::start();
+    for (url, nodes) in
+        [(server.url(), vec![server.url()]), (cluster.url(), cluster.nodes.iter().map(|n| n.url()).collect())]
+    {
+        let p = "nex:sweep:";
+        let store = RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap();
+        let indexes = || nodes.iter().flat_map(|node| keys_on(node, &format!("{p}u:"))).collect::<Vec<_>>();
+        for user in ["gone-1", "gone-2", "gone-3", "stays"] {
+            bound_for(&store, user, 100).await;
+        }
+        let live = bound(&store, "stays").await;
+        assert_eq!(indexes().len(), 4, "one index per user");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Nobody reads, binds or revokes for these users again: only the purge tidies.
+        assert_eq!(store.admin().unwrap().purge_expired(nex_session::token::now_ms()).await.unwrap(), 0);
+        let left = indexes();
+        assert_eq!(left.len(), 1, "the indexes of users whose sessions all expired are gone: {left:?}");
+        let listed = store.users().unwrap().sessions("stays").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].handle, nex_session::store::SessionHandle::of(live));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_spares_a_renews_new_key_until_its_grace_is_over() {
+    let server = RedisServer::start_private();
+    let p = "nex:grace:";
+    let store = RedisStore::open_with(&server.url(), p, Duration::from_secs(1)).await.unwrap();
+    bound(&store, "renewing").await;
+    let index = keys_on(&server.url(), &format!("{p}u:")).pop().unwrap();
+    let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    // Two renews' new keys with no session yet: one still in flight, one long dead.
+    let (in_flight, abandoned) = ("a".repeat(64), "b".repeat(64));
+    let now = nex_session::token::now_ms();
+    let source = "c".repeat(64);
+    let _: () = redis::cmd("HSET")
+        .arg(&index)
+        .arg(&in_flight)
+        .arg(format!("m{}:{source}", now + 60_000))
+        .arg(&abandoned)
+        .arg(format!("m{}:{source}", now - 1))
+        .query(&mut conn)
+        .unwrap();
+    store.users().unwrap().sessions("renewing").await.unwrap();
+    let members: Vec<String> = redis::cmd("HKEYS").arg(&index).query(&mut conn).unwrap();
+    assert!(members.contains(&in_flight), "a renew in flight lost its new key's membership: {members:?}");
+    assert!(!members.contains(&abandoned), "an abandoned renew's key stayed: {members:?}");
+    assert_eq!(members.len(), 2, "{members:?}");
 }

@@ -64,9 +64,12 @@ pub(crate) fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
 /// ```
 /// use nex_session::store::conformance::Capabilities;
 ///
-/// // Redis expires sessions by itself, and a cluster cannot list them:
-/// let redis_cluster = Capabilities::all().without_purge_counts().without_list();
-/// assert!(!redis_cluster.purge_counts() && !redis_cluster.list());
+/// // Redis expires sessions by itself, so its purge has nothing to count:
+/// let redis = Capabilities::all().without_purge_counts();
+/// assert!(!redis.purge_counts() && redis.list());
+/// // A store of yours whose backend cannot enumerate its keys:
+/// let no_listing = Capabilities::all().without_list();
+/// assert!(!no_listing.list());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,7 +97,8 @@ impl Capabilities {
         self
     }
 
-    /// `list` is not supported and must say so with an error (Redis Cluster).
+    /// `list` is not supported and must say so with an error (a backend that
+    /// cannot enumerate its keys).
     #[must_use]
     pub const fn without_list(mut self) -> Self {
         self.list = false;

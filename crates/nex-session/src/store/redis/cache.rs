@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{AsyncPushSender, ConnectionManager, SendError};
 use redis::{PushInfo, PushKind, Value};
 
+use super::scripts::INDEX_INFIX;
 use crate::id::StoreKey;
 use crate::store::shards::{KeyMap, Shards};
 use crate::store::{Record, Snapshot};
@@ -202,17 +203,18 @@ impl ClientCache {
             PushKind::Invalidate => match info.data.first() {
                 Some(Value::Array(keys)) => {
                     for name in keys {
-                        let store_key = match name {
+                        let own = match name {
                             Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
                             Value::SimpleString(text) => Some(text.as_str()),
                             _ => None,
                         }
-                        .and_then(|name| name.strip_prefix(&*self.prefix))
-                        .and_then(StoreKey::from_hex);
-                        match store_key {
-                            Some(key) => self.invalidate(key),
+                        .and_then(|name| name.strip_prefix(&*self.prefix));
+                        match own.map(|rest| (rest, StoreKey::from_hex(rest))) {
+                            Some((_, Some(key))) => self.invalidate(key),
+                            // A user's index, read by the store's user calls: never cached.
+                            Some((rest, None)) if rest.starts_with(INDEX_INFIX) => {}
                             // Not a name we know how to map: be safe.
-                            None => self.clear(),
+                            _ => self.clear(),
                         }
                     }
                 }
@@ -333,6 +335,17 @@ mod tests {
         assert!(cache.get(key(1), 0).is_some(), "and answering again");
         cache.alive(Instant::now());
         assert!(cache.get(key(1), 0).is_some(), "a heartbeat without a silence keeps the entries");
+    }
+
+    #[test]
+    fn a_changed_user_index_drops_nothing_but_an_unknown_name_drops_everything() {
+        let cache = ClientCache::new(100, "p:".into());
+        let t = cache.ticket(key(1));
+        cache.insert(key(1), &record("v", i64::MAX), t);
+        cache.handle(&invalidate_push(&[format!("p:{INDEX_INFIX}{{{}}}", "ab".repeat(32))]));
+        assert!(cache.get(key(1), 0).is_some(), "an index is never cached: its change drops no session");
+        cache.handle(&invalidate_push(&["p:something-else".to_owned()]));
+        assert!(cache.get(key(1), 0).is_none(), "a name the cache cannot map drops everything");
     }
 
     #[test]

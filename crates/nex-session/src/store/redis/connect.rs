@@ -13,9 +13,11 @@ use tokio::time::Instant;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use sha2::{Digest, Sha256};
 
 use super::cache::{heartbeat, ClientCache, Invalidator};
-use super::scripts::{presence_arg, CasOp, Scripts, MARKER};
+use super::scan::glob_escape;
+use super::scripts::{presence_arg, CasOp, Scripts, INDEX_INFIX, MARKER};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::Presence;
@@ -209,14 +211,38 @@ impl Redis {
         out
     }
 
+    /// The Redis key of `user`'s index (`users.rs`): prefix, [`INDEX_INFIX`] and
+    /// the SHA-256 of the user id in a hash tag. The tag keeps the index one key
+    /// in one cluster slot, and the digest keeps user ids (e-mail addresses,
+    /// say) out of key names.
+    pub(super) fn index_key(&self, user: &str) -> String {
+        use std::fmt::Write as _;
+        let digest = Sha256::digest(user.as_bytes());
+        let mut out = String::with_capacity(self.prefix.len() + INDEX_INFIX.len() + 66);
+        out.push_str(&self.prefix);
+        out.push_str(INDEX_INFIX);
+        out.push('{');
+        for byte in digest {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{byte:02x}");
+        }
+        out.push('}');
+        out
+    }
+
     /// The store key of a Redis key of this store, if it is one.
     pub(super) fn store_key(&self, redis_key: &str) -> Option<StoreKey> {
         redis_key.strip_prefix(&*self.prefix).and_then(StoreKey::from_hex)
     }
 
-    /// The `SCAN` pattern of this store's keys.
+    /// The `SCAN` pattern of this store's keys (sessions and users' indexes).
     pub(super) fn pattern(&self) -> String {
-        format!("{}*", self.prefix)
+        format!("{}*", glob_escape(&self.prefix))
+    }
+
+    /// The `SCAN` pattern of this store's users' indexes.
+    pub(super) fn index_pattern(&self) -> String {
+        format!("{}{INDEX_INFIX}*", glob_escape(&self.prefix))
     }
 
     pub(super) fn timeout(&self) -> Duration {

@@ -3,7 +3,7 @@
 //! One hash per session under `<prefix><hex of the hashed id>`, a field per key,
 //! plus a marker field so that a session with no keys still exists; expiry is the
 //! key's own (`PEXPIREAT`), so Redis drops expired sessions by itself and
-//! `purge_expired` has nothing to do.
+//! `purge_expired` has none to remove (it tidies users' indexes).
 //!
 //! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip, or none at
 //!   all when the session is in the client-side cache (single node, on by
@@ -27,6 +27,17 @@
 //!   (read and delete in one script), so the old id stops working at once, then
 //!   writes the new key. If that second step fails the user is logged out, never
 //!   left on the old id. On a single node `renew` is one atomic script.
+//! - **Users** ([`UserIndex`], `users.rs`): one hash per user,
+//!   `<prefix>u:{<hex SHA-256 of the user id>}`, a field per session key whose
+//!   value is the member's state; the binding itself is the session's
+//!   [`USER_FIELD`]. One protocol for a single node and a cluster: every script
+//!   is atomic on its one key, and the steps of a call are ordered so that a
+//!   revoke is final (the race analysis is in `users.rs`). A session without a
+//!   user has no member and pays nothing: `renew` of one is still one script.
+//! - **Listing** (`admin.rs`, `scan.rs`): `SCAN` of the one node, or of every
+//!   primary of a cluster, each with its own cursor. The purge has no sessions to
+//!   remove; it sweeps users' indexes for members whose sessions are gone, a
+//!   bounded slice per run.
 //! - **Failures**: every call is bounded by one deadline, the timeout (default 1 s)
 //!   after it starts, covering its waits and its commands; a timeout or a lost
 //!   connection is a [`StoreError`], and the connection is re-established in the
@@ -49,30 +60,85 @@ use self::cache::ClientCache;
 use self::connect::{Connection, Redis};
 use self::scripts::{presence_arg, MARKER};
 use self::update::Updates;
+use super::users::{Binding, UserIndex, USER_FIELD};
 use super::{
-    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn, WriteOutcome,
+    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
+mod admin;
 mod cache;
 mod connect;
+mod scan;
 mod scripts;
 mod update;
+mod users;
 
 pub use self::connect::RedisOptions;
 
 /// `HGETALL`'s answer: field and value bytes.
 type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Sessions in Redis / Valkey. Cloning shares the connection.
+/// Sessions in Redis / Valkey, on one node or a Redis Cluster. Cloning shares the connection.
+///
+/// Every [`SessionStore`] call is bounded by the store's timeout; see the
+/// [`store` module](super) for the contract.
+///
+/// # Users
+///
+/// [`SessionStore::users`] answers `Some`: sessions can be bound to users, listed
+/// per user and revoked ("log out everywhere"), with one protocol for a single
+/// node and a cluster, where a user's index and their sessions sit in different
+/// hash slots and no command changes both at once.
+///
+/// - A user's index is one hash, `<prefix>u:{<hex SHA-256 of the user id>}`
+///   (the hash tag keeps it in one slot; no user id appears in a key name),
+///   holding the keys of their sessions, each with a state: bound, taken by a
+///   revoke, or moving in (the new key of a `renew` in flight). The binding
+///   itself is the session's `_nex_user` field.
+/// - **Atomic**: each step is one Lua script on one key, the index or a session.
+/// - **Ordered**: `bind` indexes the session, then writes its binding, then
+///   drops it from a previous user's index; a revoke marks the user's members as
+///   taken (one script, so none slips through), then deletes each session still
+///   bound to the user, then drops the marks; a `renew` of a bound session
+///   indexes the new key as moving in (refused if a revoke took the old one),
+///   moves the data, then settles the index, deleting the new key itself if a
+///   revoke took it meanwhile.
+/// - So a revoke-all is **final**: every session bound before it started is
+///   gone when it returns; a `renew` racing with it either finished first (the
+///   new key is revoked too) or fails (and its new id is never handed out).
+///   A revoke that fails after deleting some sessions is
+///   [`StoreError::OutcomeUnknown`], and running it again finishes the job.
+/// - Members of expired or removed sessions are dropped when the user's sessions
+///   are next read, bound or revoked; nothing scans all sessions.
+///
+/// Sessions without a user never touch an index: `load`, `apply`, `update`,
+/// `touch` and `remove` are unchanged, and `renew` stays one script. Run Redis
+/// with a `maxmemory-policy` of `noeviction` or `volatile-*`: indexes have no
+/// expiry, and evicting one would hide its user's sessions from revokes.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nex_session::StoreError> {
+/// use nex_session::store::{Keep, RedisStore, SessionStore};
+///
+/// let store = RedisStore::open("redis+cluster://10.0.0.1:7000,10.0.0.2:7000").await?;
+/// let users = store.users().expect("the Redis store indexes users");
+/// for session in users.sessions("alice").await? {
+///     println!("{} signed in at {}", session.handle, session.signed_in_ms);
+/// }
+/// users.revoke_all("alice", Keep::None).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     redis: Redis,
     updates: Arc<Updates>,
     /// Sessions read recently, kept current by Redis' invalidation pushes.
     cache: Option<Arc<ClientCache>>,
+    /// Where the purge's sweep of users' indexes stands.
+    sweep: Arc<users::Sweep>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -117,7 +183,7 @@ impl RedisStore {
     pub async fn open_with_options(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         // The redis crate may quote the URL in an error (cluster nodes are redis:// URLs).
         let opened = Redis::open(url, options).await.map_err(|e| super::redact::scrub_error(e, url))?;
-        Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache })
+        Ok(Self { redis: opened.redis, updates: Arc::new(Updates::new()), cache: opened.cache, sweep: Arc::default() })
     }
 
     /// The client-side cache's `(hits, misses)` so far, or `None` when it is off
@@ -142,36 +208,79 @@ impl RedisStore {
         }
     }
 
+    /// Moves the session under `from` to `to` (see [`SessionStore::rename`]) if
+    /// its binding ([`USER_FIELD`]) is `expected` (empty: none); otherwise moves
+    /// nothing and answers the binding it has, for the caller to take the way
+    /// that binding needs (`users.rs` for a bound session).
+    async fn move_session(
+        &self,
+        from: StoreKey,
+        to: StoreKey,
+        expires_at_ms: i64,
+        expected: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Moved, StoreError> {
+        let (from, to) = (self.redis.key(from), self.redis.key(to));
+        match &self.redis.conn {
+            Connection::Single(_) => {
+                let mut invocation = self.redis.scripts.rename.key(&from);
+                invocation.key(&to).arg(expires_at_ms).arg(USER_FIELD).arg(expected);
+                let mut conn = self.redis.conn.clone();
+                let (moved, binding): (i64, Vec<u8>) =
+                    self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+                Ok(match moved {
+                    1 => Moved::Done,
+                    2 => Moved::BindingIs(binding),
+                    _ => Moved::Refused,
+                })
+            }
+            Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms, expected, deadline).await,
+        }
+    }
+
     /// `renew` on a cluster: two keys may sit in two slots, which no atomic
     /// command spans. Take the old session away atomically first (the old id
     /// stops working at once), then write it under the new key. If the new key
     /// turns out to be taken (a 192-bit collision, checked first and then again
     /// by the write), the session is put back as it was; if a step fails, the
     /// user is logged out, never left on the old id.
-    async fn rename_across_slots(&self, from: &str, to: &str, expires_at_ms: i64) -> Result<bool, StoreError> {
-        // One deadline for all steps: `renew` as a whole answers within the timeout.
-        let deadline = self.redis.deadline();
+    async fn rename_across_slots(
+        &self,
+        from: &str,
+        to: &str,
+        expires_at_ms: i64,
+        expected: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Moved, StoreError> {
         let mut conn = self.redis.conn.clone();
         let target_taken: bool = self.redis.read(deadline, redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
         if target_taken {
-            return Ok(false);
+            return Ok(Moved::Refused);
         }
-        let taken: Vec<Vec<u8>> =
-            self.redis.write(deadline, self.redis.scripts.take.key(from).invoke_async(&mut conn)).await?;
-        let Some((ttl, fields)) = taken.split_first().filter(|(_, fields)| !fields.is_empty()) else {
-            return Ok(false);
+        let mut take = self.redis.scripts.take.key(from);
+        take.arg(USER_FIELD).arg(expected);
+        let taken: Vec<Vec<u8>> = self.redis.write(deadline, take.invoke_async(&mut conn)).await?;
+        let fields = match taken.split_first() {
+            Some((tag, rest)) if tag.as_slice() == b"taken" => rest,
+            Some((tag, rest)) if tag.as_slice() == b"binding" => {
+                return Ok(Moved::BindingIs(rest.first().cloned().unwrap_or_default()));
+            }
+            _ => return Ok(Moved::Refused),
+        };
+        let Some((ttl, fields)) = fields.split_first().filter(|(_, fields)| !fields.is_empty()) else {
+            return Ok(Moved::Refused);
         };
         // The old session is gone from here on: any failure leaves the user logged
         // out, whatever else happened, so it is reported as possibly applied.
         let moved = self.put_all_if_absent(to, expires_at_ms, fields, deadline).await.map_err(taken_away)?;
         if moved {
-            return Ok(true);
+            return Ok(Moved::Done);
         }
         // Refused after all: put the source back with the time it had left.
         let ttl_ms = std::str::from_utf8(ttl).ok().and_then(|t| t.parse::<i64>().ok()).filter(|t| *t > 0);
         let restored_expiry = ttl_ms.map_or(expires_at_ms, |t| now_ms().saturating_add(t));
         self.put_all_if_absent(from, restored_expiry, fields, deadline).await.map_err(taken_away)?;
-        Ok(false)
+        Ok(Moved::Refused)
     }
 
     /// Writes a whole session under `key` unless one is there; `Ok(false)` if one was.
@@ -193,8 +302,21 @@ impl RedisStore {
     }
 }
 
-/// A cluster `renew` failed after it took the old session away: the store
-/// changed, so the failure is never reported as "nothing applied".
+/// What [`RedisStore::move_session`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Moved {
+    /// The data is under the new key; the old key is gone.
+    Done,
+    /// Nothing moved: no such session, or the new key is taken.
+    Refused,
+    /// Nothing moved: the session's binding is not the one expected; here it is
+    /// (empty: none).
+    BindingIs(Vec<u8>),
+}
+
+/// A step failed after the store changed (a cluster `renew` took the old
+/// session away, a revoke deleted sessions): the failure is never reported as
+/// "nothing applied".
 fn taken_away(err: StoreError) -> StoreError {
     match err {
         StoreError::OutcomeUnknown(_) => err,
@@ -296,17 +418,24 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             self.forget(from);
             self.forget(to);
-            let (from, to) = (self.redis.key(from), self.redis.key(to));
-            match &self.redis.conn {
-                Connection::Single(_) => {
-                    let mut invocation = self.redis.scripts.rename.key(&from);
-                    invocation.key(&to).arg(expires_at_ms);
-                    let mut conn = self.redis.conn.clone();
-                    let moved: i64 =
-                        self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
-                    Ok(moved == 1)
+            // One deadline for all steps: `renew` as a whole answers within the timeout.
+            let deadline = self.redis.deadline();
+            // First as an unbound session: one script, as before there were users.
+            // A bound one answers its binding and goes through the index instead;
+            // so does one whose binding changed meanwhile (a concurrent bind).
+            let mut expected = Vec::new();
+            loop {
+                let moved = match Binding::decode(&expected) {
+                    None => self.move_session(from, to, expires_at_ms, &expected, deadline).await?,
+                    Some(binding) => {
+                        self.rename_bound(from, to, expires_at_ms, &expected, &binding.user, deadline).await?
+                    }
+                };
+                match moved {
+                    Moved::Done => return Ok(true),
+                    Moved::Refused => return Ok(false),
+                    Moved::BindingIs(binding) => expected = binding,
                 }
-                Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms).await,
             }
         })
     }
@@ -324,47 +453,8 @@ impl SessionStore for RedisStore {
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         Some(self)
     }
-}
 
-impl SessionAdmin for RedisStore {
-    fn purge_expired(&self, _now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        // Redis expires keys itself.
-        Box::pin(std::future::ready(Ok(0)))
-    }
-
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
-        Box::pin(async move {
-            let Connection::Single(_) = &self.redis.conn else {
-                return Err(StoreError::Unavailable("listing sessions is not supported on Redis Cluster".into()));
-            };
-            let mut conn = self.redis.conn.clone();
-            let pattern = self.redis.pattern();
-            let mut cursor = 0u64;
-            let mut out = Vec::new();
-            loop {
-                let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
-                // An operator's listing may take long: each command has its own deadline.
-                let (next, keys): (u64, Vec<String>) =
-                    self.redis.read(self.redis.deadline(), scan.query_async(&mut conn)).await?;
-                for key in keys {
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
-                    let Some(store_key) = self.redis.store_key(&key) else { continue };
-                    let lookup = redis::pipe().hlen(&key).pttl(&key).clone();
-                    let (len, pttl): (usize, i64) =
-                        self.redis.read(self.redis.deadline(), lookup.query_async(&mut conn)).await?;
-                    if pttl == -2 {
-                        continue;
-                    }
-                    let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-                    out.push(Summary { key: store_key, fields: len.saturating_sub(1), expires_at_ms });
-                }
-                if next == 0 {
-                    return Ok(out);
-                }
-                cursor = next;
-            }
-        })
+    fn users(&self) -> Option<&dyn UserIndex> {
+        Some(self)
     }
 }
