@@ -309,14 +309,20 @@ pub mod users {
     //! session instead of bringing the old one back. Each store's docs say how
     //! (locks, transactions, or on Redis Cluster an ordered protocol).
     //!
-    //! "Last seen" is recorded for bound sessions only, at most once per refresh
-    //! interval ([`SessionConfig::with_refresh_interval`](crate::SessionConfig::with_refresh_interval)), by a
-    //! request that read the session, in the write it makes anyway or in place of
-    //! the touch that slides the session's expiry.
+    //! "Last seen" is recorded at sign-in, then for bound sessions only, at most
+    //! once per refresh interval
+    //! ([`SessionConfig::with_refresh_interval`](crate::SessionConfig::with_refresh_interval)),
+    //! by a request that read the session: in the batch write it makes anyway, or
+    //! else in one small write that also slides the expiry (in place of the touch
+    //! when one is due). Handles are stable while a session keeps its id; `renew`
+    //! gives it a new one.
+    //!
+    //! Put [`CsrfLayer`](crate::csrf::CsrfLayer) around the routes that sign in
+    //! and revoke, as below: they are state-changing POSTs.
     //!
     //! ```
     //! use axum::{extract::Form, routing::{get, post}, Router};
-    //! use nex_session::{users, SessionConfig, SessionLayer, token::SecretKeyBase};
+    //! use nex_session::{csrf::CsrfLayer, users, SessionConfig, SessionLayer, token::SecretKeyBase};
     //!
     //! async fn login() -> Result<&'static str, nex_session::SessionError> {
     //!     // … check the password, then:
@@ -342,6 +348,7 @@ pub mod users {
     //!     .route("/login", post(login))
     //!     .route("/devices", get(devices))
     //!     .route("/devices/sign-out-others", post(sign_out_others))
+    //!     .layer(CsrfLayer::new())
     //!     .layer(SessionLayer::memory(config));
     //! ```
     //!

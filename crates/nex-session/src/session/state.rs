@@ -307,10 +307,9 @@ impl State {
         self.accessed = true;
         let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
         for _ in 0..WRITE_ATTEMPTS {
-            if !matches!(self.current, Current::Stored(_)) {
-                // The session must exist before the index can name it.
-                self.put(SEEN_FIELD, users::encode_seen(binding.signed_in_ms))?;
-            }
+            // Signed in = seen now. Also makes sure the session exists before the
+            // index names it; after a `renew` (a `sign_in`) the flush happens anyway.
+            self.put(SEEN_FIELD, users::encode_seen(binding.signed_in_ms))?;
             self.flush(context, expiry).await?;
             let Current::Stored(id) = &self.current else { continue };
             match index.bind(id.store_key(), binding, expiry).await? {
@@ -321,7 +320,16 @@ impl State {
                     tracing::debug!(target: "nex_session", "session bound to a user");
                     return Ok(());
                 }
-                WriteOutcome::PresenceFailed => self.retry_fresh(Presence::Existing)?,
+                WriteOutcome::PresenceFailed => {
+                    // Gone since the flush (revoked): what this request wrote goes
+                    // into the fresh session, as a failed flush would carry it.
+                    let mut carried = std::mem::take(&mut self.written);
+                    carried.retain(|field, change| matches!(change, Change::Put(_)) && !users::is_reserved(field));
+                    self.retry_fresh(Presence::Existing)?;
+                    // This request's later puts win over what it wrote before.
+                    let later = std::mem::replace(&mut self.pending, carried);
+                    self.pending.extend(later);
+                }
             }
         }
         Err(SessionError::Store(StoreError::Unavailable("could not bind a fresh session after retries".into())))

@@ -4,7 +4,7 @@
 
 use super::Session;
 use crate::error::SessionError;
-use crate::store::users::{Binding, SessionHandle, UserSession};
+use crate::store::users::{Binding, Keep, SessionHandle, UserSession};
 use crate::token::now_ms;
 
 impl Session {
@@ -30,10 +30,13 @@ impl Session {
     /// [`SessionError::NoUserIndex`] if the store keeps no per-user index, and
     /// [`SessionError::Store`] if the store fails.
     pub async fn bind_user(&self, user: &str, meta: Option<&str>) -> Result<(), SessionError> {
-        let binding = Binding::new(user, now_ms(), meta.map(str::to_owned))?;
+        self.bind(&Binding::new(user, now_ms(), meta.map(str::to_owned))?).await
+    }
+
+    async fn bind(&self, binding: &Binding) -> Result<(), SessionError> {
         let mut state = self.inner.state.lock().await;
         let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
-        state.bind_user(&self.inner.context, expiry, &binding).await
+        state.bind_user(&self.inner.context, expiry, binding).await
     }
 
     /// Signs the request in as `user`: [`renew`](Self::renew) (a new id against
@@ -52,14 +55,14 @@ impl Session {
     /// # Errors
     /// As [`renew`](Self::renew) and [`bind_user`](Self::bind_user).
     pub async fn sign_in(&self, user: &str, meta: Option<&str>) -> Result<(), SessionError> {
-        // Checked before the renew, so a bad user id or a store without an index
-        // changes nothing.
-        crate::store::users::check_user(user)?;
+        // Checked before the renew, so a bad user id or metadata, or a store
+        // without an index, changes nothing.
+        let binding = Binding::new(user, now_ms(), meta.map(str::to_owned))?;
         if self.inner.context.store.users().is_none() {
             return Err(SessionError::NoUserIndex);
         }
         self.renew().await?;
-        self.bind_user(user, meta).await
+        self.bind(&binding).await
     }
 
     /// The user this session is bound to, if any (no extra store access: the
@@ -161,10 +164,18 @@ impl Session {
     pub async fn revoke_all_sessions(&self) -> Result<u64, SessionError> {
         let mut state = self.inner.state.lock().await;
         let context = &self.inner.context;
-        if state.binding(context, self.inner.started_ms).await?.is_none() {
+        let Some(binding) = state.binding(context, self.inner.started_ms).await? else {
             return Ok(0);
+        };
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        // This session first: a renew of it by a concurrent request then finds
+        // nothing to move, or has moved it already, and the revoke below (which
+        // follows renames) takes the new key. The other way round, a renew between
+        // the two steps would leave this session alive under its new id.
+        if let Some(own) = state.stored_key() {
+            context.store.remove(own).await?;
         }
-        let others = state.revoke_others(context, self.inner.started_ms).await?;
+        let others = index.revoke_all(&binding.user, Keep::None).await?;
         state.clear(context).await?;
         Ok(others)
     }

@@ -78,7 +78,7 @@ impl Clock {
 
     /// Evicts one entry of `map` per the rule in the module docs; `None` when the
     /// map is empty.
-    pub(crate) fn evict_one<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<Evicted> {
+    pub(crate) fn evict_one<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<(Evicted, StoreKey, E)> {
         if map.is_empty() {
             return None;
         }
@@ -99,7 +99,7 @@ impl Clock {
 
     /// Moves the hand until it evicts an entry or the ring is empty. Ends: a key
     /// goes back only after losing its mark, and nothing sets marks meanwhile.
-    fn sweep<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<Evicted> {
+    fn sweep<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<(Evicted, StoreKey, E)> {
         while let Some(key) = self.ring.pop_front() {
             #[cfg(test)]
             {
@@ -116,12 +116,13 @@ impl Clock {
             } else {
                 Evicted::Unused
             };
-            map.remove(&key);
+            let entry = map.remove(&key)?;
             #[cfg(test)]
             {
                 self.stats.evicted += 1;
             }
-            return Some(evicted);
+            // The entry goes to the caller: the memory store unindexes a bound session.
+            return Some((evicted, key, entry));
         }
         None
     }

@@ -10,8 +10,10 @@
 //! - [`USER_FIELD`] (`_nex_user`): the [`Binding`] as JSON: the user id, when the
 //!   session was bound (signed in), and the app's optional metadata;
 //! - [`SEEN_FIELD`] (`_nex_seen`): when a request last used the session (ms since
-//!   the Unix epoch, JSON), refreshed at most once per refresh interval and only
-//!   for bound sessions, on a write the request makes anyway.
+//!   the Unix epoch, JSON), written at sign-in, then refreshed at most once per
+//!   refresh interval and only for bound sessions: in the request's batch write
+//!   when it makes one, else in one small write that also slides the expiry (in
+//!   place of the touch when one is due).
 //!
 //! Besides the fields, each store keeps an index from a user to the keys of their
 //! sessions, changed only by [`UserIndex::bind`], `rename`, `remove`, the revokes
@@ -148,9 +150,10 @@ pub fn encode_seen(ms: i64) -> Vec<u8> {
     ms.to_string().into_bytes()
 }
 
-/// A stable, non-secret name for one session in a user's list: derived one way
-/// from its store key, so it can be shown, logged and posted back in a form, and
-/// never works as a cookie.
+/// A non-secret name for one session in a user's list: derived one way from its
+/// store key, so it can be shown, logged and posted back in a form, and never
+/// works as a cookie. It is stable for as long as the session keeps its id: a
+/// `renew` (a new id) gives the session a new handle.
 ///
 /// ```
 /// use nex_session::store::users::SessionHandle;

@@ -245,8 +245,11 @@ pub async fn revoke_all_wins_over_racing_requests(
                             panic!("a session revoked by revoke_all accepted a write after it returned")
                         }
                         Ok(true) => {}
-                        // Gone: revoked under it (an error counts as the call failing).
-                        Ok(false) | Err(_) => return round,
+                        // Gone: revoked under it.
+                        Ok(false) => return round,
+                        Err(err) => {
+                            panic!("a request racing with revoke_all failed instead of finding the session gone: {err}")
+                        }
                     }
                     if round % 16 == 0 {
                         tokio::task::yield_now().await;

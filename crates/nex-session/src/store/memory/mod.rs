@@ -72,6 +72,9 @@ struct Inner {
     /// Which sessions each user is bound to (`users.rs`). Lock order: this lock
     /// before any shard lock, never the other way round.
     users: Mutex<users::Index>,
+    /// Bound sessions evicted under a shard lock, which cannot take the index lock:
+    /// the index forgets them at the next bind, listing or purge (a leaf lock).
+    orphans: Mutex<Vec<(String, StoreKey)>>,
 }
 
 #[derive(Default)]
@@ -151,7 +154,7 @@ impl MemoryStore {
 
     fn bounded(max_per_shard: Option<usize>) -> Self {
         let shards = Shards::new(SHARDS, || Mutex::new(Shard::default()));
-        Self { inner: Arc::new(Inner { shards, max_per_shard, users: Mutex::default() }) }
+        Self { inner: Arc::new(Inner { shards, max_per_shard, users: Mutex::default(), orphans: Mutex::default() }) }
     }
 
     /// Live sessions right now (expired ones not yet purged are not counted).
@@ -177,12 +180,13 @@ impl MemoryStore {
             return;
         };
         while shard.sessions.len() >= max {
-            match shard.clock.evict_one(&mut shard.sessions, now) {
-                Some(Evicted::Unused) => {
-                    tracing::debug!(target: "nex_session::store", "memory store full: evicted a session unused since the last round");
-                }
-                Some(Evicted::Expired) => {}
-                None => break,
+            let Some((evicted, gone_key, gone)) = shard.clock.evict_one(&mut shard.sessions, now) else { break };
+            if matches!(evicted, Evicted::Unused) {
+                tracing::debug!(target: "nex_session::store", "memory store full: evicted a session unused since the last round");
+            }
+            if let Some(user) = bound_user(&gone.fields) {
+                // The index lock may not be taken under a shard lock: leave a note.
+                self.orphaned(user, gone_key);
             }
         }
         shard.sessions.insert(key, entry);
@@ -318,7 +322,13 @@ impl SessionStore for MemoryStore {
         // Take the source out under its shard lock; the old id stops working here.
         let taken = match self.shard(from).sessions.remove(&from) {
             Some(e) if e.live(now) => Some(e),
-            _ => None,
+            Some(expired) => {
+                if let Some(user) = bound_user(&expired.fields) {
+                    users::forget(&mut index, &user, from);
+                }
+                None
+            }
+            None => None,
         };
         let moved = match taken {
             None => false,
@@ -455,6 +465,30 @@ mod tests {
     fn present(store: &MemoryStore, key: StoreKey) -> bool {
         // `load` marks the session as used, so peek at the map instead.
         store.shard(key).sessions.get(&key).is_some_and(|e| e.live(now_ms()))
+    }
+
+    #[tokio::test]
+    async fn evicted_and_expired_bound_sessions_leave_the_index() {
+        use crate::store::users::{Binding, UserIndex};
+        // One session per shard: a second one in shard 3 evicts the first.
+        let store = MemoryStore::with_max_sessions(SHARDS);
+        let (first, second) = (key_in_shard(3, 1), key_in_shard(3, 2));
+        let later = now_ms() + 60_000;
+        create(&store, first, later).await;
+        let binding = Binding::new("alice", now_ms(), None).unwrap();
+        store.bind(first, &binding, later).await.unwrap();
+        assert!(store.index().contains_key("alice"));
+        create(&store, second, later).await;
+        assert!(!present(&store, first), "the first session was evicted");
+        assert!(!store.index().contains_key("alice"), "an evicted bound session leaves the index");
+
+        // Expired, then purged: gone from the index too.
+        create(&store, first, later).await;
+        store.bind(first, &binding, now_ms() + 20).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        assert!(store.index().contains_key("alice"), "expired but not purged yet");
+        store.purge_expired(now_ms()).await.unwrap();
+        assert!(!store.index().contains_key("alice"), "the purge unindexes expired bound sessions");
     }
 
     /// The counters of every shard's eviction ring, summed.

@@ -1,5 +1,7 @@
 //! The memory store's per-user index: a map from user to the keys of their
-//! sessions, behind one lock taken before any shard lock.
+//! sessions, behind one lock taken before any shard lock (and a leaf lock for
+//! the keys of bound sessions evicted under a shard lock, which the index drops
+//! the next time it is taken).
 //!
 //! Every operation that changes which sessions a user has (bind, rename, the
 //! revokes) holds that lock throughout, so they happen one after another: a
@@ -7,8 +9,9 @@
 //! either finishes first (its new key is indexed, and revoked) or starts after
 //! (its source is gone). Writes of a session's other fields take only their
 //! shard lock and need its entry to exist, so none can bring a removed session
-//! back. Removed and evicted sessions may leave a dead key behind; it is dropped
-//! when the user's sessions are next read or bound, or by the purge.
+//! back. Removed, evicted and expired sessions are dropped from the index when
+//! they go (eviction: the next time the index is taken; expiry: by the purge), or
+//! when the user's sessions are next read or bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
@@ -41,9 +44,26 @@ pub(super) fn forget(index: &mut Index, user: &str, key: StoreKey) {
 }
 
 impl MemoryStore {
+    /// The index, with the keys of bound sessions evicted since it was last taken
+    /// already forgotten.
     pub(super) fn index(&self) -> MutexGuard<'_, Index> {
         // Each change of the index is one insert or remove: a panic cannot leave it half-done.
-        self.inner.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut index = self.inner.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let orphans = std::mem::take(&mut *self.orphans());
+        for (user, key) in orphans {
+            forget(&mut index, &user, key);
+        }
+        index
+    }
+
+    fn orphans(&self) -> MutexGuard<'_, Vec<(String, StoreKey)>> {
+        self.inner.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A bound session was evicted under its shard lock: the next holder of the
+    /// index lock drops it from the index.
+    pub(super) fn orphaned(&self, user: String, key: StoreKey) {
+        self.orphans().push((user, key));
     }
 
     /// The listing of the live session under `key`, if it is bound to `user`.
