@@ -7,16 +7,32 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use nex_session::token::{now_ms, SecretError, SecretKeyBase, Signer, DEFAULT_EMBEDDED_MAX_AGE};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use nex_session::token::now_ms;
 
 mod cookie_input;
+mod render;
 mod secret_gen;
+mod secrets;
 mod sessions;
 mod time;
 
+/// The max age `token sign` embeds and `token verify` enforces by default: the
+/// session TTL (7 days), which the session layer embeds in its cookies.
+const DEFAULT_MAX_AGE: i64 = {
+    let ttl = nex_session::DEFAULT_TTL.as_secs();
+    // A compile-time check instead of a cast that could wrap.
+    assert!(ttl <= i64::MAX as u64);
+    ttl as i64
+};
+
 const AFTER_HELP: &str = "\
-The secret comes from the environment variable SECRET_KEY_BASE (at least 32 bytes).
+The secret comes from the environment variable SECRET_KEY_BASE (at least 32 bytes);
+`verify` also accepts the previous secrets of SECRET_KEY_BASE_OLD (comma-separated), as
+the app does. --dev uses the public development secret instead: the one an app in
+development mode signs with when SECRET_KEY_BASE is unset (the demo, for one); so does
+an unset SECRET_KEY_BASE with NEX_ENV=dev or development, as in the app.
 Tokens are byte-compatible with Phoenix.Token: an Elixir app with the same secret
 and salt reads them, and `token verify` reads the Elixir app's.
 
@@ -27,6 +43,15 @@ A whole `Cookie` header or `name=value` works too: the cookie called --cookie-na
 (default `_nex_session`, or NEX_SESSION_COOKIE_NAME) is picked from it.
 
 Exit codes: 0 success, 1 token refused, 2 usage error or missing/short secret.";
+
+const SESSIONS_AFTER_HELP: &str = "\
+The store comes from --store or NEX_SESSION_STORE, before or after the subcommand:
+  nex-session sessions --store sqlite://sessions.db list
+  nex-session sessions list --store redis://127.0.0.1:6379 --json
+Messages show the store URL without its password.
+
+Exit codes: 0 success, 1 the store failed or the session is not there (nothing revoked),
+2 usage error (no or unknown store URL, a memory store, missing/short secret).";
 
 /// Secrets, cookie tokens and stored sessions of nex-session.
 #[derive(Debug, Parser)]
@@ -47,19 +72,9 @@ enum Command {
     /// Sign or verify Phoenix.Token-compatible tokens, e.g. to debug a `_nex_session` cookie.
     #[command(subcommand, after_help = AFTER_HELP)]
     Token(TokenCommand),
-    /// List, show, revoke or purge stored sessions.
-    Sessions {
-        /// The store: `memory`, `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,…`.
-        // The env value is hidden from `--help`: it may hold a Redis password.
-        #[arg(long, env = "NEX_SESSION_STORE", hide_env_values = true)]
-        store: String,
-        /// Create the SQLite database if no file is at the path (by default a
-        /// missing file is an error, so a mistyped path cannot start an empty store).
-        #[arg(long)]
-        create: bool,
-        #[command(subcommand)]
-        command: sessions::SessionsCommand,
-    },
+    /// List, show, revoke or purge the sessions of the app's SQLite or Redis store.
+    #[command(after_help = SESSIONS_AFTER_HELP)]
+    Sessions(sessions::SessionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,9 +87,12 @@ enum TokenCommand {
         /// Signing time in seconds since the Unix epoch (default: now).
         #[arg(long, allow_hyphen_values = true)]
         signed_at: Option<i64>,
-        /// Max age in seconds embedded in the token.
-        #[arg(long, default_value_t = DEFAULT_EMBEDDED_MAX_AGE, allow_hyphen_values = true)]
+        /// Max age in seconds embedded in the token (default: 7 days, the session TTL, as `verify`).
+        #[arg(long, default_value_t = DEFAULT_MAX_AGE, allow_hyphen_values = true)]
         max_age: i64,
+        /// Sign with the public development secret (as an app in development mode without SECRET_KEY_BASE).
+        #[arg(long)]
+        dev: bool,
         /// The data to sign (a session id, for a session cookie).
         data: String,
     },
@@ -84,56 +102,75 @@ enum TokenCommand {
         #[arg(long, default_value = "nex.session")]
         salt: String,
         /// Max age in seconds, overriding the embedded one (default: 7 days, the session TTL).
-        #[arg(long, default_value_t = 604_800, allow_hyphen_values = true)]
+        #[arg(long, default_value_t = DEFAULT_MAX_AGE, allow_hyphen_values = true)]
         max_age: i64,
         /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
         #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
         cookie_name: String,
+        /// Verify with the public development secret: a cookie of an app in development mode
+        /// without SECRET_KEY_BASE (the demo, for one).
+        #[arg(long)]
+        dev: bool,
         /// The token, e.g. the value of the `_nex_session` cookie (or `name=value`, or a whole `Cookie` header).
         token: String,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.format(&mut Cli::command()).exit(),
+    };
     match cli.command {
         Command::GenSecret { length } => match secret_gen::generate(usize::from(length)) {
             Ok(secret) => print_line(&secret),
             Err(err) => {
-                eprintln!("error: the OS random source failed: {err}");
+                eprintln!("error: gen-secret: the OS random source failed: {err}");
                 ExitCode::FAILURE
             }
         },
         Command::Token(command) => token(command),
-        Command::Sessions { store, create, command } => sessions::run(&store, create, command),
+        Command::Sessions(args) => {
+            // A global argument's source is recorded where it was parsed and carried up to `sessions`.
+            let source = matches.subcommand_matches("sessions").and_then(|m| m.value_source("store"));
+            sessions::run(args, source == Some(ValueSource::EnvVariable))
+        }
     }
 }
 
 fn token(command: TokenCommand) -> ExitCode {
-    let secret = match SecretKeyBase::from_env() {
-        Ok(secret) => secret,
-        Err(err) => return secret_error(&err),
-    };
     match command {
-        TokenCommand::Sign { salt, signed_at, max_age, data } => {
-            let signer = Signer::new(&secret, salt);
-            let token = match signed_at {
-                Some(seconds) => signer.sign_at(data.as_bytes(), seconds.saturating_mul(1000), max_age),
-                None => signer.sign_at(data.as_bytes(), now_ms(), max_age),
+        TokenCommand::Sign { salt, signed_at, max_age, dev, data } => {
+            let secrets = match secrets::Secrets::choose(dev) {
+                Ok(secrets) => secrets,
+                Err(message) => return usage_error(&message),
             };
+            let signed_at_ms = signed_at.map_or_else(now_ms, |seconds| seconds.saturating_mul(1000));
+            let token = secrets.keyring(&salt).sign_at(data.as_bytes(), signed_at_ms, max_age);
             print_line(&token)
         }
-        TokenCommand::Verify { salt, max_age, cookie_name, token } => {
+        TokenCommand::Verify { salt, max_age, cookie_name, dev, token } => {
             let token = match cookie_input::pick(&token, &cookie_name) {
                 Ok(token) => token,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    return ExitCode::from(2);
-                }
+                Err(message) => return usage_error(&format!("TOKEN: {message}")),
             };
-            let signer = Signer::new(&secret, salt);
-            match signer.verify(token, Some(max_age)) {
-                Ok(data) => print_line(&String::from_utf8_lossy(&data)),
+            let secrets = match secrets::Secrets::choose(dev) {
+                Ok(secrets) => secrets,
+                Err(message) => return usage_error(&message),
+            };
+            match secrets.keyring(&salt).verify_at(token, Some(max_age), now_ms()) {
+                Ok(verified) => {
+                    let code = print_line(&String::from_utf8_lossy(&verified.data));
+                    if verified.key_index > 0 {
+                        eprintln!(
+                            "note: signed with previous secret #{} of SECRET_KEY_BASE_OLD; \
+                             the app re-signs it with SECRET_KEY_BASE at its next request",
+                            verified.key_index
+                        );
+                    }
+                    code
+                }
                 Err(err) => {
                     eprintln!("{err}");
                     ExitCode::FAILURE
@@ -143,12 +180,14 @@ fn token(command: TokenCommand) -> ExitCode {
     }
 }
 
-fn secret_error(err: &SecretError) -> ExitCode {
-    eprintln!("error: {err}");
+/// A usage or secret error: the message on stderr, exit 2.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
     ExitCode::from(2)
 }
 
-fn print_line(text: &str) -> ExitCode {
+/// Prints `text` and a newline on stdout; a closed stdout (a pipe to `head`) is a failure, not a panic.
+pub(crate) fn print_line(text: &str) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}") {
         Ok(()) => ExitCode::SUCCESS,

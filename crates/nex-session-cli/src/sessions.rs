@@ -3,15 +3,41 @@
 //! Output never contains anything usable as a cookie: sessions are listed by
 //! their store key (SHA-256 of the id) or, for one user's sessions, by their
 //! handle (derived one way from the store key), and `show`/`revoke` take a
-//! cookie value or an id and hash it before asking the store.
+//! cookie value or an id and hash it before asking the store. Messages show the
+//! store URL without its password and say which argument, store and step failed.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Subcommand;
-use nex_session::store::users::{Keep, SessionHandle, UserIndex, UserSession};
-use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore};
-use nex_session::token::{now_ms, SecretKeyBase, Signer};
+use clap::{Args, Subcommand};
+use nex_session::store::users::{Keep, SessionHandle, UserIndex};
+use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore, StoreUrl};
+use nex_session::token::now_ms;
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
+
+use crate::secrets::Secrets;
+use crate::{print_line, render};
+
+/// The variable that names the store when `--store` is not given.
+pub(crate) const STORE_VAR: &str = "NEX_SESSION_STORE";
+
+/// `sessions`: the store and what to do with its sessions.
+#[derive(Debug, Args)]
+pub(crate) struct SessionsArgs {
+    /// The store the app uses: `sqlite://PATH`, `redis://HOST:PORT[/DB]` or
+    /// `redis+cluster://HOST:PORT,…`; before or after the subcommand. Not `memory`:
+    /// a memory store lives inside the app's process, out of this tool's reach.
+    // Optional for clap (global arguments cannot be required): `run` says when it is missing.
+    // The env value is hidden from `--help`: it may hold a Redis password.
+    #[arg(long, global = true, env = STORE_VAR, hide_env_values = true, value_name = "URL")]
+    store: Option<String>,
+    /// Create the SQLite database if no file is at the path (by default a
+    /// missing file is an error, so a mistyped path cannot start an empty store).
+    #[arg(long, global = true)]
+    create: bool,
+    #[command(subcommand)]
+    command: SessionsCommand,
+}
 
 /// What to do with the sessions of a store.
 #[derive(Debug, Subcommand)]
@@ -25,24 +51,25 @@ pub(crate) enum SessionsCommand {
         /// Only the sessions bound to this user id.
         #[arg(long)]
         user: Option<String>,
+        /// Print one JSON document: `{"sessions":[{"store_key","keys","expires_at_ms","expires_at"}]}`,
+        /// or with `--user`: `{"user","sessions":[{"handle","signed_in_ms","signed_in","last_seen_ms",
+        /// "last_seen","expires_at_ms","expires_at","meta"}]}` (times: ms since the epoch, RFC 3339 UTC).
+        #[arg(long)]
+        json: bool,
     },
     /// Show one session's keys and values.
     Show {
-        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE; `name=value` or a whole
-        /// `Cookie` header works too), a session id, or a store key (64 hex).
-        session: String,
-        /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
-        #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
-        cookie_name: String,
+        #[command(flatten)]
+        session: SessionArg,
+        /// Print one JSON document: `{"store_key","expires_at_ms","expires_at","values":{KEY: VALUE},
+        /// "raw_values":{KEY: BASE64}}`; values are the JSON the app stored, `raw_values` holds any that is not JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete one session now: its cookie stops working.
     Revoke {
-        /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE; `name=value` or a whole
-        /// `Cookie` header works too), a session id, or a store key (64 hex).
-        session: String,
-        /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
-        #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
-        cookie_name: String,
+        #[command(flatten)]
+        session: SessionArg,
     },
     /// Sign a user out everywhere: delete every session bound to them now.
     RevokeUser {
@@ -56,203 +83,236 @@ pub(crate) enum SessionsCommand {
     Purge,
 }
 
-/// Runs a `sessions` subcommand against the store at `url`; `create` allows
-/// creating a missing SQLite file. Messages show the URL without its password.
-pub(crate) fn run(url: &str, create: bool, command: SessionsCommand) -> ExitCode {
-    let shown = RedactedUrl::new(url);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("could not start the async runtime: {e}")),
+/// The session `show` and `revoke` work on.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArg {
+    /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE or SECRET_KEY_BASE_OLD;
+    /// `name=value` or a whole `Cookie` header works too), a session id, or a store key (64 hex).
+    session: String,
+    /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
+    #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]
+    cookie_name: String,
+    /// Verify the cookie with the public development secret: the cookie of an app in
+    /// development mode without SECRET_KEY_BASE (the demo, for one).
+    #[arg(long)]
+    dev: bool,
+}
+
+/// Why a command failed: the message for stderr and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// The store or the session said no (exit 1).
+    fn refused(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 1 }
+    }
+
+    /// The command line or the environment cannot work (exit 2, as clap's usage errors).
+    fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 2 }
+    }
+}
+
+/// Runs `sessions`; `store_from_env` says the URL came from [`STORE_VAR`], not `--store`,
+/// so messages name the one the operator set.
+pub(crate) fn run(args: SessionsArgs, store_from_env: bool) -> ExitCode {
+    let origin = if store_from_env { STORE_VAR } else { "--store" };
+    let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(execute(args, origin)),
+        Err(e) => Err(Failure::refused(format!("could not start the async runtime: {e}"))),
     };
-    runtime.block_on(async {
-        let options = OpenOptions::new().create_missing(create);
-        let store = match nex_session::store::open_with(url, options).await {
-            Ok(store) => store,
-            Err(e) if !create && url.trim().starts_with("sqlite://") => {
-                return fail(&format!("cannot open store {shown}: {e}; to create a new database there, pass --create"))
-            }
-            Err(e) => return fail(&format!("cannot open store {shown}: {e}")),
-        };
-        // Listing and purging need the store's administration.
-        let admin = || store.admin().ok_or_else(|| fail(&format!("the store {shown} offers no administration")));
-        // A user's sessions need the store's per-user index.
-        let index = || store.users().ok_or_else(|| fail(&format!("the store {shown} keeps no per-user index")));
-        match command {
-            SessionsCommand::List { user: Some(user), .. } => match index() {
-                Ok(index) => list_user(index, &user).await,
-                Err(code) => code,
-            },
-            SessionsCommand::List { limit, user: None } => match admin() {
-                Ok(admin) => list(admin, limit).await,
-                Err(code) => code,
-            },
-            SessionsCommand::RevokeUser { user, except } => match index() {
-                Ok(index) => revoke_user(index, &user, except.as_deref()).await,
-                Err(code) => code,
-            },
-            SessionsCommand::Show { session, cookie_name } => match resolve(&session, &cookie_name) {
-                Ok(key) => show(&*store, key).await,
-                Err(code) => code,
-            },
-            SessionsCommand::Revoke { session, cookie_name } => match resolve(&session, &cookie_name) {
-                Ok(key) => revoke(&*store, key).await,
-                Err(code) => code,
-            },
-            SessionsCommand::Purge => match admin() {
-                Ok(admin) => match admin.purge_expired(now_ms()).await {
-                    Ok(n) => {
-                        println!("purged {n} expired sessions");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e.to_string()),
-                },
-                Err(code) => code,
-            },
+    match outcome {
+        Ok(output) => print_line(&output),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Opens the store and runs the subcommand; the text for stdout, or why not.
+async fn execute(args: SessionsArgs, origin: &str) -> Result<String, Failure> {
+    let SessionsArgs { store: url, create, command } = args;
+    let url = url.ok_or_else(|| {
+        Failure::usage(format!("no store given: pass --store URL (before or after the subcommand) or set {STORE_VAR}"))
+    })?;
+    let store = open(&url, origin, create).await?;
+    let shown = RedactedUrl::new(&url).to_string();
+    let store = Target { store, shown };
+    match command {
+        SessionsCommand::List { user: Some(user), json, .. } => {
+            list_user(store.index()?, &store.shown, &user, json).await
+        }
+        SessionsCommand::List { limit, user: None, json } => list(store.admin()?, &store.shown, limit, json).await,
+        SessionsCommand::RevokeUser { user, except } => {
+            revoke_user(store.index()?, &store.shown, &user, except.as_deref()).await
+        }
+        SessionsCommand::Show { session, json } => show(&store, resolve(&session)?, json).await,
+        SessionsCommand::Revoke { session } => revoke(&store, resolve(&session)?).await,
+        SessionsCommand::Purge => {
+            let purged = store.admin()?.purge_expired(now_ms()).await;
+            let n =
+                purged.map_err(|e| Failure::refused(format!("purging expired sessions in {}: {e}", store.shown)))?;
+            Ok(format!("purged {n} expired sessions"))
+        }
+    }
+}
+
+/// Opens the store at `url` (named by `origin`: `--store` or the variable).
+/// A memory store is refused: this process would get its own, empty one.
+async fn open(url: &str, origin: &str, create: bool) -> Result<Arc<dyn SessionStore>, Failure> {
+    let shown = RedactedUrl::new(url);
+    match StoreUrl::parse(url) {
+        Err(message) => return Err(Failure::usage(format!("{origin}: {message}"))),
+        Ok(StoreUrl::Memory { .. }) => {
+            return Err(Failure::usage(format!(
+                "{origin}={shown}: a memory store lives inside the app's process, so this command would \
+                 open a new, empty one of its own and find no sessions. Pass the store the app uses \
+                 (sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,…); the sessions of an app \
+                 on the memory store are reachable only from inside the app (store.admin(), store.users())"
+            )))
+        }
+        Ok(_) => {}
+    }
+    let options = OpenOptions::new().create_missing(create);
+    nex_session::store::open_with(url, options).await.map_err(|e| {
+        let hint = if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Sqlite(_))) {
+            "; to create a new database there, pass --create"
+        } else {
+            ""
+        };
+        Failure::refused(format!("cannot open store {shown} ({origin}): {e}{hint}"))
     })
 }
 
-async fn list(admin: &dyn SessionAdmin, limit: usize) -> ExitCode {
-    match admin.list(limit).await {
-        Ok(sessions) => {
-            println!("{:<64}  {:>5}  expires in", "store key (sha256 of id)", "keys");
-            let now = now_ms();
-            for s in &sessions {
-                println!("{}  {:>5}  {}s", s.key.to_hex(), s.fields, (s.expires_at_ms - now) / 1000);
-            }
-            println!("{} sessions", sessions.len());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
+/// An open store and its URL as shown in messages (without a password).
+struct Target {
+    store: Arc<dyn SessionStore>,
+    shown: String,
+}
+
+impl Target {
+    /// The store's administration (listing, purging), or why there is none.
+    fn admin(&self) -> Result<&dyn SessionAdmin, Failure> {
+        self.store.admin().ok_or_else(|| {
+            Failure::refused(format!("the store {} offers no administration (listing, purging)", self.shown))
+        })
+    }
+
+    /// The store's per-user index, or why there is none.
+    fn index(&self) -> Result<&dyn UserIndex, Failure> {
+        self.store.users().ok_or_else(|| Failure::refused(format!("the store {} keeps no per-user index", self.shown)))
     }
 }
 
-/// One user's sessions, oldest sign-in first: handle, times, what the app recorded.
-async fn list_user(index: &dyn UserIndex, user: &str) -> ExitCode {
-    match index.sessions(user).await {
-        Ok(sessions) => {
-            println!(
-                "{:<22}  {:<20}  {:<20}  {:>10}  device",
-                "handle", "signed in (UTC)", "last seen (UTC)", "expires in"
-            );
-            let now = now_ms();
-            for s in &sessions {
-                print_user_session(s, now);
-            }
-            println!("{} sessions of user {user:?}", sessions.len());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
-    }
+async fn list(admin: &dyn SessionAdmin, shown: &str, limit: usize, json: bool) -> Result<String, Failure> {
+    let sessions =
+        admin.list(limit).await.map_err(|e| Failure::refused(format!("listing sessions in {shown}: {e}")))?;
+    Ok(render::session_list(&sessions, now_ms(), json))
 }
 
-fn print_user_session(s: &UserSession, now: i64) {
-    println!(
-        "{}  {:<20}  {:<20}  {:>9}s  {}",
-        s.handle,
-        crate::time::utc(s.signed_in_ms),
-        crate::time::utc(s.last_seen_ms),
-        (s.expires_at_ms - now) / 1000,
-        s.meta.as_deref().unwrap_or("-"),
-    );
+/// One user's sessions, oldest sign-in first.
+async fn list_user(index: &dyn UserIndex, shown: &str, user: &str, json: bool) -> Result<String, Failure> {
+    let sessions = index
+        .sessions(user)
+        .await
+        .map_err(|e| Failure::refused(format!("listing the sessions of user {user:?} in {shown}: {e}")))?;
+    Ok(render::user_sessions(user, &sessions, now_ms(), json))
 }
 
 /// Deletes every session of `user` but the one `except` names. Nothing to revoke
 /// (a mistyped user id, the wrong store) is an error (exit 1), as for `revoke`;
 /// an `except` handle that is not one of the user's sessions is refused before
 /// anything is deleted, so a typo never signs out the operator's own session.
-async fn revoke_user(index: &dyn UserIndex, user: &str, except: Option<&str>) -> ExitCode {
+async fn revoke_user(index: &dyn UserIndex, shown: &str, user: &str, except: Option<&str>) -> Result<String, Failure> {
     let keep = match except.map(str::parse::<SessionHandle>) {
         None => Keep::None,
         Some(Ok(handle)) => Keep::Handle(handle),
-        Some(Err(e)) => return fail(&format!("--except: {e}")),
+        Some(Err(e)) => return Err(Failure::refused(format!("--except: {e}"))),
     };
-    let sessions = match index.sessions(user).await {
-        Ok(sessions) => sessions,
-        Err(e) => return fail(&e.to_string()),
-    };
+    let sessions = index
+        .sessions(user)
+        .await
+        .map_err(|e| Failure::refused(format!("listing the sessions of user {user:?} in {shown}: {e}")))?;
     if let Keep::Handle(handle) = &keep {
         if !sessions.iter().any(|s| s.handle == *handle) {
-            return fail(&format!("user {user:?} has no live session with handle {handle}: nothing revoked"));
+            return Err(Failure::refused(format!(
+                "--except: user {user:?} has no live session with handle {handle}: nothing revoked"
+            )));
         }
     }
     if sessions.is_empty() {
-        return fail(&format!("user {user:?} has no live sessions: nothing revoked"));
+        return Err(Failure::refused(format!("user {user:?} has no live sessions in {shown}: nothing revoked")));
     }
-    match index.revoke_all(user, keep).await {
-        Ok(n) => {
-            println!("revoked {n} sessions of user {user:?}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
-    }
+    let n = index
+        .revoke_all(user, keep)
+        .await
+        .map_err(|e| Failure::refused(format!("revoking the sessions of user {user:?} in {shown}: {e}")))?;
+    Ok(format!("revoked {n} sessions of user {user:?}"))
 }
 
 /// Deletes one session; a session that is not there is an error (exit 1), so a
 /// mistyped id or the wrong store never looks like a successful revocation.
-async fn revoke(store: &dyn SessionStore, key: StoreKey) -> ExitCode {
+async fn revoke(target: &Target, key: StoreKey) -> Result<String, Failure> {
+    let shown = &target.shown;
+    let hex = key.to_hex();
     // The store's `remove` does not say whether anything was there: look first.
-    let existed = match store.load(key).await {
+    let existed = match target.store.load(key).await {
         Ok(record) => record.is_some(),
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return Err(Failure::refused(format!("looking up session {hex} in {shown}: {e}"))),
     };
     // Removed either way: an expired leftover goes too.
-    if let Err(e) = store.remove(key).await {
-        return fail(&e.to_string());
+    if let Err(e) = target.store.remove(key).await {
+        return Err(Failure::refused(format!("removing session {hex} from {shown}: {e}")));
     }
     if existed {
-        println!("revoked {}", key.to_hex());
-        ExitCode::SUCCESS
+        Ok(format!("revoked {hex}"))
     } else {
-        fail(&format!("no live session with store key {}: nothing revoked", key.to_hex()))
+        Err(Failure::refused(format!("no live session with store key {hex} in {shown}: nothing revoked")))
     }
 }
 
-async fn show(store: &dyn SessionStore, key: StoreKey) -> ExitCode {
-    match store.load(key).await {
-        Ok(Some(record)) => {
-            println!("store key: {}", key.to_hex());
-            println!("expires in: {}s", (record.expires_at_ms - now_ms()) / 1000);
-            for (field, value) in &record.fields {
-                println!("{field} = {}", String::from_utf8_lossy(value));
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(None) => fail(&format!("no live session with store key {}", key.to_hex())),
-        Err(e) => fail(&e.to_string()),
+async fn show(target: &Target, key: StoreKey, json: bool) -> Result<String, Failure> {
+    let shown = &target.shown;
+    match target.store.load(key).await {
+        Ok(Some(record)) => Ok(render::record(key, &record, now_ms(), json)),
+        Ok(None) => Err(Failure::refused(format!("no live session with store key {} in {shown}", key.to_hex()))),
+        Err(e) => Err(Failure::refused(format!("loading session {} from {shown}: {e}", key.to_hex()))),
     }
 }
 
-/// A cookie value (bare, or cookie `cookie_name` of a pasted pair or header), an
-/// id or a store key, as a store key.
-fn resolve(input: &str, cookie_name: &str) -> Result<StoreKey, ExitCode> {
-    let input = crate::cookie_input::pick(input, cookie_name).map_err(|message| fail(&message))?;
+/// The store key the SESSION argument names: a cookie value (bare, or cookie
+/// `--cookie-name` of a pasted pair or header), an id or a store key.
+fn resolve(arg: &SessionArg) -> Result<StoreKey, Failure> {
+    let input = crate::cookie_input::pick(&arg.session, &arg.cookie_name)
+        .map_err(|message| Failure::refused(format!("SESSION: {message}")))?;
     if let Some(key) = StoreKey::from_hex(input) {
         return Ok(key);
     }
     if let Some(id) = SessionId::parse(input) {
         return Ok(id.store_key());
     }
-    if input.starts_with("SFMyNTY.") {
-        let secret = SecretKeyBase::from_env().map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        })?;
-        // The cookie's own expiry does not matter to an operator looking it up.
-        let data = Signer::new(&secret, SESSION_SALT).verify(input, Some(i64::MAX / 2000)).map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        })?;
-        let id = std::str::from_utf8(&data).ok().and_then(SessionId::parse).ok_or_else(|| {
-            eprintln!("invalid: the cookie does not hold a session id");
-            ExitCode::FAILURE
-        })?;
-        return Ok(id.store_key());
+    if !input.starts_with("SFMyNTY.") {
+        return Err(Failure::refused(
+            "SESSION: not a cookie value (SFMyNTY.…), a session id (32 characters) or a store key (64 hex)",
+        ));
     }
-    Err(fail("not a cookie value, a session id (32 characters) or a store key (64 hex)"))
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
+    let secrets = Secrets::choose(arg.dev).map_err(Failure::usage)?;
+    // The cookie's own expiry does not matter to an operator looking it up.
+    let data = secrets
+        .keyring(SESSION_SALT)
+        .verify(input, Some(i64::MAX / 2000))
+        .map_err(|e| Failure::refused(format!("SESSION: the cookie does not verify with {}: {e}", secrets.origin())))?;
+    // The data is the id, or `<id>.<created_ms>.<mode>` for a session with its own
+    // expiry mode (see nex_session::SessionExpiry): ids never hold a `.`.
+    let id = data.split(|byte| *byte == b'.').next().and_then(|id| std::str::from_utf8(id).ok());
+    match id.and_then(SessionId::parse) {
+        Some(id) => Ok(id.store_key()),
+        None => Err(Failure::refused(
+            "SESSION: the cookie verifies but holds no session id (another cookie of the app, or another salt?)",
+        )),
+    }
 }

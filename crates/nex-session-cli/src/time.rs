@@ -1,12 +1,25 @@
-//! Times for people: milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS`
-//! in UTC, without a date crate (the proleptic Gregorian calendar is a few lines).
+//! Times for people and scripts: milliseconds since the Unix epoch as
+//! `YYYY-MM-DD HH:MM:SS` in UTC (tables) or RFC 3339 (`--json`), without a date
+//! crate (the proleptic Gregorian calendar is a few lines).
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub(crate) fn utc(ms: i64) -> String {
+    let (date, (hour, minute, second)) = split(ms);
+    format!("{date} {hour:02}:{minute:02}:{second:02}")
+}
+
+/// `ms` since the Unix epoch as RFC 3339 in UTC, to the second: `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let (date, (hour, minute, second)) = split(ms);
+    format!("{date}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+/// The date (`YYYY-MM-DD`) and the time of day of `ms` since the Unix epoch, in UTC.
+fn split(ms: i64) -> (String, (i64, i64, i64)) {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    (format!("{year:04}-{month:02}-{day:02}"), (rest / 3600, rest % 3600 / 60, rest % 60))
 }
 
 /// The calendar date of a day number (days since 1970-01-01), by the well-known
@@ -27,7 +40,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{rfc3339, utc};
 
     #[test]
     fn known_instants() {
@@ -36,5 +49,12 @@ mod tests {
         assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20");
         assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59");
         assert_eq!(utc(-1000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn rfc3339_is_the_same_instant_with_t_and_z() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

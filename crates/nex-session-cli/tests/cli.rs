@@ -7,7 +7,10 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn run(secret: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nex-session"));
-    cmd.args(args).env_remove("SECRET_KEY_BASE").env_remove("NEX_SESSION_COOKIE_NAME");
+    cmd.args(args);
+    for var in ["SECRET_KEY_BASE", "SECRET_KEY_BASE_OLD", "NEX_ENV", "NEX_SESSION_COOKIE_NAME", "NEX_SESSION_STORE"] {
+        cmd.env_remove(var);
+    }
     if let Some(secret) = secret {
         cmd.env("SECRET_KEY_BASE", secret);
     }
@@ -224,7 +227,9 @@ fn store_errors_and_help_never_show_a_redis_password() {
         "reddis://:s3cret@127.0.0.1:1",
     ] {
         let out = run(None, &["sessions", "--store", url, "list"]);
-        assert_eq!(out.status.code(), Some(1), "{url}");
+        // An unknown scheme is a usage error (2); an unreachable server a failure (1).
+        let expected = if url.starts_with("reddis") { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected), "{url}");
         let (err, text) = (stderr(&out), stdout(&out));
         assert!(!err.contains("s3cr") && !text.contains("s3cr"), "{url}: {err}{text}");
         assert!(err.contains("127.0.0.1:1"), "the host stays visible: {err}");
@@ -280,6 +285,25 @@ fn check_user_commands(url: &str) {
         assert!(out.contains(handle.as_str()), "the list names sessions by handle: {out}");
         assert!(!out.contains(&key.to_hex()), "never by store key");
     }
+    let json = run(None, &["sessions", "list", "--user", "alice", "--json", "--store", url]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(doc["user"], "alice");
+    let listed = doc["sessions"].as_array().unwrap();
+    let mut listed_handles: Vec<&str> = listed.iter().map(|s| s["handle"].as_str().unwrap()).collect();
+    let mut expected_handles: Vec<&str> = handles.iter().map(String::as_str).collect();
+    listed_handles.sort_unstable();
+    expected_handles.sort_unstable();
+    assert_eq!(listed_handles, expected_handles);
+    let mut metas: Vec<&str> = listed.iter().map(|s| s["meta"].as_str().unwrap()).collect();
+    metas.sort_unstable();
+    assert_eq!(metas, ["Firefox on Linux", "Safari on iPhone"]);
+    let now = nex_session::token::now_ms();
+    for s in listed {
+        let (signed_in, expires) = (s["signed_in_ms"].as_i64().unwrap(), s["expires_at_ms"].as_i64().unwrap());
+        assert!(signed_in <= now && now - signed_in < 600_000 && expires > now, "{s}");
+        assert!(s["signed_in"].as_str().unwrap().ends_with('Z') && s["last_seen_ms"].as_i64().unwrap() >= signed_in);
+    }
 
     // A handle that is not alice's: refused, nothing revoked.
     let typo = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "AAAAAAAAAAAAAAAAAAAAAA"]);
@@ -324,4 +348,228 @@ fn a_users_sessions_are_listed_by_handle_and_revoked_on_redis_cluster() {
     let listed = run(None, &["sessions", "--store", &cluster.url(), "list"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert!(stdout(&listed).contains("1 sessions"), "bob's session is left: {}", stdout(&listed));
+}
+
+/// `run` with extra environment variables.
+fn run_env(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nex-session"));
+    cmd.args(args);
+    for var in ["SECRET_KEY_BASE", "SECRET_KEY_BASE_OLD", "NEX_ENV", "NEX_SESSION_COOKIE_NAME", "NEX_SESSION_STORE"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(vars.iter().copied()).output().expect("runs the nex-session binary")
+}
+
+#[test]
+fn the_store_is_accepted_before_or_after_the_subcommand_or_from_the_environment() {
+    let dir = temp_dir("store-position");
+    let (store, id) = sqlite_with_one_session(&dir);
+    let key = nex_session::SessionId::parse(&id).unwrap().store_key().to_hex();
+    for args in [
+        vec!["sessions", "--store", &store, "list"],
+        vec!["sessions", "list", "--store", &store],
+        vec!["sessions", "list", "--limit", "5", "--store", &store],
+    ] {
+        let out = run(None, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains(&key) && stdout(&out).contains("1 sessions"), "{args:?}: {}", stdout(&out));
+    }
+    let shown = run(None, &["sessions", "show", &id, "--store", &store]);
+    assert!(stdout(&shown).contains("user_id = 42"), "{}", stderr(&shown));
+    let from_env = run_env(&[("NEX_SESSION_STORE", &store)], &["sessions", "list"]);
+    assert!(stdout(&from_env).contains(&key), "{}", stderr(&from_env));
+    // The flag wins over the variable.
+    let both = run_env(&[("NEX_SESSION_STORE", "redis://127.0.0.1:1")], &["sessions", "list", "--store", &store]);
+    assert!(stdout(&both).contains(&key), "{}", stderr(&both));
+
+    let none = run(None, &["sessions", "list"]);
+    assert_eq!(none.status.code(), Some(2));
+    let err = stderr(&none);
+    assert!(err.contains("--store") && err.contains("NEX_SESSION_STORE"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_memory_store_is_refused_with_an_explanation() {
+    for args in [
+        vec!["sessions", "--store", "memory", "list"],
+        vec!["sessions", "list", "--store", "memory?max_sessions=10"],
+        vec!["sessions", "purge", "--store", "memory://"],
+    ] {
+        let out = run(None, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("--store") && err.contains("inside the app's process"), "{err}");
+        assert!(err.contains("empty") && err.contains("sqlite://"), "says why and what to pass instead: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?} must not look like an empty list: {}", stdout(&out));
+    }
+    let from_env = run_env(&[("NEX_SESSION_STORE", "memory")], &["sessions", "list"]);
+    assert_eq!(from_env.status.code(), Some(2));
+    assert!(stderr(&from_env).contains("NEX_SESSION_STORE=memory"), "names the variable: {}", stderr(&from_env));
+}
+
+#[test]
+fn list_and_show_print_json_for_scripts() {
+    let dir = temp_dir("json");
+    let (store, id) = sqlite_with_one_session(&dir);
+    let key = nex_session::SessionId::parse(&id).unwrap().store_key().to_hex();
+    let now = nex_session::token::now_ms();
+
+    let listed = run(None, &["sessions", "--store", &store, "list", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(!stdout(&listed).contains(&id), "never the id: it works as a cookie");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let sessions = doc["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{doc}");
+    assert_eq!(sessions[0]["store_key"], key.as_str());
+    assert_eq!(sessions[0]["keys"], 1);
+    let expires = sessions[0]["expires_at_ms"].as_i64().unwrap();
+    assert!(expires > now && expires <= now + 3_600_000, "{doc}");
+    assert!(sessions[0]["expires_at"].as_str().unwrap().ends_with('Z'), "{doc}");
+
+    let shown = run(None, &["sessions", "show", "--json", &id, "--store", &store]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
+    assert_eq!(doc["store_key"], key.as_str());
+    assert_eq!(doc["values"], serde_json::json!({ "user_id": 42 }), "values are the JSON the app stored");
+    assert_eq!(doc["raw_values"], serde_json::json!({}));
+    assert_eq!(doc["expires_at_ms"].as_i64(), Some(expires));
+
+    let empty = temp_dir("json-empty");
+    let url = format!("sqlite://{}", empty.join("none.db").display());
+    let nothing = run(None, &["sessions", "--store", &url, "--create", "list", "--json"]);
+    assert_eq!(stdout(&nothing), r#"{"sessions":[]}"#);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn dev_reads_cookies_made_with_the_development_secret() {
+    let dev = nex_session::token::SecretKeyBase::development();
+    let id = nex_session::SessionId::generate().unwrap();
+    let cookie = nex_session::token::Signer::new(&dev, "nex.session").sign(id.as_str().as_bytes());
+
+    let with_dev = run(None, &["token", "verify", "--dev", &cookie]);
+    assert_eq!((with_dev.status.code(), stdout(&with_dev)), (Some(0), id.as_str().to_owned()), "{}", stderr(&with_dev));
+    // --dev wins over an exported production secret.
+    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", "--dev", &cookie])), id.as_str());
+    let with_prod = run(Some(SECRET), &["token", "verify", &cookie]);
+    assert_eq!(with_prod.status.code(), Some(1));
+    assert!(stderr(&with_prod).starts_with("invalid"), "{}", stderr(&with_prod));
+    // No secret at all: the message points at --dev.
+    let none = run(None, &["token", "verify", &cookie]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("SECRET_KEY_BASE is not set") && stderr(&none).contains("--dev"),
+        "{}",
+        stderr(&none)
+    );
+    // As the app: NEX_ENV=dev without SECRET_KEY_BASE means the development secret.
+    let nex_env = run_env(&[("NEX_ENV", "dev")], &["token", "verify", &cookie]);
+    assert_eq!(stdout(&nex_env), id.as_str(), "{}", stderr(&nex_env));
+    let staging = run_env(&[("NEX_ENV", "staging")], &["token", "verify", &cookie]);
+    assert_eq!(staging.status.code(), Some(2), "any other NEX_ENV is production");
+
+    let signed = stdout(&run(None, &["token", "sign", "--dev", "abc"]));
+    assert_eq!(nex_session::token::Signer::new(&dev, "nex.session").verify(&signed, Some(60)).unwrap(), b"abc");
+
+    // `sessions show --dev` finds the session of a development cookie.
+    let dir = temp_dir("dev-show");
+    let (store, stored_id) = sqlite_with_one_session(&dir);
+    let stored_cookie = nex_session::token::Signer::new(&dev, "nex.session").sign(stored_id.as_bytes());
+    let shown = run(None, &["sessions", "--store", &store, "show", "--dev", &stored_cookie]);
+    assert!(stdout(&shown).contains("user_id = 42"), "{}", stderr(&shown));
+    let refused = run(Some(SECRET), &["sessions", "--store", &store, "show", &stored_cookie]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(err.contains("SESSION") && err.contains("does not verify with SECRET_KEY_BASE"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sign_embeds_the_max_age_verify_enforces_by_default_the_session_ttl() {
+    let ttl = i64::try_from(nex_session::DEFAULT_TTL.as_secs()).unwrap();
+    let secret = nex_session::token::SecretKeyBase::new(SECRET).unwrap();
+    let signer = nex_session::token::Signer::new(&secret, "nex.session");
+    let token = stdout(&run(Some(SECRET), &["token", "sign", "id"]));
+    let verified = signer.verify_at(&token, None, nex_session::token::now_ms()).unwrap();
+    assert_eq!(verified.embedded_max_age, Some(ttl), "sign embeds the session TTL");
+
+    // verify's default is the same: a token just inside it passes, one just past it does not.
+    let now_s = nex_session::token::now_ms() / 1000;
+    let inside = (now_s - ttl + 120).to_string();
+    let past = (now_s - ttl - 120).to_string();
+    let young = stdout(&run(Some(SECRET), &["token", "sign", "--signed-at", &inside, "id"]));
+    let old = stdout(&run(Some(SECRET), &["token", "sign", "--signed-at", &past, "id"]));
+    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", &young])), "id");
+    assert!(stderr(&run(Some(SECRET), &["token", "verify", &old])).starts_with("expired"));
+    // And an Elixir-style verify that trusts the embedded max age agrees.
+    assert!(signer.verify(&young, None).is_ok());
+    assert_eq!(signer.verify(&old, None), Err(nex_session::token::TokenError::Expired));
+}
+
+#[test]
+fn verify_accepts_the_previous_secrets_as_the_app_does() {
+    let old_secret = "an-older-secret-of-at-least-32-bytes!";
+    let cookie = stdout(&run(Some(old_secret), &["token", "sign", "session-id"]));
+    let rotated =
+        run_env(&[("SECRET_KEY_BASE", SECRET), ("SECRET_KEY_BASE_OLD", old_secret)], &["token", "verify", &cookie]);
+    assert_eq!(stdout(&rotated), "session-id", "{}", stderr(&rotated));
+    assert!(stderr(&rotated).contains("previous secret #1"), "{}", stderr(&rotated));
+    let short =
+        run_env(&[("SECRET_KEY_BASE", SECRET), ("SECRET_KEY_BASE_OLD", "hunter2")], &["token", "verify", &cookie]);
+    assert_eq!(short.status.code(), Some(2));
+    let err = stderr(&short);
+    assert!(err.contains("SECRET_KEY_BASE_OLD") && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_cookie_with_its_own_expiry_mode_is_found_by_its_id() {
+    // Sessions with a non-default expiry carry `<id>.<created_ms>.<mode>` in the token.
+    let dir = temp_dir("long-form");
+    let (store, id) = sqlite_with_one_session(&dir);
+    let secret = nex_session::token::SecretKeyBase::new(SECRET).unwrap();
+    let data = format!("{id}.{}.p2592000", nex_session::token::now_ms());
+    let cookie = nex_session::token::Signer::new(&secret, "nex.session").sign(data.as_bytes());
+    let shown = run(Some(SECRET), &["sessions", "--store", &store, "show", &cookie]);
+    assert!(stdout(&shown).contains("user_id = 42"), "{}", stderr(&shown));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn errors_name_the_argument_the_store_and_the_step_without_credentials() {
+    let dir = temp_dir("errors");
+    let (store, _) = sqlite_with_one_session(&dir);
+    let garbage = run(None, &["sessions", "--store", &store, "show", "not-a-session"]);
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(stderr(&garbage).contains("SESSION: not a cookie value"), "{}", stderr(&garbage));
+    let stranger = nex_session::SessionId::generate().unwrap();
+    let missing = run(None, &["sessions", "--store", &store, "show", stranger.as_str()]);
+    assert!(stderr(&missing).contains("no live session") && stderr(&missing).contains(&store), "{}", stderr(&missing));
+    let bad_except = run(None, &["sessions", "--store", &store, "revoke-user", "alice", "--except", "x"]);
+    assert!(stderr(&bad_except).contains("--except"), "{}", stderr(&bad_except));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Which store, and where its URL came from.
+    let flag = run(None, &["sessions", "list", "--store", "redis://ops:s3cret@127.0.0.1:1"]);
+    assert!(stderr(&flag).contains("cannot open store redis://ops:***@127.0.0.1:1 (--store)"), "{}", stderr(&flag));
+    let var = run_env(&[("NEX_SESSION_STORE", "redis://ops:s3cret@127.0.0.1:1")], &["sessions", "list"]);
+    assert!(stderr(&var).contains("(NEX_SESSION_STORE)") && !stderr(&var).contains("s3cret"), "{}", stderr(&var));
+
+    // A store that opens but refuses one step: a real Redis whose user may not SCAN.
+    let server = nex_testkit::RedisServer::start_private();
+    let acl = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "ACL", "SETUSER", "ops", "on", ">s3cret", "~*", "&*", "+@all", "-scan"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&acl.stdout).trim(), "OK", "{}", String::from_utf8_lossy(&acl.stderr));
+    let url = format!("redis://ops:s3cret@127.0.0.1:{}", server.port);
+    let shown = format!("redis://ops:***@127.0.0.1:{}", server.port);
+    for (command, step) in [("list", "listing sessions in"), ("purge", "purging expired sessions in")] {
+        let out = run(None, &["sessions", "--store", &url, command]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{step} {shown}")), "{command}: {err}");
+        assert!(!err.contains("s3cret"), "{command}: {err}");
+    }
 }
