@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cookie_header::{CookieOptions, SameSite};
 use crate::cookie_rules::{self, CookieSettings};
-use crate::error::CookieConfigError;
+use crate::error::{debug_as_message, write_nested, CookieConfigError, VariantPath};
 use crate::token::{SecretError, SecretKeyBase};
 
 /// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
@@ -111,7 +111,21 @@ impl RunMode {
 }
 
 /// Why the configuration could not be read from the environment.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is the message, then the variant in parentheses, so an app whose
+/// `main` returns it with `?` prints what to do, not `Error: Secret(Missing)`:
+///
+/// ```
+/// use nex_session::{token::SecretError, ConfigError};
+/// let err = ConfigError::from(SecretError::Missing);
+/// // What Rust prints when `fn main() -> Result<(), ConfigError>` returns it:
+/// assert_eq!(
+///     format!("Error: {err:?}"),
+///     "Error: SECRET_KEY_BASE is not set; generate one with `nex-session gen-secret` \
+///      (or `mix phx.gen.secret`) and export it (ConfigError::Secret(SecretError::Missing))"
+/// );
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// `SECRET_KEY_BASE` (or an old secret) is missing or too short.
@@ -133,6 +147,18 @@ pub enum ConfigError {
         /// The variable.
         name: &'static str,
     },
+}
+
+debug_as_message!(ConfigError);
+
+impl VariantPath for ConfigError {
+    fn write_variant(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(inner) => write_nested(f, "ConfigError::Secret", inner),
+            Self::Invalid { .. } => f.write_str("ConfigError::Invalid"),
+            Self::NotUnicode { .. } => f.write_str("ConfigError::NotUnicode"),
+        }
+    }
 }
 
 impl SessionConfig {

@@ -1,6 +1,43 @@
 //! Errors a handler can see.
+//!
+//! Every public error's `Debug` is its message followed by its variant in
+//! parentheses (`… (StoreError::Timeout)`), not the derived field dump: Rust
+//! prints `Error: {err:?}` when `fn main() -> Result<(), E>` returns an error,
+//! and that line should tell an operator what to do. `VariantPath` and
+//! `debug_as_message!` make it one pattern for all of them.
 
+use std::fmt;
 use std::time::Duration;
+
+/// Writes which variant an error is, as a path: `StoreError::Timeout`, or with a
+/// wrapped error of this crate `ConfigError::Secret(SecretError::Missing)`.
+pub(crate) trait VariantPath {
+    /// Writes the path to `f`.
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+/// Writes `outer(inner's path)`, for a variant that wraps another error of this crate.
+pub(crate) fn write_nested(f: &mut fmt::Formatter<'_>, outer: &str, inner: &dyn VariantPath) -> fmt::Result {
+    f.write_str(outer)?;
+    f.write_str("(")?;
+    inner.write_variant(f)?;
+    f.write_str(")")
+}
+
+/// Implements `Debug` for an error as `{message} ({variant path})`, the line Rust
+/// prints after `Error: ` when `main` returns it.
+macro_rules! debug_as_message {
+    ($error:ty) => {
+        impl ::std::fmt::Debug for $error {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, "{self} (")?;
+                $crate::error::VariantPath::write_variant(self, f)?;
+                f.write_str(")")
+            }
+        }
+    };
+}
+pub(crate) use debug_as_message;
 
 /// A boxed error from a store's backend, kept as the source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -28,7 +65,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// [`Timeout`]: StoreError::Timeout
 /// [`Corrupt`]: StoreError::Corrupt
 /// [`OutcomeUnknown`]: StoreError::OutcomeUnknown
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend could not be reached or refused the operation; a write was not applied.
@@ -47,6 +84,19 @@ pub enum StoreError {
     /// inner error says what happened.
     #[error("session store did not confirm the write, which may or may not have been saved: {0}")]
     OutcomeUnknown(#[source] Box<StoreError>),
+}
+
+debug_as_message!(StoreError);
+
+impl VariantPath for StoreError {
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(_) => f.write_str("StoreError::Unavailable"),
+            Self::Timeout(_) => f.write_str("StoreError::Timeout"),
+            Self::Corrupt(_) => f.write_str("StoreError::Corrupt"),
+            Self::OutcomeUnknown(inner) => write_nested(f, "StoreError::OutcomeUnknown", &**inner),
+        }
+    }
 }
 
 impl StoreError {
@@ -74,7 +124,7 @@ impl StoreError {
 /// # }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo());
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The ambient API was called outside a request handled by `SessionLayer`.
@@ -140,7 +190,9 @@ pub enum SessionError {
     /// [`Session::named`](crate::Session::named) found no session layer with that
     /// cookie name around this request.
     #[error(
-        "no session layer with cookie name {0:?} handles this request: add          `SessionLayer::new(store, config.with_cookie_name({0:?}))` outside this route,          or check the name"
+        "no session layer with cookie name {0:?} handles this request: add \
+         `SessionLayer::new(store, config.with_cookie_name({0:?}))` outside this route, \
+         or check the name"
     )]
     NoNamedLayer(String),
     /// A user id or metadata that a session cannot be bound with.
@@ -154,6 +206,29 @@ pub enum SessionError {
     /// the user binding, written only by `bind_user`).
     #[error("session key {0:?} is reserved for nex-session's user binding; use bind_user / sign_in")]
     ReservedKey(String),
+}
+
+debug_as_message!(SessionError);
+
+impl VariantPath for SessionError {
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Store(inner) => return write_nested(f, "SessionError::Store", inner),
+            Self::Config(inner) => return write_nested(f, "SessionError::Config", inner),
+            Self::Binding(inner) => return write_nested(f, "SessionError::Binding", inner),
+            Self::NoLayer => "NoLayer",
+            Self::Encode { .. } => "Encode",
+            Self::Decode { .. } => "Decode",
+            Self::InvalidCookie(_) => "InvalidCookie",
+            Self::ResponseSent => "ResponseSent",
+            Self::Random(_) => "Random",
+            Self::FlashTooLarge { .. } => "FlashTooLarge",
+            Self::NoNamedLayer(_) => "NoNamedLayer",
+            Self::NoUserIndex => "NoUserIndex",
+            Self::ReservedKey(_) => "ReservedKey",
+        };
+        write!(f, "SessionError::{name}")
+    }
 }
 
 impl SessionError {
@@ -214,7 +289,7 @@ pub const MAX_USER_LEN: usize = 256;
 pub const MAX_META_LEN: usize = 512;
 
 /// A user id or metadata the per-user index cannot hold ([`Binding::new`](crate::users::Binding::new)).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindingError {
     /// The user id is empty.
@@ -228,6 +303,18 @@ pub enum BindingError {
     MetaTooLong(usize),
 }
 
+debug_as_message!(BindingError);
+
+impl VariantPath for BindingError {
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::EmptyUser => "BindingError::EmptyUser",
+            Self::UserTooLong(_) => "BindingError::UserTooLong",
+            Self::MetaTooLong(_) => "BindingError::MetaTooLong",
+        })
+    }
+}
+
 /// Why a session cookie configuration is refused.
 ///
 /// ```
@@ -239,8 +326,10 @@ pub enum BindingError {
 /// let err = config.validate().unwrap_err();
 /// assert!(matches!(err, CookieConfigError::SameSiteNoneWithoutSecure));
 /// assert!(err.to_string().contains("Secure"));
+/// // `Debug`, what `fn main() -> Result<(), CookieConfigError>` prints: the message, then the variant.
+/// assert!(format!("{err:?}").ends_with("SameSite=Lax (CookieConfigError::SameSiteNoneWithoutSecure)"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CookieConfigError {
     /// The name is empty or holds a character outside an RFC 6265 token.
@@ -290,4 +379,54 @@ pub enum CookieConfigError {
         /// The configured path.
         path: String,
     },
+}
+
+debug_as_message!(CookieConfigError);
+
+impl VariantPath for CookieConfigError {
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidName(_) => "CookieConfigError::InvalidName",
+            Self::InvalidPath(_) => "CookieConfigError::InvalidPath",
+            Self::InvalidDomain(_) => "CookieConfigError::InvalidDomain",
+            Self::SameSiteNoneWithoutSecure => "CookieConfigError::SameSiteNoneWithoutSecure",
+            Self::PrefixWithoutSecure(_) => "CookieConfigError::PrefixWithoutSecure",
+            Self::HostPrefixWithDomain(_) => "CookieConfigError::HostPrefixWithDomain",
+            Self::HostPrefixWithPath { .. } => "CookieConfigError::HostPrefixWithPath",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_message_then_the_variant_path() {
+        let timeout = StoreError::Timeout(Duration::from_secs(1));
+        assert_eq!(format!("{timeout:?}"), "session store did not answer within 1s (StoreError::Timeout)");
+        let unknown = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(Duration::from_secs(1))));
+        assert_eq!(format!("{unknown:?}"), format!("{unknown} (StoreError::OutcomeUnknown(StoreError::Timeout))"));
+        let nested = SessionError::Store(unknown);
+        assert!(
+            format!("{nested:?}").ends_with(" (SessionError::Store(StoreError::OutcomeUnknown(StoreError::Timeout)))")
+        );
+        let config = SessionError::Config(CookieConfigError::InvalidName("a b".into()));
+        assert_eq!(format!("{config:?}"), format!("{config} (SessionError::Config(CookieConfigError::InvalidName))"));
+        assert_eq!(
+            format!("{:?}", SessionError::Binding(BindingError::EmptyUser)),
+            "a user id must not be empty (SessionError::Binding(BindingError::EmptyUser))"
+        );
+        let no_layer = format!("{:?}", SessionError::NoLayer);
+        assert!(no_layer.starts_with("no session here") && no_layer.ends_with("(SessionError::NoLayer)"));
+        // `{:#?}` (pretty) is the same line: there is no field dump to spread out.
+        assert_eq!(format!("{timeout:#?}"), format!("{timeout:?}"));
+    }
+
+    #[test]
+    fn the_named_layer_message_has_no_run_of_spaces() {
+        let message = SessionError::NoNamedLayer("admin".into()).to_string();
+        assert!(!message.contains("  "), "{message}");
+        assert!(message.contains("add `SessionLayer::new(store, config.with_cookie_name(\"admin\"))` outside"));
+    }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
+use crate::error::{debug_as_message, VariantPath};
+
 /// The shortest secret accepted, in bytes (SPEC §1, as Phoenix demands).
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -29,7 +31,19 @@ pub const DEV_SECRET_KEY_BASE: &str = "nex-session-development-secret-never-use-
 pub struct SecretKeyBase(Box<[u8]>);
 
 /// Why a secret was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Its `Debug` is the message and the variant, so `fn main() -> Result<(), SecretError>`
+/// prints what to do:
+///
+/// ```
+/// use nex_session::token::SecretError;
+/// assert_eq!(
+///     format!("Error: {:?}", SecretError::TooShort(5)),
+///     "Error: SECRET_KEY_BASE must be at least 32 bytes, got 5; generate one with \
+///      `nex-session gen-secret` (or `mix phx.gen.secret`) (SecretError::TooShort)"
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
     /// The environment variable is not set.
@@ -51,6 +65,18 @@ pub enum SecretError {
          (or `mix phx.gen.secret`) and export it"
     )]
     NotUnicode,
+}
+
+debug_as_message!(SecretError);
+
+impl VariantPath for SecretError {
+    fn write_variant(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "SecretError::Missing",
+            Self::TooShort(_) => "SecretError::TooShort",
+            Self::NotUnicode => "SecretError::NotUnicode",
+        })
+    }
 }
 
 impl SecretKeyBase {
