@@ -259,6 +259,7 @@ impl SessionError {
 /// again; anything else is the app's bug and answers 500. Details go to the log,
 /// not to the client.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl axum_core::response::IntoResponse for SessionError {
     fn into_response(self) -> axum_core::response::Response {
         match self {

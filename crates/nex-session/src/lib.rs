@@ -165,6 +165,9 @@
 //! - The README's "Security" section lists what the library guarantees under
 //!   abuse and what the app must still do.
 
+// docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod absence;
 mod ambient;
 mod config;
@@ -192,6 +195,7 @@ pub use config::{
 pub use error::{BindingError, CookieConfigError};
 pub use error::{BoxError, SessionError, StoreError};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::MissingSessionLayer;
 pub use id::{SessionId, StoreKey};
 pub use middleware::{ResponseFuture, SessionLayer, SessionService};
@@ -281,6 +285,7 @@ pub mod csrf {
     //! ```
     pub use crate::ambient::csrf::{token, verify};
     #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub use crate::csrf_layer::{CsrfLayer, CsrfService, DEFAULT_FORM_LIMIT};
     pub use crate::session::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
     pub use crate::session_cookie::CSRF_COOKIE;

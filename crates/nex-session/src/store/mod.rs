@@ -171,6 +171,7 @@ use crate::id::StoreKey;
 
 mod clock;
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 #[cfg(feature = "sqlite")]
 mod file_identity;
@@ -186,11 +187,13 @@ mod url;
 pub mod users;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisOptions, RedisStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
 pub use redact::RedactedUrl;
 pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 pub use url::{open, open_with, OpenOptions, StoreUrl};
 pub use users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
