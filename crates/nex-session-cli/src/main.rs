@@ -93,7 +93,8 @@ enum TokenCommand {
         /// Sign with the public development secret (as an app in development mode without SECRET_KEY_BASE).
         #[arg(long)]
         dev: bool,
-        /// The data to sign (a session id, for a session cookie).
+        /// The data to sign (a session id, for a session cookie; one may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         data: String,
     },
     /// Verify TOKEN: print its data on stdout (exit 0), or `invalid`/`expired`/`missing` on stderr (exit 1).

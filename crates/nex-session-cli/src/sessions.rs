@@ -74,6 +74,7 @@ pub(crate) enum SessionsCommand {
     /// Sign a user out everywhere: delete every session bound to them now.
     RevokeUser {
         /// The user id the app bound the sessions to.
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Spare the session with this handle (from `list --user`).
         #[arg(long)]
@@ -88,6 +89,8 @@ pub(crate) enum SessionsCommand {
 pub(crate) struct SessionArg {
     /// A `_nex_session` cookie value (verified with SECRET_KEY_BASE or SECRET_KEY_BASE_OLD;
     /// `name=value` or a whole `Cookie` header works too), a session id, or a store key (64 hex).
+    // Session ids are base64url: one in 64 starts with `-`, which is still this value, not an option.
+    #[arg(allow_hyphen_values = true)]
     session: String,
     /// The session cookie's name, to pick from a pasted `name=value` or `Cookie` header.
     #[arg(long, env = "NEX_SESSION_COOKIE_NAME", default_value = nex_session::COOKIE_NAME)]

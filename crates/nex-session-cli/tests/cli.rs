@@ -573,3 +573,25 @@ fn errors_name_the_argument_the_store_and_the_step_without_credentials() {
         assert!(!err.contains("s3cret"), "{command}: {err}");
     }
 }
+
+#[test]
+fn a_session_id_or_data_starting_with_a_hyphen_is_a_value_not_an_option() {
+    // One session id in 64 starts with `-` (base64url): it must still be the SESSION argument.
+    let hyphen_id = format!("-{}", "A".repeat(31));
+    let key = nex_session::SessionId::parse(&hyphen_id).expect("a valid id").store_key().to_hex();
+    let dir = temp_dir("hyphen");
+    let (store, _) = sqlite_with_one_session(&dir);
+    for args in [
+        vec!["sessions", "--store", &store, "show", &hyphen_id],
+        vec!["sessions", "--store", &store, "show", &hyphen_id, "--json"],
+        vec!["sessions", "--store", &store, "revoke", &hyphen_id],
+    ] {
+        let out = run(None, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("no live session with store key {key}")), "{}", stderr(&out));
+    }
+    let signed = run(Some(SECRET), &["token", "sign", &hyphen_id]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", &stdout(&signed)])), hyphen_id);
+    let _ = std::fs::remove_dir_all(&dir);
+}
