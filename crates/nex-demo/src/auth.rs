@@ -4,7 +4,7 @@
 //! so a server can keep a few 19 MiB buffers and reuse them instead of
 //! allocating one per attempt (see [`crate::login_gate`]).
 
-use argon2::password_hash::{Output, PasswordHash};
+use argon2::password_hash::phc::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// A user of the demo.
@@ -83,17 +83,13 @@ impl PasswordCheck {
     fn parse(phc: &str) -> Result<Self, HashError> {
         let err = |e: &dyn std::fmt::Display| HashError(e.to_string());
         let hash = PasswordHash::new(phc).map_err(|e| err(&e))?;
-        let algorithm = Algorithm::try_from(hash.algorithm).map_err(|e| err(&e))?;
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| err(&e))?;
         let version = hash.version.map_or(Ok(Version::default()), Version::try_from).map_err(|e| err(&e))?;
         let params = Params::try_from(&hash).map_err(|e| err(&e))?;
         let expected = hash.hash.ok_or_else(|| HashError("it holds no hash output".into()))?;
-        let mut salt = [0u8; 64];
-        let salt = hash
-            .salt
-            .ok_or_else(|| HashError("it holds no salt".into()))?
-            .decode_b64(&mut salt)
-            .map_err(|e| err(&e))?;
-        Ok(Self { argon2: Argon2::new(algorithm, version, params), salt: salt.to_vec(), expected })
+        // The PHC parser has decoded the salt already.
+        let salt = hash.salt.ok_or_else(|| HashError("it holds no salt".into()))?;
+        Ok(Self { argon2: Argon2::new(algorithm, version, params), salt: salt.as_ref().to_vec(), expected })
     }
 
     /// Fresh working memory for [`PasswordCheck::authenticate`].

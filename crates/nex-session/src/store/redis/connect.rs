@@ -186,10 +186,10 @@ impl Redis {
             }
             let client = redis::Client::open(url).map_err(unavailable)?;
             let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(timeout)
-                .set_response_timeout(timeout)
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1)
-                .set_max_delay(500);
+                .set_max_delay(Duration::from_millis(500));
             if client_cache > 0 {
                 let cache = Arc::new(ClientCache::new(client_cache, prefix.clone()));
                 if let Some(conn) = connect_tracking(&client, config.clone(), &cache).await? {
@@ -326,8 +326,9 @@ async fn connect_tracking(
     cache: &Arc<ClientCache>,
 ) -> Result<Option<Connection>, StoreError> {
     // Client tracking needs RESP3, whatever protocol the URL asked for.
-    let mut info = client.get_connection_info().clone();
-    info.redis.protocol = redis::ProtocolVersion::RESP3;
+    let info = client.get_connection_info().clone();
+    let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(resp3);
     let tracking = redis::Client::open(info).map_err(unavailable)?;
     let config = config.set_push_sender(Invalidator(Arc::downgrade(cache)));
     match ConnectionManager::new_with_config(tracking, config).await {

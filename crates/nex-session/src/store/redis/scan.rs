@@ -32,7 +32,7 @@ impl Redis {
         let mut cluster = cluster.clone();
         let ask = redis::cmd("CLUSTER").arg("SLOTS").clone();
         let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-        let slots = self.read(deadline, cluster.route_command(&ask, random)).await?;
+        let slots = self.read(deadline, cluster.route_command(ask, random)).await?;
         let nodes = parse_primaries(&slots).ok_or_else(|| {
             let what = "CLUSTER SLOTS answered something that is not a slot table with node addresses";
             StoreError::Corrupt(what.into())
@@ -59,7 +59,7 @@ impl Redis {
                 let mut cluster = cluster.clone();
                 let route =
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
-                let call = async move { redis::from_owned_redis_value(cluster.route_command(&scan, route).await?) };
+                let call = async move { Ok(redis::from_redis_value(cluster.route_command(scan, route).await?)?) };
                 self.read(deadline, call).await
             }
             (Node::Single, Connection::Single(_)) => {
