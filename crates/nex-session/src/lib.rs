@@ -177,6 +177,7 @@ mod error;
 mod extract;
 mod id;
 mod middleware;
+pub mod observe;
 mod session;
 mod session_cookie;
 pub mod store;
