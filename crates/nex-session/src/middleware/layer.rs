@@ -109,7 +109,7 @@ impl SessionLayer {
         let check = tokio::time::timeout(HEALTH_TIMEOUT, context.store.health());
         let result = check.await.unwrap_or(Err(StoreError::Timeout(HEALTH_TIMEOUT)));
         let latency = started.elapsed();
-        context.instruments.record(Operation::Health, Some(latency), result.as_ref().err());
+        context.instruments.record(Operation::Health, latency, result.as_ref().err());
         Health::new(context.instruments.store(), latency, result)
     }
 

@@ -29,8 +29,9 @@
 //! `sqlite`, `redis`, or what a custom store names itself); `operation` is an
 //! [`Operation`]: `load`, `apply`, `update`, `rename`, `remove`, `touch`,
 //! `health`, `purge`, `user_bind`, `user_list`, `user_revoke`, `user_revoke_all`.
-//! A read the store answers at once without waiting (the memory store, a Redis
-//! client-cache hit) is not a timed call: only `load`s that wait are.
+//! A read the store answers at once (every read of the memory store, a Redis
+//! client-cache hit) is not a store call and is not timed: only `load`s that ask
+//! the backend are.
 //!
 //! **Cookie rejections.** The cookie check tells what a Phoenix.Token can tell:
 //! `malformed` is not a token (wrong shape, bad base64, empty) or a genuine
@@ -53,8 +54,10 @@
 //! fields `store` (the store's kind), `session` (the first 8 characters of the
 //! session's [`SessionHandle`](crate::store::SessionHandle), when it has one: not
 //! a secret, never usable as a cookie) and `outcome` (what the request did with
-//! its session: `none`, `read`, `created`, `saved`, `renewed`, `cleared`,
-//! `ended`, `failed`). Events carry structured fields: rejected cookies at
+//! its session: `none` (it had none and made none), `unused`, `read` (used
+//! without writing), `created`, `saved`, `renewed`, `cleared`, `ended` (its
+//! cookie named a session the store no longer has), `failed` (it could not be
+//! saved: a 503)). Events carry structured fields: rejected cookies at
 //! `DEBUG` (`reason`), failed store calls at `WARN` (`store`, `operation`,
 //! `kind`, `error`), a session that could not be saved at `ERROR` (with the
 //! `session` handle). Nothing logged works as a cookie: no id, token or store

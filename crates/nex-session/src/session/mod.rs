@@ -106,7 +106,10 @@ pub(crate) struct Ending {
 pub(crate) enum Outcome {
     /// It had no session and made none.
     None,
-    /// It read its stored session and wrote nothing.
+    /// It had a stored session and did not use it.
+    Unused,
+    /// It used its stored session (read it, asked for its id, flash or CSRF
+    /// token) and wrote nothing.
     Read,
     /// It wrote a new session to the store.
     Created,
@@ -125,6 +128,7 @@ impl Outcome {
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::Unused => "unused",
             Self::Read => "read",
             Self::Created => "created",
             Self::Saved => "saved",

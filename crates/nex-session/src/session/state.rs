@@ -564,7 +564,8 @@ impl State {
             (Current::None, Lost::Cleared) => Outcome::Cleared,
             // The cookie is deleted (as `ending` decides): its session is gone.
             (Current::None | Current::Unsaved(_), _) if self.forget_cookie => Outcome::Ended,
-            (Current::Stored(_), _) if self.loaded.is_some() => Outcome::Read,
+            (Current::Stored(_), _) if self.accessed => Outcome::Read,
+            (Current::Stored(_), _) => Outcome::Unused,
             _ => Outcome::None,
         }
     }
