@@ -111,7 +111,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Every operation, in the order of [`Operation::index`].
+    /// Every operation, in declaration order.
     pub const ALL: [Operation; 12] = [
         Self::Load,
         Self::Apply,
