@@ -124,8 +124,8 @@ fn finish<B: From<&'static str>>(
     }
     match result {
         // A request that never used the session: nothing to add.
-        Ok(Finished { set_cookies, accessed: false, .. }) if set_cookies.is_empty() => response,
-        Ok(Finished { set_cookies, accessed, .. }) => {
+        Ok(Finished { set_cookies, accessed: false }) if set_cookies.is_empty() => response,
+        Ok(Finished { set_cookies, accessed }) => {
             let protect = session.context().cache_protection;
             let headers = response.headers_mut();
             if protect {
