@@ -14,9 +14,14 @@
 //!     target/release/nex-bench inproc --variant nex-memory --route /read --requests $n 2>&1 | grep Collected
 //! done
 //! ```
+//!
+//! `--recorder` installs a Prometheus recorder (`metrics-exporter-prometheus`, as
+//! the demo does) before the app is built, so nex-session's metrics are recorded:
+//! the cost of the metrics with a recorder, against their cost without one.
 
 use axum::body::Body;
 use axum::http::Request;
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tower_service::Service;
 
 use crate::apps;
@@ -25,10 +30,11 @@ struct Options {
     variant: String,
     route: String,
     requests: usize,
+    recorder: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut opts = Options { variant: "nex-memory".into(), route: "/read".into(), requests: 1000 };
+    let mut opts = Options { variant: "nex-memory".into(), route: "/read".into(), requests: 1000, recorder: false };
     let mut args = args.iter().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -36,7 +42,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--variant" => opts.variant = value()?,
             "--route" => opts.route = value()?,
             "--requests" => opts.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
-            _ => return Err("usage: nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N]".into()),
+            "--recorder" => opts.recorder = true,
+            _ => {
+                return Err(
+                    "usage: nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]"
+                        .into(),
+                )
+            }
         }
     }
     Ok(opts)
@@ -49,6 +61,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .into_iter()
         .find(|v| v.name == opts.variant)
         .ok_or_else(|| format!("unknown variant {:?}", opts.variant))?;
+    // Kept alive for the run: the recorder's handle (the rendered text is never asked for).
+    let _recorder = match opts.recorder {
+        true => Some(PrometheusBuilder::new().install_recorder().map_err(|e| format!("--recorder: {e}"))?),
+        false => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         // `with_state` turns the handlers into services once, as `axum::serve` does.

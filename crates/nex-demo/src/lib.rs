@@ -12,6 +12,8 @@
 //! | `POST /logout` | `clear()`, 303 `/` |
 //! | `POST /sessions/revoke` | field `handle`: signs out that device of the user (`users::revoke`), flash, 303 `/dashboard` (this device's handle: a logout, 303 `/`); a malformed or foreign handle changes nothing, flash; not signed in: 303 `/login` |
 //! | `POST /sessions/revoke-others` | signs out every other device of the user (`users::revoke_others`), flash `Signed out N other device(s)`, 303 `/dashboard`; not signed in: 303 `/login` |
+//! | `GET /metrics` | every metric of the process in Prometheus text format (nex-session's are listed in `nex_session::observe`) |
+//! | `GET /healthz` | 200 `ok: <store> store answered in <ms> ms` when the session store answers, else 503 `unavailable: …`, within the store's timeout (`SessionLayer::health`) |
 //!
 //! Who is signed in is the user the session is bound to (`users::current_user`),
 //! so the store must keep a per-user index (every store of nex-session does). A
@@ -21,6 +23,10 @@
 //! without a valid one the answer is 403 and nothing changes. The check is the
 //! library's [`nex_session::csrf::CsrfLayer`]: tokens are bound to the session,
 //! and `renew` at login and `clear` at logout rotate them.
+//!
+//! `/metrics` and `/healthz` sit outside the session and CSRF layers: a scrape or
+//! a probe never touches a session. The Prometheus recorder is installed once per
+//! process, on first use ([`operations::prometheus`]).
 //!
 //! Every page refuses to be framed (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); signed-in pages are also `Cache-Control: no-store`.
@@ -37,6 +43,7 @@ use nex_session::{ConfigError, RunMode, SessionConfig, SessionLayer, NEX_ENV};
 pub mod auth;
 mod device;
 pub mod login_gate;
+pub mod operations;
 mod pages;
 mod routes;
 mod time_ago;
@@ -80,6 +87,12 @@ pub fn app_with_login_gate(
     logins: login_gate::LoginGate,
 ) -> Router {
     let state = DemoState { logins };
+    let sessions = SessionLayer::with_shared_store(store, config);
+    let operations = operations::Operations { sessions: sessions.clone(), metrics: operations::prometheus() };
+    let operator_routes = Router::new()
+        .route("/metrics", get(operations::metrics))
+        .route("/healthz", get(operations::healthz))
+        .with_state(operations);
     Router::new()
         .route("/", get(routes::home))
         .route("/login", get(routes::login_page).post(routes::login))
@@ -90,7 +103,9 @@ pub fn app_with_login_gate(
         .route("/sessions/revoke-others", axum::routing::post(routes::revoke_other_sessions))
         .with_state(state)
         .layer(CsrfLayer::new())
-        .layer(SessionLayer::with_shared_store(store, config))
+        .layer(sessions)
+        // Added after the layers, so they do not wrap these.
+        .merge(operator_routes)
 }
 
 /// Why the demo could not start.

@@ -1,6 +1,7 @@
 //! `nex-demo`: serves the demo on `http://127.0.0.1:4000` (env `HOST`, `PORT`; the store:
 //! `NEX_SESSION_STORE`, default `memory`, bounded by `NEX_SESSION_MAX_SESSIONS`, default 100000).
-//! Logs go to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]).
+//! Logs go to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]);
+//! `GET /metrics` serves Prometheus metrics and `GET /healthz` the store's health.
 
 use std::net::SocketAddr;
 
@@ -36,6 +37,10 @@ fn init_logging() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // Before the app records anything: `/metrics` shows everything from the start.
+    if let Some(handle) = nex_demo::operations::prometheus() {
+        nex_demo::operations::spawn_upkeep(handle);
+    }
     let config = nex_demo::config_from_env()?;
     let store = nex_demo::store_from_env().await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());

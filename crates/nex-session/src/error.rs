@@ -251,38 +251,6 @@ impl SessionError {
     }
 }
 
-/// Lets handlers return `Result<_, SessionError>` and use `?`.
-///
-/// A store failure answers **503** with a short "try again" text (the store may be
-/// back in a moment), or, when a write may have been saved after all
-/// ([`SessionError::may_have_applied`]), a text that asks to check before trying
-/// again; anything else is the app's bug and answers 500. Details go to the log,
-/// not to the client.
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-impl axum_core::response::IntoResponse for SessionError {
-    fn into_response(self) -> axum_core::response::Response {
-        match self {
-            SessionError::Store(err) => {
-                tracing::error!(target: "nex_session", error = %err, "session store error");
-                let text = if err.may_have_applied() {
-                    "Service temporarily unavailable: your last change may or may not have been saved. \
-                     Please check before trying again.\n"
-                } else {
-                    "Service temporarily unavailable. Please try again.\n"
-                };
-                let mut response = (http::StatusCode::SERVICE_UNAVAILABLE, text).into_response();
-                response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                response
-            }
-            other => {
-                tracing::error!(target: "nex_session", error = %other, "session error");
-                (http::StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response()
-            }
-        }
-    }
-}
-
 /// The longest user id a session can be bound with, in bytes.
 pub const MAX_USER_LEN: usize = 256;
 

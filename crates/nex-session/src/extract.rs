@@ -1,10 +1,12 @@
-//! The axum extractor for [`Session`].
+//! The axum integration: the extractor for [`Session`], and [`SessionError`] as a response.
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
+use crate::error::SessionError;
+use crate::observe::{self, Cause, ErrorKind};
 use crate::session::Session;
 
 /// Rejection of the [`Session`] extractor: the request did not go through `SessionLayer`.
@@ -30,5 +32,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Session>().cloned().ok_or(MissingSessionLayer)
+    }
+}
+
+/// Lets handlers return `Result<_, SessionError>` and use `?`.
+///
+/// A store failure answers **503** with a short "try again" text (the store may be
+/// back in a moment), or, when a write may have been saved after all
+/// ([`SessionError::may_have_applied`]), a text that asks to check before trying
+/// again; anything else is the app's bug and answers 500. Details go to the log,
+/// not to the client.
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        match self {
+            SessionError::Store(err) => {
+                observe::unavailable_response(Cause::Handler);
+                tracing::error!(
+                    target: "nex_session",
+                    kind = ErrorKind::of(&err).as_str(),
+                    error = %err,
+                    "session store error; answering 503"
+                );
+                let text = if err.may_have_applied() {
+                    "Service temporarily unavailable: your last change may or may not have been saved. \
+                     Please check before trying again.\n"
+                } else {
+                    "Service temporarily unavailable. Please try again.\n"
+                };
+                let mut response = (http::StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+                response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                response
+            }
+            other => {
+                tracing::error!(target: "nex_session", error = %other, "session error");
+                (http::StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response()
+            }
+        }
     }
 }

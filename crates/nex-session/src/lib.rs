@@ -105,6 +105,14 @@
 //! Testing a handler needs no HTTP server: [`testing::TestSession`] runs it as a
 //! request of one browser over any store.
 //!
+//! ## Observability
+//!
+//! Counters and a latency histogram through the `metrics` facade (install any
+//! recorder), a `DEBUG` span per request with the store, a short non-secret
+//! session handle and the outcome, and a readiness check
+//! ([`SessionLayer::health`]). The metrics table, the span's fields and a health
+//! route are in [`observe`].
+//!
 //! ## Architecture
 //!
 //! Imports point one way, from the request lifecycle down to the pieces it uses
@@ -121,7 +129,8 @@
 //! config          → token, cookie_header, cookie_rules
 //! cookie_rules    → cookie_header, error
 //! store/          → token (its clock)
-//! every module    → error, id, absence (why a request has no session)
+//! every module    → error, id, absence (why a request has no session),
+//!                   observe (metric names, emitting them, `Health`)
 //! ```
 //!
 //! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
@@ -136,6 +145,9 @@
 //!   CSRF token ([`csrf::CsrfLayer`]).
 //! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
 //!   and the signed side cookies of visitors without a session (flash, CSRF secret).
+//! - `observe/`: every metric name and label, emitting them through the
+//!   `metrics` facade, and the health check's [`observe::Health`] ([`observe`]
+//!   documents the metrics, the request span and the health check).
 //! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
 //!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax;
 //!   `cookie_rules`: the rules a configured cookie name, path, domain and
@@ -153,7 +165,8 @@
 //!   in a store works as a cookie.
 //! - Call [`renew`] at login. Rotate secrets with
 //!   [`SessionConfig::with_previous_secrets`].
-//! - Cookie forgery attempts are logged at debug level and treated as "no session".
+//! - Cookie forgery attempts are logged at debug level (with their reason), counted
+//!   (`nex_session_cookies_rejected_total`) and treated as "no session".
 //! - Anonymous traffic cannot fill a store: a flash or a CSRF token shown to a
 //!   visitor without a session rides in a signed cookie (`_nex_flash`, `_nex_csrf`)
 //!   and writes nothing to the store. Only a handler's own `put`/`update` creates
@@ -180,6 +193,7 @@ mod error;
 mod extract;
 mod id;
 mod middleware;
+pub mod observe;
 mod session;
 mod session_cookie;
 pub mod store;

@@ -9,9 +9,11 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
+use tracing::{Instrument as _, Span};
 
 use super::persist::{persist, persist_now, rescue_cookie, Finished};
 use crate::error::SessionError;
+use crate::observe::{self, Cause};
 use crate::session::Session;
 use crate::store::BoxFuture;
 
@@ -64,28 +66,41 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { inner, session } => {
+                    // The request's span (`observe` docs) while the handler and the
+                    // persist step run; left before the state changes.
+                    let entered = session.span().map(Span::enter);
                     let response = match ready!(inner.poll(cx)) {
                         Ok(response) => response,
                         Err(err) => {
+                            drop(entered);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(err));
                         }
                     };
                     if let Some(result) = persist_now(session) {
                         let response = finish(response, result, session);
+                        drop(entered);
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     }
                     let session = session.clone();
-                    let persist = Box::pin(async move { (persist(&session).await, session) });
+                    let span = session.span().cloned();
+                    let persist = async move { (persist(&session).await, session) };
+                    let persist: BoxFuture<'static, _> = match span {
+                        Some(span) => Box::pin(persist.instrument(span)),
+                        None => Box::pin(persist),
+                    };
+                    drop(entered);
                     this.state.set(State::Persisting { persist, response: Some(response) });
                 }
                 StateProj::Persisting { persist, response } => {
                     let (result, session) = ready!(persist.as_mut().poll(cx));
+                    let entered = session.span().map(Span::enter);
                     let response = match response.take() {
                         Some(response) => finish(response, result, &session),
                         None => broken_invariant("the response of a persisting request is gone"),
                     };
+                    drop(entered);
                     this.state.set(State::Done);
                     return Poll::Ready(Ok(response));
                 }
@@ -104,6 +119,9 @@ fn finish<B: From<&'static str>>(
     result: Result<Finished, SessionError>,
     session: &Session,
 ) -> Response<B> {
+    if let Some(span) = session.span() {
+        record_outcome(span, result.is_ok(), session);
+    }
     match result {
         // A request that never used the session: nothing to add.
         Ok(Finished { set_cookies, accessed: false }) if set_cookies.is_empty() => response,
@@ -119,6 +137,19 @@ fn finish<B: From<&'static str>>(
             response
         }
         Err(err) => failed(&err, session),
+    }
+}
+
+/// Fills in the span's outcome and the handle of the session the request ends
+/// with (a new one after `renew` or a first write), out of line: only a
+/// subscriber that wants the span pays for it.
+#[cold]
+#[inline(never)]
+fn record_outcome(span: &Span, saved: bool, session: &Session) {
+    let outcome = if saved { session.outcome().map_or("unknown", |outcome| outcome.as_str()) } else { "failed" };
+    span.record("outcome", outcome);
+    if let Some(handle) = session.log_handle() {
+        span.record("session", handle);
     }
 }
 
@@ -155,7 +186,15 @@ fn protect_from_shared_caches(headers: &mut HeaderMap, accessed: bool, sets_cook
 #[cold]
 #[inline(never)]
 fn failed<B: From<&'static str>>(err: &SessionError, session: &Session) -> Response<B> {
-    tracing::error!(target: "nex_session", error = %err, "session could not be saved; answering 503");
+    observe::unavailable_response(Cause::Save);
+    let handle = session.log_handle();
+    tracing::error!(
+        target: "nex_session",
+        session = handle.as_deref().unwrap_or("none"),
+        may_have_applied = err.may_have_applied(),
+        error = %err,
+        "session could not be saved; answering 503"
+    );
     let text = if err.may_have_applied() {
         "Service temporarily unavailable: your session may or may not have been saved. Please check before trying again.\n"
     } else {

@@ -2,13 +2,15 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::Request;
 use tower_layer::Layer;
 
 use super::{SessionService, Shared};
 use crate::config::SessionConfig;
-use crate::error::SessionError;
+use crate::error::{SessionError, StoreError};
+use crate::observe::{Health, Operation, HEALTH_TIMEOUT};
 use crate::session::{Context, Session};
 use crate::store::{MemoryStore, SessionStore};
 
@@ -82,6 +84,33 @@ impl SessionLayer {
     /// lifecycle alone, for [`crate::testing`]).
     pub(crate) fn begin<B>(&self, request: &Request<B>) -> Session {
         super::begin(&self.shared, request)
+    }
+
+    /// Whether the layer's store answers: a readiness check for a health route
+    /// ([`crate::observe`] has a complete route). Asks the store's
+    /// [`SessionStore::health`] (a Redis `PING`, a SQLite `SELECT 1`; the memory
+    /// store is always up), reads and writes no session, and answers within the
+    /// store's own timeout and at most [`HEALTH_TIMEOUT`] (2 s). Its latency is
+    /// also recorded as the `health` operation of the store latency histogram.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use nex_session::{token::SecretKeyBase, SessionConfig, SessionLayer};
+    ///
+    /// let layer = SessionLayer::memory(SessionConfig::new(SecretKeyBase::development()));
+    /// let health = layer.health().await;
+    /// assert!(health.ok && health.error.is_none());
+    /// assert_eq!(health.store, "memory");
+    /// # });
+    /// ```
+    pub async fn health(&self) -> Health {
+        let context = &self.shared.context;
+        let started = Instant::now();
+        let check = tokio::time::timeout(HEALTH_TIMEOUT, context.store.health());
+        let result = check.await.unwrap_or(Err(StoreError::Timeout(HEALTH_TIMEOUT)));
+        let latency = started.elapsed();
+        context.instruments.record(Operation::Health, latency, result.as_ref().err());
+        Health::new(context.instruments.store(), latency, result)
     }
 
     /// A layer over a fresh [`MemoryStore`].

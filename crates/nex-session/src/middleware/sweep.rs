@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use super::Shared;
+use crate::observe::Operation;
 use crate::token::now_ms;
 
 /// Starts the background sweep once, on the first request (when a tokio runtime
@@ -35,10 +36,11 @@ fn start(shared: &Arc<Shared>) {
             tokio::time::sleep(interval).await;
             let Some(shared) = weak.upgrade() else { break };
             let Some(admin) = shared.context.store.admin() else { break };
-            match admin.purge_expired(now_ms()).await {
+            match shared.context.instruments.call(Operation::Purge, admin.purge_expired(now_ms())).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(target: "nex_session", purged = n, "expired sessions removed"),
-                Err(err) => tracing::warn!(target: "nex_session", error = %err, "purging expired sessions failed"),
+                // Logged (WARN, `operation = "purge"`) and counted by the instruments.
+                Err(_) => {}
             }
         }
     });

@@ -34,7 +34,9 @@ use crate::config::SessionConfig;
 use crate::cookie_header::{self, CookieOptions};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
+use crate::observe::{Instruments, Operation};
 use crate::session_cookie::{CookieCodec, Lifetime, RequestCookie, SessionExpiry, SideCookie};
+use crate::store::users::SessionHandle;
 use crate::store::{SessionStore, UpdateAction};
 
 mod cookies;
@@ -53,6 +55,8 @@ use state::{State, Touch};
 /// layer's cookie codec.
 pub(crate) struct Context {
     pub(crate) store: Arc<dyn SessionStore>,
+    /// Times the store's calls and counts their failures, labelled with its kind.
+    pub(crate) instruments: Instruments,
     /// How old a cookie may get before a request re-signs it (ms).
     pub(crate) refresh_after_ms: i64,
     /// Reads and writes the session cookie (used by the layer, not by the session).
@@ -73,6 +77,7 @@ impl Context {
     /// [`SessionError::InvalidCookie`] when a cookie attribute cannot go into a header.
     pub(crate) fn new(store: Arc<dyn SessionStore>, config: &SessionConfig) -> Result<Self, SessionError> {
         Ok(Self {
+            instruments: Instruments::new(store.kind()),
             store,
             refresh_after_ms: config.refresh_after_ms(),
             cookie: CookieCodec::new(config)?,
@@ -93,6 +98,45 @@ pub(crate) struct Ending {
     /// The handler used the session (read, wrote, or asked for its id, flash or
     /// CSRF token): the response depends on the request's cookies.
     pub(crate) accessed: bool,
+}
+
+/// What a request did with its session: the `outcome` field of the request's
+/// span (see [`crate::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It had no session and made none.
+    None,
+    /// It had a stored session and did not use it.
+    Unused,
+    /// It used its stored session (read it, asked for its id, flash or CSRF
+    /// token) and wrote nothing.
+    Read,
+    /// It wrote a new session to the store.
+    Created,
+    /// It wrote its session.
+    Saved,
+    /// It moved its session to a new id (and may have written it).
+    Renewed,
+    /// It cleared its session.
+    Cleared,
+    /// Its cookie named a session the store no longer has: the cookie is deleted.
+    Ended,
+}
+
+impl Outcome {
+    /// The span field's value.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Unused => "unused",
+            Self::Read => "read",
+            Self::Created => "created",
+            Self::Saved => "saved",
+            Self::Renewed => "renewed",
+            Self::Cleared => "cleared",
+            Self::Ended => "ended",
+        }
+    }
 }
 
 /// What to do with the browser's session cookie.
@@ -140,6 +184,8 @@ struct Inner {
     outer: Option<Session>,
     /// When the request began (ms): one clock read serves the whole request.
     started_ms: i64,
+    /// The request's span ([`crate::observe`]); `None` unless a subscriber wants it.
+    span: Option<tracing::Span>,
     state: Mutex<State>,
 }
 
@@ -147,16 +193,28 @@ impl Session {
     /// The session of a request that began at `started_ms`; `cookie` is the
     /// request's verified session cookie (or why there is none), `cookie_headers`
     /// its `Cookie` headers, `outer` the session an enclosing session layer gave
-    /// the request, if any.
+    /// the request, if any, and `span` the request's span.
     pub(crate) fn begin(
         context: Arc<Context>,
         started_ms: i64,
         cookie: Result<RequestCookie, NoSession>,
         cookie_headers: &http::HeaderMap,
         outer: Option<Session>,
+        span: Option<tracing::Span>,
     ) -> Self {
         let state = State::new(cookie, Cookies::from_request(cookie_headers));
-        Self { inner: Arc::new(Inner { context, outer, started_ms, state: Mutex::new(state) }) }
+        Self { inner: Arc::new(Inner { context, outer, started_ms, span, state: Mutex::new(state) }) }
+    }
+
+    /// The request's span, when a subscriber wants it.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.inner.span.as_ref()
+    }
+
+    /// What the request did with its session, for its span (`None` while
+    /// another task holds the state).
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        Some(self.inner.state.try_lock().ok()?.outcome())
     }
 
     /// The name of this session's cookie (its layer's
@@ -517,7 +575,7 @@ impl Session {
         state.flush(context, expiry).await?;
         let touch = match state.id() {
             Some(id) if state.touch_due(context, self.inner.started_ms) => {
-                match context.store.touch(id.store_key(), expiry).await? {
+                match context.instruments.call(Operation::Touch, context.store.touch(id.store_key(), expiry)).await? {
                     true => Touch::Found,
                     false => Touch::Gone,
                 }
@@ -527,6 +585,15 @@ impl Session {
         Ok(state.ending(context, self.inner.started_ms, touch))
     }
 
+    /// The first 8 characters of the session's [`SessionHandle`], for logs: a
+    /// one-way digest of its key, never usable as a cookie. `None` without a
+    /// session (or while another task holds the state).
+    pub(crate) fn log_handle(&self) -> Option<String> {
+        let state = self.inner.state.try_lock().ok()?;
+        let handle = SessionHandle::of(state.id()?.store_key());
+        Some(handle.as_str().chars().take(LOG_HANDLE_CHARS).collect())
+    }
+
     /// After a failed save: the id of a stored session whose id changed in this
     /// request (a successful `renew`), so the 503 can still move the browser to
     /// it instead of stranding it on a dead id. `None` when there is nothing to rescue.
@@ -534,6 +601,10 @@ impl Session {
         self.inner.state.try_lock().ok()?.rescue(self.inner.started_ms)
     }
 }
+
+/// Characters of a session handle in logs: enough to follow one session through
+/// a log, too few to look a handle up.
+const LOG_HANDLE_CHARS: usize = 8;
 
 /// Refuses a handler's write of a reserved binding field ([`crate::store::users::is_reserved`]).
 fn writable(key: &str) -> Result<(), SessionError> {

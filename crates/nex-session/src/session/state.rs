@@ -2,10 +2,11 @@
 //! writes, the store calls that write at once, and what the response needs.
 
 use super::cookies::Cookies;
-use super::{csrf, Context, Ending, IssueCookie, SessionCookie, CSRF_KEY};
+use super::{csrf, Context, Ending, IssueCookie, Outcome, SessionCookie, CSRF_KEY};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
+use crate::observe::{self, Loaded, Operation};
 use crate::session_cookie::{Lifetime, Mode, RequestCookie};
 use crate::store::users::{self, Binding, Keep, SEEN_FIELD, USER_FIELD};
 use crate::store::{Change, Changes, LoadNow, Presence, Snapshot, UpdateAction, WriteOutcome};
@@ -64,6 +65,10 @@ pub(super) struct State {
     pending: Changes,
     /// A store write of this request succeeded: the cookie may need (re)issuing.
     wrote: bool,
+    /// This request wrote a new session to the store.
+    created: bool,
+    /// This request moved its session to a new id.
+    renewed: bool,
     /// The request's cookie no longer names a session: delete it unless a new one is set.
     forget_cookie: bool,
     /// The response has been given its cookies: later buffered writes could never be saved.
@@ -107,6 +112,8 @@ impl State {
             written: Changes::new(),
             pending: Changes::new(),
             wrote: false,
+            created: false,
+            renewed: false,
             forget_cookie: false,
             finished: false,
             accessed: false,
@@ -203,7 +210,8 @@ impl State {
     pub(super) async fn clear(&mut self, context: &Context) -> Result<(), SessionError> {
         self.accessed = true;
         if let Current::Stored(id) = &self.current {
-            context.store.remove(id.store_key()).await?;
+            context.instruments.call(Operation::Remove, context.store.remove(id.store_key())).await?;
+            observe::session_cleared();
             tracing::debug!(target: "nex_session", "session cleared");
         }
         self.forget_cookie = self.cookie.is_some();
@@ -254,11 +262,18 @@ impl State {
         };
         let new = SessionId::generate().map_err(SessionError::Random)?;
         match old {
-            Some(old) if context.store.rename(old, new.store_key(), expiry).await? => {
+            Some(old)
+                if context
+                    .instruments
+                    .call(Operation::Rename, context.store.rename(old, new.store_key(), expiry))
+                    .await? =>
+            {
                 self.wrote = true;
+                self.renewed = true;
                 self.expiry_stale = false;
                 self.current = Current::Stored(new);
                 self.pending.insert(CSRF_KEY.to_owned(), Change::Delete);
+                observe::session_renewed();
                 tracing::debug!(target: "nex_session", "session renewed");
             }
             Some(_) => {
@@ -312,7 +327,7 @@ impl State {
             self.put(SEEN_FIELD, users::encode_seen(binding.signed_in_ms))?;
             self.flush(context, expiry).await?;
             let Current::Stored(id) = &self.current else { continue };
-            match index.bind(id.store_key(), binding, expiry).await? {
+            match context.instruments.call(Operation::UserBind, index.bind(id.store_key(), binding, expiry)).await? {
                 WriteOutcome::Done => {
                     self.written.insert(USER_FIELD.to_owned(), Change::Put(binding.encode()));
                     self.wrote = true;
@@ -341,7 +356,8 @@ impl State {
             return Ok(0);
         };
         let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
-        Ok(index.revoke_all(&binding.user, Keep::Session(key)).await?)
+        let revoke = index.revoke_all(&binding.user, Keep::Session(key));
+        Ok(context.instruments.call(Operation::UserRevokeAll, revoke).await?)
     }
 
     /// A bound session whose last-seen time is older than the refresh interval:
@@ -380,15 +396,20 @@ impl State {
         let found = match context.store.load_now(key, now_ms) {
             LoadNow::Found(fields) => Some(fields),
             LoadNow::Missing => None,
-            LoadNow::Unknown => context.store.load(key).await?.map(|record| Snapshot::from_fields(&record.fields)),
+            LoadNow::Unknown => context
+                .instruments
+                .call(Operation::Load, context.store.load(key))
+                .await?
+                .map(|record| Snapshot::from_fields(&record.fields)),
         };
         let fields = match found {
             Some(fields) => {
+                observe::session_loaded(Loaded::Found);
                 tracing::trace!(target: "nex_session", "session loaded");
                 fields
             }
             None => {
-                self.session_gone()?;
+                self.session_gone(context, now_ms)?;
                 Snapshot::default()
             }
         };
@@ -418,14 +439,23 @@ impl State {
                 }
             };
             let mut last_action = None;
+            // Runs of the closure in this store call: more than one means the
+            // store's compare-and-set lost a race and decided again.
+            let mut runs = 0u64;
             let outcome = {
                 let mut recording = |current: Option<&[u8]>| {
+                    runs += 1;
                     let action = step(current);
                     last_action = Some(action.clone());
                     action
                 };
-                context.store.update(id.store_key(), key, &mut recording, expiry, presence).await?
+                let update = context.store.update(id.store_key(), key, &mut recording, expiry, presence);
+                context.instruments.call(Operation::Update, update).await
             };
+            if runs > 1 {
+                observe::update_retried(runs - 1);
+            }
+            let outcome = outcome?;
             match outcome {
                 WriteOutcome::Done => {
                     let change = match last_action {
@@ -455,7 +485,8 @@ impl State {
                 Current::Unsaved(id) => (id.clone(), Presence::New),
                 Current::None => (self.start_new()?, Presence::New),
             };
-            match context.store.apply(id.store_key(), &self.pending, expiry, presence).await? {
+            let apply = context.store.apply(id.store_key(), &self.pending, expiry, presence);
+            match context.instruments.call(Operation::Apply, apply).await? {
                 WriteOutcome::Done => {
                     let pending = std::mem::take(&mut self.pending);
                     self.written.extend(pending);
@@ -518,7 +549,25 @@ impl State {
         };
         // Nothing queued (most requests): skip the drain.
         let queued = if self.cookies.any_queued() { self.cookies.take_queued() } else { Vec::new() };
+        if self.wrote {
+            observe::session_saved();
+        }
         Ending { session_cookie, queued, saved: self.wrote, accessed: self.accessed }
+    }
+
+    /// What the request did with its session, for its span (after [`State::ending`]).
+    pub(super) fn outcome(&self) -> Outcome {
+        match (&self.current, self.lost) {
+            _ if self.created => Outcome::Created,
+            _ if self.renewed => Outcome::Renewed,
+            _ if self.wrote => Outcome::Saved,
+            (Current::None, Lost::Cleared) => Outcome::Cleared,
+            // The cookie is deleted (as `ending` decides): its session is gone.
+            (Current::None | Current::Unsaved(_), _) if self.forget_cookie => Outcome::Ended,
+            (Current::Stored(_), _) if self.accessed => Outcome::Read,
+            (Current::Stored(_), _) => Outcome::Unused,
+            _ => Outcome::None,
+        }
     }
 
     /// After a failed save: the id of a stored session the browser does not know yet.
@@ -559,8 +608,17 @@ impl State {
     /// forget it, keeping this request's puts for a new session.
     #[cold]
     #[inline(never)]
-    fn session_gone(&mut self) -> Result<(), SessionError> {
-        tracing::debug!(target: "nex_session", "cookie names no stored session");
+    fn session_gone(&mut self, context: &Context, now_ms: i64) -> Result<(), SessionError> {
+        let gone = self.cookie.as_ref().map(|cookie| {
+            let max_age_ms = cookie.max_age_s.saturating_mul(1000);
+            absence::classify_gone(cookie.signed_at_ms, now_ms, max_age_ms, context.refresh_after_ms)
+        });
+        let outcome = match gone {
+            Some(NoSession::Expired) => Loaded::Expired,
+            _ => Loaded::Missing,
+        };
+        observe::session_loaded(outcome);
+        tracing::debug!(target: "nex_session", outcome = outcome.as_str(), "cookie names no stored session");
         let puts = self.take_puts();
         self.reset_to_no_session();
         self.lost = Lost::Vanished;
@@ -587,6 +645,7 @@ impl State {
 
     fn mark_written(&mut self, presence: Presence) {
         if presence == Presence::New {
+            self.created = true;
             created();
         }
         if let Current::Unsaved(id) = &self.current {
@@ -620,5 +679,6 @@ impl State {
 #[cold]
 #[inline(never)]
 fn created() {
+    observe::session_created();
     tracing::debug!(target: "nex_session", "session created");
 }

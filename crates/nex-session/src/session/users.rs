@@ -4,6 +4,7 @@
 
 use super::Session;
 use crate::error::SessionError;
+use crate::observe::Operation;
 use crate::store::users::{Binding, Keep, SessionHandle, UserSession};
 use crate::token::now_ms;
 
@@ -107,8 +108,9 @@ impl Session {
             return Ok(Vec::new());
         };
         let current = state.stored_key().map(SessionHandle::of);
-        let index = self.inner.context.store.users().ok_or(SessionError::NoUserIndex)?;
-        let mut sessions = index.sessions(&binding.user).await?;
+        let context = &self.inner.context;
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        let mut sessions = context.instruments.call(Operation::UserList, index.sessions(&binding.user)).await?;
         for session in &mut sessions {
             session.current = current.as_ref() == Some(&session.handle);
         }
@@ -129,7 +131,7 @@ impl Session {
             return Ok(false);
         };
         let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
-        let revoked = index.revoke(&binding.user, handle).await?;
+        let revoked = context.instruments.call(Operation::UserRevoke, index.revoke(&binding.user, handle)).await?;
         if state.stored_key().map(SessionHandle::of).as_ref() == Some(handle) {
             state.clear(context).await?;
         }
@@ -173,9 +175,10 @@ impl Session {
         // follows renames) takes the new key. The other way round, a renew between
         // the two steps would leave this session alive under its new id.
         if let Some(own) = state.stored_key() {
-            context.store.remove(own).await?;
+            context.instruments.call(Operation::Remove, context.store.remove(own)).await?;
         }
-        let others = index.revoke_all(&binding.user, Keep::None).await?;
+        let others =
+            context.instruments.call(Operation::UserRevokeAll, index.revoke_all(&binding.user, Keep::None)).await?;
         state.clear(context).await?;
         Ok(others)
     }

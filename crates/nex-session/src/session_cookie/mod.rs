@@ -17,6 +17,7 @@ use crate::config::{Expiry, SessionConfig};
 use crate::cookie_header::{self, CookieOptions};
 use crate::error::SessionError;
 use crate::id::SessionId;
+use crate::observe::{self, Rejected};
 use crate::token::{Keyring, TokenError};
 
 mod expiry;
@@ -138,7 +139,8 @@ impl CookieCodec {
     #[cold]
     #[inline(never)]
     fn past_absolute_lifetime(&self) -> NoSession {
-        tracing::debug!(target: "nex_session", "session cookie past its absolute lifetime");
+        observe::cookie_rejected(Rejected::Expired);
+        tracing::debug!(target: "nex_session", reason = Rejected::Expired.as_str(), "session cookie past its absolute lifetime");
         NoSession::Expired
     }
 
@@ -148,33 +150,43 @@ impl CookieCodec {
     #[cold]
     #[inline(never)]
     fn verify_fully(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
-        // Bounded first by the longest max age this layer gives any cookie, then
-        // by the session's own (known once the data is read).
-        let verified = self.keyring.verify_at(value, Some(self.rules.longest_s()), now_ms).and_then(|verified| {
-            let Some((id, lifetime)) = expiry::parse_token_data(&verified.data) else {
-                tracing::debug!(target: "nex_session", "signed cookie holds no session id");
-                return Err(TokenError::Invalid);
-            };
-            let lifetime = lifetime.unwrap_or(Lifetime { mode: Mode::Default, created_ms: verified.signed_at_ms });
-            let max_age_s = self.rules.inactivity_s(lifetime.mode);
-            crate::token::check_age(verified.signed_at_ms, Some(max_age_s), now_ms)?;
-            let current_key = verified.key_index == 0;
-            Ok(RequestCookie { id, signed_at_ms: verified.signed_at_ms, current_key, max_age_s, lifetime })
-        });
-        match verified {
+        match self.check(value, now_ms) {
             Ok(cookie) => {
                 self.verified.insert(value, &cookie);
                 Ok(cookie)
             }
-            Err(TokenError::Expired) => {
-                tracing::debug!(target: "nex_session", "session cookie expired");
-                Err(NoSession::Expired)
-            }
-            Err(_) => {
-                tracing::debug!(target: "nex_session", "forged or foreign session cookie ignored");
-                Err(NoSession::Invalid)
+            Err(reason) => {
+                observe::cookie_rejected(reason);
+                tracing::debug!(target: "nex_session", reason = reason.as_str(), "session cookie rejected");
+                Err(match reason {
+                    Rejected::Expired => NoSession::Expired,
+                    Rejected::Forged | Rejected::Malformed => NoSession::Invalid,
+                })
             }
         }
+    }
+
+    /// The full verification of one cookie value, with why it fails (the
+    /// classification documented in [`crate::observe`]).
+    fn check(&self, value: &str, now_ms: i64) -> Result<RequestCookie, Rejected> {
+        // Bounded first by the longest max age this layer gives any cookie, then
+        // by the session's own (known once the data is read).
+        let verified =
+            self.keyring.verify_at(value, Some(self.rules.longest_s()), now_ms).map_err(|err| match err {
+                TokenError::Expired => Rejected::Expired,
+                // The signature did not match (or, in practice never, a genuine
+                // payload did not decode): only the shape tells forged from garbage.
+                _ if crate::token::well_formed(value) => Rejected::Forged,
+                _ => Rejected::Malformed,
+            })?;
+        let Some((id, lifetime)) = expiry::parse_token_data(&verified.data) else {
+            return Err(Rejected::Malformed);
+        };
+        let lifetime = lifetime.unwrap_or(Lifetime { mode: Mode::Default, created_ms: verified.signed_at_ms });
+        let max_age_s = self.rules.inactivity_s(lifetime.mode);
+        crate::token::check_age(verified.signed_at_ms, Some(max_age_s), now_ms).map_err(|_| Rejected::Expired)?;
+        let current_key = verified.key_index == 0;
+        Ok(RequestCookie { id, signed_at_ms: verified.signed_at_ms, current_key, max_age_s, lifetime })
     }
 
     /// A freshly signed session cookie for `id`, as of `signed_at_ms` (at most once

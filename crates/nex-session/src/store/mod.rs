@@ -160,7 +160,8 @@
 //! expiry of a session that is only read; by default an empty [`apply`](SessionStore::apply)),
 //! [`SessionStore::load_now`] (answering reads without waiting, for stores that
 //! keep sessions in memory), [`SessionStore::admin`] (listing and purging) and
-//! [`SessionStore::users`] (the per-user index, see [`users`]).
+//! [`SessionStore::users`] (the per-user index, see [`users`]), and
+//! [`SessionStore::kind`] and [`SessionStore::health`] for operators ([`crate::observe`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -410,6 +411,44 @@ pub trait SessionStore: Send + Sync + 'static {
     fn users(&self) -> Option<&dyn UserIndex> {
         None
     }
+
+    /// The store's kind, a short fixed name: the `store` label of nex-session's
+    /// metrics and field of its spans ([`crate::observe`]), and
+    /// [`Health::store`](crate::observe::Health::store). `memory`, `sqlite` and
+    /// `redis` for the stores of this crate; the default is `custom`. Keep it one
+    /// constant per store type (it becomes a metric label).
+    ///
+    /// ```
+    /// use nex_session::store::{MemoryStore, SessionStore};
+    /// assert_eq!(MemoryStore::new().kind(), "memory");
+    /// ```
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
+
+    /// Whether the store answers, for a readiness check
+    /// ([`SessionLayer::health`](crate::SessionLayer::health)): `Ok(())` when it
+    /// does. Must not read or write any session, and should answer within the
+    /// store's own timeout.
+    ///
+    /// The default [`load`](Self::load)s a key no session has (all zero bytes,
+    /// which no id hashes to in practice); override it with something cheaper.
+    /// The memory store is always up, the SQLite store runs `SELECT 1` on its
+    /// connection (after checking its file is still there), and the Redis store
+    /// sends `PING`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nex_session::store::{MemoryStore, SessionStore};
+    /// assert!(MemoryStore::new().health().await.is_ok());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// The [`StoreError`] that says why the store cannot serve sessions now.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.load(StoreKey::from_bytes([0; 32])).await.map(drop) })
+    }
 }
 
 /// Administration of a store, for operators and the background purge: optional,
@@ -477,5 +516,11 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     }
     fn users(&self) -> Option<&dyn UserIndex> {
         (**self).users()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        (**self).health()
     }
 }

@@ -30,8 +30,8 @@ mod signer;
 pub use secret::{SecretError, SecretKeyBase, DEV_SECRET_KEY_BASE, MIN_SECRET_LEN};
 pub use signer::{Keyring, Signer, TokenError, Verified, DEFAULT_EMBEDDED_MAX_AGE};
 
-pub(crate) use signer::check_age;
 pub use signer::now_ms;
+pub(crate) use signer::{check_age, well_formed};
 
 /// Decodes a payload the way `verify` does, without any signature check.
 ///

@@ -222,6 +222,12 @@ impl Keyring {
     }
 }
 
+/// Whether `token` has a token's shape (header, payload, a 32-byte tag), whatever
+/// its signature: tells a forged token from garbage, after a failed verification.
+pub(crate) fn well_formed(token: &str) -> bool {
+    split(token).is_ok()
+}
+
 /// A token split into its signed part and its decoded tag.
 struct Parts<'a> {
     signed: &'a str,

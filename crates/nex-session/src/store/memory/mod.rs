@@ -11,11 +11,14 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::observe;
 use crate::token::now_ms;
 
 mod users;
 
 const SHARDS: usize = 64;
+/// The store's kind ([`SessionStore::kind`]).
+const KIND: &str = "memory";
 
 /// The bound of a memory store opened by URL ([`open`](super::open)`("memory")`)
 /// when neither the URL nor [`OpenOptions`](super::OpenOptions) give one: 100,000
@@ -379,12 +382,23 @@ impl SessionStore for MemoryStore {
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        // In this process: up whenever the process is.
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl SessionAdmin for MemoryStore {
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut removed = 0u64;
+            // Sessions left after the sweep: the store's gauge, for free here.
+            let mut held = 0u64;
             // Expired sessions that were bound: dropped from the index after the
             // sweep (never with a shard lock held: lock order).
             let mut unbound = Vec::new();
@@ -404,6 +418,7 @@ impl SessionAdmin for MemoryStore {
                     });
                     let purged = before - shard.sessions.len();
                     removed += purged as u64;
+                    held += shard.sessions.len() as u64;
                     if purged > 0 && self.inner.max_per_shard.is_some() {
                         // The sweep is a scan anyway: drop the ring's dead slots with it.
                         shard.clock.compact(&shard.sessions);
@@ -421,6 +436,7 @@ impl SessionAdmin for MemoryStore {
                     users::forget(&mut index, &user, key);
                 }
             }
+            observe::store_sessions(KIND, held);
             Ok(removed)
         })
     }

@@ -42,6 +42,7 @@ use redis::{PushInfo, PushKind, Value};
 
 use super::scripts::INDEX_INFIX;
 use crate::id::StoreKey;
+use crate::observe;
 use crate::store::shards::{KeyMap, Shards};
 use crate::store::{Record, Snapshot};
 
@@ -128,6 +129,7 @@ impl ClientCache {
     pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
         if !self.life.fresh(Instant::now()) {
             self.misses.fetch_add(1, Ordering::Relaxed);
+            observe::client_cache(false);
             return None;
         }
         let shard = self.shard(key);
@@ -135,6 +137,7 @@ impl ClientCache {
         drop(shard);
         let counter = if record.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
+        observe::client_cache(record.is_some());
         record
     }
 

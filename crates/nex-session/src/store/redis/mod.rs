@@ -457,4 +457,16 @@ impl SessionStore for RedisStore {
     fn users(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.redis.conn.clone();
+            let ping = redis::cmd("PING");
+            self.redis.read(self.redis.deadline(), ping.query_async::<String>(&mut conn)).await.map(drop)
+        })
+    }
 }

@@ -434,6 +434,16 @@ impl SessionStore for SqliteStore {
     fn admin(&self) -> Option<&dyn SessionAdmin> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        // The path every operation takes (the file check, the connection lock,
+        // the blocking pool), with the cheapest statement that reads nothing.
+        Box::pin(self.run(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(drop)))
+    }
 }
 
 impl SessionAdmin for SqliteStore {
