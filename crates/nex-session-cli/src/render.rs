@@ -74,7 +74,12 @@ pub(crate) fn user_sessions(user: &str, sessions: &[UserSession], now_ms: i64, a
     out + &format!("{} sessions of user {user:?}", sessions.len())
 }
 
-/// `sessions show`: one session's keys and values.
+/// What `show` prints instead of the session's CSRF secret.
+const HIDDEN: &str = "(the session's CSRF secret: hidden)";
+
+/// `sessions show`: one session's keys and values. The CSRF secret
+/// ([`nex_session::csrf::CSRF_KEY`]) is never printed: with it, anyone reading the
+/// output could mint valid CSRF tokens for that session.
 ///
 /// The library stores every value as JSON, so `--json` gives each value as the
 /// JSON it is (`values`); a value that is not JSON (written by something else)
@@ -84,6 +89,10 @@ pub(crate) fn record(key: StoreKey, record: &Record, now_ms: i64, as_json: bool)
         let mut values = Map::new();
         let mut raw = Map::new();
         for (name, bytes) in &record.fields {
+            if name == nex_session::csrf::CSRF_KEY {
+                values.insert(name.clone(), Value::String(HIDDEN.to_owned()));
+                continue;
+            }
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => values.insert(name.clone(), value),
                 Err(_) => raw.insert(name.clone(), Value::String(STANDARD.encode(bytes))),
@@ -100,7 +109,10 @@ pub(crate) fn record(key: StoreKey, record: &Record, now_ms: i64, as_json: bool)
     }
     let mut out = format!("store key: {}\nexpires in: {}s", key.to_hex(), (record.expires_at_ms - now_ms) / 1000);
     for (name, value) in &record.fields {
-        out += &format!("\n{name} = {}", String::from_utf8_lossy(value));
+        match name == nex_session::csrf::CSRF_KEY {
+            true => out += &format!("\n{name} = {HIDDEN}"),
+            false => out += &format!("\n{name} = {}", String::from_utf8_lossy(value)),
+        }
     }
     out
 }
@@ -121,5 +133,19 @@ mod tests {
         assert_eq!(doc["expires_at"], "2023-11-14T22:13:20Z");
         assert_eq!(doc["values"], json!({ "cart": { "items": [1, 2] }, "n": 42 }));
         assert_eq!(doc["raw_values"], json!({ "blob": "/wA=" }));
+    }
+
+    #[test]
+    fn show_never_prints_the_csrf_secret() {
+        let key = nex_session::SessionId::generate().unwrap().store_key();
+        let mut record = Record { expires_at_ms: 1_700_000_000_123, ..Record::default() };
+        let secret = br#""c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMw""#;
+        record.fields.insert(nex_session::csrf::CSRF_KEY.into(), secret.to_vec());
+        record.fields.insert("n".into(), b"42".to_vec());
+        for as_json in [false, true] {
+            let out = super::record(key, &record, 0, as_json);
+            assert!(!out.contains("c2VjcmV0"), "{out}");
+            assert!(out.contains("hidden") && out.contains("42"), "{out}");
+        }
     }
 }
