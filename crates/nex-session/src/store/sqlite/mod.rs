@@ -44,7 +44,10 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
+mod cache;
 mod users;
+
+use cache::{data_version, ReadCache, Touched};
 
 const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
@@ -63,6 +66,8 @@ pub struct SqliteStore {
     /// the same field starts from it and skips the read. A stale memory cannot lose
     /// an update (the CAS checks it); it only costs one retry.
     update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
+    /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
+    cache: Arc<ReadCache>,
     path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     file: Option<Arc<FileIdentity>>,
@@ -125,16 +130,20 @@ impl SqliteStore {
         .await
         .map_err(unavailable)??;
         let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path, file: file.map(Arc::new) })
+        let cache = Arc::new(ReadCache::default());
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, cache, path, file: file.map(Arc::new) })
     }
 
-    /// Runs `op` on the connection on the blocking pool.
+    /// Runs `op` on the connection on the blocking pool, first dropping the cached
+    /// sessions it may change (`touched`).
     async fn run<T: Send + 'static>(
         &self,
+        touched: Touched,
         op: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         let file = self.file.clone();
+        let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             // Under the connection lock, so no operation of this store runs between
@@ -142,10 +151,29 @@ impl SqliteStore {
             if let Some(file) = &file {
                 file.check()?;
             }
+            // Also under the lock, before the write: no load can cache the old
+            // value between the two (a load caches under the same lock).
+            cache.forget(touched);
             op(&mut conn).map_err(unavailable)
         })
         .await
         .map_err(unavailable)?
+    }
+
+    /// The session under `key` from the read cache, if cached and nothing changed
+    /// since (see `cache.rs`); `None` sends the load to the database.
+    fn cached(&self, key: StoreKey) -> Result<Option<Record>, StoreError> {
+        let now = now_ms();
+        if !self.cache.holds(key, now) {
+            return Ok(None);
+        }
+        // Only a free connection: never wait for one busy on the blocking pool.
+        let Ok(conn) = self.conn.try_lock() else { return Ok(None) };
+        if let Some(file) = &self.file {
+            file.check()?;
+        }
+        let version = data_version(&conn).map_err(unavailable)?;
+        Ok(self.cache.get(key, now, version))
     }
 }
 
@@ -264,31 +292,45 @@ fn read_field(conn: &Connection, key: &[u8], field: &str) -> rusqlite::Result<Op
     .optional()
 }
 
+/// Reads the session under `key` in one read transaction and caches it, stamped
+/// with the `data_version` of that transaction's snapshot.
+fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> rusqlite::Result<Option<Record>> {
+    let tx = conn.transaction()?;
+    // First, so the read transaction (and its snapshot) starts with it.
+    let version = data_version(&tx)?;
+    let k = key.as_bytes().as_slice();
+    let expires: Option<i64> = tx
+        .query_row(
+            "SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2",
+            params![k, now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(expires_at_ms) = expires else { return Ok(None) };
+    let mut fields = Fields::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT field, value FROM nex_session_fields WHERE key = ?1")?;
+        let rows = stmt.query_map(params![k], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        for row in rows {
+            let (field, value) = row?;
+            fields.insert(field, value);
+        }
+    }
+    tx.commit()?;
+    let record = Record { fields, expires_at_ms };
+    cache.put(key, &record, version);
+    Ok(Some(record))
+}
+
 impl SessionStore for SqliteStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let key = key.as_bytes().as_slice();
-            let expires: Option<i64> = tx
-                .query_row(
-                    "SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2",
-                    params![key, now_ms()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(expires_at_ms) = expires else { return Ok(None) };
-            let mut fields = Fields::new();
-            {
-                let mut stmt = tx.prepare_cached("SELECT field, value FROM nex_session_fields WHERE key = ?1")?;
-                let rows = stmt.query_map(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-                for row in rows {
-                    let (field, value) = row?;
-                    fields.insert(field, value);
-                }
+        Box::pin(async move {
+            if let Some(record) = self.cached(key)? {
+                return Ok(Some(record));
             }
-            tx.commit()?;
-            Ok(Some(Record { fields, expires_at_ms }))
-        }))
+            let cache = self.cache.clone();
+            self.run(Touched::Nothing, move |conn| load_and_cache(conn, key, &cache)).await
+        })
     }
 
     fn apply<'a>(
@@ -299,7 +341,7 @@ impl SessionStore for SqliteStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let changes = changes.clone();
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             if !claim(&tx, key, presence, expires_at_ms, now_ms())? {
@@ -332,7 +374,7 @@ impl SessionStore for SqliteStore {
                     Some(write) => (true, write.value),
                     None => {
                         let name = field.to_owned();
-                        self.run(move |conn| {
+                        self.run(Touched::Nothing, move |conn| {
                             let tx = conn.transaction()?;
                             let k = key.as_bytes().as_slice();
                             let is_live = live(&tx, k, now_ms())?;
@@ -358,7 +400,7 @@ impl SessionStore for SqliteStore {
                 let written_value = new.clone();
                 // Write only if the session and the field are as read (compare-and-set).
                 let written = self
-                    .run(move |conn| {
+                    .run(Touched::key(key), move |conn| {
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                         let k = key.as_bytes().as_slice();
                         let now = now_ms();
@@ -387,7 +429,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let n = conn.execute(
                 "UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3",
                 params![expires_at_ms, key.as_bytes().as_slice(), now_ms()],
@@ -397,7 +439,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Keys(from, Some(to)), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
             let now = now_ms();
@@ -418,7 +460,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             delete_session(&tx, key)?;
@@ -442,7 +484,9 @@ impl SessionStore for SqliteStore {
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         // The path every operation takes (the file check, the connection lock,
         // the blocking pool), with the cheapest statement that reads nothing.
-        Box::pin(self.run(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(drop)))
+        Box::pin(
+            self.run(Touched::Nothing, |conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(drop)),
+        )
     }
 }
 
@@ -452,7 +496,7 @@ impl SessionAdmin for SqliteStore {
             let mut total = 0u64;
             loop {
                 let removed = self
-                    .run(move |conn| {
+                    .run(Touched::Everything, move |conn| {
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                         tx.execute(
                             "CREATE TEMP TABLE IF NOT EXISTS nex_purge (key BLOB PRIMARY KEY) WITHOUT ROWID",
@@ -482,7 +526,7 @@ impl SessionAdmin for SqliteStore {
 
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT s.key, s.expires_at, (SELECT COUNT(*) FROM nex_session_fields f WHERE f.key = s.key)
                  FROM nex_sessions s WHERE s.expires_at > ?1 ORDER BY s.expires_at DESC LIMIT ?2",

@@ -46,7 +46,7 @@
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{claim, delete_session, live, read_field, write_field, SqliteStore};
+use super::{claim, delete_session, live, read_field, write_field, SqliteStore, Touched};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
@@ -150,7 +150,7 @@ impl UserIndex for SqliteStore {
         expires_at_ms: i64,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let (user, encoded) = (binding.user.clone(), binding.encode());
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             // As `apply` writes an existing session: presence, expiry, then the field.
@@ -171,7 +171,7 @@ impl UserIndex for SqliteStore {
 
     fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {
         let user = user.to_owned();
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let now = now_ms();
             let mut sessions = Vec::new();
             let mut dead = Vec::new();
@@ -203,7 +203,7 @@ impl UserIndex for SqliteStore {
 
     fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
         let (user, handle) = (user.to_owned(), handle.clone());
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Everything, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found = indexed_keys(&tx, &user)?.into_iter().find(|key| SessionHandle::of(*key) == handle);
             let Some(key) = found else { return Ok(false) };
@@ -220,7 +220,7 @@ impl UserIndex for SqliteStore {
 
     fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
         let user = user.to_owned();
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Everything, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = now_ms();
             let mut revoked = 0u64;
