@@ -100,6 +100,17 @@ impl ReadCache {
         entries.insert(key, Entry { record: record.clone(), data_version });
     }
 
+    /// Takes the entry of `key` out of the cache, for a write of this connection to
+    /// put back changed ([`Taken::put_back`]) once committed. Call with the
+    /// connection locked, inside the write transaction, with `data_version` read
+    /// in it: the entry is only returned if it still shows the database as this
+    /// transaction sees it, and unexpired at `now_ms`.
+    pub(super) fn take(&self, key: StoreKey, now_ms: i64, data_version: i64) -> Option<Taken<'_>> {
+        let entry = self.entries().remove(&key)?;
+        let current = entry.data_version == data_version && entry.record.expires_at_ms > now_ms;
+        current.then_some(Taken { cache: self, key, entry })
+    }
+
     /// Drops what a write may change. Call with the connection locked, before the write.
     pub(super) fn forget(&self, touched: Touched) {
         match touched {
@@ -113,6 +124,33 @@ impl ReadCache {
             }
             Touched::Everything => self.entries().clear(),
         }
+    }
+}
+
+/// A cached session taken out by a write ([`ReadCache::take`]).
+pub(super) struct Taken<'a> {
+    cache: &'a ReadCache,
+    key: StoreKey,
+    entry: Entry,
+}
+
+impl Taken<'_> {
+    /// Puts the entry back with the write's effect: `fields` changed as given, the
+    /// expiry moved. Call after the commit, still under the connection lock. Its
+    /// `data_version` stays valid: the connection's own commits leave it unchanged.
+    pub(super) fn put_back<'f>(
+        mut self,
+        changes: impl IntoIterator<Item = (&'f String, Option<&'f [u8]>)>,
+        expires_at_ms: i64,
+    ) {
+        for (field, value) in changes {
+            match value {
+                Some(value) => self.entry.record.fields.insert(field.clone(), value.to_vec()),
+                None => self.entry.record.fields.remove(field),
+            };
+        }
+        self.entry.record.expires_at_ms = expires_at_ms;
+        self.cache.entries().insert(self.key, self.entry);
     }
 }
 

@@ -341,16 +341,23 @@ impl SessionStore for SqliteStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let changes = changes.clone();
-        Box::pin(self.run(Touched::key(key), move |conn| {
+        let cache = self.cache.clone();
+        // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let key = key.as_bytes().as_slice();
-            if !claim(&tx, key, presence, expires_at_ms, now_ms())? {
+            let now = now_ms();
+            let cached = cache.take(key, now, data_version(&tx)?);
+            let k = key.as_bytes().as_slice();
+            if !claim(&tx, k, presence, expires_at_ms, now)? {
                 return Ok(WriteOutcome::PresenceFailed);
             }
             for (field, change) in &changes {
-                write_field(&tx, key, field, change.value())?;
+                write_field(&tx, k, field, change.value())?;
             }
             tx.commit()?;
+            if let Some(cached) = cached {
+                cached.put_back(changes.iter().map(|(field, change)| (field, change.value())), expires_at_ms);
+            }
             Ok(WriteOutcome::Done)
         }))
     }
@@ -399,11 +406,14 @@ impl SessionStore for SqliteStore {
                 let name = field.to_owned();
                 let written_value = new.clone();
                 // Write only if the session and the field are as read (compare-and-set).
+                let cache = self.cache.clone();
+                // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
                 let written = self
-                    .run(Touched::key(key), move |conn| {
+                    .run(Touched::Nothing, move |conn| {
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let k = key.as_bytes().as_slice();
                         let now = now_ms();
+                        let cached = cache.take(key, now, data_version(&tx)?);
+                        let k = key.as_bytes().as_slice();
                         if live(&tx, k, now)? != is_live || read_field(&tx, k, &name)? != current {
                             return Ok(false);
                         }
@@ -412,6 +422,9 @@ impl SessionStore for SqliteStore {
                         }
                         write_field(&tx, k, &name, new.as_deref())?;
                         tx.commit()?;
+                        if let Some(cached) = cached {
+                            cached.put_back([(&name, new.as_deref())], expires_at_ms);
+                        }
                         Ok(true)
                     })
                     .await?;
