@@ -46,8 +46,10 @@ use crate::token::now_ms;
 
 mod cache;
 mod users;
+mod worker;
 
 use cache::{data_version, ReadCache, Touched};
+use worker::Worker;
 
 const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
     /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
     cache: Arc<ReadCache>,
+    /// The thread that runs the blocking calls (`worker.rs`).
+    worker: Arc<Worker>,
     path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     file: Option<Arc<FileIdentity>>,
@@ -131,11 +135,12 @@ impl SqliteStore {
         .map_err(unavailable)??;
         let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
         let cache = Arc::new(ReadCache::default());
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, cache, path, file: file.map(Arc::new) })
+        let worker = Arc::new(Worker::start()?);
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, cache, worker, path, file: file.map(Arc::new) })
     }
 
-    /// Runs `op` on the connection on the blocking pool, first dropping the cached
-    /// sessions it may change (`touched`).
+    /// Runs `op` on the connection on the store's connection thread, first dropping
+    /// the cached sessions it may change (`touched`).
     async fn run<T: Send + 'static>(
         &self,
         touched: Touched,
@@ -144,20 +149,20 @@ impl SqliteStore {
         let conn = self.conn.clone();
         let file = self.file.clone();
         let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Under the connection lock, so no operation of this store runs between
-            // the check and `op`.
-            if let Some(file) = &file {
-                file.check()?;
-            }
-            // Also under the lock, before the write: no load can cache the old
-            // value between the two (a load caches under the same lock).
-            cache.forget(touched);
-            op(&mut conn).map_err(unavailable)
-        })
-        .await
-        .map_err(unavailable)?
+        self.worker
+            .run(move || {
+                let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Under the connection lock, so no operation of this store runs between
+                // the check and `op`.
+                if let Some(file) = &file {
+                    file.check()?;
+                }
+                // Also under the lock, before the write: no load can cache the old
+                // value between the two (a load caches under the same lock).
+                cache.forget(touched);
+                op(&mut conn).map_err(unavailable)
+            })
+            .await
     }
 
     /// The session under `key` from the read cache, if cached and nothing changed
