@@ -10,8 +10,11 @@
 //! nex-session refuses to open a version 2 file, and one already running would
 //! not move index rows on renew: upgrade every app instance sharing a file at once.
 //!
-//! SQLite calls block, so each one runs on tokio's blocking pool, never on the
-//! async worker threads. Batches run in one `IMMEDIATE` transaction. `update`
+//! SQLite calls block, so each one runs on the store's own connection thread
+//! (`worker.rs`), never on the async worker threads. The one exception is a load
+//! answered by the read cache (`cache.rs`): one `stat` and one `PRAGMA
+//! data_version`, which waits for no writer, on the calling thread, and only when
+//! the connection is free. Batches run in one `IMMEDIATE` transaction. `update`
 //! reads the field, runs the closure on the async side, then writes only if the
 //! field still holds what was read (compare-and-set), retrying otherwise; so no
 //! increment is ever lost, also with several processes sharing the file.
@@ -53,6 +56,8 @@ use worker::Worker;
 
 const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
+/// Prepared statements kept per connection.
+const STATEMENTS: usize = 64;
 /// Compare-and-set attempts of one `update` before reporting contention.
 const CAS_ATTEMPTS: usize = 64;
 /// Shards of the per-process update lock.
@@ -228,6 +233,8 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
     }
     .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+    // Room for every statement the store runs (about 25): each is prepared once.
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
     conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
@@ -247,15 +254,16 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
 
 /// Whether a live session row exists.
 fn live(conn: &Connection, key: &[u8], now: i64) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM nex_sessions WHERE key = ?1 AND expires_at > ?2", params![key, now], |_| Ok(()))
+    conn.prepare_cached("SELECT 1 FROM nex_sessions WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![key, now], |_| Ok(()))
         .optional()
         .map(|row| row.is_some())
 }
 
 /// Removes a session's rows (used for expired leftovers and `remove`).
 fn delete_session(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM nex_session_fields WHERE key = ?1", params![key])?;
-    conn.execute("DELETE FROM nex_sessions WHERE key = ?1", params![key])?;
+    conn.prepare_cached("DELETE FROM nex_session_fields WHERE key = ?1")?.execute(params![key])?;
+    conn.prepare_cached("DELETE FROM nex_sessions WHERE key = ?1")?.execute(params![key])?;
     Ok(())
 }
 
@@ -270,31 +278,33 @@ fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now
         // An expired leftover: its data must not come back.
         delete_session(conn, key)?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO nex_sessions (key, expires_at) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
-        params![key, expires_at],
-    )?;
+    )?
+    .execute(params![key, expires_at])?;
     Ok(true)
 }
 
 fn write_field(conn: &Connection, key: &[u8], field: &str, value: Option<&[u8]>) -> rusqlite::Result<()> {
     match value {
-        Some(value) => conn.execute(
-            "INSERT INTO nex_session_fields (key, field, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
-            params![key, field, value],
-        )?,
-        None => conn.execute("DELETE FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field])?,
+        Some(value) => conn
+            .prepare_cached(
+                "INSERT INTO nex_session_fields (key, field, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, field, value])?,
+        None => conn
+            .prepare_cached("DELETE FROM nex_session_fields WHERE key = ?1 AND field = ?2")?
+            .execute(params![key, field])?,
     };
     Ok(())
 }
 
 fn read_field(conn: &Connection, key: &[u8], field: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT value FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.prepare_cached("SELECT value FROM nex_session_fields WHERE key = ?1 AND field = ?2")?
+        .query_row(params![key, field], |r| r.get(0))
+        .optional()
 }
 
 /// Reads the session under `key` in one read transaction and caches it, stamped
@@ -305,11 +315,8 @@ fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> ru
     let version = data_version(&tx)?;
     let k = key.as_bytes().as_slice();
     let expires: Option<i64> = tx
-        .query_row(
-            "SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2",
-            params![k, now_ms()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![k, now_ms()], |r| r.get(0))
         .optional()?;
     let Some(expires_at_ms) = expires else { return Ok(None) };
     let mut fields = Fields::new();
@@ -448,10 +455,9 @@ impl SessionStore for SqliteStore {
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(self.run(Touched::key(key), move |conn| {
-            let n = conn.execute(
-                "UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3",
-                params![expires_at_ms, key.as_bytes().as_slice(), now_ms()],
-            )?;
+            let n = conn
+                .prepare_cached("UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3")?
+                .execute(params![expires_at_ms, key.as_bytes().as_slice(), now_ms()])?;
             Ok(n == 1)
         }))
     }
@@ -465,11 +471,12 @@ impl SessionStore for SqliteStore {
                 return Ok(false);
             }
             delete_session(&tx, to)?;
-            tx.execute("UPDATE nex_session_fields SET key = ?1 WHERE key = ?2", params![to, from])?;
-            tx.execute(
-                "UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3",
-                params![to, expires_at_ms, from],
-            )?;
+            tx.prepare_cached("UPDATE nex_session_fields SET key = ?1 WHERE key = ?2")?.execute(params![to, from])?;
+            tx.prepare_cached("UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3")?.execute(params![
+                to,
+                expires_at_ms,
+                from
+            ])?;
             // The binding moved with the fields; its index row follows.
             users::reindex(&tx, from, to)?;
             tx.commit()?;
@@ -502,9 +509,9 @@ impl SessionStore for SqliteStore {
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         // The path every operation takes (the file check, the connection lock,
         // the blocking pool), with the cheapest statement that reads nothing.
-        Box::pin(
-            self.run(Touched::Nothing, |conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(drop)),
-        )
+        Box::pin(self.run(Touched::Nothing, |conn| {
+            conn.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)).map(drop)
+        }))
     }
 }
 

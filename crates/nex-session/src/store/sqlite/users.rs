@@ -55,7 +55,7 @@ use crate::token::now_ms;
 
 /// Deletes the index row of the session under `key` (it is being removed).
 pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM nex_session_users WHERE store_key = ?1", params![key])?;
+    conn.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1")?.execute(params![key])?;
     Ok(())
 }
 
@@ -64,7 +64,8 @@ pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
 pub(super) fn reindex(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Result<()> {
     // `OR REPLACE`: a row left by an expired session under `to` gives way instead
     // of failing the rename on the primary key.
-    conn.execute("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2", params![to, from])?;
+    conn.prepare_cached("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2")?
+        .execute(params![to, from])?;
     Ok(())
 }
 
@@ -159,11 +160,11 @@ impl UserIndex for SqliteStore {
             }
             write_field(&tx, key, USER_FIELD, Some(&encoded))?;
             // One row per key: a session bound to someone else moves to `user`.
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO nex_session_users (store_key, user) VALUES (?1, ?2)
                  ON CONFLICT (store_key) DO UPDATE SET user = excluded.user",
-                params![key, user],
-            )?;
+            )?
+            .execute(params![key, user])?;
             tx.commit()?;
             Ok(WriteOutcome::Done)
         }))
@@ -188,10 +189,8 @@ impl UserIndex for SqliteStore {
                 for key in dead {
                     let key = key.as_bytes().as_slice();
                     if !bound_to(&tx, key, &user, now_ms())? {
-                        tx.execute(
-                            "DELETE FROM nex_session_users WHERE store_key = ?1 AND user = ?2",
-                            params![key, user],
-                        )?;
+                        tx.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1 AND user = ?2")?
+                            .execute(params![key, user])?;
                     }
                 }
                 tx.commit()?;
