@@ -348,3 +348,60 @@ async fn a_cached_session_is_not_served_once_the_file_was_deleted() {
     let err = store.load(key).await.unwrap_err();
     assert!(err.to_string().contains("deleted or replaced"), "{err}");
 }
+
+/// Adds one to the decimal counter in `user_id` through `store`.
+async fn increment(store: &SqliteStore, key: nex_session::StoreKey) {
+    let mut add_one = |current: Option<&[u8]>| {
+        let n: u32 = current.map_or(0, |bytes| std::str::from_utf8(bytes).unwrap().parse().unwrap());
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    let outcome = store.update(key, "user_id", &mut add_one, in_an_hour(), Presence::Existing).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Done);
+}
+
+fn counter(value: Option<Vec<u8>>) -> u32 {
+    std::str::from_utf8(&value.unwrap()).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_reads_never_go_back_while_two_connections_increment() {
+    let db = TempDb::new("cache-concurrent");
+    let a = SqliteStore::open(&db.0).await.unwrap();
+    let b = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    a.apply(key, &one_field(b"0"), in_an_hour(), Presence::New).await.unwrap();
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                for _ in 0..150 {
+                    increment(&store, key).await;
+                }
+            })
+        })
+        .collect();
+    // Readers on both connections: what they see only ever grows (a stale cache entry
+    // served after a newer value was seen would go back).
+    let readers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut seen = 0;
+                while seen < 300 {
+                    let now = counter(loaded(&store, key).await);
+                    assert!(now >= seen, "a read went back from {seen} to {now}");
+                    seen = now;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for task in writers {
+        task.await.unwrap();
+    }
+    assert_eq!(counter(loaded(&a, key).await), 300);
+    assert_eq!(counter(loaded(&b, key).await), 300);
+    for task in readers {
+        tokio::time::timeout(std::time::Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+}
