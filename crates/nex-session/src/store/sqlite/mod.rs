@@ -270,7 +270,17 @@ fn delete_session(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
 /// Checks presence inside a transaction and prepares the session row:
 /// `false` when the condition fails.
 fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now: i64) -> rusqlite::Result<bool> {
-    let is_live = live(conn, key, now)?;
+    claim_known(conn, key, presence, live(conn, key, now)?, expires_at)
+}
+
+/// [`claim`] when the transaction already read whether the session is live.
+fn claim_known(
+    conn: &Connection,
+    key: &[u8],
+    presence: Presence,
+    is_live: bool,
+    expires_at: i64,
+) -> rusqlite::Result<bool> {
     if !presence.holds(is_live) {
         return Ok(false);
     }
@@ -429,7 +439,8 @@ impl SessionStore for SqliteStore {
                         if live(&tx, k, now)? != is_live || read_field(&tx, k, &name)? != current {
                             return Ok(false);
                         }
-                        if !claim(&tx, k, presence, expires_at_ms, now)? {
+                        // `is_live` was just checked in this transaction.
+                        if !claim_known(&tx, k, presence, is_live, expires_at_ms)? {
                             return Ok(false);
                         }
                         write_field(&tx, k, &name, new.as_deref())?;
