@@ -285,3 +285,123 @@ async fn a_file_of_an_unknown_schema_version_is_refused() {
     assert!(matches!(err, nex_session::StoreError::Corrupt(_)), "{err:?}");
     assert!(err.to_string().contains("version 3"), "{err}");
 }
+
+/// The `user_id` field of the session under `key` as `store` loads it.
+async fn loaded(store: &SqliteStore, key: nex_session::StoreKey) -> Option<Vec<u8>> {
+    store.load(key).await.unwrap().map(|record| record.fields["user_id"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_cache_never_serves_a_value_another_connection_overwrote() {
+    let db = TempDb::new("cache-two-handles");
+    let a = SqliteStore::open(&db.0).await.unwrap();
+    let b = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    a.apply(key, &one_field(b"0"), in_an_hour(), Presence::New).await.unwrap();
+    for round in 1..=100u32 {
+        // Twice through A: the second load is the one the cache may answer.
+        let before = (round - 1).to_string().into_bytes();
+        assert_eq!(loaded(&a, key).await, Some(before.clone()));
+        assert_eq!(loaded(&a, key).await, Some(before));
+        let value = round.to_string().into_bytes();
+        b.apply(key, &one_field(&value), in_an_hour(), Presence::Existing).await.unwrap();
+        assert_eq!(loaded(&a, key).await, Some(value), "round {round}: A served what B overwrote");
+    }
+    // An expiry moved and a removal by the other connection are seen too.
+    assert!(b.touch(key, in_an_hour() + 5_000).await.unwrap());
+    assert!(a.load(key).await.unwrap().unwrap().expires_at_ms > in_an_hour());
+    b.remove(key).await.unwrap();
+    assert_eq!(loaded(&a, key).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_cache_follows_the_stores_own_writes() {
+    let db = TempDb::new("cache-own-writes");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let clone = store.clone();
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+    assert_eq!(loaded(&store, key).await, Some(b"1".to_vec()));
+    clone.apply(key, &one_field(b"2"), in_an_hour(), Presence::Existing).await.unwrap();
+    assert_eq!(loaded(&store, key).await, Some(b"2".to_vec()));
+    let mut add_one = |current: Option<&[u8]>| {
+        let n: u32 = std::str::from_utf8(current.unwrap()).unwrap().parse().unwrap();
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    clone.update(key, "user_id", &mut add_one, in_an_hour(), Presence::Existing).await.unwrap();
+    assert_eq!(loaded(&store, key).await, Some(b"3".to_vec()));
+    let to = SessionId::generate().unwrap().store_key();
+    assert!(clone.rename(key, to, in_an_hour()).await.unwrap());
+    assert_eq!(loaded(&store, key).await, None);
+    assert_eq!(loaded(&store, to).await, Some(b"3".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_session_is_not_served_once_the_file_was_deleted() {
+    let db = TempDb::new("cache-deleted");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
+    assert_eq!(loaded(&store, key).await, Some(b"1".to_vec()));
+    assert_eq!(loaded(&store, key).await, Some(b"1".to_vec()));
+    std::fs::remove_file(&db.0).unwrap();
+    let err = store.load(key).await.unwrap_err();
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+}
+
+/// Adds one to the decimal counter in `user_id` through `store`.
+async fn increment(store: &SqliteStore, key: nex_session::StoreKey) {
+    let mut add_one = |current: Option<&[u8]>| {
+        let n: u32 = current.map_or(0, |bytes| std::str::from_utf8(bytes).unwrap().parse().unwrap());
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    let outcome = store.update(key, "user_id", &mut add_one, in_an_hour(), Presence::Existing).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Done);
+}
+
+fn counter(value: Option<Vec<u8>>) -> u32 {
+    std::str::from_utf8(&value.unwrap()).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_reads_never_go_back_while_two_connections_increment() {
+    let db = TempDb::new("cache-concurrent");
+    let a = SqliteStore::open(&db.0).await.unwrap();
+    let b = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    a.apply(key, &one_field(b"0"), in_an_hour(), Presence::New).await.unwrap();
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                for _ in 0..150 {
+                    increment(&store, key).await;
+                }
+            })
+        })
+        .collect();
+    // Readers on both connections: what they see only ever grows (a stale cache entry
+    // served after a newer value was seen would go back).
+    let readers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut seen = 0;
+                while seen < 300 {
+                    let now = counter(loaded(&store, key).await);
+                    assert!(now >= seen, "a read went back from {seen} to {now}");
+                    seen = now;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for task in writers {
+        task.await.unwrap();
+    }
+    assert_eq!(counter(loaded(&a, key).await), 300);
+    assert_eq!(counter(loaded(&b, key).await), 300);
+    for task in readers {
+        tokio::time::timeout(std::time::Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+}

@@ -10,8 +10,11 @@
 //! nex-session refuses to open a version 2 file, and one already running would
 //! not move index rows on renew: upgrade every app instance sharing a file at once.
 //!
-//! SQLite calls block, so each one runs on tokio's blocking pool, never on the
-//! async worker threads. Batches run in one `IMMEDIATE` transaction. `update`
+//! SQLite calls block, so each one runs on the store's own connection thread
+//! (`worker.rs`), never on the async worker threads. The one exception is a load
+//! answered by the read cache (`cache.rs`): one `stat` and one `PRAGMA
+//! data_version`, which waits for no writer, on the calling thread, and only when
+//! the connection is free. Batches run in one `IMMEDIATE` transaction. `update`
 //! reads the field, runs the closure on the async side, then writes only if the
 //! field still holds what was read (compare-and-set), retrying otherwise; so no
 //! increment is ever lost, also with several processes sharing the file.
@@ -44,10 +47,17 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
+mod cache;
 mod users;
+mod worker;
+
+use cache::{data_version, ReadCache, Touched};
+use worker::Worker;
 
 const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
+/// Prepared statements kept per connection.
+const STATEMENTS: usize = 64;
 /// Compare-and-set attempts of one `update` before reporting contention.
 const CAS_ATTEMPTS: usize = 64;
 /// Shards of the per-process update lock.
@@ -63,6 +73,10 @@ pub struct SqliteStore {
     /// the same field starts from it and skips the read. A stale memory cannot lose
     /// an update (the CAS checks it); it only costs one retry.
     update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
+    /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
+    cache: Arc<ReadCache>,
+    /// The thread that runs the blocking calls (`worker.rs`).
+    worker: Arc<Worker>,
     path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     file: Option<Arc<FileIdentity>>,
@@ -125,27 +139,51 @@ impl SqliteStore {
         .await
         .map_err(unavailable)??;
         let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, path, file: file.map(Arc::new) })
+        let cache = Arc::new(ReadCache::default());
+        let worker = Arc::new(Worker::start()?);
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, cache, worker, path, file: file.map(Arc::new) })
     }
 
-    /// Runs `op` on the connection on the blocking pool.
+    /// Runs `op` on the connection on the store's connection thread, first dropping
+    /// the cached sessions it may change (`touched`).
     async fn run<T: Send + 'static>(
         &self,
+        touched: Touched,
         op: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Under the connection lock, so no operation of this store runs between
-            // the check and `op`.
-            if let Some(file) = &file {
-                file.check()?;
-            }
-            op(&mut conn).map_err(unavailable)
-        })
-        .await
-        .map_err(unavailable)?
+        let cache = self.cache.clone();
+        self.worker
+            .run(move || {
+                let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Under the connection lock, so no operation of this store runs between
+                // the check and `op`.
+                if let Some(file) = &file {
+                    file.check()?;
+                }
+                // Also under the lock, before the write: no load can cache the old
+                // value between the two (a load caches under the same lock).
+                cache.forget(touched);
+                op(&mut conn).map_err(unavailable)
+            })
+            .await
+    }
+
+    /// The session under `key` from the read cache, if cached and nothing changed
+    /// since (see `cache.rs`); `None` sends the load to the database.
+    fn cached(&self, key: StoreKey) -> Result<Option<Record>, StoreError> {
+        let now = now_ms();
+        if !self.cache.holds(key, now) {
+            return Ok(None);
+        }
+        // Only a free connection: never wait for one busy on the blocking pool.
+        let Ok(conn) = self.conn.try_lock() else { return Ok(None) };
+        if let Some(file) = &self.file {
+            file.check()?;
+        }
+        let version = data_version(&conn).map_err(unavailable)?;
+        Ok(self.cache.get(key, now, version))
     }
 }
 
@@ -195,6 +233,8 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
     }
     .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+    // Room for every statement the store runs (about 25): each is prepared once.
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
     conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
@@ -214,22 +254,33 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
 
 /// Whether a live session row exists.
 fn live(conn: &Connection, key: &[u8], now: i64) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM nex_sessions WHERE key = ?1 AND expires_at > ?2", params![key, now], |_| Ok(()))
+    conn.prepare_cached("SELECT 1 FROM nex_sessions WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![key, now], |_| Ok(()))
         .optional()
         .map(|row| row.is_some())
 }
 
 /// Removes a session's rows (used for expired leftovers and `remove`).
 fn delete_session(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM nex_session_fields WHERE key = ?1", params![key])?;
-    conn.execute("DELETE FROM nex_sessions WHERE key = ?1", params![key])?;
+    conn.prepare_cached("DELETE FROM nex_session_fields WHERE key = ?1")?.execute(params![key])?;
+    conn.prepare_cached("DELETE FROM nex_sessions WHERE key = ?1")?.execute(params![key])?;
     Ok(())
 }
 
 /// Checks presence inside a transaction and prepares the session row:
 /// `false` when the condition fails.
 fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now: i64) -> rusqlite::Result<bool> {
-    let is_live = live(conn, key, now)?;
+    claim_known(conn, key, presence, live(conn, key, now)?, expires_at)
+}
+
+/// [`claim`] when the transaction already read whether the session is live.
+fn claim_known(
+    conn: &Connection,
+    key: &[u8],
+    presence: Presence,
+    is_live: bool,
+    expires_at: i64,
+) -> rusqlite::Result<bool> {
     if !presence.holds(is_live) {
         return Ok(false);
     }
@@ -237,58 +288,71 @@ fn claim(conn: &Connection, key: &[u8], presence: Presence, expires_at: i64, now
         // An expired leftover: its data must not come back.
         delete_session(conn, key)?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO nex_sessions (key, expires_at) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
-        params![key, expires_at],
-    )?;
+    )?
+    .execute(params![key, expires_at])?;
     Ok(true)
 }
 
 fn write_field(conn: &Connection, key: &[u8], field: &str, value: Option<&[u8]>) -> rusqlite::Result<()> {
     match value {
-        Some(value) => conn.execute(
-            "INSERT INTO nex_session_fields (key, field, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
-            params![key, field, value],
-        )?,
-        None => conn.execute("DELETE FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field])?,
+        Some(value) => conn
+            .prepare_cached(
+                "INSERT INTO nex_session_fields (key, field, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, field, value])?,
+        None => conn
+            .prepare_cached("DELETE FROM nex_session_fields WHERE key = ?1 AND field = ?2")?
+            .execute(params![key, field])?,
     };
     Ok(())
 }
 
 fn read_field(conn: &Connection, key: &[u8], field: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT value FROM nex_session_fields WHERE key = ?1 AND field = ?2", params![key, field], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.prepare_cached("SELECT value FROM nex_session_fields WHERE key = ?1 AND field = ?2")?
+        .query_row(params![key, field], |r| r.get(0))
+        .optional()
+}
+
+/// Reads the session under `key` in one read transaction and caches it, stamped
+/// with the `data_version` of that transaction's snapshot.
+fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> rusqlite::Result<Option<Record>> {
+    let tx = conn.transaction()?;
+    // First, so the read transaction (and its snapshot) starts with it.
+    let version = data_version(&tx)?;
+    let k = key.as_bytes().as_slice();
+    let expires: Option<i64> = tx
+        .prepare_cached("SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![k, now_ms()], |r| r.get(0))
+        .optional()?;
+    let Some(expires_at_ms) = expires else { return Ok(None) };
+    let mut fields = Fields::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT field, value FROM nex_session_fields WHERE key = ?1")?;
+        let rows = stmt.query_map(params![k], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        for row in rows {
+            let (field, value) = row?;
+            fields.insert(field, value);
+        }
+    }
+    tx.commit()?;
+    let record = Record { fields, expires_at_ms };
+    cache.put(key, &record, version);
+    Ok(Some(record))
 }
 
 impl SessionStore for SqliteStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let key = key.as_bytes().as_slice();
-            let expires: Option<i64> = tx
-                .query_row(
-                    "SELECT expires_at FROM nex_sessions WHERE key = ?1 AND expires_at > ?2",
-                    params![key, now_ms()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(expires_at_ms) = expires else { return Ok(None) };
-            let mut fields = Fields::new();
-            {
-                let mut stmt = tx.prepare_cached("SELECT field, value FROM nex_session_fields WHERE key = ?1")?;
-                let rows = stmt.query_map(params![key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-                for row in rows {
-                    let (field, value) = row?;
-                    fields.insert(field, value);
-                }
+        Box::pin(async move {
+            if let Some(record) = self.cached(key)? {
+                return Ok(Some(record));
             }
-            tx.commit()?;
-            Ok(Some(Record { fields, expires_at_ms }))
-        }))
+            let cache = self.cache.clone();
+            self.run(Touched::Nothing, move |conn| load_and_cache(conn, key, &cache)).await
+        })
     }
 
     fn apply<'a>(
@@ -299,16 +363,23 @@ impl SessionStore for SqliteStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let changes = changes.clone();
-        Box::pin(self.run(move |conn| {
+        let cache = self.cache.clone();
+        // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let key = key.as_bytes().as_slice();
-            if !claim(&tx, key, presence, expires_at_ms, now_ms())? {
+            let now = now_ms();
+            let cached = cache.take(key, now, data_version(&tx)?);
+            let k = key.as_bytes().as_slice();
+            if !claim(&tx, k, presence, expires_at_ms, now)? {
                 return Ok(WriteOutcome::PresenceFailed);
             }
             for (field, change) in &changes {
-                write_field(&tx, key, field, change.value())?;
+                write_field(&tx, k, field, change.value())?;
             }
             tx.commit()?;
+            if let Some(cached) = cached {
+                cached.put_back(changes.iter().map(|(field, change)| (field, change.value())), expires_at_ms);
+            }
             Ok(WriteOutcome::Done)
         }))
     }
@@ -332,7 +403,7 @@ impl SessionStore for SqliteStore {
                     Some(write) => (true, write.value),
                     None => {
                         let name = field.to_owned();
-                        self.run(move |conn| {
+                        self.run(Touched::Nothing, move |conn| {
                             let tx = conn.transaction()?;
                             let k = key.as_bytes().as_slice();
                             let is_live = live(&tx, k, now_ms())?;
@@ -357,19 +428,26 @@ impl SessionStore for SqliteStore {
                 let name = field.to_owned();
                 let written_value = new.clone();
                 // Write only if the session and the field are as read (compare-and-set).
+                let cache = self.cache.clone();
+                // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
                 let written = self
-                    .run(move |conn| {
+                    .run(Touched::Nothing, move |conn| {
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let k = key.as_bytes().as_slice();
                         let now = now_ms();
+                        let cached = cache.take(key, now, data_version(&tx)?);
+                        let k = key.as_bytes().as_slice();
                         if live(&tx, k, now)? != is_live || read_field(&tx, k, &name)? != current {
                             return Ok(false);
                         }
-                        if !claim(&tx, k, presence, expires_at_ms, now)? {
+                        // `is_live` was just checked in this transaction.
+                        if !claim_known(&tx, k, presence, is_live, expires_at_ms)? {
                             return Ok(false);
                         }
                         write_field(&tx, k, &name, new.as_deref())?;
                         tx.commit()?;
+                        if let Some(cached) = cached {
+                            cached.put_back([(&name, new.as_deref())], expires_at_ms);
+                        }
                         Ok(true)
                     })
                     .await?;
@@ -387,17 +465,16 @@ impl SessionStore for SqliteStore {
     }
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.run(move |conn| {
-            let n = conn.execute(
-                "UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3",
-                params![expires_at_ms, key.as_bytes().as_slice(), now_ms()],
-            )?;
+        Box::pin(self.run(Touched::key(key), move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE nex_sessions SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3")?
+                .execute(params![expires_at_ms, key.as_bytes().as_slice(), now_ms()])?;
             Ok(n == 1)
         }))
     }
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Keys(from, Some(to)), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
             let now = now_ms();
@@ -405,11 +482,12 @@ impl SessionStore for SqliteStore {
                 return Ok(false);
             }
             delete_session(&tx, to)?;
-            tx.execute("UPDATE nex_session_fields SET key = ?1 WHERE key = ?2", params![to, from])?;
-            tx.execute(
-                "UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3",
-                params![to, expires_at_ms, from],
-            )?;
+            tx.prepare_cached("UPDATE nex_session_fields SET key = ?1 WHERE key = ?2")?.execute(params![to, from])?;
+            tx.prepare_cached("UPDATE nex_sessions SET key = ?1, expires_at = ?2 WHERE key = ?3")?.execute(params![
+                to,
+                expires_at_ms,
+                from
+            ])?;
             // The binding moved with the fields; its index row follows.
             users::reindex(&tx, from, to)?;
             tx.commit()?;
@@ -418,7 +496,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             delete_session(&tx, key)?;
@@ -442,7 +520,9 @@ impl SessionStore for SqliteStore {
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         // The path every operation takes (the file check, the connection lock,
         // the blocking pool), with the cheapest statement that reads nothing.
-        Box::pin(self.run(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(drop)))
+        Box::pin(self.run(Touched::Nothing, |conn| {
+            conn.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)).map(drop)
+        }))
     }
 }
 
@@ -452,7 +532,7 @@ impl SessionAdmin for SqliteStore {
             let mut total = 0u64;
             loop {
                 let removed = self
-                    .run(move |conn| {
+                    .run(Touched::Everything, move |conn| {
                         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                         tx.execute(
                             "CREATE TEMP TABLE IF NOT EXISTS nex_purge (key BLOB PRIMARY KEY) WITHOUT ROWID",
@@ -482,7 +562,7 @@ impl SessionAdmin for SqliteStore {
 
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT s.key, s.expires_at, (SELECT COUNT(*) FROM nex_session_fields f WHERE f.key = s.key)
                  FROM nex_sessions s WHERE s.expires_at > ?1 ORDER BY s.expires_at DESC LIMIT ?2",

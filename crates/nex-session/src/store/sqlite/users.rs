@@ -46,7 +46,7 @@
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{claim, delete_session, live, read_field, write_field, SqliteStore};
+use super::{claim, delete_session, live, read_field, write_field, SqliteStore, Touched};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
@@ -55,7 +55,7 @@ use crate::token::now_ms;
 
 /// Deletes the index row of the session under `key` (it is being removed).
 pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM nex_session_users WHERE store_key = ?1", params![key])?;
+    conn.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1")?.execute(params![key])?;
     Ok(())
 }
 
@@ -64,7 +64,8 @@ pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
 pub(super) fn reindex(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Result<()> {
     // `OR REPLACE`: a row left by an expired session under `to` gives way instead
     // of failing the rename on the primary key.
-    conn.execute("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2", params![to, from])?;
+    conn.prepare_cached("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2")?
+        .execute(params![to, from])?;
     Ok(())
 }
 
@@ -150,7 +151,7 @@ impl UserIndex for SqliteStore {
         expires_at_ms: i64,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let (user, encoded) = (binding.user.clone(), binding.encode());
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::key(key), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             // As `apply` writes an existing session: presence, expiry, then the field.
@@ -159,11 +160,11 @@ impl UserIndex for SqliteStore {
             }
             write_field(&tx, key, USER_FIELD, Some(&encoded))?;
             // One row per key: a session bound to someone else moves to `user`.
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO nex_session_users (store_key, user) VALUES (?1, ?2)
                  ON CONFLICT (store_key) DO UPDATE SET user = excluded.user",
-                params![key, user],
-            )?;
+            )?
+            .execute(params![key, user])?;
             tx.commit()?;
             Ok(WriteOutcome::Done)
         }))
@@ -171,7 +172,7 @@ impl UserIndex for SqliteStore {
 
     fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {
         let user = user.to_owned();
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Nothing, move |conn| {
             let now = now_ms();
             let mut sessions = Vec::new();
             let mut dead = Vec::new();
@@ -188,10 +189,8 @@ impl UserIndex for SqliteStore {
                 for key in dead {
                     let key = key.as_bytes().as_slice();
                     if !bound_to(&tx, key, &user, now_ms())? {
-                        tx.execute(
-                            "DELETE FROM nex_session_users WHERE store_key = ?1 AND user = ?2",
-                            params![key, user],
-                        )?;
+                        tx.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1 AND user = ?2")?
+                            .execute(params![key, user])?;
                     }
                 }
                 tx.commit()?;
@@ -203,7 +202,7 @@ impl UserIndex for SqliteStore {
 
     fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
         let (user, handle) = (user.to_owned(), handle.clone());
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Everything, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found = indexed_keys(&tx, &user)?.into_iter().find(|key| SessionHandle::of(*key) == handle);
             let Some(key) = found else { return Ok(false) };
@@ -220,7 +219,7 @@ impl UserIndex for SqliteStore {
 
     fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
         let user = user.to_owned();
-        Box::pin(self.run(move |conn| {
+        Box::pin(self.run(Touched::Everything, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = now_ms();
             let mut revoked = 0u64;
