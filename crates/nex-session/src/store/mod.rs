@@ -177,6 +177,8 @@ pub mod conformance;
 #[cfg(feature = "sqlite")]
 mod file_identity;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod redact;
 #[cfg(feature = "redis")]
 mod redis;
@@ -191,6 +193,9 @@ pub mod users;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisOptions, RedisStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use redact::RedactedUrl;
 pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]

@@ -1,0 +1,199 @@
+//! Connections to PostgreSQL: a small pool, and every call bounded by one deadline.
+//!
+//! The pool is a stack of idle connections under a semaphore (at most `size`
+//! connections in use). A connection goes back to the stack only after a call
+//! finished cleanly; one whose call failed or timed out is dropped (closing it,
+//! which makes PostgreSQL roll back whatever it had open), and the next call opens
+//! a fresh one. So after an outage the store heals by itself: nothing stale is
+//! kept, and a restarted server simply gets new connections.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use crate::error::StoreError;
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    /// Prepared once per connection: a call then costs one round trip per statement.
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// The pool: idle connections, and a bound on connections in use.
+pub(super) struct Pool {
+    config: Config,
+    idle: Mutex<Vec<Conn>>,
+    permits: Semaphore,
+    timeout: Duration,
+}
+
+/// A connection lent to one call. Dropped without [`Lease::release`], it is closed.
+pub(super) struct Lease<'p> {
+    pool: &'p Pool,
+    conn: Conn,
+    _permit: SemaphorePermit<'p>,
+}
+
+impl Lease<'_> {
+    async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.conn.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.conn.client.prepare(sql).await?;
+        self.conn.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs a statement, returning every row.
+    pub(super) async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.conn.client.query(&statement, params).await
+    }
+
+    /// Runs a statement that returns at most one row.
+    pub(super) async fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.conn.client.query_opt(&statement, params).await
+    }
+
+    /// Runs a statement, returning how many rows it changed.
+    pub(super) async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.conn.client.execute(&statement, params).await
+    }
+
+    /// Runs statements without parameters (transaction control, the schema).
+    pub(super) async fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.conn.client.batch_execute(sql).await
+    }
+
+    /// Gives the connection back for the next call (it finished cleanly).
+    fn release(self) {
+        if self.conn.client.is_closed() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.push(self.conn);
+    }
+}
+
+/// What a failed call means for a write, by how far it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `COMMIT` not sent yet: PostgreSQL rolls the transaction back, nothing applied.
+    Working,
+    /// `COMMIT` sent: without its answer, the write may or may not be applied.
+    Committing,
+}
+
+impl Pool {
+    pub(super) fn new(config: Config, size: usize, timeout: Duration) -> Self {
+        Self { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), timeout }
+    }
+
+    /// An idle connection, or a new one.
+    async fn lease(&self) -> Result<Lease<'_>, StoreError> {
+        let permit = self.permits.acquire().await.map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A connection the server closed while idle (a restart) is skipped.
+            idle.retain(|conn| !conn.client.is_closed());
+            idle.pop()
+        };
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
+                // The connection task drives the socket; it ends when the client is
+                // dropped or the server goes away (the client then reports closed).
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "PostgreSQL session store connection ended");
+                    }
+                });
+                Conn { client, statements: HashMap::new() }
+            }
+        };
+        Ok(Lease { pool: self, conn, _permit: permit })
+    }
+
+    /// Runs `op` (which only reads) on a connection, within the timeout.
+    pub(super) async fn read<'p, T, F, Fut>(&'p self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Lease<'p>) -> Fut,
+        Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let call = async {
+            let lease = self.lease().await?;
+            let (lease, out) = op(lease).await.map_err(unavailable)?;
+            lease.release();
+            Ok(out)
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs `op` in a transaction (`BEGIN`, `op`, `COMMIT`), within the timeout,
+    /// telling a write that certainly did not apply from one that may have.
+    pub(super) async fn write<'p, T, F, Fut>(&'p self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Lease<'p>) -> Fut,
+        Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut stage = Stage::Working;
+        let call = async {
+            let mut lease = self.lease().await?;
+            lease.batch("BEGIN").await.map_err(unavailable)?;
+            // An error here leaves the transaction open on a connection we drop:
+            // PostgreSQL rolls it back when the connection closes.
+            let (mut lease, out) = op(lease).await.map_err(unavailable)?;
+            stage = Stage::Committing;
+            lease.batch("COMMIT").await.map_err(commit_failed)?;
+            lease.release();
+            Ok(out)
+        };
+        let outcome = tokio::time::timeout_at(deadline, call).await;
+        match (outcome, stage) {
+            (Ok(result), _) => result,
+            (Err(_), Stage::Working) => Err(StoreError::Timeout(self.timeout)),
+            (Err(_), Stage::Committing) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
+        }
+    }
+}
+
+fn unavailable(err: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+/// A `COMMIT` that failed: if PostgreSQL answered with an error, the transaction
+/// was rolled back; if the connection broke instead, nobody knows.
+fn commit_failed(err: tokio_postgres::Error) -> StoreError {
+    if err.as_db_error().is_some() {
+        unavailable(err)
+    } else {
+        StoreError::OutcomeUnknown(Box::new(unavailable(err)))
+    }
+}
