@@ -213,3 +213,18 @@ async fn an_unreachable_server_fails_within_the_timeout() {
     assert!(!err.may_have_applied(), "nothing was sent, so nothing applied: {err:?}");
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_urls_open_postgres_and_errors_never_show_the_password() {
+    let (url, _server) = single_node();
+    let store = nex_session::store::open(&url).await.unwrap();
+    assert_eq!(store.kind(), "postgres");
+    store.health().await.unwrap();
+    // Nothing listens on port 1: the error names the URL without its password, quickly.
+    let started = Instant::now();
+    let Err(err) = nex_session::store::open("postgres://nex:s3cret@127.0.0.1:1/postgres").await else {
+        panic!("opened a store on a port nothing listens on")
+    };
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
