@@ -103,8 +103,8 @@ impl Default for PostgresOptions {
 ///   both keys; the old key is gone for every instance at commit.
 /// - **Expiry** is the store's clock (`now_ms` of the app) compared with
 ///   `expires_at`: an expired row counts as missing at once, and is purged in
-///   batches of 500 rows per transaction (`FOR UPDATE SKIP LOCKED`, so the purge
-///   never waits on a request).
+///   batches of 500 rows per transaction (`FOR UPDATE SKIP LOCKED`: rows a request
+///   holds are left for the next purge).
 /// - **Hashed keys only**: rows hold the [`StoreKey`] (SHA-256 of the id), never
 ///   the id of a cookie.
 ///
@@ -219,6 +219,18 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS nex_session_schema (version integer NOT NULL);
     INSERT INTO nex_session_schema (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM nex_session_schema);";
 
+/// One purge batch of expired sessions bound to no user.
+const PURGE_UNBOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
+    SELECT s.key FROM nex_sessions s
+    WHERE s.expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM nex_session_users u WHERE u.store_key = s.key)
+    LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// One purge batch of expired sessions bound to a user: index rows locked first.
+const PURGE_BOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
+    SELECT u.store_key FROM nex_session_users u JOIN nex_sessions s ON s.key = u.store_key
+    WHERE s.expires_at <= $1
+    LIMIT $2 FOR UPDATE OF u SKIP LOCKED)";
+
 /// What a session row holds, locked for the rest of the transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Row {
@@ -296,6 +308,70 @@ async fn write_field(
     Ok(())
 }
 
+/// Locks the session row (if any), saying what it is, and reads one field of it
+/// (`None` unless live): two statements sent together, one round trip.
+///
+/// Not one statement with a join: under `READ COMMITTED`, a `SELECT … FOR UPDATE`
+/// that waited for the lock rechecks the locked row but returns the joined rows as
+/// its snapshot saw them, from before the write it waited for. The second statement
+/// starts after the first holds the lock, with a fresh snapshot.
+async fn lock_and_read(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+    now: i64,
+) -> Result<(Row, Option<Vec<u8>>), tokio_postgres::Error> {
+    let (row, value) = c
+        .query_opt_pair(
+            "SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE",
+            &[&key],
+            "SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2",
+            &[&key, &field],
+        )
+        .await?;
+    let expires_at = match row {
+        Some(row) => row.try_get::<_, i64>(0)?,
+        None => return Ok((Row::Missing, None)),
+    };
+    if expires_at <= now {
+        return Ok((Row::Expired, None));
+    }
+    match value {
+        Some(value) => Ok((Row::Live, value.try_get(0)?)),
+        None => Ok((Row::Live, None)),
+    }
+}
+
+/// Sets the expiry of a live, locked session and writes one field, in one statement.
+async fn write_live_field(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+    value: Option<&[u8]>,
+    expires_at: i64,
+) -> Result<(), tokio_postgres::Error> {
+    match value {
+        Some(value) => {
+            c.execute(
+                "WITH slide AS (UPDATE nex_sessions SET expires_at = $4 WHERE key = $1)
+                 INSERT INTO nex_session_fields (key, field, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+                &[&key, &field, &value, &expires_at],
+            )
+            .await?
+        }
+        None => {
+            c.execute(
+                "WITH slide AS (UPDATE nex_sessions SET expires_at = $3 WHERE key = $1)
+                 DELETE FROM nex_session_fields WHERE key = $1 AND field = $2",
+                &[&key, &field, &expires_at],
+            )
+            .await?
+        }
+    };
+    Ok(())
+}
+
 async fn read_field(c: &mut Lease<'_>, key: &[u8], field: &str) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
     let row =
         c.query_opt("SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2", &[&key, &field]).await?;
@@ -368,18 +444,23 @@ impl SessionStore for PostgresStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
             let key = key.as_bytes().as_slice();
-            let row = lock(&mut c, key, now_ms()).await?;
+            // Lock and read in one statement: the row is locked until commit, so no
+            // other instance writes this session between the read and the write,
+            // and `f` runs once.
+            let (row, current) = lock_and_read(&mut c, key, field, now_ms()).await?;
             if !presence.holds(row == Row::Live) {
                 return Ok((c, WriteOutcome::PresenceFailed));
             }
-            // The row is locked until commit: no other instance writes this session
-            // between the read and the write, so `f` runs once.
-            let current = if row == Row::Live { read_field(&mut c, key, field).await? } else { None };
             let value = match f(current.as_deref()) {
                 UpdateAction::Keep => return Ok((c, WriteOutcome::Done)),
                 UpdateAction::Set(bytes) => Some(bytes),
                 UpdateAction::Delete => None,
             };
+            if row == Row::Live {
+                // The hot path (an existing session): expiry and field in one statement.
+                write_live_field(&mut c, key, field, value.as_deref(), expires_at_ms).await?;
+                return Ok((c, WriteOutcome::Done));
+            }
             if !claim(&mut c, key, row, presence, expires_at_ms).await? {
                 return Ok((c, WriteOutcome::PresenceFailed));
             }
@@ -449,29 +530,28 @@ impl SessionAdmin for PostgresStore {
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut total = 0u64;
-            loop {
-                // One bounded transaction per batch; rows a request holds are skipped
-                // (the next purge gets them), so the purge never waits on a request.
-                let removed = self
-                    .pool
-                    .write(move |mut c| async move {
-                        let n = c
-                            .execute(
-                                "DELETE FROM nex_sessions WHERE key IN (
-                                     SELECT key FROM nex_sessions WHERE expires_at <= $1
-                                     LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                                &[&now_ms, &PURGE_BATCH],
-                            )
-                            .await?;
-                        Ok((c, n))
-                    })
-                    .await?;
-                total += removed;
-                if removed < PURGE_BATCH.unsigned_abs() {
-                    return Ok(total);
+            // Sessions without a user first, then bound ones, whose index rows are
+            // locked before their session rows: the order `revoke_all` takes them in,
+            // so the purge and a revoke never wait on each other in a cycle.
+            for sql in [PURGE_UNBOUND, PURGE_BOUND] {
+                loop {
+                    // One bounded transaction per batch; rows a request holds are
+                    // skipped (the next purge gets them).
+                    let removed = self
+                        .pool
+                        .write(move |mut c| async move {
+                            let n = c.execute(sql, &[&now_ms, &PURGE_BATCH]).await?;
+                            Ok((c, n))
+                        })
+                        .await?;
+                    total += removed;
+                    if removed < PURGE_BATCH.unsigned_abs() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
                 }
-                tokio::task::yield_now().await;
             }
+            Ok(total)
         })
     }
 

@@ -39,6 +39,18 @@ pub(super) struct Lease<'p> {
     pool: &'p Pool,
     conn: Conn,
     _permit: SemaphorePermit<'p>,
+    /// A transaction was asked for and `BEGIN` not sent yet: it leaves with the
+    /// first statement, in the same write (one round trip for both).
+    begin: Begin,
+}
+
+/// Whether `BEGIN` still has to go out before the next statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// No transaction (a read), or `BEGIN` already sent.
+    Sent,
+    /// `BEGIN` goes out with the next statement.
+    Pending,
 }
 
 impl Lease<'_> {
@@ -58,7 +70,8 @@ impl Lease<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         let statement = self.statement(sql).await?;
-        self.conn.client.query(&statement, params).await
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.query(&statement, params)).await
     }
 
     /// Runs a statement that returns at most one row.
@@ -68,7 +81,26 @@ impl Lease<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, tokio_postgres::Error> {
         let statement = self.statement(sql).await?;
-        self.conn.client.query_opt(&statement, params).await
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.query_opt(&statement, params)).await
+    }
+
+    /// Runs two statements that return at most one row each, sent together (one
+    /// round trip); the server runs them one after the other, in this order.
+    pub(super) async fn query_opt_pair(
+        &mut self,
+        first: &'static str,
+        first_params: &[&(dyn ToSql + Sync)],
+        second: &'static str,
+        second_params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(Option<Row>, Option<Row>), tokio_postgres::Error> {
+        let (first, second) = (self.statement(first).await?, self.statement(second).await?);
+        let client = &self.conn.client;
+        let pair = async {
+            let (a, b) = both(client.query_opt(&first, first_params), client.query_opt(&second, second_params)).await;
+            Ok((a?, b?))
+        };
+        after_begin(client, &mut self.begin, pair).await
     }
 
     /// Runs a statement, returning how many rows it changed.
@@ -78,11 +110,17 @@ impl Lease<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
         let statement = self.statement(sql).await?;
-        self.conn.client.execute(&statement, params).await
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.execute(&statement, params)).await
     }
 
     /// Runs statements without parameters (transaction control, the schema).
     pub(super) async fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        if self.begin == Begin::Pending {
+            self.begin = Begin::Sent;
+            // One simple query: its statements run in order, the first opening the transaction.
+            return self.conn.client.batch_execute(&format!("BEGIN; {sql}")).await;
+        }
         self.conn.client.batch_execute(sql).await
     }
 
@@ -133,7 +171,7 @@ impl Pool {
                 Conn { client, statements: HashMap::new() }
             }
         };
-        Ok(Lease { pool: self, conn, _permit: permit })
+        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent })
     }
 
     /// Runs `op` (which only reads) on a connection, within the timeout.
@@ -166,12 +204,14 @@ impl Pool {
         let mut stage = Stage::Working;
         let call = async {
             let mut lease = self.lease().await?;
-            lease.batch("BEGIN").await.map_err(unavailable)?;
+            lease.begin = Begin::Pending;
             // An error here leaves the transaction open on a connection we drop:
             // PostgreSQL rolls it back when the connection closes.
             let (mut lease, out) = op(lease).await.map_err(unavailable)?;
-            stage = Stage::Committing;
-            lease.batch("COMMIT").await.map_err(commit_failed)?;
+            if lease.begin == Begin::Sent {
+                stage = Stage::Committing;
+                lease.batch("COMMIT").await.map_err(commit_failed)?;
+            }
             lease.release();
             Ok(out)
         };
@@ -182,6 +222,54 @@ impl Pool {
             (Err(_), Stage::Committing) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
         }
     }
+}
+
+/// Runs `statement`, sending a pending `BEGIN` just before it: tokio-postgres sends
+/// requests in the order they are first polled and pipelines them, so both leave in
+/// one write and their answers come back together. An error of either fails the call.
+async fn after_begin<T>(
+    client: &Client,
+    begin: &mut Begin,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    if *begin == Begin::Sent {
+        return statement.await;
+    }
+    *begin = Begin::Sent;
+    let begin = client.batch_execute("BEGIN");
+    let (began, result) = both(begin, statement).await;
+    began?;
+    result
+}
+
+/// Polls two futures together (BEGIN first, so it is sent first) until both are done.
+async fn both<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: Future,
+    B: Future,
+{
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut a_out, mut b_out) = (None, None);
+    std::future::poll_fn(|cx| {
+        if a_out.is_none() {
+            if let std::task::Poll::Ready(out) = a.as_mut().poll(cx) {
+                a_out = Some(out);
+            }
+        }
+        if b_out.is_none() {
+            if let std::task::Poll::Ready(out) = b.as_mut().poll(cx) {
+                b_out = Some(out);
+            }
+        }
+        match (a_out.take(), b_out.take()) {
+            (Some(a), Some(b)) => std::task::Poll::Ready((a, b)),
+            (a, b) => {
+                (a_out, b_out) = (a, b);
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 fn unavailable(err: tokio_postgres::Error) -> StoreError {

@@ -24,6 +24,8 @@
 //!   session row. A `rename` that locked its index row first commits before
 //!   `revoke_all` reads the row, which then names the new key (revoked); one that
 //!   comes later finds its source gone (`Ok(false)`);
+//! - the purge locks the index rows of expired bound sessions before their session
+//!   rows too (and skips rows others hold);
 //! - a write of another field needs a live session (`apply` and `update` lock the
 //!   session row and check presence), so none brings a revoked session back.
 //!
