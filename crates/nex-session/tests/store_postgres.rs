@@ -228,3 +228,24 @@ async fn store_urls_open_postgres_and_errors_never_show_the_password() {
     assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_only_row_privileges_opens_a_schema_a_dba_made() {
+    let server = PostgresServer::start_private();
+    // The DBA's side: the schema exists (made here by a first open as superuser), and
+    // the app's role may only read and write rows.
+    drop(open(&server.url(), Duration::from_secs(1)).await);
+    server.psql(
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         CREATE ROLE app LOGIN;
+         GRANT SELECT, INSERT, UPDATE, DELETE
+             ON nex_sessions, nex_session_fields, nex_session_users, nex_session_schema TO app;",
+    );
+    let app_url = server.url().replace("postgres://nex@", "postgres://app@");
+    let store = open(&app_url, Duration::from_secs(1)).await;
+    let k = key();
+    store.apply(k, &pair(3), later(), Presence::New).await.unwrap();
+    increment(&store, k).await.unwrap();
+    let fields = store.load(k).await.unwrap().unwrap().fields;
+    assert_eq!((fields["a"].as_slice(), fields["n"].as_slice()), (&b"3"[..], &b"1"[..]));
+}

@@ -141,6 +141,16 @@ impl PostgresServer {
         }
     }
 
+    /// Runs SQL with `psql` as the superuser `nex`; panics with psql's message if it fails.
+    pub fn psql(&self, sql: &str) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "nex", "-d", "postgres", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://nex@127.0.0.1:{}/postgres", self.port)
     }

@@ -66,7 +66,8 @@ impl Default for PostgresOptions {
 ///
 /// Created on open if missing, in one transaction under an advisory lock (so app
 /// instances starting together do not race), and recorded as version 1 in
-/// `nex_session_schema`; a database with a newer version is refused. A DBA who
+/// `nex_session_schema`; a database with a newer version is refused. When the
+/// schema is there, opening runs no DDL. A DBA who
 /// creates it by hand (the app's role then needs only `SELECT, INSERT, UPDATE,
 /// DELETE` on the four tables) runs:
 ///
@@ -186,16 +187,30 @@ impl PostgresStore {
     }
 }
 
-/// Creates what is missing and reads the schema version.
+/// Reads the schema version, creating the schema first when there is none. A
+/// database that has it runs no DDL at all, so the app's role needs no `CREATE`
+/// privilege when a DBA made the tables.
 async fn create_schema(mut c: Lease<'_>) -> Result<(Lease<'_>, i32), tokio_postgres::Error> {
-    c.batch(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")).await?;
-    c.batch(SCHEMA).await?;
-    let row = c.query_opt("SELECT max(version) FROM nex_session_schema", &[]).await?;
-    let version = match row {
-        Some(row) => row.try_get::<_, Option<i32>>(0)?.unwrap_or(SCHEMA_VERSION),
-        None => SCHEMA_VERSION,
-    };
+    if let Some(version) = schema_version(&mut c).await? {
+        return Ok((c, version));
+    }
+    // Under the lock, so instances starting together create it one after the other.
+    c.batch(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}")).await?;
+    let version = schema_version(&mut c).await?.unwrap_or(SCHEMA_VERSION);
     Ok((c, version))
+}
+
+/// The recorded schema version, `None` when there is no schema yet.
+async fn schema_version(c: &mut Lease<'_>) -> Result<Option<i32>, tokio_postgres::Error> {
+    let exists = c.query_opt("SELECT 1 WHERE to_regclass('nex_session_schema') IS NOT NULL", &[]).await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let row = c.query_opt("SELECT max(version) FROM nex_session_schema", &[]).await?;
+    match row {
+        Some(row) => row.try_get::<_, Option<i32>>(0),
+        None => Ok(None),
+    }
 }
 
 /// The schema, as in the module docs, each statement idempotent.
