@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nex_session::store::{
-    conformance, Change, Changes, PostgresOptions, PostgresStore, Presence, SessionStore, UpdateAction,
+    conformance, Change, Changes, LoadNow, PostgresOptions, PostgresStore, Presence, SessionStore, UpdateAction,
 };
 use nex_session::{SessionId, StoreError, StoreKey};
 use nex_testkit::postgres::single_node;
@@ -248,4 +248,114 @@ async fn a_role_with_only_row_privileges_opens_a_schema_a_dba_made() {
     increment(&store, k).await.unwrap();
     let fields = store.load(k).await.unwrap().unwrap().fields;
     assert_eq!((fields["a"].as_slice(), fields["n"].as_slice()), (&b"3"[..], &b"1"[..]));
+}
+
+/// The value of field `a` the cache answers with, or `None` when it does not answer.
+fn cached_a(store: &PostgresStore, key: StoreKey) -> Option<Vec<u8>> {
+    match store.load_now(key, nex_session::token::now_ms()) {
+        LoadNow::Found(fields) => Some(fields.get("a").unwrap_or_default().to_vec()),
+        _ => None,
+    }
+}
+
+/// Loads `key` (which caches it) until the cache answers, within 5 s (the first
+/// heartbeat must come back first).
+async fn cache_it(store: &PostgresStore, key: StoreKey) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        store.load(key).await.unwrap().expect("the session exists");
+        if let Some(a) = cached_a(store, key) {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "the client cache never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cache_answers_repeat_reads_and_drops_what_another_instance_changes() {
+    let (url, _server) = single_node();
+    let a = open(&url, Duration::from_secs(1)).await;
+    let b = open(&url, Duration::from_secs(1)).await;
+    let k = key();
+    a.apply(k, &pair(1), later(), Presence::New).await.unwrap();
+    assert_eq!(cache_it(&a, k).await, b"1");
+
+    // This instance's own write: its next read never sees the old value.
+    a.apply(k, &pair(2), later(), Presence::Existing).await.unwrap();
+    assert_eq!(cached_a(&a, k), None, "dropped at once by its own write");
+    assert_eq!(cache_it(&a, k).await, b"2");
+
+    // Another instance's write: gone from this cache within a network hop.
+    let written = Instant::now();
+    b.apply(k, &pair(3), later(), Presence::Existing).await.unwrap();
+    while cached_a(&a, k).is_some() {
+        assert!(written.elapsed() < Duration::from_secs(1), "another instance's write still hidden after 1 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(cache_it(&a, k).await, b"3");
+
+    // A renew on the other instance: the old key stops answering here too.
+    let renewed = key();
+    assert!(b.rename(k, renewed, later()).await.unwrap());
+    let written = Instant::now();
+    while cached_a(&a, k).is_some() {
+        assert!(written.elapsed() < Duration::from_secs(1), "a renewed-away id still answered after 1 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(a.load(k).await.unwrap().is_none());
+
+    // Turned off, it never answers.
+    let options = PostgresOptions { client_cache: 0, ..PostgresOptions::default() };
+    let off = PostgresStore::open_with_options(&url, options).await.unwrap();
+    off.load(renewed).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    off.load(renewed).await.unwrap().unwrap();
+    assert_eq!(cached_a(&off, renewed), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cache_stops_answering_within_3_s_when_postgres_goes_away() {
+    let mut server = PostgresServer::start_private();
+    let store = open(&server.url(), Duration::from_millis(500)).await;
+    let k = key();
+    store.apply(k, &pair(5), later(), Presence::New).await.unwrap();
+    assert_eq!(cache_it(&store, k).await, b"5");
+    server.stop();
+    let stopped = Instant::now();
+    while cached_a(&store, k).is_some() {
+        assert!(stopped.elapsed() < Duration::from_millis(3_500), "the cache still answered after 3.5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Reads then go to PostgreSQL, and fail honestly.
+    assert!(store.load(k).await.is_err());
+    server.start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.health().await.is_err() {
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache_it(&store, k).await, b"5", "the cache works again after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_postgres_stops_the_client_cache_answering_within_3_s() {
+    let server = PostgresServer::start_private();
+    let store = open(&server.url(), Duration::from_millis(500)).await;
+    let k = key();
+    store.apply(k, &pair(6), later(), Presence::New).await.unwrap();
+    assert_eq!(cache_it(&store, k).await, b"6");
+    // Frozen: the connections stay open, no notification can arrive, and silence
+    // must not pass for "nothing changed" for longer than the bound.
+    server.freeze();
+    let frozen = Instant::now();
+    while cached_a(&store, k).is_some() {
+        assert!(frozen.elapsed() < Duration::from_millis(3_500), "the cache still answered after 3.5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    assert!(store.load(k).await.is_err(), "a frozen server gives an error, not an answer");
+    assert!(started.elapsed() < Duration::from_millis(1_500), "within the timeout: {:?}", started.elapsed());
+    server.thaw();
+    assert_eq!(cache_it(&store, k).await, b"6", "the cache answers again once PostgreSQL does");
 }

@@ -141,6 +141,30 @@ impl PostgresServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and each of its processes):
+    /// connections stay open but nothing answers, as with a hung host.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Sends `signal` to the postmaster and its children, by explicit process ids.
+    fn signal(&self, signal: &str) {
+        let postmaster = self.child.as_ref().expect("the server runs").id();
+        let children = Command::new("ps").args(["-o", "pid=", "--ppid", &postmaster.to_string()]).output().unwrap();
+        let mut pids: Vec<u32> =
+            String::from_utf8_lossy(&children.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        pids.push(postmaster);
+        // Only real process ids: never 0 or 1, which `kill` would take as groups or init.
+        pids.retain(|pid| *pid > 1);
+        let status = Command::new("kill").arg(signal).args(pids.iter().map(u32::to_string)).status().unwrap();
+        assert!(status.success(), "kill {signal} {pids:?} failed");
+    }
+
     /// Runs SQL with `psql` as the superuser `nex`; panics with psql's message if it fails.
     pub fn psql(&self, sql: &str) {
         let out = Command::new(self.bin.join("psql"))

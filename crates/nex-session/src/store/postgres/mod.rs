@@ -9,13 +9,14 @@ use tokio_postgres::Config;
 
 use self::pool::{Lease, Pool};
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
+    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
     UserIndex, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::token::now_ms;
 
+mod cache;
 mod pool;
 mod users;
 
@@ -44,11 +45,24 @@ pub struct PostgresOptions {
     /// Connections this store opens at most (default 8); calls beyond wait for one
     /// (within their timeout).
     pub pool_size: usize,
+    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
+    ///
+    /// A session read once is answered from memory until a write says it changed
+    /// (`LISTEN/NOTIFY`, one more connection per store). Guarantee: this
+    /// instance's own writes are visible to its next read at once; a write made by
+    /// *another* app instance becomes visible here when its notification arrives,
+    /// one network hop after its commit. When the channel gives no sign of life
+    /// (a frozen server, a cut network), the cache stops answering at most **3 s**
+    /// after the last one (a ping through the channel every second provides
+    /// them); a lost connection empties it at once. Writes made outside
+    /// nex-session (SQL by hand) are not seen by caches until the session is next
+    /// written through nex-session: turn the cache off if you change sessions so.
+    pub client_cache: usize,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(1), pool_size: 8 }
+        Self { timeout: Duration::from_secs(1), pool_size: 8, client_cache: 10_000 }
     }
 }
 
@@ -131,6 +145,7 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Arc<Pool>,
+    cache: Option<Arc<cache::ClientCache>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -178,12 +193,46 @@ impl PostgresStore {
         let mut config = Config::from_str(url).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
         config.connect_timeout(options.timeout);
         config.application_name("nex-session");
-        let store = Self { pool: Arc::new(Pool::new(config, options.pool_size, options.timeout)) };
-        let version = store.pool.write(create_schema).await?;
+        let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
+        let version = pool.write(create_schema).await?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt(Box::new(NewerSchema(version))));
         }
-        Ok(store)
+        let cache = (options.client_cache > 0).then(|| cache::start(config.clone(), options.client_cache));
+        let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
+        Ok(Self { pool: Arc::new(pool), cache })
+    }
+}
+
+impl PostgresStore {
+    /// The session as PostgreSQL has it: one statement, so one snapshot (the
+    /// expiry and the fields agree).
+    async fn load_uncached(&self, key: StoreKey) -> Result<Option<Record>, StoreError> {
+        self.pool
+            .read(move |mut c| async move {
+                let key = key.as_bytes().as_slice();
+                let rows = c
+                    .query(
+                        "SELECT s.expires_at, f.field, f.value FROM nex_sessions s
+                     LEFT JOIN nex_session_fields f ON f.key = s.key
+                     WHERE s.key = $1 AND s.expires_at > $2",
+                        &[&key, &now_ms()],
+                    )
+                    .await?;
+                let mut record: Option<Record> = None;
+                for row in rows {
+                    let expires_at_ms: i64 = row.try_get(0)?;
+                    let record = record.get_or_insert_with(|| Record { fields: Fields::new(), expires_at_ms });
+                    // A session without fields is one row of NULLs.
+                    let field: Option<String> = row.try_get(1)?;
+                    let value: Option<Vec<u8>> = row.try_get(2)?;
+                    if let (Some(field), Some(value)) = (field, value) {
+                        record.fields.insert(field, value);
+                    }
+                }
+                Ok((c, record))
+            })
+            .await
     }
 }
 
@@ -402,31 +451,23 @@ fn store_key(bytes: &[u8]) -> Option<StoreKey> {
 }
 
 impl SessionStore for PostgresStore {
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
+        // Only sessions are cached, never their absence: a miss asks PostgreSQL.
+        match self.cache.as_ref().and_then(|cache| cache.get(key, now_ms)) {
+            Some(fields) => LoadNow::Found(fields),
+            None => LoadNow::Unknown,
+        }
+    }
+
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(self.pool.read(move |mut c| async move {
-            let key = key.as_bytes().as_slice();
-            // One statement, so one snapshot: the expiry and the fields agree.
-            let rows = c
-                .query(
-                    "SELECT s.expires_at, f.field, f.value FROM nex_sessions s
-                     LEFT JOIN nex_session_fields f ON f.key = s.key
-                     WHERE s.key = $1 AND s.expires_at > $2",
-                    &[&key, &now_ms()],
-                )
-                .await?;
-            let mut record: Option<Record> = None;
-            for row in rows {
-                let expires_at_ms: i64 = row.try_get(0)?;
-                let record = record.get_or_insert_with(|| Record { fields: Fields::new(), expires_at_ms });
-                // A session without fields is one row of NULLs.
-                let field: Option<String> = row.try_get(1)?;
-                let value: Option<Vec<u8>> = row.try_get(2)?;
-                if let (Some(field), Some(value)) = (field, value) {
-                    record.fields.insert(field, value);
-                }
+        Box::pin(async move {
+            let ticket = self.cache.as_ref().map(|cache| cache.ticket(key));
+            let record = self.load_uncached(key).await?;
+            if let (Some(cache), Some(ticket), Some(record)) = (&self.cache, ticket, &record) {
+                cache.insert(key, record, ticket);
             }
-            Ok((c, record))
-        }))
+            Ok(record)
+        })
     }
 
     fn apply<'a>(
@@ -437,6 +478,7 @@ impl SessionStore for PostgresStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(key);
             let key = key.as_bytes().as_slice();
             let row = lock(&mut c, key, now_ms()).await?;
             if !claim(&mut c, key, row, presence, expires_at_ms).await? {
@@ -458,6 +500,7 @@ impl SessionStore for PostgresStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(key);
             let key = key.as_bytes().as_slice();
             // Lock and read in one statement: the row is locked until commit, so no
             // other instance writes this session between the read and the write,
@@ -486,6 +529,8 @@ impl SessionStore for PostgresStore {
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(from);
+            c.changed(to);
             let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
             let now = now_ms();
             // The index row first, as `revoke_all` locks it (one lock order, no deadlock).
@@ -512,6 +557,7 @@ impl SessionStore for PostgresStore {
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(key);
             let key = key.as_bytes().as_slice();
             users::lock_index_row(&mut c, key).await?;
             // Fields and index row go with it (`ON DELETE CASCADE`).

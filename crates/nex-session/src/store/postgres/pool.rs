@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
+use super::cache::{self, ClientCache};
 use crate::error::StoreError;
+use crate::id::StoreKey;
 
 /// A connection and the statements prepared on it.
 struct Conn {
@@ -32,7 +34,14 @@ pub(super) struct Pool {
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
     timeout: Duration,
+    /// This instance's client cache, kept current by the writes made here.
+    cache: Option<Arc<ClientCache>>,
 }
+
+/// Sends a notification.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Keys per notification: 65 bytes each stays under PostgreSQL's 8000-byte payload limit.
+const NOTIFY_KEYS: usize = 100;
 
 /// A connection lent to one call. Dropped without [`Lease::release`], it is closed.
 pub(super) struct Lease<'p> {
@@ -42,6 +51,8 @@ pub(super) struct Lease<'p> {
     /// A transaction was asked for and `BEGIN` not sent yet: it leaves with the
     /// first statement, in the same write (one round trip for both).
     begin: Begin,
+    /// Sessions this transaction changes: notified at commit (see `cache.rs`).
+    changed: Vec<StoreKey>,
 }
 
 /// Whether `BEGIN` still has to go out before the next statement.
@@ -124,6 +135,46 @@ impl Lease<'_> {
         self.conn.client.batch_execute(sql).await
     }
 
+    /// Declares that this transaction changes the session under `key`: this
+    /// instance's cache drops it now (before anything is sent) and again after the
+    /// commit, and every instance's cache hears of it through the commit's `NOTIFY`.
+    pub(super) fn changed(&mut self, key: StoreKey) {
+        if let Some(cache) = &self.pool.cache {
+            cache.invalidate(key);
+        }
+        self.changed.push(key);
+    }
+
+    /// Commits, with the notification of the changed sessions in the same round trip.
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
+        let notify =
+            if self.changed.is_empty() { None } else { Some(self.statement(NOTIFY).await.map_err(commit_failed)?) };
+        let client = &self.conn.client;
+        let mut chunks: Vec<String> = self.changed.chunks(NOTIFY_KEYS).map(cache::payload).collect();
+        let last = chunks.pop();
+        match (last, notify) {
+            (Some(payload), Some(notify)) => {
+                for payload in chunks {
+                    client.execute(&notify, &[&cache::CHANNEL, &payload]).await.map_err(commit_failed)?;
+                }
+                let (notified, committed) =
+                    both(client.execute(&notify, &[&cache::CHANNEL, &payload]), client.batch_execute("COMMIT")).await;
+                // A failed `pg_notify` turns the `COMMIT` after it into a rollback
+                // (which PostgreSQL does not report as an error): check it first.
+                notified.map_err(commit_failed)?;
+                committed.map_err(commit_failed)
+            }
+            _ => client.batch_execute("COMMIT").await.map_err(commit_failed),
+        }?;
+        if let Some(cache) = &self.pool.cache {
+            for key in &self.changed {
+                cache.invalidate(*key);
+            }
+        }
+        Ok(())
+    }
+
     /// Gives the connection back for the next call (it finished cleanly).
     fn release(self) {
         if self.conn.client.is_closed() {
@@ -144,8 +195,8 @@ enum Stage {
 }
 
 impl Pool {
-    pub(super) fn new(config: Config, size: usize, timeout: Duration) -> Self {
-        Self { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), timeout }
+    pub(super) fn new(config: Config, size: usize, timeout: Duration, cache: Option<Arc<ClientCache>>) -> Self {
+        Self { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), timeout, cache }
     }
 
     /// An idle connection, or a new one.
@@ -171,7 +222,7 @@ impl Pool {
                 Conn { client, statements: HashMap::new() }
             }
         };
-        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent })
+        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent, changed: Vec::new() })
     }
 
     /// Runs `op` (which only reads) on a connection, within the timeout.
@@ -210,7 +261,7 @@ impl Pool {
             let (mut lease, out) = op(lease).await.map_err(unavailable)?;
             if lease.begin == Begin::Sent {
                 stage = Stage::Committing;
-                lease.batch("COMMIT").await.map_err(commit_failed)?;
+                lease.commit().await?;
             }
             lease.release();
             Ok(out)

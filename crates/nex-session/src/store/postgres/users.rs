@@ -133,6 +133,7 @@ impl UserIndex for PostgresStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let encoded = binding.encode();
         Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(key);
             let key = key.as_bytes().as_slice();
             lock_index_row(&mut c, key).await?;
             // As `apply` writes an existing session: presence, expiry, then the field.
@@ -196,6 +197,7 @@ impl UserIndex for PostgresStore {
         Box::pin(self.pool.write(move |mut c| async move {
             let found = lock_user_rows(&mut c, user).await?.into_iter().find(|key| SessionHandle::of(*key) == *handle);
             let Some(key) = found else { return Ok((c, false)) };
+            c.changed(key);
             let revoked = revoke_one(&mut c, key.as_bytes(), user, now_ms()).await?;
             Ok((c, revoked))
         }))
@@ -209,6 +211,7 @@ impl UserIndex for PostgresStore {
                 if keep.spares(key) {
                     continue;
                 }
+                c.changed(key);
                 if revoke_one(&mut c, key.as_bytes(), user, now).await? {
                     revoked += 1;
                 }
