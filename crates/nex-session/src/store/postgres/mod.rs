@@ -122,6 +122,9 @@ impl Default for PostgresOptions {
 ///   holds are left for the next purge).
 /// - **Hashed keys only**: rows hold the [`StoreKey`] (SHA-256 of the id), never
 ///   the id of a cookie.
+/// - **Reads from memory, with a bound**: a client-side cache answers repeat reads
+///   until a write's `NOTIFY` (sent in its transaction, delivered at commit) says the
+///   session changed; see [`PostgresOptions::client_cache`] for what it guarantees.
 ///
 /// # Failures
 ///
