@@ -53,10 +53,14 @@ pub(crate) fn session_sized_cookie() -> String {
     format!("{}={}", nex_session::COOKIE_NAME, signer.sign(id.as_bytes()))
 }
 
-/// Every variant (`bare-cookie` only when asked for). The Redis URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`).
+/// Every variant (`bare-cookie`, `bare-spin` and `nex-postgres` only when asked for). The Redis
+/// URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`), the PostgreSQL one
+/// from `NEX_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 pub(crate) fn variants() -> Vec<Variant> {
     let spin_ns = std::env::var("NEX_BENCH_SPIN_NS").ok().and_then(|v| v.parse().ok()).unwrap_or(650);
     let redis = std::env::var("NEX_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let postgres = std::env::var("NEX_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     vec![
         Variant { name: "bare", kind: Kind::Bare, default: true },
         Variant { name: BARE_WITH_COOKIE, kind: Kind::Bare, default: false },
@@ -64,6 +68,8 @@ pub(crate) fn variants() -> Vec<Variant> {
         Variant { name: "nex-memory", kind: Kind::Nex("memory".into()), default: true },
         Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()), default: true },
         Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()), default: true },
+        // Asked for by name: most benchmark machines run Redis but no PostgreSQL.
+        Variant { name: "nex-postgres", kind: Kind::Nex(postgres), default: false },
         Variant { name: "ts-memory", kind: Kind::TowerMemory, default: true },
         Variant { name: "ts-redis", kind: Kind::TowerRedis(redis), default: true },
     ]

@@ -66,7 +66,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--no-pin" => opts.pin = false,
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
-                     [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
+                     [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|ts [--sessions N]\n\
                      \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]"
                     .into())

@@ -121,7 +121,8 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// The store named by `NEX_SESSION_STORE`: `memory` (default), `sqlite://PATH`,
-/// `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,…`; a memory store is
+/// `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,…` or
+/// `postgres://USER@HOST:PORT/DB`; a memory store is
 /// bounded by `NEX_SESSION_MAX_SESSIONS` (default
 /// [`DEFAULT_MAX_SESSIONS`], 100,000). See
 /// [`open_store`].

@@ -24,8 +24,8 @@ pub(crate) const STORE_VAR: &str = "NEX_SESSION_STORE";
 /// `sessions`: the store and what to do with its sessions.
 #[derive(Debug, Args)]
 pub(crate) struct SessionsArgs {
-    /// The store the app uses: `sqlite://PATH`, `redis://HOST:PORT[/DB]` or
-    /// `redis+cluster://HOST:PORT,…`; before or after the subcommand. Not `memory`:
+    /// The store the app uses: `sqlite://PATH`, `redis://HOST:PORT[/DB]`,
+    /// `redis+cluster://HOST:PORT,…` or `postgres://USER@HOST:PORT/DB`; before or after the subcommand. Not `memory`:
     /// a memory store lives inside the app's process, out of this tool's reach.
     // Optional for clap (global arguments cannot be required): `run` says when it is missing.
     // The env value is hidden from `--help`: it may hold a Redis password.
@@ -174,7 +174,7 @@ async fn open(url: &str, origin: &str, create: bool) -> Result<Arc<dyn SessionSt
             return Err(Failure::usage(format!(
                 "{origin}={shown}: a memory store lives inside the app's process, so this command would \
                  open a new, empty one of its own and find no sessions. Pass the store the app uses \
-                 (sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,…); the sessions of an app \
+                 (sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,…, postgres://USER@HOST/DB); the sessions of an app \
                  on the memory store are reachable only from inside the app (store.admin(), store.users())"
             )))
         }

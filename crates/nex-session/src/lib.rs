@@ -100,6 +100,7 @@
 //! | `axum` | yes | the [`Session`] extractor and `IntoResponse` for [`SessionError`] (`axum-core`) |
 //! | `sqlite` | no | `store::SqliteStore`: durable sessions in a SQLite file (bundled SQLite) |
 //! | `redis` | no | `store::RedisStore`: Redis / Valkey, single node or Redis Cluster |
+//! | `postgres` | no | `store::PostgresStore`: PostgreSQL (`tokio-postgres`, no TLS) |
 //! | `conformance` | no | `store::conformance`: the test suite every store must pass (turn it on in `[dev-dependencies]`) |
 //!
 //! Testing a handler needs no HTTP server: [`testing::TestSession`] runs it as a

@@ -1,5 +1,6 @@
 //! Test support for the nex-session workspace: the one HTTP test harness
-//! ([`http`]), private Redis servers and clusters ([`redis`]), and store
+//! ([`http`]), private Redis servers and clusters ([`redis`]), private PostgreSQL servers
+//! ([`postgres`]), and store
 //! wrappers for fault injection ([`store`]), temporary database files ([`fs`]).
 //!
 //! Everything here talks to real parts: a real HTTP server on 127.0.0.1, real
@@ -10,8 +11,10 @@
 
 pub mod fs;
 pub mod http;
+pub mod postgres;
 pub mod redis;
 pub mod store;
 
 pub use self::fs::{TempDb, TempDir};
+pub use self::postgres::PostgresServer;
 pub use self::redis::{single_node, RedisCluster, RedisServer};

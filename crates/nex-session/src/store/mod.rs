@@ -1,7 +1,7 @@
 //! The store interface: where session data lives, keyed by [`StoreKey`].
 //!
 //! [`SessionStore`] is what the session layer needs from a store: five required
-//! methods with a precise contract, so that the in-memory, SQLite and Redis stores
+//! methods with a precise contract, so that the in-memory, SQLite, Redis and PostgreSQL stores
 //! (and yours) all give the guarantees the layer relies on. Values are opaque
 //! bytes here; the session layer encodes them (JSON). Operators' tools (listing,
 //! purging expired sessions) use the optional [`SessionAdmin`].
@@ -177,6 +177,8 @@ pub mod conformance;
 #[cfg(feature = "sqlite")]
 mod file_identity;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod redact;
 #[cfg(feature = "redis")]
 mod redis;
@@ -191,6 +193,9 @@ pub mod users;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisOptions, RedisStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use redact::RedactedUrl;
 pub use snapshot::Snapshot;
 #[cfg(feature = "sqlite")]
@@ -414,8 +419,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The store's kind, a short fixed name: the `store` label of nex-session's
     /// metrics and field of its spans ([`crate::observe`]), and
-    /// [`Health::store`](crate::observe::Health::store). `memory`, `sqlite` and
-    /// `redis` for the stores of this crate; the default is `custom`. Keep it one
+    /// [`Health::store`](crate::observe::Health::store). `memory`, `sqlite`,
+    /// `redis` and `postgres` for the stores of this crate; the default is `custom`. Keep it one
     /// constant per store type (it becomes a metric label).
     ///
     /// ```
@@ -434,7 +439,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The default [`load`](Self::load)s a key no session has (all zero bytes,
     /// which no id hashes to in practice); override it with something cheaper.
     /// The memory store is always up, the SQLite store runs `SELECT 1` on its
-    /// connection (after checking its file is still there), and the Redis store
+    /// connection (after checking its file is still there), the PostgreSQL store
+    /// runs `SELECT 1` on a pooled connection, and the Redis store
     /// sends `PING`.
     ///
     /// ```

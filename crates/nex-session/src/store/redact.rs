@@ -1,6 +1,6 @@
 //! Store URLs with their credentials hidden, for every message that shows one.
 //!
-//! A Redis URL may carry a password (`redis://:password@host`,
+//! A Redis or PostgreSQL URL may carry a password (`redis://:password@host`,
 //! `redis://user:password@host`, one per node in `redis+cluster://…`, or
 //! `?pass=` / `?password=` in the query). Operators need the scheme, user and
 //! hosts in an error to know which server failed, never the password: logs are
@@ -278,6 +278,8 @@ mod tests {
             ("redis+cluster://u:one@a:7000,v:two@b:7001", "redis+cluster://u:***@a:7000,v:***@b:7001"),
             ("redis+unix:///run/redis.sock?db=1&pass=s3cret", "redis+unix:///run/redis.sock?db=1&pass=***"),
             ("redis://cache:6379/0?password=s3cret", "redis://cache:6379/0?password=***"),
+            ("postgres://app:s3cret@db:5432/app", "postgres://app:***@db:5432/app"),
+            ("postgresql://app@db/app?password=s3cret", "postgresql://app@db/app?password=***"),
             // A user name alone (no `:`) is not a secret.
             ("redis://app@cache:6379", "redis://app@cache:6379"),
             // Not even a URL: what precedes the `@` may be a password.

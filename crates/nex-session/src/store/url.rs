@@ -14,6 +14,7 @@ use crate::error::StoreError;
 /// | `sqlite://PATH` (e.g. `sqlite://sessions.db`, `sqlite:///var/lib/app/s.db`) | `SqliteStore` | `sqlite` |
 /// | `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (also `rediss://`) | `RedisStore`, one node | `redis` |
 /// | `redis+cluster://HOST:PORT,HOST:PORT,…` | `RedisStore` on Redis Cluster | `redis` |
+/// | `postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB[?…]` (also `postgresql://`) | `PostgresStore` | `postgres` |
 ///
 /// Its `Debug` and every error message about a URL hide passwords (see
 /// [`RedactedUrl`]).
@@ -25,6 +26,8 @@ use crate::error::StoreError;
 /// assert_eq!(StoreUrl::parse("sqlite://data/s.db").unwrap(), StoreUrl::Sqlite("data/s.db".into()));
 /// assert!(StoreUrl::parse("mongodb://x").is_err());
 /// assert!(!format!("{:?}", StoreUrl::parse("redis://:s3cret@cache:6379").unwrap()).contains("s3cret"));
+/// assert!(matches!(StoreUrl::parse("postgres://app@db/app"), Ok(StoreUrl::Postgres(_))));
+/// assert!(!format!("{:?}", StoreUrl::parse("postgres://app:s3cret@db/app").unwrap()).contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +41,8 @@ pub enum StoreUrl {
     Sqlite(String),
     /// A Redis URL (single node or `redis+cluster://`), passed to `RedisStore::open`.
     Redis(String),
+    /// A PostgreSQL URL, passed to `PostgresStore::open`.
+    Postgres(String),
 }
 
 impl std::fmt::Debug for StoreUrl {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for StoreUrl {
             Self::Memory { max_sessions } => f.debug_struct("Memory").field("max_sessions", max_sessions).finish(),
             Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
             Self::Redis(url) => f.debug_tuple("Redis").field(&RedactedUrl::new(url)).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&RedactedUrl::new(url)).finish(),
         }
     }
 }
@@ -75,9 +81,13 @@ impl StoreUrl {
         if ["redis://", "rediss://", "redis+cluster://"].iter().any(|p| url.starts_with(p)) {
             return Ok(Self::Redis(url.to_owned()));
         }
+        if ["postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
         Err(format!(
             "unknown session store URL {:?}; use `memory[?max_sessions=N]`, `sqlite://PATH`, \
-             `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT,HOST:PORT,…`",
+             `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,HOST:PORT,…` or \
+             `postgres://USER@HOST:PORT/DB`",
             RedactedUrl::new(url)
         ))
     }
@@ -203,6 +213,12 @@ async fn open_parsed(url: StoreUrl, options: OpenOptions) -> Result<Arc<dyn Sess
         StoreUrl::Redis(_) => {
             Err(StoreError::Unavailable("this build has no Redis store: enable nex-session's `redis` feature".into()))
         }
+        #[cfg(feature = "postgres")]
+        StoreUrl::Postgres(url) => Ok(Arc::new(super::PostgresStore::open(&url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        StoreUrl::Postgres(_) => Err(StoreError::Unavailable(
+            "this build has no PostgreSQL store: enable nex-session's `postgres` feature".into(),
+        )),
     }
 }
 

@@ -1,0 +1,278 @@
+//! A client-side cache of loaded sessions, kept current by `LISTEN/NOTIFY`.
+//!
+//! Without it every request that reads its session pays a PostgreSQL round trip.
+//! With it, a session read once is answered from memory until a write says it
+//! changed: every write transaction of this store ends with
+//! `pg_notify('nex_session', <hex keys it changed>)`, and every store instance
+//! listens on that channel on a connection of its own.
+//!
+//! Why the answers stay correct (all from PostgreSQL's documented behaviour):
+//! - A notification is sent at commit, to every listening session, and
+//!   "notifications from different transactions are delivered in the order in
+//!   which the transactions committed" (the `NOTIFY` reference page).
+//! - Every shard has a generation, bumped by each invalidation in it. A load notes
+//!   the generation before asking PostgreSQL and caches its answer only if it is
+//!   unchanged when the answer is back; an answer that raced with a change is used
+//!   once, never kept.
+//! - This instance's own writes drop their keys before they are sent and again
+//!   once they are done (so a load that read before the commit is fenced off).
+//! - An entry is never served past its session's expiry.
+//! - **Only while the channel shows signs of life.** A frozen PostgreSQL or a cut
+//!   network sends no notifications, and silence would look like "nothing
+//!   changed". So the listener sends itself a notification, `ping:<instance>:<ms>`,
+//!   every [`HEARTBEAT`]; when one comes back, every transaction committed before
+//!   it was sent has been delivered (commit order). The cache answers only within
+//!   `ANSWERS_FOR_MS` (3 s) of the sending of the last ping that came back. A lost
+//!   listener connection empties the cache at once; after a silence it is emptied
+//!   before it answers again (notifications may have been missed).
+//!
+//! What it costs: a write by *another* app instance becomes visible here when its
+//! notification arrives, one network hop after its commit. Writes made outside
+//! nex-session (SQL by hand) send no notification: a cache keeps what it had until
+//! the session is next written through nex-session, or the connection drops. Use the
+//! CLI (`nex-session sessions revoke`), or turn the cache off
+//! ([`PostgresOptions::client_cache`](super::PostgresOptions::client_cache)).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{AsyncMessage, Config, NoTls};
+
+use crate::id::StoreKey;
+use crate::store::shards::{KeyMap, Shards};
+use crate::store::{Record, Snapshot};
+
+const SHARDS: usize = 64;
+/// The channel every instance listens on.
+pub(super) const CHANNEL: &str = "nex_session";
+/// How long after its last sign of life the cache still answers, in ms.
+const ANSWERS_FOR_MS: u64 = 3_000;
+/// How often the listener pings itself through the channel.
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The cache of one [`PostgresStore`](super::PostgresStore).
+pub(super) struct ClientCache {
+    shards: Shards<Mutex<Shard>>,
+    max_per_shard: usize,
+    /// Tells this instance's pings from other instances'.
+    instance: u64,
+    born: Instant,
+    /// When the last ping that came back was sent (ms since `born`; 0: never).
+    alive_ms: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    generation: u64,
+    entries: KeyMap<Cached>,
+}
+
+struct Cached {
+    fields: Snapshot,
+    expires_at_ms: i64,
+}
+
+/// A load in progress: the generation of its key's shard when it started.
+#[derive(Clone, Copy)]
+pub(super) struct Ticket {
+    generation: u64,
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ClientCache {
+    fn new(capacity: usize) -> Self {
+        let mut bytes = [0u8; 8];
+        // A fixed id only makes two instances' pings look alike: the cache then
+        // trusts another's heartbeat, which is as fresh as its own on the same server.
+        let _ = getrandom::fill(&mut bytes);
+        Self {
+            shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
+            max_per_shard: capacity.div_ceil(SHARDS).max(1),
+            instance: u64::from_le_bytes(bytes),
+            born: Instant::now(),
+            alive_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    fn fresh(&self) -> bool {
+        let alive = self.alive_ms.load(Ordering::Acquire);
+        alive != 0 && self.ms(Instant::now()) < alive.saturating_add(ANSWERS_FOR_MS)
+    }
+
+    /// The cached session's fields, if cached, not expired at `now_ms`, and the
+    /// channel showed signs of life within `ANSWERS_FOR_MS`.
+    pub(super) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
+        if !self.fresh() {
+            return None;
+        }
+        let shard = lock(self.shards.of(key));
+        shard.entries.get(&key).filter(|c| c.expires_at_ms > now_ms).map(|c| c.fields.clone())
+    }
+
+    /// Call before asking PostgreSQL for `key`; hand the ticket to [`ClientCache::insert`].
+    pub(super) fn ticket(&self, key: StoreKey) -> Ticket {
+        Ticket { generation: lock(self.shards.of(key)).generation }
+    }
+
+    /// Caches what PostgreSQL answered for `key`, unless its shard changed since the ticket.
+    pub(super) fn insert(&self, key: StoreKey, record: &Record, ticket: Ticket) {
+        let mut shard = lock(self.shards.of(key));
+        if shard.generation != ticket.generation {
+            return;
+        }
+        if shard.entries.len() >= self.max_per_shard && !shard.entries.contains_key(&key) {
+            // Full: drop any one entry (it only costs a later round trip).
+            if let Some(victim) = shard.entries.keys().next().copied() {
+                shard.entries.remove(&victim);
+            }
+        }
+        let cached = Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms };
+        shard.entries.insert(key, cached);
+    }
+
+    /// Drops `key` and fences off loads of its shard that are in flight.
+    pub(super) fn invalidate(&self, key: StoreKey) {
+        let mut shard = lock(self.shards.of(key));
+        shard.generation = shard.generation.wrapping_add(1);
+        shard.entries.remove(&key);
+    }
+
+    fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            shard.generation = shard.generation.wrapping_add(1);
+            shard.entries.clear();
+        }
+    }
+
+    /// A notification arrived: a ping (maybe ours: a sign of life) or changed keys.
+    fn notified(&self, payload: &str) {
+        if let Some(ping) = payload.strip_prefix("ping:") {
+            let mine = ping.split_once(':').filter(|(id, _)| id.parse() == Ok(self.instance));
+            if let Some(sent_ms) = mine.and_then(|(_, ms)| ms.parse::<u64>().ok()) {
+                let last = self.alive_ms.load(Ordering::Acquire);
+                if sent_ms > last {
+                    if sent_ms - last >= ANSWERS_FOR_MS {
+                        self.clear(); // a silence: notifications may have been missed
+                    }
+                    self.alive_ms.store(sent_ms, Ordering::Release);
+                }
+            }
+            return;
+        }
+        for hex in payload.split(',') {
+            match parse_key(hex) {
+                Some(key) => self.invalidate(key),
+                // Not one of ours: to be safe, forget everything.
+                None => self.clear(),
+            }
+        }
+    }
+
+    /// The listener's connection ended: nothing is known any more.
+    fn lost(&self) {
+        self.alive_ms.store(0, Ordering::Release);
+        self.clear();
+    }
+}
+
+/// The payload naming `keys`: comma-separated hex.
+pub(super) fn payload(keys: &[StoreKey]) -> String {
+    let mut out = String::with_capacity(keys.len() * 65);
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for byte in key.as_bytes() {
+            let _ = write!(out, "{byte:02x}");
+        }
+    }
+    out
+}
+
+fn parse_key(hex: &str) -> Option<StoreKey> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(StoreKey::from_bytes(bytes))
+}
+
+/// Starts the cache and its listener (which reconnects by itself while the
+/// cache lives). The cache answers once the first ping has come back.
+pub(super) fn start(config: Config, capacity: usize) -> Arc<ClientCache> {
+    let cache = Arc::new(ClientCache::new(capacity));
+    tokio::spawn(listen(config, Arc::downgrade(&cache)));
+    cache
+}
+
+/// Keeps a listening connection open, pinging through it, while the cache lives.
+async fn listen(config: Config, cache: Weak<ClientCache>) {
+    loop {
+        if cache.strong_count() == 0 {
+            return;
+        }
+        if let Err(err) = listen_once(&config, &cache).await {
+            tracing::debug!(error = %err, "PostgreSQL session cache listener ended");
+        }
+        if let Some(cache) = cache.upgrade() {
+            cache.lost();
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+async fn listen_once(config: &Config, weak: &Weak<ClientCache>) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    // The connection's messages (notifications included) come through here.
+    let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(n) = message {
+                if tx.send(n.payload().to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // The heartbeat owns the client: when the cache is gone it ends, the client
+    // drops, the connection closes, and so the loop below ends too.
+    tokio::spawn(heartbeat(client, weak.clone()));
+    while let Some(payload) = notifications.recv().await {
+        let Some(cache) = weak.upgrade() else { break };
+        cache.notified(&payload);
+    }
+    Ok(())
+}
+
+/// Pings through the channel every [`HEARTBEAT`] while the cache lives and the
+/// connection works.
+async fn heartbeat(client: tokio_postgres::Client, weak: Weak<ClientCache>) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        beat.tick().await;
+        let Some(cache) = weak.upgrade() else { return };
+        let ping = format!("ping:{}:{}", cache.instance, cache.ms(Instant::now()));
+        drop(cache);
+        // Bounded: a frozen server must not hold the heartbeat (the cache goes stale
+        // by itself meanwhile, as no ping comes back).
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &ping];
+        let sent = tokio::time::timeout(HEARTBEAT, client.query("SELECT pg_notify($1, $2)", &params)).await;
+        if let Ok(Err(_)) = sent {
+            return; // the connection broke: the listener loop ends and reconnects
+        }
+    }
+}
