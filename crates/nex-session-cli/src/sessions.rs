@@ -184,6 +184,8 @@ async fn open(url: &str, origin: &str, create: bool) -> Result<Arc<dyn SessionSt
     nex_session::store::open_with(url, options).await.map_err(|e| {
         let hint = if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Sqlite(_))) {
             "; to create a new database there, pass --create"
+        } else if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Postgres(_))) {
+            "; to create the session tables there, pass --create"
         } else {
             ""
         };

@@ -595,3 +595,19 @@ fn a_session_id_or_data_starting_with_a_hyphen_is_a_value_not_an_option() {
     assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", &stdout(&signed)])), hyphen_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_postgres_database_without_session_tables_is_refused_unless_create_is_given() {
+    let server = nex_testkit::PostgresServer::start_private();
+    server.psql("CREATE DATABASE typo_db");
+    let url = server.url().replace("/postgres", "/typo_db");
+    let refused = run(None, &["sessions", "--store", &url, "list"]);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(stderr(&refused).contains("pass --create"), "{}", stderr(&refused));
+    // Nothing was created: asking again is refused again.
+    assert_ne!(run(None, &["sessions", "--store", &url, "list"]).status.code(), Some(0));
+    let created = run(None, &["sessions", "--store", &url, "--create", "list"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("0 sessions"), "{}", stdout(&created));
+    assert!(run(None, &["sessions", "--store", &url, "list"]).status.success(), "the tables exist now");
+}

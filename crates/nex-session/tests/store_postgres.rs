@@ -250,6 +250,29 @@ async fn a_role_with_only_row_privileges_opens_a_schema_a_dba_made() {
     assert_eq!((fields["a"].as_slice(), fields["n"].as_slice()), (&b"3"[..], &b"1"[..]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_the_schema_is_refused_unless_told_to_create_it() {
+    let server = PostgresServer::start_private();
+    server.psql("CREATE DATABASE empty_one");
+    let url = server.url().replace("/postgres", "/empty_one");
+    // An operator's tool pointed at the wrong database: refused, nothing created.
+    let refuse = PostgresOptions { create_schema: false, ..PostgresOptions::default() };
+    let Err(err) = PostgresStore::open_with_options(&url, refuse.clone()).await else {
+        panic!("opened a database without the schema without creating it")
+    };
+    assert!(err.to_string().contains("no nex-session schema"), "{err}");
+    let no_create = nex_session::store::OpenOptions::new().create_missing(false);
+    assert!(nex_session::store::open_with(&url, no_create).await.is_err(), "store URLs refuse it too");
+    assert!(PostgresStore::open_with_options(&url, refuse.clone()).await.is_err(), "neither refusal created it");
+    // Still empty: the default (creating) open makes the schema, after which a
+    // refusing open works.
+    drop(PostgresStore::open_with_options(&url, PostgresOptions::default()).await.unwrap());
+    let store = PostgresStore::open_with_options(&url, refuse).await.unwrap();
+    let k = key();
+    store.apply(k, &pair(1), later(), Presence::New).await.unwrap();
+    assert!(store.load(k).await.unwrap().is_some());
+}
+
 /// The value of field `a` the cache answers with, or `None` when it does not answer.
 fn cached_a(store: &PostgresStore, key: StoreKey) -> Option<Vec<u8>> {
     match store.load_now(key, nex_session::token::now_ms()) {

@@ -214,7 +214,10 @@ async fn open_parsed(url: StoreUrl, options: OpenOptions) -> Result<Arc<dyn Sess
             Err(StoreError::Unavailable("this build has no Redis store: enable nex-session's `redis` feature".into()))
         }
         #[cfg(feature = "postgres")]
-        StoreUrl::Postgres(url) => Ok(Arc::new(super::PostgresStore::open(&url).await?)),
+        StoreUrl::Postgres(url) => {
+            let postgres = super::PostgresOptions { create_schema: options.create_missing, ..Default::default() };
+            Ok(Arc::new(super::PostgresStore::open_with_options(&url, postgres).await?))
+        }
         #[cfg(not(feature = "postgres"))]
         StoreUrl::Postgres(_) => Err(StoreError::Unavailable(
             "this build has no PostgreSQL store: enable nex-session's `postgres` feature".into(),

@@ -58,11 +58,16 @@ pub struct PostgresOptions {
     /// nex-session (SQL by hand) are not seen by caches until the session is next
     /// written through nex-session: turn the cache off if you change sessions so.
     pub client_cache: usize,
+    /// Create the schema when the database has none (default `true`). `false`
+    /// refuses such a database instead, so a tool pointed at the wrong database
+    /// (a typo in its name) changes nothing: the CLI opens stores so unless it is
+    /// given `--create`.
+    pub create_schema: bool,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(1), pool_size: 8, client_cache: 10_000 }
+        Self { timeout: Duration::from_secs(1), pool_size: 8, client_cache: 10_000, create_schema: true }
     }
 }
 
@@ -162,6 +167,11 @@ impl std::fmt::Debug for PostgresStore {
 #[error("invalid PostgreSQL URL: {0}")]
 struct BadUrl(#[source] tokio_postgres::Error);
 
+/// A database without the schema, opened with `create_schema: false`.
+#[derive(Debug, thiserror::Error)]
+#[error("this PostgreSQL database has no nex-session schema (table nex_session_schema); nothing was created")]
+struct NoSchema;
+
 /// A database whose schema is newer than this build.
 #[derive(Debug, thiserror::Error)]
 #[error("session schema version {0} in PostgreSQL is not one this nex-session knows (up to {SCHEMA_VERSION})")]
@@ -197,7 +207,16 @@ impl PostgresStore {
         config.connect_timeout(options.timeout);
         config.application_name("nex-session");
         let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
-        let version = pool.write(create_schema).await?;
+        let version = match options.create_schema {
+            true => pool.write(create_schema).await?,
+            false => pool
+                .read(|mut c| async move {
+                    let version = schema_version(&mut c).await?;
+                    Ok((c, version))
+                })
+                .await?
+                .ok_or_else(|| StoreError::Unavailable(Box::new(NoSchema)))?,
+        };
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt(Box::new(NewerSchema(version))));
         }
