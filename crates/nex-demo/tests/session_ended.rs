@@ -6,7 +6,6 @@
 
 mod support;
 
-use nex_testkit::TempDir;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,26 +13,11 @@ use nex_session::store::SessionStore;
 use nex_session::token::{SecretKeyBase, Signer};
 use nex_session::SessionId;
 use nex_testkit::http::Browser;
-use nex_testkit::RedisServer;
-use support::{config, SECRET};
+use support::{config, store_urls, SECRET};
 
 const EXPIRED: &str = "Your session has expired, please sign in again.";
 const REVOKED: &str = "You were signed out, please sign in again.";
 const STRANGER: &str = "Please sign in to see your dashboard.";
-
-/// The three stores' URLs, with what must outlive them.
-struct Stores {
-    urls: Vec<String>,
-    _dir: TempDir,
-    _redis: RedisServer,
-}
-
-fn stores(test: &str) -> Stores {
-    let dir = TempDir::new(test);
-    let redis = RedisServer::start_private();
-    let urls = vec!["memory".to_owned(), format!("sqlite://{}", dir.0.join("s.db").display()), redis.url()];
-    Stores { urls, _dir: dir, _redis: redis }
-}
 
 async fn serve(url: &str, ttl: Duration) -> (Browser, Arc<dyn SessionStore>) {
     let store = nex_session::store::open(url).await.unwrap();
@@ -55,7 +39,7 @@ async fn dashboard_then_login(b: &Browser) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_ttl_the_login_page_says_the_session_expired() {
-    let stores = stores("expired");
+    let stores = store_urls("expired");
     for url in &stores.urls {
         let (b, _store) = serve(url, Duration::from_secs(1)).await;
         sign_in(&b).await;
@@ -77,7 +61,7 @@ async fn after_the_ttl_the_login_page_says_the_session_expired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_revocation_the_login_page_says_the_user_was_signed_out() {
-    let stores = stores("revoked");
+    let stores = store_urls("revoked");
     for url in &stores.urls {
         let (b, store) = serve(url, Duration::from_secs(3600)).await;
         // Revoked by an operator: the store's `remove`, from outside the app.

@@ -14,8 +14,7 @@ use axum::Router;
 use nex_session::store::{MemoryStore, SessionStore};
 use nex_session::{users, SessionLayer};
 use nex_testkit::http::Browser;
-use nex_testkit::{RedisServer, TempDir};
-use support::{config, sign_in, sign_in_from};
+use support::{config, sign_in, sign_in_from, store_urls};
 
 const REVOKED: &str = "You were signed out, please sign in again.";
 const FIREFOX_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -75,20 +74,6 @@ async fn assert_signed_out_and_told(b: &Browser, store: &str) {
     let login = b.get("/login").await.body;
     assert!(login.contains(REVOKED), "{store}: {login}");
     assert_eq!(b.get("/counter").await.status, 401, "{store}");
-}
-
-/// The three stores' URLs, with what must outlive them.
-struct Stores {
-    urls: Vec<String>,
-    _dir: TempDir,
-    _redis: RedisServer,
-}
-
-fn stores(test: &str) -> Stores {
-    let dir = TempDir::new(test);
-    let redis = RedisServer::start_private();
-    let urls = vec!["memory".to_owned(), format!("sqlite://{}", dir.0.join("s.db").display()), redis.url()];
-    Stores { urls, _dir: dir, _redis: redis }
 }
 
 async fn serve_url(url: &str) -> std::net::SocketAddr {
@@ -158,7 +143,7 @@ async fn a_device_summary_never_shows_what_the_client_wrote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_a_device_by_its_handle_sends_it_to_the_login_page_on_every_store() {
-    let stores = stores("revoke-one");
+    let stores = store_urls("revoke-one");
     for url in &stores.urls {
         let addr = serve_url(url).await;
         let (a, b, c) = (Browser::new(addr), Browser::new(addr), Browser::new(addr));
@@ -187,7 +172,7 @@ async fn signing_out_a_device_by_its_handle_sends_it_to_the_login_page_on_every_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_out_everywhere_else_signs_out_every_other_device_on_every_store() {
-    let stores = stores("revoke-others");
+    let stores = store_urls("revoke-others");
     for url in &stores.urls {
         let addr = serve_url(url).await;
         let (a, b, c) = (Browser::new(addr), Browser::new(addr), Browser::new(addr));

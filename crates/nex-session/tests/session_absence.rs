@@ -3,18 +3,19 @@
 //! apart, on the memory, SQLite and Redis stores, at no extra store access.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use nex_session::store::{MemoryStore, RedisStore, SessionStore, SqliteStore};
+use nex_session::store::{MemoryStore, SessionStore};
 use nex_session::token::{now_ms, Keyring, SecretKeyBase, Signer};
 use nex_session::{NoSession, Session, SessionConfig, SessionError, SessionId, SessionLayer};
 use nex_testkit::http::{serve, HttpClient};
 use nex_testkit::store::Instrumented;
-use nex_testkit::RedisServer;
-use nex_testkit::TempDb;
+use support::stores;
 
 const SECRET: &str = "absence-secret-absence-secret-absence-0";
 
@@ -60,25 +61,6 @@ fn routes() -> Router {
             }),
         )
         .route("/id", get(|| async { nex_session::id().await.unwrap().unwrap_or_default() }))
-}
-
-/// The three stores, each fresh, with what must outlive them (the file, the server).
-struct Stores {
-    list: Vec<(&'static str, Arc<dyn SessionStore>)>,
-    _db: TempDb,
-    _redis: RedisServer,
-}
-
-async fn stores(test: &str) -> Stores {
-    let db = TempDb::new(test);
-    let sqlite = SqliteStore::open(&db.0).await.unwrap();
-    let redis_server = RedisServer::start_private();
-    let redis = RedisStore::open_with(&redis_server.url(), &format!("nex-absence:{test}:"), Duration::from_secs(2))
-        .await
-        .unwrap();
-    let list: Vec<(&'static str, Arc<dyn SessionStore>)> =
-        vec![("memory", Arc::new(MemoryStore::new())), ("sqlite", Arc::new(sqlite)), ("redis", Arc::new(redis))];
-    Stores { list, _db: db, _redis: redis_server }
 }
 
 struct App {
@@ -142,7 +124,7 @@ async fn no_cookie_a_forged_one_and_an_expired_one_are_told_apart_without_store_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_session_has_no_absence_and_asking_after_a_read_costs_no_second_read() {
-    let stores = stores("live").await;
+    let stores = stores("nex-absence", "live").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config()).await;
         let cookie = app.login().await;
@@ -157,7 +139,7 @@ async fn a_live_session_has_no_absence_and_asking_after_a_read_costs_no_second_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genuine_cookie_past_its_ttl_reads_as_expired_on_every_store() {
-    let stores = stores("ttl").await;
+    let stores = stores("nex-absence", "ttl").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config().with_ttl(Duration::from_secs(1))).await;
         let cookie = app.login().await;
@@ -179,7 +161,7 @@ async fn a_genuine_cookie_past_its_ttl_reads_as_expired_on_every_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_store_let_expire_in_its_cookies_last_refresh_interval_reads_as_expired() {
-    let stores = stores("store-expired").await;
+    let stores = stores("nex-absence", "store-expired").await;
     for (name, store) in stores.list.iter().cloned() {
         // TTL 4 s, refresh after 2 s: a cookie is fresh (gone = revoked) for its first 2 s.
         let config = config().with_ttl(Duration::from_secs(4)).with_refresh_interval(Duration::from_secs(2));
@@ -202,7 +184,7 @@ async fn a_session_the_store_let_expire_in_its_cookies_last_refresh_interval_rea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_removed_from_outside_reads_as_revoked_on_every_store() {
-    let stores = stores("revoked").await;
+    let stores = stores("nex-absence", "revoked").await;
     for (name, store) in &stores.list {
         let app = serve_on(store.clone(), config()).await;
         // An operator's revoke: the store's `remove`, from outside the app.
@@ -222,7 +204,7 @@ async fn a_session_removed_from_outside_reads_as_revoked_on_every_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_that_clears_its_session_reads_cleared_until_it_starts_a_new_one() {
-    let stores = stores("cleared").await;
+    let stores = stores("nex-absence", "cleared").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config()).await;
         let cookie = app.login().await;

@@ -4,18 +4,20 @@
 //! request is signed out, also when its requests race with the revoke.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::Router;
-use nex_session::store::{Keep, MemoryStore, RedisStore, SessionStore, SqliteStore};
+use nex_session::store::{Keep, MemoryStore, SessionStore};
 use nex_session::users::{self, SessionHandle};
 use nex_session::{Session, SessionConfig, SessionError, SessionLayer};
 use nex_testkit::http::{serve, HttpClient};
 use nex_testkit::store::Instrumented;
-use nex_testkit::{RedisServer, TempDb};
+use support::stores;
 
 fn config() -> SessionConfig {
     SessionConfig::new(nex_session::token::SecretKeyBase::new("users-secret-users-secret-users-secret").unwrap())
@@ -66,25 +68,6 @@ fn routes() -> Router {
         .route("/cart", post(|session: Session| async move { text(session.update("cart", 0u64, |n| n + 1).await) }))
 }
 
-/// The three stores, each fresh, with what must outlive them (the file, the server).
-struct Stores {
-    list: Vec<(&'static str, Arc<dyn SessionStore>)>,
-    _db: TempDb,
-    _redis: RedisServer,
-}
-
-async fn stores(test: &str) -> Stores {
-    let db = TempDb::new(test);
-    let sqlite = SqliteStore::open(&db.0).await.unwrap();
-    let redis_server = RedisServer::start_private();
-    let redis = RedisStore::open_with(&redis_server.url(), &format!("nex-users:{test}:"), Duration::from_secs(2))
-        .await
-        .unwrap();
-    let list: Vec<(&'static str, Arc<dyn SessionStore>)> =
-        vec![("memory", Arc::new(MemoryStore::new())), ("sqlite", Arc::new(sqlite)), ("redis", Arc::new(redis))];
-    Stores { list, _db: db, _redis: redis_server }
-}
-
 struct App {
     client: HttpClient,
     store: Instrumented,
@@ -128,7 +111,7 @@ impl App {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_device_of_a_user_is_listed_with_this_one_marked_on_every_store() {
-    let stores = stores("list").await;
+    let stores = stores("nex-users", "list").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config()).await;
         let laptop = app.sign_in("alice", "laptop").await;
@@ -156,7 +139,7 @@ async fn each_device_of_a_user_is_listed_with_this_one_marked_on_every_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_the_other_devices_signs_them_out_at_their_next_request_on_every_store() {
-    let stores = stores("others").await;
+    let stores = stores("nex-users", "others").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config()).await;
         let a = app.sign_in("alice", "a").await;
@@ -176,7 +159,7 @@ async fn signing_out_the_other_devices_signs_them_out_at_their_next_request_on_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_device_is_signed_out_by_its_handle_and_only_by_its_user_on_every_store() {
-    let stores = stores("one").await;
+    let stores = stores("nex-users", "one").await;
     for (name, store) in stores.list.iter().cloned() {
         let app = serve_on(store, config()).await;
         let a = app.sign_in("alice", "a").await;
@@ -201,7 +184,7 @@ async fn one_device_is_signed_out_by_its_handle_and_only_by_its_user_on_every_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_out_everywhere_ends_this_session_too_and_the_binding_follows_renew_and_ends_with_clear() {
-    let stores = stores("everywhere").await;
+    let stores = stores("nex-users", "everywhere").await;
     for (name, store) in &stores.list {
         let app = serve_on(store.clone(), config()).await;
         let a = app.sign_in("alice", "a").await;
@@ -234,7 +217,7 @@ async fn log_out_everywhere_ends_this_session_too_and_the_binding_follows_renew_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_racing_with_a_revoke_never_bring_the_session_back_on_every_store() {
-    let stores = stores("race").await;
+    let stores = stores("nex-users", "race").await;
     for (name, store) in &stores.list {
         let app = Arc::new(serve_on(store.clone(), config()).await);
         let a = app.sign_in("alice", "a").await;

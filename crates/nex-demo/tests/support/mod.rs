@@ -74,3 +74,18 @@ fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The three stores' URLs (memory, a SQLite file, a private Redis), with what must outlive them.
+pub struct StoreUrls {
+    pub urls: Vec<String>,
+    _dir: nex_testkit::TempDir,
+    _redis: nex_testkit::RedisServer,
+}
+
+/// Fresh URLs of the three stores for `test`.
+pub fn store_urls(test: &str) -> StoreUrls {
+    let dir = nex_testkit::TempDir::new(test);
+    let redis = nex_testkit::RedisServer::start_private();
+    let urls = vec!["memory".to_owned(), format!("sqlite://{}", dir.0.join("s.db").display()), redis.url()];
+    StoreUrls { urls, _dir: dir, _redis: redis }
+}
