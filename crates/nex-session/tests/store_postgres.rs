@@ -382,3 +382,56 @@ async fn a_frozen_postgres_stops_the_client_cache_answering_within_3_s() {
     server.thaw();
     assert_eq!(cache_it(&store, k).await, b"6", "the cache answers again once PostgreSQL does");
 }
+
+/// Counts the writes of field `n` from now on (a trigger of the test's own).
+fn count_writes_of_n(server: &PostgresServer) {
+    server.psql(
+        "CREATE TABLE test_writes (n bigint NOT NULL);
+         INSERT INTO test_writes VALUES (0);
+         CREATE FUNCTION test_count() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN UPDATE test_writes SET n = n + 1; RETURN NULL; END $$;
+         CREATE TRIGGER test_count AFTER UPDATE ON nex_session_fields
+             FOR EACH ROW WHEN (NEW.field = 'n') EXECUTE FUNCTION test_count();",
+    );
+}
+
+fn writes_of_n(server: &PostgresServer) -> u64 {
+    server.psql("SELECT n FROM test_writes").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_field_are_group_committed_and_all_counted() {
+    let server = PostgresServer::start_private();
+    let store = open(&server.url(), Duration::from_secs(5)).await;
+    let k = key();
+    store.apply(k, &pair(0), later(), Presence::New).await.unwrap();
+    increment(&store, k).await.unwrap();
+    count_writes_of_n(&server);
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { increment(&store, k).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let writes = writes_of_n(&server);
+    assert_eq!(store.load(k).await.unwrap().unwrap().fields["n"], b"501");
+    eprintln!("500 concurrent increments: {writes} writes of the field");
+    assert!((1..500).contains(&writes), "500 concurrent increments wrote the field {writes} times: no batching");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_never_overwrites_what_another_instance_wrote() {
+    let (url, _server) = single_node();
+    let (a, b) = (open(&url, Duration::from_secs(2)).await, open(&url, Duration::from_secs(2)).await);
+    let k = key();
+    a.apply(k, &pair(0), later(), Presence::New).await.unwrap();
+    // `a` now remembers n = 1 (its chain's tip) ...
+    increment(&a, k).await.unwrap();
+    // ... which `b` makes stale.
+    b.apply(k, &[("n".to_owned(), Change::Put(b"100".to_vec()))].into(), later(), Presence::Existing).await.unwrap();
+    increment(&a, k).await.unwrap();
+    assert_eq!(b.load(k).await.unwrap().unwrap().fields["n"], b"101", "the stale tip made the batch retry");
+}

@@ -405,3 +405,59 @@ async fn cached_reads_never_go_back_while_two_connections_increment() {
         tokio::time::timeout(std::time::Duration::from_secs(10), task).await.unwrap().unwrap();
     }
 }
+
+/// Counts the writes of field `user_id` from now on (a trigger of the test's own, made
+/// on a connection of its own).
+fn count_writes(db: &TempDb) {
+    rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE test_writes (n INTEGER NOT NULL);
+             INSERT INTO test_writes VALUES (0);
+             CREATE TRIGGER test_count AFTER UPDATE ON nex_session_fields WHEN new.field = 'user_id'
+             BEGIN UPDATE test_writes SET n = n + 1; END;",
+        )
+        .unwrap();
+}
+
+fn writes(db: &TempDb) -> u64 {
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.query_row("SELECT n FROM test_writes", [], |row| row.get::<_, i64>(0)).unwrap().try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_field_are_group_committed_and_all_counted() {
+    let db = TempDb::new("group-commit");
+    let store = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    store.apply(key, &one_field(b"0"), in_an_hour(), Presence::New).await.unwrap();
+    increment(&store, key).await;
+    count_writes(&db);
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { increment(&store, key).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let writes = writes(&db);
+    assert_eq!(loaded(&store, key).await.as_deref(), Some(&b"501"[..]));
+    eprintln!("500 concurrent increments: {writes} writes of the field");
+    assert!((1..500).contains(&writes), "500 concurrent increments wrote the field {writes} times: no batching");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_never_overwrites_what_another_process_wrote() {
+    let db = TempDb::new("stale-tip");
+    let (a, b) = (SqliteStore::open(&db.0).await.unwrap(), SqliteStore::open(&db.0).await.unwrap());
+    let key = SessionId::generate().unwrap().store_key();
+    a.apply(key, &one_field(b"0"), in_an_hour(), Presence::New).await.unwrap();
+    // `a` now remembers user_id = 1 (its chain's tip) ...
+    increment(&a, key).await;
+    // ... which another connection to the file makes stale.
+    b.apply(key, &one_field(b"100"), in_an_hour(), Presence::Existing).await.unwrap();
+    increment(&a, key).await;
+    assert_eq!(loaded(&b, key).await.as_deref(), Some(&b"101"[..]), "the stale tip made the batch retry");
+}

@@ -165,14 +165,16 @@ impl PostgresServer {
         assert!(status.success(), "kill {signal} {pids:?} failed");
     }
 
-    /// Runs SQL with `psql` as the superuser `nex`; panics with psql's message if it fails.
-    pub fn psql(&self, sql: &str) {
+    /// Runs SQL with `psql` as the superuser `nex`, returning what it printed (rows
+    /// only, unaligned: `SELECT 1, 2` gives `1|2`); panics with psql's message if it fails.
+    pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", "nex", "-d", "postgres", "-c", sql])
             .output()
             .expect("psql runs");
         assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     pub fn url(&self) -> String {

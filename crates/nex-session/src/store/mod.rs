@@ -186,6 +186,8 @@ mod shards;
 mod snapshot;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres"))]
+mod update_chain;
 mod url;
 pub mod users;
 

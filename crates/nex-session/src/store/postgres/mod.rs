@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use self::pool::{Lease, Pool};
+use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, Updates};
 use super::{
-    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
+    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
     UserIndex, WriteOutcome,
 };
 use crate::error::StoreError;
@@ -116,9 +117,13 @@ impl Default for PostgresOptions {
 /// - **Per-field, atomic writes**: `apply` is one transaction that locks the
 ///   session row (`SELECT … FOR UPDATE`), checks presence, and writes only the
 ///   fields of its batch.
-/// - **`update` across app instances**: read, closure and write happen in one
-///   transaction holding the session row's lock, so the closure runs once and no
-///   increment is lost, however many instances share the database.
+/// - **`update` across app instances**: a compare-and-set, one transaction that
+///   locks the session row, checks that the field still holds what the closure
+///   saw and only then writes; otherwise the closure runs again on a fresh read.
+///   No increment is lost, however many instances share the database. Concurrent
+///   updates of one field in one instance share that transaction (group commit,
+///   `store/update_chain.rs`): a hot session costs one commit per batch, not one
+///   per request.
 /// - **`rename`** changes the session row's key in the transaction that checked
 ///   both keys; the old key is gone for every instance at commit.
 /// - **Expiry** is the store's clock (`now_ms` of the app) compared with
@@ -154,6 +159,9 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Arc<Pool>,
     cache: Option<Arc<cache::ClientCache>>,
+    /// The group commit of concurrent `update`s (`store/update_chain.rs`).
+    updates: Arc<Updates>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -222,7 +230,7 @@ impl PostgresStore {
         }
         let cache = (options.client_cache > 0).then(|| cache::start(config.clone(), options.client_cache));
         let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
-        Ok(Self { pool: Arc::new(pool), cache })
+        Ok(Self { pool: Arc::new(pool), cache, updates: Arc::new(Updates::new()), timeout: options.timeout })
     }
 }
 
@@ -521,32 +529,7 @@ impl SessionStore for PostgresStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(self.pool.write(move |mut c| async move {
-            c.changed(key);
-            let key = key.as_bytes().as_slice();
-            // Lock and read in one statement: the row is locked until commit, so no
-            // other instance writes this session between the read and the write,
-            // and `f` runs once.
-            let (row, current) = lock_and_read(&mut c, key, field, now_ms()).await?;
-            if !presence.holds(row == Row::Live) {
-                return Ok((c, WriteOutcome::PresenceFailed));
-            }
-            let value = match f(current.as_deref()) {
-                UpdateAction::Keep => return Ok((c, WriteOutcome::Done)),
-                UpdateAction::Set(bytes) => Some(bytes),
-                UpdateAction::Delete => None,
-            };
-            if row == Row::Live {
-                // The hot path (an existing session): expiry and field in one statement.
-                write_live_field(&mut c, key, field, value.as_deref(), expires_at_ms).await?;
-                return Ok((c, WriteOutcome::Done));
-            }
-            if !claim(&mut c, key, row, presence, expires_at_ms).await? {
-                return Ok((c, WriteOutcome::PresenceFailed));
-            }
-            write_field(&mut c, key, field, value.as_deref()).await?;
-            Ok((c, WriteOutcome::Done))
-        }))
+        Box::pin(update_chain::update(self, &self.updates, key, field, f, expires_at_ms, presence))
     }
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
@@ -605,6 +588,79 @@ impl SessionStore for PostgresStore {
         Box::pin(self.pool.read(|mut c| async move {
             c.query_opt("SELECT 1", &[]).await?;
             Ok((c, ()))
+        }))
+    }
+}
+
+/// The update chains' group commit (`store/update_chain.rs`) on PostgreSQL: a
+/// compare-and-set is one transaction holding the session row's lock.
+impl CasStore for PostgresStore {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        _deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+        // The pool bounds the call by the same timeout the update's deadline comes from.
+        Box::pin(self.pool.read(move |mut c| async move {
+            let key = key.as_bytes().as_slice();
+            // One statement, one snapshot: liveness and the field agree.
+            let row = c
+                .query_opt(
+                    "SELECT f.value FROM nex_sessions s
+                     LEFT JOIN nex_session_fields f ON f.key = s.key AND f.field = $3
+                     WHERE s.key = $1 AND s.expires_at > $2",
+                    &[&key, &now_ms(), &field],
+                )
+                .await?;
+            let read = match row {
+                Some(row) => (true, row.try_get::<_, Option<Vec<u8>>>(0)?),
+                None => (false, None),
+            };
+            Ok((c, read))
+        }))
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        _deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        // The pool bounds the call by the store's timeout, telling a transaction that
+        // certainly did not commit from one whose `COMMIT` went unanswered.
+        Box::pin(self.pool.write(move |mut c| async move {
+            if cas.op != CasOp::Check {
+                c.changed(cas.key);
+            }
+            let key = cas.key.as_bytes().as_slice();
+            // The row stays locked until commit: no other instance writes this
+            // session between the comparison and the write.
+            let (row, current) = lock_and_read(&mut c, key, cas.field, now_ms()).await?;
+            if !cas.presence.holds(row == Row::Live) {
+                return Ok((c, CasAnswer::PresenceFailed));
+            }
+            if current.as_deref() != cas.expected {
+                return Ok((c, CasAnswer::Conflict));
+            }
+            let value = match cas.op {
+                CasOp::Check => return Ok((c, CasAnswer::Done)),
+                CasOp::Put => cas.new,
+                CasOp::Delete => None,
+            };
+            if row == Row::Live {
+                // The hot path (an existing session): expiry and field in one statement.
+                write_live_field(&mut c, key, cas.field, value, cas.expires_at_ms).await?;
+                return Ok((c, CasAnswer::Done));
+            }
+            if !claim(&mut c, key, row, cas.presence, cas.expires_at_ms).await? {
+                return Ok((c, CasAnswer::PresenceFailed));
+            }
+            write_field(&mut c, key, cas.field, value).await?;
+            Ok((c, CasAnswer::Done))
         }))
     }
 }

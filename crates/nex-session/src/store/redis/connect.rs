@@ -17,10 +17,11 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{heartbeat, ClientCache, Invalidator};
 use super::scan::glob_escape;
-use super::scripts::{presence_arg, CasOp, Scripts, INDEX_INFIX, MARKER};
+use super::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::Presence;
+use crate::store::update_chain::{Cas, CasAnswer, CasStore};
+use crate::store::BoxFuture;
 
 /// How [`RedisStore::open_with_options`](super::RedisStore::open_with_options) connects.
 ///
@@ -123,28 +124,6 @@ pub(super) struct Opened {
     pub(super) cache: Option<Arc<ClientCache>>,
 }
 
-/// One field's compare-and-set (see `COMPARE_AND_SET` in `scripts.rs`).
-pub(super) struct Cas<'a> {
-    pub(super) key: &'a str,
-    pub(super) field: &'a str,
-    pub(super) presence: Presence,
-    pub(super) expires_at_ms: i64,
-    /// What the field must hold (`None`: absent).
-    pub(super) expected: Option<&'a [u8]>,
-    pub(super) op: CasOp,
-    /// The value a `Put` writes.
-    pub(super) new: Option<&'a [u8]>,
-}
-
-/// What a compare-and-set answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CasAnswer {
-    Done,
-    /// The field was not as expected: decide again on a fresh read.
-    Conflict,
-    PresenceFailed,
-}
-
 pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
@@ -245,10 +224,6 @@ impl Redis {
         format!("{}{INDEX_INFIX}*", glob_escape(&self.prefix))
     }
 
-    pub(super) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The deadline of a store call starting now: every wait and Redis command
     /// of the call must end by then.
     pub(super) fn deadline(&self) -> Instant {
@@ -285,9 +260,9 @@ impl Redis {
         }
     }
 
-    /// Runs one compare-and-set, until `deadline`.
-    pub(super) async fn compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
-        let mut invocation = self.scripts.compare_and_set.key(cas.key);
+    /// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
+    async fn run_compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
+        let mut invocation = self.scripts.compare_and_set.key(self.key(cas.key));
         invocation
             .arg(presence_arg(cas.presence))
             .arg(cas.expires_at_ms)
@@ -295,7 +270,7 @@ impl Redis {
             .arg(cas.field)
             .arg(if cas.expected.is_some() { "1" } else { "0" })
             .arg(cas.expected.unwrap_or_default())
-            .arg(cas.op.arg())
+            .arg(cas_op_arg(cas.op))
             .arg(cas.new.unwrap_or_default());
         let mut conn = self.conn.clone();
         Ok(match self.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
@@ -303,6 +278,31 @@ impl Redis {
             -1 => CasAnswer::PresenceFailed,
             _ => CasAnswer::Conflict,
         })
+    }
+}
+
+/// The update chains' group commit (`update_chain.rs`) on Redis.
+impl CasStore for Redis {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+        Box::pin(async move {
+            let redis_key = self.key(key);
+            let mut conn = self.conn.clone();
+            let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
+            self.read(deadline, read.query_async(&mut conn)).await
+        })
+    }
+
+    fn compare_and_set<'a>(&'a self, cas: &'a Cas<'a>, deadline: Instant) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        Box::pin(self.run_compare_and_set(cas, deadline))
     }
 }
 

@@ -19,7 +19,7 @@
 //!   lost across instances. Once this process has written a field it knows its
 //!   value, and concurrent updates of it are group-committed: each runs its closure
 //!   on the latest accepted value at once, and a committer task sends them as one
-//!   compare-and-set per round trip (`update.rs`).
+//!   compare-and-set per round trip (`store/update_chain.rs`).
 //! - **Redis Cluster** (`redis+cluster://host:port,host:port`): a session is one key,
 //!   so all its fields live in one hash slot and every script above stays atomic.
 //!   `renew` moves data between two keys that may sit in different slots, which no
@@ -59,7 +59,7 @@ use std::time::Duration;
 use self::cache::ClientCache;
 use self::connect::{Connection, Redis};
 use self::scripts::{presence_arg, MARKER};
-use self::update::Updates;
+use crate::store::update_chain::{self, Updates};
 use super::users::{Binding, UserIndex, USER_FIELD};
 use super::{
     BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
@@ -73,7 +73,6 @@ mod cache;
 mod connect;
 mod scan;
 mod scripts;
-mod update;
 mod users;
 
 pub use self::connect::RedisOptions;
@@ -399,7 +398,7 @@ impl SessionStore for RedisStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
             self.forget(key);
-            update::update(&self.redis, &self.updates, key, field, f, expires_at_ms, presence).await
+            update_chain::update(&self.redis, &self.updates, key, field, f, expires_at_ms, presence).await
         })
     }
 

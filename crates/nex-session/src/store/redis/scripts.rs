@@ -8,6 +8,7 @@
 
 use redis::Script;
 
+use crate::store::update_chain::CasOp;
 use crate::store::Presence;
 
 /// The field that marks a session as existing even with no keys.
@@ -252,23 +253,11 @@ pub(super) fn presence_arg(presence: Presence) -> &'static str {
     }
 }
 
-/// What a compare-and-set does once the check passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CasOp {
-    /// Write the new value.
-    Put,
-    /// Delete the field.
-    Delete,
-    /// Only check (a batch of `Keep`s).
-    Check,
-}
-
-impl CasOp {
-    pub(super) fn arg(self) -> &'static str {
-        match self {
-            Self::Put => "p",
-            Self::Delete => "d",
-            Self::Check => "k",
-        }
+/// A compare-and-set's operation as `COMPARE_AND_SET` spells it.
+pub(super) fn cas_op_arg(op: CasOp) -> &'static str {
+    match op {
+        CasOp::Put => "p",
+        CasOp::Delete => "d",
+        CasOp::Check => "k",
     }
 }

@@ -15,9 +15,11 @@
 //! answered by the read cache (`cache.rs`): one `stat` and one `PRAGMA
 //! data_version`, which waits for no writer, on the calling thread, and only when
 //! the connection is free. Batches run in one `IMMEDIATE` transaction. `update`
-//! reads the field, runs the closure on the async side, then writes only if the
-//! field still holds what was read (compare-and-set), retrying otherwise; so no
-//! increment is ever lost, also with several processes sharing the file.
+//! is a compare-and-set (one `IMMEDIATE` transaction writes only if the field
+//! still holds what the closure saw, else the closure runs again on a fresh read),
+//! so no increment is ever lost, also with several processes sharing the file;
+//! concurrent updates of one field in this process share one such transaction
+//! (group commit, `store/update_chain.rs`).
 //! Expired sessions are purged in batches of 500 rows per transaction.
 //!
 //! Before each operation the store checks that its path still names the file it
@@ -38,9 +40,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::file_identity::FileIdentity;
-use super::shards::Shards;
+use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, Updates};
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateAction, UpdateFn,
+    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
     UserIndex, WriteOutcome,
 };
 use crate::error::StoreError;
@@ -58,21 +60,20 @@ const SCHEMA_VERSION: i64 = 2;
 const PURGE_BATCH: i64 = 500;
 /// Prepared statements kept per connection.
 const STATEMENTS: usize = 64;
-/// Compare-and-set attempts of one `update` before reporting contention.
-const CAS_ATTEMPTS: usize = 64;
-/// Shards of the per-process update lock.
-const UPDATE_SHARDS: usize = 64;
+/// Bound on one `update` (its waits for the connection thread and its batch):
+/// twice the busy timeout, so only a file locked by another process for that
+/// long fails an update (with [`StoreError::Timeout`], or
+/// [`StoreError::OutcomeUnknown`] once its transaction was handed to the thread).
+const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a statement waits for another process's lock on the file.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sessions in a SQLite file. Cloning shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// Updates of one process are serialised per session shard, so they never race
-    /// each other's compare-and-set (other processes are caught by the CAS itself).
-    /// Each shard remembers the value this process wrote last: the next update of
-    /// the same field starts from it and skips the read. A stale memory cannot lose
-    /// an update (the CAS checks it); it only costs one retry.
-    update_locks: Arc<Shards<tokio::sync::Mutex<Option<LastWrite>>>>,
+    /// The group commit of concurrent `update`s (`store/update_chain.rs`).
+    updates: Arc<Updates>,
     /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
     cache: Arc<ReadCache>,
     /// The thread that runs the blocking calls (`worker.rs`).
@@ -80,14 +81,6 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     file: Option<Arc<FileIdentity>>,
-}
-
-/// The field value this process last wrote by compare-and-set.
-struct LastWrite {
-    key: StoreKey,
-    field: String,
-    /// What the field holds after that write (`None`: deleted).
-    value: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -138,10 +131,10 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)??;
-        let update_locks = Arc::new(Shards::new(UPDATE_SHARDS, || tokio::sync::Mutex::new(None)));
+        let updates = Arc::new(Updates::new());
         let cache = Arc::new(ReadCache::default());
         let worker = Arc::new(Worker::start()?);
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), update_locks, cache, worker, path, file: file.map(Arc::new) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), updates, cache, worker, path, file: file.map(Arc::new) })
     }
 
     /// Runs `op` on the connection on the store's connection thread, first dropping
@@ -232,7 +225,7 @@ fn open_blocking(path: &Path, missing: Missing) -> Result<Connection, StoreError
         }
     }
     .map_err(unavailable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
     // Room for every statement the store runs (about 25): each is prepared once.
     conn.set_prepared_statement_cache_capacity(STATEMENTS);
     conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
@@ -392,76 +385,7 @@ impl SessionStore for SqliteStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(async move {
-            let mut last_write = self.update_locks.of(key).lock().await;
-            // The value this process wrote last, if it was this field's.
-            let mut known = last_write.take().filter(|w| w.key == key && w.field == field);
-            for _ in 0..CAS_ATTEMPTS {
-                let from_memory = known.is_some();
-                let (is_live, current) = match known.take() {
-                    // This process wrote it last, so the session existed: skip the read.
-                    Some(write) => (true, write.value),
-                    None => {
-                        let name = field.to_owned();
-                        self.run(Touched::Nothing, move |conn| {
-                            let tx = conn.transaction()?;
-                            let k = key.as_bytes().as_slice();
-                            let is_live = live(&tx, k, now_ms())?;
-                            let current = if is_live { read_field(&tx, k, &name)? } else { None };
-                            tx.commit()?;
-                            Ok((is_live, current))
-                        })
-                        .await?
-                    }
-                };
-                if !presence.holds(is_live) {
-                    return Ok(WriteOutcome::PresenceFailed);
-                }
-                let new = match f(current.as_deref()) {
-                    // A remembered value may be stale and `Keep` writes nothing to check it
-                    // against: read the store and decide again.
-                    UpdateAction::Keep if from_memory => continue,
-                    UpdateAction::Keep => return Ok(WriteOutcome::Done),
-                    UpdateAction::Set(bytes) => Some(bytes),
-                    UpdateAction::Delete => None,
-                };
-                let name = field.to_owned();
-                let written_value = new.clone();
-                // Write only if the session and the field are as read (compare-and-set).
-                let cache = self.cache.clone();
-                // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
-                let written = self
-                    .run(Touched::Nothing, move |conn| {
-                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let now = now_ms();
-                        let cached = cache.take(key, now, data_version(&tx)?);
-                        let k = key.as_bytes().as_slice();
-                        if live(&tx, k, now)? != is_live || read_field(&tx, k, &name)? != current {
-                            return Ok(false);
-                        }
-                        // `is_live` was just checked in this transaction.
-                        if !claim_known(&tx, k, presence, is_live, expires_at_ms)? {
-                            return Ok(false);
-                        }
-                        write_field(&tx, k, &name, new.as_deref())?;
-                        tx.commit()?;
-                        if let Some(cached) = cached {
-                            cached.put_back([(&name, new.as_deref())], expires_at_ms);
-                        }
-                        Ok(true)
-                    })
-                    .await?;
-                if written {
-                    *last_write = Some(LastWrite { key, field: field.to_owned(), value: written_value });
-                    return Ok(WriteOutcome::Done);
-                }
-                // Another process changed the field meanwhile: read again.
-                tokio::task::yield_now().await;
-            }
-            Err(StoreError::Unavailable(
-                format!("update of one field lost {CAS_ATTEMPTS} compare-and-set races").into(),
-            ))
-        })
+        Box::pin(update_chain::update(self, &self.updates, key, field, f, expires_at_ms, presence))
     }
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
@@ -523,6 +447,85 @@ impl SessionStore for SqliteStore {
         Box::pin(self.run(Touched::Nothing, |conn| {
             conn.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)).map(drop)
         }))
+    }
+}
+
+/// The update chains' group commit (`store/update_chain.rs`) on SQLite: a
+/// compare-and-set is one `IMMEDIATE` transaction on the connection thread.
+impl CasStore for SqliteStore {
+    fn timeout(&self) -> std::time::Duration {
+        UPDATE_TIMEOUT
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+        let field = field.to_owned();
+        let read = self.run(Touched::Nothing, move |conn| {
+            let tx = conn.transaction()?;
+            let k = key.as_bytes().as_slice();
+            let is_live = live(&tx, k, now_ms())?;
+            let current = if is_live { read_field(&tx, k, &field)? } else { None };
+            tx.commit()?;
+            Ok((is_live, current))
+        });
+        Box::pin(async move {
+            // Out of time, the read may still run later: harmless, it writes nothing.
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| StoreError::Timeout(UPDATE_TIMEOUT))?
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        let (key, presence, expires_at_ms, op) = (cas.key, cas.presence, cas.expires_at_ms, cas.op);
+        let field = cas.field.to_owned();
+        let expected = cas.expected.map(<[u8]>::to_vec);
+        let new = cas.new.map(<[u8]>::to_vec);
+        let cache = self.cache.clone();
+        // The cached entry is taken out (dropped unless put back): `Touched::Nothing`.
+        let write = self.run(Touched::Nothing, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            let cached = cache.take(key, now, data_version(&tx)?);
+            let k = key.as_bytes().as_slice();
+            let is_live = live(&tx, k, now)?;
+            if !presence.holds(is_live) {
+                return Ok(CasAnswer::PresenceFailed);
+            }
+            let current = if is_live { read_field(&tx, k, &field)? } else { None };
+            if current != expected {
+                return Ok(CasAnswer::Conflict);
+            }
+            let value = match op {
+                // Nothing to write: the transaction ends without a change.
+                CasOp::Check => return Ok(CasAnswer::Done),
+                CasOp::Put => new,
+                CasOp::Delete => None,
+            };
+            // `is_live` was read in this transaction, and `presence` holds.
+            if !claim_known(&tx, k, presence, is_live, expires_at_ms)? {
+                return Ok(CasAnswer::PresenceFailed);
+            }
+            write_field(&tx, k, &field, value.as_deref())?;
+            tx.commit()?;
+            if let Some(cached) = cached {
+                cached.put_back([(&field, value.as_deref())], expires_at_ms);
+            }
+            Ok(CasAnswer::Done)
+        });
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, write).await {
+                Ok(answer) => answer,
+                // Handed to the connection thread, which may still run it.
+                Err(_) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(UPDATE_TIMEOUT)))),
+            }
+        })
     }
 }
 

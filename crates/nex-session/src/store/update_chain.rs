@@ -1,10 +1,14 @@
-//! `update` on Redis: compare-and-set, with many updates of one hot field per
-//! round trip. The whole algorithm is in this file.
+//! `update` by compare-and-set, with many updates of one hot field per store
+//! round trip: the group commit of the Redis, SQLite and PostgreSQL stores. The
+//! whole algorithm is in this file; each store supplies two operations
+//! ([`CasStore`]): read a field, and one compare-and-set (a Lua script in Redis, a
+//! transaction in SQLite and PostgreSQL).
 //!
-//! An `update` is a compare-and-set (CAS) in Redis: "if the field still holds
-//! `expected`, write `new`". Sent one after another, each waits a full round
-//! trip for the previous one, so a session updated by many concurrent requests
-//! (a counter behind 32 connections) manages a few thousand updates a second.
+//! A compare-and-set (CAS) says "if the field still holds `expected`, write
+//! `new`". Sent one after another, each waits a full store round trip (or
+//! transaction commit) for the previous one, so a session updated by many
+//! concurrent requests (a counter behind 32 connections) manages a few thousand
+//! updates a second.
 //!
 //! **A chain**: per session shard this process remembers the *tip* of one field,
 //! the value it will hold once every update this process accepted lands. An
@@ -12,29 +16,29 @@
 //! One committer task per shard sends the open batch as a single
 //! `CAS(expected = value before the batch, new = tip)`, waits for the answer, and
 //! only then sends the next batch; while a batch is in flight, the next one fills
-//! up. So 32 concurrent increments cost about one round trip and one script run
+//! up. So 32 concurrent increments cost about one round trip and one CAS
 //! instead of 32.
 //!
 //! **Starting a chain** (the slow path, when this process has no chain on the
-//! field): read the field from Redis, run the closure, and start a chain whose
+//! field): read the field from the store, run the closure, and start a chain whose
 //! tip is the decision and whose first open batch holds it, with the value read
 //! as the expected one. At most one request per slow-path lock reads at a time
 //! (a separate table of 64 locks, held for the read only); whoever waited finds
 //! the new chain and joins it instead of reading again.
 //!
-//! **Ordering** needs no help from the Redis client: every CAS of a chain, its
+//! **Ordering** needs no help from the store's client: every CAS of a chain, its
 //! first included, is sent by the shard's committer, one at a time, so each is
 //! answered before the next one that builds on it is sent.
 //!
-//! Nothing here can lose an update: Redis checks the expected value of every
-//! batch. If another instance wrote in between, the batch fails and every member
-//! runs its closure again on a fresh read (the contract allows closures to run
-//! more than once); the chain is *broken*: the tip is forgotten, and the open
-//! batch (built on the failed one) fails too. Every chain has an *epoch*, so the
-//! late failure of an old chain never breaks a newer one. The committer is a task
-//! of its own, so a cancelled request never strands the other members. A
-//! committer that ends abnormally (its runtime shut down) breaks its chain on the
-//! way out, so the shard never stays blocked.
+//! Nothing here can lose an update: the store checks the expected value of every
+//! batch. If another instance (or process) wrote in between, the batch fails and
+//! every member runs its closure again on a fresh read (the contract allows
+//! closures to run more than once); the chain is *broken*: the tip is forgotten,
+//! and the open batch (built on the failed one) fails too. Every chain has an
+//! *epoch*, so the late failure of an old chain never breaks a newer one. The
+//! committer is a task of its own, so a cancelled request never strands the
+//! other members. A committer that ends abnormally (its runtime shut down) breaks
+//! its chain on the way out, so the shard never stays blocked.
 //!
 //! **One deadline per update**, the store's timeout after the call starts, bounds
 //! everything it waits for: the slow-path lock, the read, and its batch (which may
@@ -52,12 +56,66 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::connect::{Cas, CasAnswer, Redis};
-use super::scripts::CasOp;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::shards::Shards;
-use crate::store::{Presence, UpdateAction, UpdateFn, WriteOutcome};
+use crate::store::{BoxFuture, Presence, UpdateAction, UpdateFn, WriteOutcome};
+
+/// What a store gives the chains: a read of one field and one compare-and-set.
+/// Cloned into each shard's committer task.
+pub(crate) trait CasStore: Clone + Send + Sync + 'static {
+    /// Bound on one `update`, from its start; also on each compare-and-set.
+    fn timeout(&self) -> Duration;
+
+    /// Whether the session under `key` is live, and what `field` holds in it
+    /// (`None`: absent, or the session is not live), answered by `deadline`.
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>>;
+
+    /// Runs one compare-and-set atomically, answered by `deadline`. An error must
+    /// say whether the write may have applied ([`StoreError::OutcomeUnknown`]).
+    fn compare_and_set<'a>(&'a self, cas: &'a Cas<'a>, deadline: Instant) -> BoxFuture<'a, Result<CasAnswer, StoreError>>;
+}
+
+/// One compare-and-set of one field: if the session meets `presence` and
+/// `field` holds `expected`, do `op` and set the session's expiry.
+#[derive(Debug)]
+pub(crate) struct Cas<'a> {
+    pub(crate) key: StoreKey,
+    pub(crate) field: &'a str,
+    pub(crate) presence: Presence,
+    pub(crate) expires_at_ms: i64,
+    /// What the field must hold (`None`: absent).
+    pub(crate) expected: Option<&'a [u8]>,
+    pub(crate) op: CasOp,
+    /// The value a `Put` writes.
+    pub(crate) new: Option<&'a [u8]>,
+}
+
+/// What a compare-and-set does once the check passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CasOp {
+    /// Write the new value.
+    Put,
+    /// Delete the field.
+    Delete,
+    /// Only check (a batch of `Keep`s): no write, the expiry stays.
+    Check,
+}
+
+/// What a compare-and-set answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CasAnswer {
+    Done,
+    /// The field was not as expected: decide again on a fresh read.
+    Conflict,
+    /// The session is missing, or exists when it must be new.
+    PresenceFailed,
+}
 
 /// Chain shards per store. One shard holds one chain at a time: more shards make
 /// it rarer that two busy sessions take turns (each turn costs the loser one read).
@@ -68,7 +126,7 @@ const SLOW_SHARDS: usize = 64;
 const ATTEMPTS: usize = 64;
 
 /// The update machinery of one store.
-pub(super) struct Updates {
+pub(crate) struct Updates {
     /// One slow-path reader at a time per lock.
     slow: Shards<tokio::sync::Mutex<()>>,
     chains: Shards<Mutex<Shard>>,
@@ -101,14 +159,13 @@ struct Chain {
 
 /// The members of one future CAS.
 struct Batch {
-    /// What the field holds before the batch (what Redis must hold for it to apply).
+    /// What the field holds before the batch (what the store must hold for it to apply).
     expected: Option<Vec<u8>>,
     presence: Presence,
     /// Some member set or deleted (else the batch only checks the value).
     writes: bool,
     /// The latest expiry any member asked for.
     expires_at_ms: i64,
-    redis_key: String,
     /// Where the members learn that it was sent, and wait for its outcome.
     done: watch::Sender<BatchState>,
 }
@@ -118,7 +175,7 @@ struct Batch {
 enum BatchState {
     /// Not sent: taking it off the chain still stops it.
     Open,
-    /// Taken by the committer: it may reach Redis any moment.
+    /// Taken by the committer: it may reach the store any moment.
     Sent,
     Ended(Outcome),
 }
@@ -193,14 +250,14 @@ struct Member {
 enum Join {
     /// No chain on this field here: take the slow path.
     NoChain,
-    /// Decided without Redis.
+    /// Decided without the store.
     Decided(WriteOutcome),
     /// A member of the open batch: wait for its outcome.
     Joined(Member),
 }
 
 impl Updates {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             slow: Shards::new(SLOW_SHARDS, || tokio::sync::Mutex::new(())),
             chains: Shards::new(SHARDS, || Mutex::new(Shard::default())),
@@ -216,8 +273,8 @@ impl Updates {
 }
 
 /// Atomically updates one field (see the module docs).
-pub(super) async fn update(
-    redis: &Redis,
+pub(crate) async fn update<S: CasStore>(
+    store: &S,
     updates: &Arc<Updates>,
     key: StoreKey,
     field: &str,
@@ -225,21 +282,22 @@ pub(super) async fn update(
     expires_at_ms: i64,
     presence: Presence,
 ) -> Result<WriteOutcome, StoreError> {
-    let deadline = redis.deadline();
+    let timeout = store.timeout();
+    let deadline = Instant::now() + timeout;
     let mut attempts = 0;
     while attempts < ATTEMPTS {
         attempts += 1;
         if Instant::now() >= deadline {
             // Out of time before this attempt wrote anything (earlier ones conflicted).
-            return Err(StoreError::Timeout(redis.timeout()));
+            return Err(StoreError::Timeout(timeout));
         }
-        let joined = updates.lock(key).join(key, field, &mut *f, expires_at_ms, presence, || redis.key(key));
+        let joined = updates.lock(key).join(key, field, &mut *f, expires_at_ms, presence);
         let member = match joined {
             Join::Decided(outcome) => return Ok(outcome),
             Join::Joined(member) => member,
             Join::NoChain => {
                 let terms = Terms { expires_at_ms, presence, deadline };
-                match start_chain(redis, updates, key, field, &mut *f, terms).await? {
+                match start_chain(store, updates, key, field, &mut *f, terms).await? {
                     Started::Member(member) => member,
                     Started::Decided(outcome) => return Ok(outcome),
                     // Another update started a chain meanwhile: join it (not counted as an attempt).
@@ -251,9 +309,9 @@ pub(super) async fn update(
             }
         };
         if member.start_committer {
-            start_committing(redis, updates, key);
+            start_committing(store, updates, key);
         }
-        match wait_for(updates, key, member, deadline, redis.timeout()).await {
+        match wait_for(updates, key, member, deadline, timeout).await {
             Outcome::Answer(CasAnswer::Done) => return Ok(WriteOutcome::Done),
             Outcome::Answer(CasAnswer::PresenceFailed) => return Ok(WriteOutcome::PresenceFailed),
             // Changed by another instance, or built on a batch that failed: decide again.
@@ -267,7 +325,7 @@ pub(super) async fn update(
 /// How starting a chain went.
 enum Started {
     Member(Member),
-    /// Decided on what Redis holds right now, without a write.
+    /// Decided on what the store holds right now, without a write.
     Decided(WriteOutcome),
     ChainExists,
 }
@@ -282,26 +340,23 @@ struct Terms {
 
 /// The slow path: read the field, decide, and start a chain whose first batch
 /// holds the decision. Boxed, so the per-request fast path stays small.
-fn start_chain<'a>(
-    redis: &'a Redis,
+fn start_chain<'a, S: CasStore>(
+    store: &'a S,
     updates: &'a Updates,
     key: StoreKey,
     field: &'a str,
     f: UpdateFn<'a>,
     terms: Terms,
-) -> crate::store::BoxFuture<'a, Result<Started, StoreError>> {
+) -> BoxFuture<'a, Result<Started, StoreError>> {
     let Terms { expires_at_ms, presence, deadline } = terms;
     Box::pin(async move {
         let Ok(_one_reader) = tokio::time::timeout_at(deadline, updates.slow.of(key).lock()).await else {
-            return Err(StoreError::Timeout(redis.timeout()));
+            return Err(StoreError::Timeout(store.timeout()));
         };
         if updates.lock(key).has_chain(key, field) {
             return Ok(Started::ChainExists);
         }
-        let redis_key = redis.key(key);
-        let mut conn = redis.conn.clone();
-        let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
-        let (exists, current): (bool, Option<Vec<u8>>) = redis.read(deadline, read.query_async(&mut conn)).await?;
+        let (exists, current) = store.read_field(key, field, deadline).await?;
         if !presence.holds(exists) {
             return Ok(Started::Decided(WriteOutcome::PresenceFailed));
         }
@@ -311,21 +366,21 @@ fn start_chain<'a>(
         }
         let mut shard = updates.lock(key);
         let start = ChainStart { key, field, current, presence };
-        Ok(Started::Member(shard.start(start, action, expires_at_ms, redis_key)))
+        Ok(Started::Member(shard.start(start, action, expires_at_ms)))
     })
 }
 
 /// Spawns the committer of `key`'s shard (once per burst of updates; its
 /// task-building code is large, so it is kept out of the per-update path).
 #[inline(never)]
-fn start_committing(redis: &Redis, updates: &Arc<Updates>, key: StoreKey) {
-    tokio::spawn(commit(redis.clone(), updates.clone(), key));
+fn start_committing<S: CasStore>(store: &S, updates: &Arc<Updates>, key: StoreKey) {
+    tokio::spawn(commit(store.clone(), updates.clone(), key));
 }
 
 /// The committer of one shard: sends each open batch as one CAS, one at a time,
 /// and tells its members the outcome, until no batch is open. A task of its own,
 /// so no member's cancellation can strand the others.
-async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
+async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
     let mut running = Running { updates: &updates, key, finished: false };
     loop {
         let Some(sending) = updates.lock(key).next_batch() else {
@@ -339,7 +394,7 @@ async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
             (None, true) => CasOp::Delete,
         };
         let cas = Cas {
-            key: &batch.redis_key,
+            key,
             field: &field,
             presence: batch.presence,
             expires_at_ms: batch.expires_at_ms,
@@ -348,7 +403,7 @@ async fn commit(redis: Redis, updates: Arc<Updates>, key: StoreKey) {
             new: new.as_deref(),
         };
         // The members' own deadlines bound how long they wait; this bounds the committer.
-        let outcome = match redis.compare_and_set(&cas, redis.deadline()).await {
+        let outcome = match store.compare_and_set(&cas, Instant::now() + store.timeout()).await {
             Ok(answer) => Outcome::Answer(answer),
             Err(err) => Outcome::Failed(Failure::of(&err)),
         };
@@ -435,11 +490,11 @@ fn batch_without_outcome() -> Outcome {
     Outcome::Failed(Failure::unconfirmed(what))
 }
 
-/// What a new chain starts from: the field as just read from Redis.
+/// What a new chain starts from: the field as just read from the store.
 struct ChainStart<'a> {
     key: StoreKey,
     field: &'a str,
-    /// The field's value in Redis (`None`: absent).
+    /// The field's value in the store (`None`: absent).
     current: Option<Vec<u8>>,
     /// What the update that starts the chain requires of the session.
     presence: Presence,
@@ -452,17 +507,8 @@ impl Shard {
     }
 
     /// Joins the chain on `(key, field)` if there is one: runs `f` on the tip in
-    /// place (no copy; it never awaits) and accepts the decision. `redis_key` is
-    /// called only when this update opens a batch.
-    fn join(
-        &mut self,
-        key: StoreKey,
-        field: &str,
-        f: UpdateFn<'_>,
-        expires_at_ms: i64,
-        presence: Presence,
-        redis_key: impl FnOnce() -> String,
-    ) -> Join {
+    /// place (no copy; it never awaits) and accepts the decision.
+    fn join(&mut self, key: StoreKey, field: &str, f: UpdateFn<'_>, expires_at_ms: i64, presence: Presence) -> Join {
         let Some(chain) = self.chain.as_mut().filter(|c| c.key == key && c.field == field) else {
             return Join::NoChain;
         };
@@ -471,14 +517,14 @@ impl Shard {
             return Join::Decided(WriteOutcome::PresenceFailed);
         }
         let action = f(chain.tip.as_deref());
-        let outcome = chain.accept(action, expires_at_ms, redis_key);
+        let outcome = chain.accept(action, expires_at_ms);
         let epoch = chain.epoch;
         Join::Joined(Member { outcome, epoch, start_committer: self.claim_committer() })
     }
 
-    /// Starts a new chain from a value just read from Redis, with `action`
+    /// Starts a new chain from a value just read from the store, with `action`
     /// (decided on it) as the first member of its first batch.
-    fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, expires_at_ms: i64, redis_key: String) -> Member {
+    fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, expires_at_ms: i64) -> Member {
         self.break_current();
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1);
@@ -491,7 +537,7 @@ impl Shard {
             next_presence: presence,
             open: None,
         });
-        let outcome = chain.accept(action, expires_at_ms, || redis_key);
+        let outcome = chain.accept(action, expires_at_ms);
         Member { outcome, epoch, start_committer: self.claim_committer() }
     }
 
@@ -538,12 +584,7 @@ impl Chain {
     /// Accepts one update decided on the tip: the tip moves to the decision (a
     /// keep leaves it) and the update joins the open batch, which it opens if
     /// there is none. Returns where to learn the batch's outcome.
-    fn accept(
-        &mut self,
-        action: UpdateAction,
-        expires_at_ms: i64,
-        redis_key: impl FnOnce() -> String,
-    ) -> watch::Receiver<BatchState> {
+    fn accept(&mut self, action: UpdateAction, expires_at_ms: i64) -> watch::Receiver<BatchState> {
         let (before, writes) = match action {
             // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
             UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
@@ -558,7 +599,6 @@ impl Chain {
                 presence: std::mem::replace(&mut self.next_presence, Presence::Existing),
                 writes: false,
                 expires_at_ms,
-                redis_key: redis_key(),
                 done: watch::channel(BatchState::Open).0,
             }),
         };
@@ -588,13 +628,13 @@ mod tests {
 
     fn join(shard: &mut Shard, key: StoreKey, action: UpdateAction, expires_at_ms: i64) -> Join {
         let mut f = move |_: Option<&[u8]>| action.clone();
-        shard.join(key, "n", &mut f, expires_at_ms, Presence::Existing, || "k".into())
+        shard.join(key, "n", &mut f, expires_at_ms, Presence::Existing)
     }
 
-    /// Starts a chain on `(key, "n")` as if Redis held `current`, with `action` decided on it.
+    /// Starts a chain on `(key, "n")` as if the store held `current`, with `action` decided on it.
     fn start(shard: &mut Shard, key: StoreKey, current: &[u8], action: UpdateAction) -> Member {
         let start = ChainStart { key, field: "n", current: Some(current.to_vec()), presence: Presence::Existing };
-        shard.start(start, action, 10, "k".into())
+        shard.start(start, action, 10)
     }
 
     /// The tip of the shard's chain (`None`: the field is absent); panics without a chain.
@@ -615,7 +655,7 @@ mod tests {
         let sending = shard.next_batch().unwrap();
         let batch = &sending.batch;
         assert_eq!((batch.expected.as_deref(), sending.new.as_deref()), (Some(&b"1"[..]), Some(&b"3"[..])));
-        assert_eq!((batch.expires_at_ms, batch.redis_key.as_str(), batch.writes), (20, "k", true));
+        assert_eq!((batch.expires_at_ms, batch.writes), (20, true));
         assert!(shard.next_batch().is_none(), "the committer stops when nothing is open");
         assert!(!shard.committing);
         sending.batch.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Done)));
@@ -628,7 +668,7 @@ mod tests {
         let key = StoreKey::from_bytes([6; 32]);
         let mut shard = Shard::default();
         let start = ChainStart { key, field: "n", current: None, presence: Presence::New };
-        let _first = shard.start(start, UpdateAction::Set(b"1".to_vec()), 10, "k".into());
+        let _first = shard.start(start, UpdateAction::Set(b"1".to_vec()), 10);
         let sending = shard.next_batch().unwrap();
         assert_eq!((sending.batch.presence, sending.batch.expected.as_deref()), (Presence::New, None));
         let _later = joined(join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10));
@@ -675,11 +715,11 @@ mod tests {
         let mut shard = Shard::default();
         let _first = start(&mut shard, key, b"1", UpdateAction::Keep);
         let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
-        let new = shard.join(key, "n", &mut f, 10, Presence::New, || "k".into());
+        let new = shard.join(key, "n", &mut f, 10, Presence::New);
         assert!(matches!(new, Join::Decided(WriteOutcome::PresenceFailed)));
-        let other_field = shard.join(key, "m", &mut f, 10, Presence::Existing, || "k".into());
+        let other_field = shard.join(key, "m", &mut f, 10, Presence::Existing);
         assert!(matches!(other_field, Join::NoChain));
-        let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, 10, Presence::Existing, || "k".into());
+        let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, 10, Presence::Existing);
         assert!(matches!(other_key, Join::NoChain));
     }
 
@@ -714,7 +754,6 @@ mod tests {
             ChainStart { key, field: "n", current: None, presence: Presence::Existing },
             UpdateAction::Set(b"1".to_vec()),
             10,
-            "k".into(),
         );
         assert!(member.start_committer);
         // The committer's task is dropped before it finishes (its runtime shut down).
