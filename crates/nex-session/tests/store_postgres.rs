@@ -304,10 +304,17 @@ async fn the_client_cache_answers_repeat_reads_and_drops_what_another_instance_c
     a.apply(k, &pair(1), later(), Presence::New).await.unwrap();
     assert_eq!(cache_it(&a, k).await, b"1");
 
-    // This instance's own write: its next read never sees the old value.
+    // This instance's own write: its next read sees the new value, still from
+    // memory, also once the write's own notification came back.
     a.apply(k, &pair(2), later(), Presence::Existing).await.unwrap();
-    assert_eq!(cached_a(&a, k), None, "dropped at once by its own write");
-    assert_eq!(cache_it(&a, k).await, b"2");
+    assert_eq!(cached_a(&a, k).as_deref(), Some(&b"2"[..]), "patched by its own write");
+    increment(&a, k).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cached_a(&a, k).as_deref(), Some(&b"2"[..]), "kept past its own notifications");
+    let LoadNow::Found(fields) = a.load_now(k, nex_session::token::now_ms()) else {
+        panic!("the updated session left the cache")
+    };
+    assert_eq!(fields.get("n"), Some(&b"1"[..]), "the update patched in too");
 
     // Another instance's write: gone from this cache within a network hop.
     let written = Instant::now();
@@ -434,4 +441,35 @@ async fn a_chain_never_overwrites_what_another_instance_wrote() {
     b.apply(k, &[("n".to_owned(), Change::Put(b"100".to_vec()))].into(), later(), Presence::Existing).await.unwrap();
     increment(&a, k).await.unwrap();
     assert_eq!(b.load(k).await.unwrap().unwrap().fields["n"], b"101", "the stale tip made the batch retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_add_replace_remove_and_keep_absent_fields_and_slide_the_expiry() {
+    let (url, _server) = single_node();
+    let (a, b) = (open(&url, Duration::from_secs(2)).await, open(&url, Duration::from_secs(2)).await);
+    let k = key();
+    a.apply(k, &pair(0), later(), Presence::New).await.unwrap();
+    let set = |value: &'static [u8]| move |_: Option<&[u8]>| UpdateAction::Set(value.to_vec());
+    let mut delete = |_: Option<&[u8]>| UpdateAction::Delete;
+    let base = later();
+    // Read back through `b`, whose cache never saw these writes.
+    a.update(k, "x", &mut set(b"1"), base + 1, Presence::Existing).await.unwrap();
+    let record = b.load(k).await.unwrap().unwrap();
+    assert_eq!((record.fields["x"].as_slice(), record.expires_at_ms), (&b"1"[..], base + 1), "added");
+    a.update(k, "x", &mut set(b"2"), base + 2, Presence::Existing).await.unwrap();
+    let record = b.load(k).await.unwrap().unwrap();
+    assert_eq!((record.fields["x"].as_slice(), record.expires_at_ms), (&b"2"[..], base + 2), "replaced");
+    a.update(k, "x", &mut delete, base + 3, Presence::Existing).await.unwrap();
+    let record = b.load(k).await.unwrap().unwrap();
+    assert_eq!((record.fields.get("x"), record.expires_at_ms), (None, base + 3), "removed");
+    a.update(k, "x", &mut delete, base + 4, Presence::Existing).await.unwrap();
+    let record = b.load(k).await.unwrap().unwrap();
+    assert_eq!((record.fields.get("x"), record.expires_at_ms), (None, base + 4), "kept absent, expiry slid");
+    // The other fields were never touched.
+    assert_eq!((record.fields["a"].as_slice(), record.fields["b"].as_slice()), (&b"0"[..], &b"0"[..]));
+    // A session that is gone: nothing written, and said so.
+    b.remove(k).await.unwrap();
+    let outcome = a.update(k, "x", &mut set(b"9"), base + 5, Presence::Existing).await.unwrap();
+    assert_eq!(outcome, nex_session::store::WriteOutcome::PresenceFailed);
+    assert!(b.load(k).await.unwrap().is_none(), "no session brought back");
 }

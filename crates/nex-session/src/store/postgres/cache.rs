@@ -14,8 +14,21 @@
 //!   the generation before asking PostgreSQL and caches its answer only if it is
 //!   unchanged when the answer is back; an answer that raced with a change is used
 //!   once, never kept.
-//! - This instance's own writes drop their keys before they are sent and again
-//!   once they are done (so a load that read before the commit is fenced off).
+//! - This instance's own writes change the cache once their `COMMIT` is answered,
+//!   before they return: a write of known fields (`apply`, `update`) patches the
+//!   cached session with them ([`ClientCache::patch`]) if nothing invalidated its
+//!   shard since the write began, else it drops the entry; other writes drop it.
+//!   Either way the shard's generation moves, so a load that read before the
+//!   commit is fenced off. A write that fails drops its keys too (its `COMMIT` may
+//!   still land). Until the commit is answered the entry shows the session as it
+//!   was, which a read that ran before the write returned may see.
+//! - Every notification names its writer (instance and write number). This
+//!   instance's own writes settle the cache themselves (above), so their own
+//!   notification changes nothing while the write is still *pending* (its commit
+//!   answer not handled yet), nor once it patched the entry (`Cached::written`):
+//!   a busy session stays cached while it is written. Any other notification, an
+//!   own one included whose write gave up without an answer, drops the keys it
+//!   names.
 //! - An entry is never served past its session's expiry.
 //! - **Only while the channel shows signs of life.** A frozen PostgreSQL or a cut
 //!   network sends no notifications, and silence would look like "nothing
@@ -33,6 +46,7 @@
 //! CLI (`nex-session sessions revoke`), or turn the cache off
 //! ([`PostgresOptions::client_cache`](super::PostgresOptions::client_cache)).
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -61,6 +75,10 @@ pub(super) struct ClientCache {
     born: Instant,
     /// When the last ping that came back was sent (ms since `born`; 0: never).
     alive_ms: AtomicU64,
+    /// The number of this instance's last write (see [`ClientCache::next_write`]).
+    writes: AtomicU64,
+    /// This instance's writes whose commit was sent and not settled yet.
+    pending: Mutex<HashSet<u64>>,
 }
 
 #[derive(Default)]
@@ -72,6 +90,15 @@ struct Shard {
 struct Cached {
     fields: Snapshot,
     expires_at_ms: i64,
+    /// The number of this instance's last write patched in (0: loaded as is).
+    written: u64,
+}
+
+/// The effect of one of this instance's writes on one session, for [`ClientCache::patch`].
+pub(super) struct Patch {
+    /// Fields set (`Some`) or deleted (`None`).
+    pub(super) changes: Vec<(String, Option<Vec<u8>>)>,
+    pub(super) expires_at_ms: i64,
 }
 
 /// A load in progress: the generation of its key's shard when it started.
@@ -93,9 +120,12 @@ impl ClientCache {
         Self {
             shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
             max_per_shard: capacity.div_ceil(SHARDS).max(1),
-            instance: u64::from_le_bytes(bytes),
+            // Never 0, the instance of stores without a cache.
+            instance: u64::from_le_bytes(bytes) | 1,
             born: Instant::now(),
             alive_ms: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            pending: Mutex::new(HashSet::new()),
         }
     }
 
@@ -135,13 +165,70 @@ impl ClientCache {
                 shard.entries.remove(&victim);
             }
         }
-        let cached = Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms };
+        let cached =
+            Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms, written: 0 };
         shard.entries.insert(key, cached);
     }
 
     /// Drops `key` and fences off loads of its shard that are in flight.
     pub(super) fn invalidate(&self, key: StoreKey) {
         let mut shard = lock(self.shards.of(key));
+        shard.generation = shard.generation.wrapping_add(1);
+        shard.entries.remove(&key);
+    }
+
+    /// This cache's instance and a number for a write about to commit, both
+    /// named in the write's notification ([`payload`]). The write is pending until
+    /// [`ClientCache::settled`].
+    pub(super) fn next_write(&self) -> (u64, u64) {
+        let write = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pending().insert(write);
+        (self.instance, write)
+    }
+
+    /// Write `write` changed the cache for its keys (after its commit was
+    /// answered), or dropped them (it gave up): its notification may now act.
+    pub(super) fn settled(&self, write: u64) {
+        self.pending().remove(&write);
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashSet<u64>> {
+        // Inserts and removes only: a panic leaves nothing half-made.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Write number `write`, begun at `ticket`, committed `patch` on `key`: the
+    /// cached session gets it if its shard saw no invalidation since the ticket (so
+    /// the entry held what PostgreSQL held when the write locked the row, or what
+    /// it holds now); otherwise the entry is dropped. Loads in flight are fenced.
+    pub(super) fn patch(&self, key: StoreKey, ticket: Ticket, patch: &Patch, write: u64) {
+        let mut shard = lock(self.shards.of(key));
+        let undisturbed = shard.generation == ticket.generation;
+        shard.generation = shard.generation.wrapping_add(1);
+        match shard.entries.get_mut(&key) {
+            Some(cached) if undisturbed => {
+                let changes = patch.changes.iter().map(|(field, value)| (field.as_str(), value.as_deref()));
+                cached.fields = cached.fields.merged(changes);
+                cached.expires_at_ms = patch.expires_at_ms;
+                cached.written = write;
+            }
+            _ => {
+                shard.entries.remove(&key);
+            }
+        }
+    }
+
+    /// This instance's write number `write` was notified for `key`: the entry stays
+    /// if that write is still pending (it settles the cache itself) or was (or a
+    /// later one was) patched in; else it is dropped.
+    fn own_write_notified(&self, key: StoreKey, write: u64) {
+        if self.pending().contains(&write) {
+            return;
+        }
+        let mut shard = lock(self.shards.of(key));
+        if shard.entries.get(&key).is_some_and(|cached| cached.written >= write) {
+            return;
+        }
         shard.generation = shard.generation.wrapping_add(1);
         shard.entries.remove(&key);
     }
@@ -169,10 +256,15 @@ impl ClientCache {
             }
             return;
         }
-        for hex in payload.split(',') {
+        let Some((instance, write, keys)) = parse_write(payload) else {
+            // Not one of ours: to be safe, forget everything.
+            self.clear();
+            return;
+        };
+        for hex in keys.split(',') {
             match parse_key(hex) {
+                Some(key) if instance == self.instance => self.own_write_notified(key, write),
                 Some(key) => self.invalidate(key),
-                // Not one of ours: to be safe, forget everything.
                 None => self.clear(),
             }
         }
@@ -185,9 +277,12 @@ impl ClientCache {
     }
 }
 
-/// The payload naming `keys`: comma-separated hex.
-pub(super) fn payload(keys: &[StoreKey]) -> String {
-    let mut out = String::with_capacity(keys.len() * 65);
+/// The payload of write number `write` of cache `instance` (0 and 0 from a store
+/// without a cache, which no cache takes for its own), naming `keys`:
+/// `w:<instance>:<write>:` then the keys in hex, comma-separated.
+pub(super) fn payload(instance: u64, write: u64, keys: &[StoreKey]) -> String {
+    let mut out = String::with_capacity(48 + keys.len() * 65);
+    let _ = write!(out, "w:{instance}:{write}:");
     for (i, key) in keys.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -197,6 +292,14 @@ pub(super) fn payload(keys: &[StoreKey]) -> String {
         }
     }
     out
+}
+
+/// `(instance, write, keys)` of a write's payload.
+fn parse_write(payload: &str) -> Option<(u64, u64, &str)> {
+    let mut parts = payload.strip_prefix("w:")?.splitn(3, ':');
+    let instance = parts.next()?.parse().ok()?;
+    let write = parts.next()?.parse().ok()?;
+    Some((instance, write, parts.next()?))
 }
 
 fn parse_key(hex: &str) -> Option<StoreKey> {

@@ -508,11 +508,16 @@ impl SessionStore for PostgresStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
-            c.changed(key);
+            c.writes_fields(key);
             let key = key.as_bytes().as_slice();
             let row = lock(&mut c, key, now_ms()).await?;
             if !claim(&mut c, key, row, presence, expires_at_ms).await? {
                 return Ok((c, WriteOutcome::PresenceFailed));
+            }
+            if row == Row::Live {
+                // Only a live session is patched (an expired one loses its old fields).
+                let changes = changes.iter().map(|(field, change)| (field.clone(), change.value().map(<[u8]>::to_vec)));
+                c.wrote(cache::Patch { changes: changes.collect(), expires_at_ms });
             }
             for (field, change) in changes {
                 write_field(&mut c, key, field, change.value()).await?;
@@ -634,7 +639,10 @@ impl CasStore for PostgresStore {
         // certainly did not commit from one whose `COMMIT` went unanswered.
         Box::pin(self.pool.write(move |mut c| async move {
             if cas.op != CasOp::Check {
-                c.changed(cas.key);
+                c.writes_fields(cas.key);
+            }
+            if let Some(form) = OneTrip::of(cas) {
+                return one_trip(c, cas, form).await;
             }
             let key = cas.key.as_bytes().as_slice();
             // The row stays locked until commit: no other instance writes this
@@ -652,6 +660,11 @@ impl CasStore for PostgresStore {
                 CasOp::Delete => None,
             };
             if row == Row::Live {
+                // Only a live session is patched (an expired one loses its old fields).
+                // Told before the statement: if it fails, so does the call, and the
+                // cache drops the session (see `pool.rs`).
+                let changes = vec![(cas.field.to_owned(), value.map(<[u8]>::to_vec))];
+                c.wrote(cache::Patch { changes, expires_at_ms: cas.expires_at_ms });
                 // The hot path (an existing session): expiry and field in one statement.
                 write_live_field(&mut c, key, cas.field, value, cas.expires_at_ms).await?;
                 return Ok((c, CasAnswer::Done));
@@ -663,6 +676,112 @@ impl CasStore for PostgresStore {
             Ok((c, CasAnswer::Done))
         }))
     }
+}
+
+/// The compare-and-set of a field of an existing session (the group commit's
+/// every batch but a chain's first): one statement that writes only if the
+/// session is live and the field holds the expected value, and then slides the
+/// expiry, answering a row when it wrote. It runs right after the statement that
+/// locks the session row, in the same round trip: every writer of a session's
+/// fields holds that lock, so the statement (whose snapshot starts after the lock
+/// is held) sees the field as it is. Parameters: key, now, field, then as named.
+mod one_trip_sql {
+    /// `$4` expected value, `$5` new value, `$6` expiry.
+    pub(super) const REPLACE: &str = "WITH w AS (
+        UPDATE nex_session_fields SET value = $5
+        WHERE key = $1 AND field = $3 AND value = $4
+          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $6 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// The field is expected absent. `$4` new value, `$5` expiry.
+    pub(super) const ADD: &str = "WITH w AS (
+        INSERT INTO nex_session_fields (key, field, value)
+        SELECT $1::bytea, $3::text, $4::bytea
+        WHERE EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// `$4` expected value, `$5` expiry.
+    pub(super) const REMOVE: &str = "WITH w AS (
+        DELETE FROM nex_session_fields
+        WHERE key = $1 AND field = $3 AND value = $4
+          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// The field is expected absent and stays so. `$4` expiry.
+    pub(super) const KEEP_ABSENT: &str = "UPDATE nex_sessions SET expires_at = $4
+        WHERE key = $1 AND expires_at > $2
+          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
+        RETURNING 1";
+}
+
+/// The one-statement forms of a compare-and-set (`one_trip_sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OneTrip {
+    Replace,
+    Add,
+    Remove,
+    KeepAbsent,
+}
+
+impl OneTrip {
+    /// The form of `cas`, if it has one: writes to an existing session.
+    fn of(cas: &Cas<'_>) -> Option<Self> {
+        if cas.presence != Presence::Existing {
+            return None;
+        }
+        match (cas.op, cas.expected) {
+            (CasOp::Put, Some(_)) => Some(Self::Replace),
+            (CasOp::Put, None) => Some(Self::Add),
+            (CasOp::Delete, Some(_)) => Some(Self::Remove),
+            (CasOp::Delete, None) => Some(Self::KeepAbsent),
+            (CasOp::Check, _) => None,
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Replace => one_trip_sql::REPLACE,
+            Self::Add => one_trip_sql::ADD,
+            Self::Remove => one_trip_sql::REMOVE,
+            Self::KeepAbsent => one_trip_sql::KEEP_ABSENT,
+        }
+    }
+}
+
+/// Runs `cas` in its one-statement `form` after locking the session row: both
+/// sent with `BEGIN` in one round trip, then the commit in another.
+async fn one_trip<'p>(
+    mut c: Lease<'p>,
+    cas: &Cas<'_>,
+    form: OneTrip,
+) -> Result<(Lease<'p>, CasAnswer), tokio_postgres::Error> {
+    let key = cas.key.as_bytes().as_slice();
+    let now = now_ms();
+    let expires = cas.expires_at_ms;
+    let (field, expected, new) = (cas.field, cas.expected.unwrap_or_default(), cas.new.unwrap_or_default());
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match form {
+        OneTrip::Replace => vec![&key, &now, &field, &expected, &new, &expires],
+        OneTrip::Add => vec![&key, &now, &field, &new, &expires],
+        OneTrip::Remove => vec![&key, &now, &field, &expected, &expires],
+        OneTrip::KeepAbsent => vec![&key, &now, &field, &expires],
+    };
+    let (locked, wrote) = c
+        .query_opt_pair("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key], form.sql(), &params)
+        .await?;
+    let live = match locked {
+        Some(row) => row.try_get::<_, i64>(0)? > now,
+        None => false,
+    };
+    if !live {
+        return Ok((c, CasAnswer::PresenceFailed));
+    }
+    if wrote.is_none() {
+        return Ok((c, CasAnswer::Conflict));
+    }
+    let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
+    c.wrote(cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
+    Ok((c, CasAnswer::Done))
 }
 
 impl SessionAdmin for PostgresStore {

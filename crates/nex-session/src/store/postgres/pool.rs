@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
-use super::cache::{self, ClientCache};
+use super::cache::{self, ClientCache, Patch, Ticket};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
@@ -52,7 +52,37 @@ pub(super) struct Lease<'p> {
     /// first statement, in the same write (one round trip for both).
     begin: Begin,
     /// Sessions this transaction changes: notified at commit (see `cache.rs`).
-    changed: Vec<StoreKey>,
+    changed: Changed<'p>,
+}
+
+/// The sessions a transaction changes, and what the cache learns of them. Dropped
+/// before the commit was answered (the call failed or timed out), it drops them
+/// from the cache: their `COMMIT` may still land, and its notification is then
+/// the only sign of it.
+struct Changed<'p> {
+    cache: Option<&'p ClientCache>,
+    keys: Vec<StoreKey>,
+    /// The one session whose written fields are known ([`Lease::writes_fields`]),
+    /// the cache's ticket when the transaction began, and its patch once written.
+    fields: Option<(StoreKey, Ticket, Option<Patch>)>,
+    /// The commit was answered and the cache told.
+    settled: bool,
+    /// This write's number, once its commit was sent with one (see `cache.rs`).
+    write: Option<u64>,
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        let Some(cache) = self.cache else { return };
+        if !self.settled {
+            for key in &self.keys {
+                cache.invalidate(*key);
+            }
+        }
+        if let Some(write) = self.write {
+            cache.settled(write);
+        }
+    }
 }
 
 /// Whether `BEGIN` still has to go out before the next statement.
@@ -142,16 +172,47 @@ impl Lease<'_> {
         if let Some(cache) = &self.pool.cache {
             cache.invalidate(key);
         }
-        self.changed.push(key);
+        self.changed.keys.push(key);
+    }
+
+    /// Declares that this transaction may write fields of the session under `key`,
+    /// which it then tells [`Lease::wrote`]: once committed, this instance's cache
+    /// gets the new fields instead of losing the session (see `cache.rs`). Until
+    /// then the cache keeps answering with the session as it was. At most one
+    /// session per transaction; every instance hears of it through the commit's
+    /// `NOTIFY`.
+    pub(super) fn writes_fields(&mut self, key: StoreKey) {
+        if let Some(cache) = &self.pool.cache {
+            self.changed.fields = Some((key, cache.ticket(key), None));
+        }
+        self.changed.keys.push(key);
+    }
+
+    /// The fields this transaction wrote to the session of [`Lease::writes_fields`].
+    pub(super) fn wrote(&mut self, patch: Patch) {
+        if let Some((_, _, written)) = &mut self.changed.fields {
+            *written = Some(patch);
+        }
     }
 
     /// Commits, with the notification of the changed sessions in the same round trip.
     async fn commit(&mut self) -> Result<(), StoreError> {
         // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
-        let notify =
-            if self.changed.is_empty() { None } else { Some(self.statement(NOTIFY).await.map_err(commit_failed)?) };
+        let notify = if self.changed.keys.is_empty() {
+            None
+        } else {
+            Some(self.statement(NOTIFY).await.map_err(commit_failed)?)
+        };
         let client = &self.conn.client;
-        let mut chunks: Vec<String> = self.changed.chunks(NOTIFY_KEYS).map(cache::payload).collect();
+        let (instance, write) = match self.changed.cache {
+            Some(cache) if !self.changed.keys.is_empty() => cache.next_write(),
+            _ => (0, 0),
+        };
+        if write != 0 {
+            self.changed.write = Some(write);
+        }
+        let mut chunks: Vec<String> =
+            self.changed.keys.chunks(NOTIFY_KEYS).map(|keys| cache::payload(instance, write, keys)).collect();
         let last = chunks.pop();
         match (last, notify) {
             (Some(payload), Some(notify)) => {
@@ -167,11 +228,17 @@ impl Lease<'_> {
             }
             _ => client.batch_execute("COMMIT").await.map_err(commit_failed),
         }?;
-        if let Some(cache) = &self.pool.cache {
-            for key in &self.changed {
-                cache.invalidate(*key);
+        let changed = &mut self.changed;
+        if let Some(cache) = changed.cache {
+            let fields = changed.fields.take();
+            for key in &changed.keys {
+                match &fields {
+                    Some((k, ticket, Some(patch))) if k == key => cache.patch(*key, *ticket, patch, write),
+                    _ => cache.invalidate(*key),
+                }
             }
         }
+        changed.settled = true;
         Ok(())
     }
 
@@ -222,7 +289,9 @@ impl Pool {
                 Conn { client, statements: HashMap::new() }
             }
         };
-        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent, changed: Vec::new() })
+        let changed =
+            Changed { cache: self.cache.as_deref(), keys: Vec::new(), fields: None, settled: false, write: None };
+        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent, changed })
     }
 
     /// Runs `op` (which only reads) on a connection, within the timeout.

@@ -16,12 +16,12 @@
 //!   which drops the entries of the sessions a write touches, under the connection
 //!   lock, before the write runs ([`Touched`]).
 //!
-//! The check runs on the async thread, without the blocking pool: it needs the
-//! connection, and takes it only if it is free at once (`try_lock`); otherwise the
-//! load takes the ordinary path. `PRAGMA data_version` opens and closes a read
-//! transaction, which in WAL mode reads the WAL index in shared memory and takes
-//! no lock a writer holds, so it does not wait for writers. The file check (one
-//! `stat`) runs first, as before every operation.
+//! The check runs on the connection thread, shared by the reads waiting at the
+//! time and started after each of them began (`validation.rs`). `PRAGMA
+//! data_version` opens and closes a read transaction, which in WAL mode reads the
+//! WAL index in shared memory and takes no lock a writer holds, so it does not
+//! wait for writers. The file check (one `stat`) runs with it, as before every
+//! operation.
 //!
 //! The value is a counter: two readings equal although 2³² commits happened in
 //! between would serve a stale entry; the entries of a session expire with it and

@@ -11,10 +11,12 @@
 //! not move index rows on renew: upgrade every app instance sharing a file at once.
 //!
 //! SQLite calls block, so each one runs on the store's own connection thread
-//! (`worker.rs`), never on the async worker threads. The one exception is a load
-//! answered by the read cache (`cache.rs`): one `stat` and one `PRAGMA
-//! data_version`, which waits for no writer, on the calling thread, and only when
-//! the connection is free. Batches run in one `IMMEDIATE` transaction. `update`
+//! (`worker.rs`), never on the async worker threads. The exception is a load of
+//! a session in the read cache (`cache.rs`): it waits for the next shared check
+//! that nothing changed the file (`validation.rs`: one `stat` and one `PRAGMA
+//! data_version` for all the reads waiting at the time), which runs on an async
+//! thread when the connection is free (it waits for no writer). Batches run in one
+//! `IMMEDIATE` transaction. `update`
 //! is a compare-and-set (one `IMMEDIATE` transaction writes only if the field
 //! still holds what the closure saw, else the closure runs again on a fresh read),
 //! so no increment is ever lost, also with several processes sharing the file;
@@ -51,9 +53,11 @@ use crate::token::now_ms;
 
 mod cache;
 mod users;
+mod validation;
 mod worker;
 
 use cache::{data_version, ReadCache, Touched};
+use validation::Validation;
 use worker::Worker;
 
 const SCHEMA_VERSION: i64 = 2;
@@ -76,6 +80,8 @@ pub struct SqliteStore {
     updates: Arc<Updates>,
     /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
     cache: Arc<ReadCache>,
+    /// The shared checks that nothing changed (`validation.rs`).
+    validation: Arc<Validation>,
     /// The thread that runs the blocking calls (`worker.rs`).
     worker: Arc<Worker>,
     path: PathBuf,
@@ -134,7 +140,15 @@ impl SqliteStore {
         let updates = Arc::new(Updates::new());
         let cache = Arc::new(ReadCache::default());
         let worker = Arc::new(Worker::start()?);
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), updates, cache, worker, path, file: file.map(Arc::new) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            updates,
+            cache,
+            validation: Arc::default(),
+            worker,
+            path,
+            file: file.map(Arc::new),
+        })
     }
 
     /// Runs `op` on the connection on the store's connection thread, first dropping
@@ -164,20 +178,77 @@ impl SqliteStore {
     }
 
     /// The session under `key` from the read cache, if cached and nothing changed
-    /// since (see `cache.rs`); `None` sends the load to the database.
-    fn cached(&self, key: StoreKey) -> Result<Option<Record>, StoreError> {
-        let now = now_ms();
-        if !self.cache.holds(key, now) {
-            return Ok(None);
+    /// since the load began (`cache.rs`, `validation.rs`); `None` sends the load to
+    /// the database.
+    async fn cached(&self, key: StoreKey) -> Option<Record> {
+        if !self.cache.holds(key, now_ms()) {
+            return None;
         }
-        // Only a free connection: never wait for one busy on the blocking pool.
-        let Ok(conn) = self.conn.try_lock() else { return Ok(None) };
-        if let Some(file) = &self.file {
-            file.check()?;
+        let wait = self.validation.ask();
+        if wait.run {
+            let runner = Runner { store: self, round: wait.round, handed_over: false };
+            // Let the requests ready on this thread reach their loads and join the round.
+            tokio::task::yield_now().await;
+            runner.check();
         }
-        let version = data_version(&conn).map_err(unavailable)?;
-        Ok(self.cache.get(key, now, version))
+        let version = self.validation.wait(wait.round).await?;
+        self.cache.get(key, now_ms(), version)
     }
+}
+
+/// The runner of a validation round (`validation.rs`). Dropped before it handed
+/// the round over (its request was cancelled), it ends the round with `None`.
+struct Runner<'a> {
+    store: &'a SqliteStore,
+    round: u64,
+    handed_over: bool,
+}
+
+impl Runner<'_> {
+    /// Begins the round and runs its check: here when the connection is free,
+    /// else on the connection thread (a write holds it; never wait for it here).
+    fn check(mut self) {
+        self.handed_over = true;
+        let (store, round) = (self.store, self.round);
+        store.validation.begin(round);
+        let conn = match store.conn.try_lock() {
+            Ok(conn) => Some(conn),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(conn) = conn {
+            store.validation.finish(round, current_version(&conn, store.file.as_deref()));
+            return;
+        }
+        let (conn, file, validation) = (store.conn.clone(), store.file.clone(), store.validation.clone());
+        let submitted = store.worker.submit(move || {
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            validation.finish(round, current_version(&conn, file.as_deref()));
+        });
+        if submitted.is_err() {
+            // The thread is gone: the reads go to the database, which reports it.
+            store.validation.finish(round, None);
+        }
+    }
+}
+
+impl Drop for Runner<'_> {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            self.store.validation.begin(self.round);
+            self.store.validation.finish(self.round, None);
+        }
+    }
+}
+
+/// The connection's `data_version` if the path still names the opened file;
+/// `None` if not, or if SQLite fails (the reads then go to the database, which
+/// reports the error).
+fn current_version(conn: &Connection, file: Option<&FileIdentity>) -> Option<i64> {
+    if file.is_some_and(|file| file.check().is_err()) {
+        return None;
+    }
+    data_version(conn).ok()
 }
 
 /// What opening does when no file is at the path.
@@ -340,7 +411,7 @@ fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> ru
 impl SessionStore for SqliteStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         Box::pin(async move {
-            if let Some(record) = self.cached(key)? {
+            if let Some(record) = self.cached(key).await {
                 return Ok(Some(record));
             }
             let cache = self.cache.clone();

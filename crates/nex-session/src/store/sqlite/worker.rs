@@ -45,6 +45,14 @@ impl Worker {
         Ok(Self { jobs })
     }
 
+    /// Queues `job` on the thread without waiting for it.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the thread is gone (the job never runs).
+    pub(super) fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+        self.jobs.send(Box::new(job)).map_err(|_| StoreError::Unavailable(Box::new(ThreadGone)))
+    }
+
     /// Runs `job` on the thread and waits (asynchronously) for its result.
     pub(super) async fn run<T: Send + 'static>(
         &self,
