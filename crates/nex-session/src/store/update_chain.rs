@@ -40,6 +40,16 @@
 //! other members. A committer that ends abnormally (its runtime shut down) breaks
 //! its chain on the way out, so the shard never stays blocked.
 //!
+//! **Gathering** (stores whose [`CasStore::gather`] is not zero: PostgreSQL, where
+//! each batch waits for a durable commit): under steady contention the members
+//! split into two groups, one in the batch in flight and one filling the next,
+//! so each commit serves about half of them. When a batch of at least
+//! [`GATHER_FROM`] members ended less than the gather time ago, the committer
+//! holds the next batch back until it has as many members as that one, or the
+//! gather time passed (tokio's timers round it up to the next millisecond): the
+//! members just answered come back and join, and one commit serves them all.
+//! Quiet sessions never wait: a batch after a small or old one goes at once.
+//!
 //! **One deadline per update**, the store's timeout after the call starts, bounds
 //! everything it waits for: the slow-path lock, the read, and its batch (which may
 //! wait for the batch before it). A batch is *open* (not sent; members may still
@@ -61,6 +71,10 @@ use crate::id::StoreKey;
 use crate::store::shards::Shards;
 use crate::store::{BoxFuture, Presence, UpdateAction, UpdateFn, WriteOutcome};
 
+/// Whether a session is live, and what one of its fields holds (`None`: absent,
+/// or the session is not live).
+pub(crate) type FieldNow = (bool, Option<Vec<u8>>);
+
 /// What a store gives the chains: a read of one field and one compare-and-set.
 /// Cloned into each shard's committer task.
 pub(crate) trait CasStore: Clone + Send + Sync + 'static {
@@ -74,11 +88,23 @@ pub(crate) trait CasStore: Clone + Send + Sync + 'static {
         key: StoreKey,
         field: &'a str,
         deadline: Instant,
-    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>>;
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>>;
 
     /// Runs one compare-and-set atomically, answered by `deadline`. An error must
     /// say whether the write may have applied ([`StoreError::OutcomeUnknown`]).
-    fn compare_and_set<'a>(&'a self, cas: &'a Cas<'a>, deadline: Instant) -> BoxFuture<'a, Result<CasAnswer, StoreError>>;
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>>;
+
+    /// How long a committer may hold a batch back to gather the members of the
+    /// batch just answered (see "Gathering" in the module docs); zero: never.
+    /// Worth it only where each compare-and-set costs far more than that wait
+    /// (a durable commit).
+    fn gather(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// One compare-and-set of one field: if the session meets `presence` and
@@ -124,6 +150,8 @@ const SHARDS: usize = 256;
 const SLOW_SHARDS: usize = 64;
 /// Attempts of one update before reporting contention.
 const ATTEMPTS: usize = 64;
+/// The smallest batch whose members a committer waits for (see "Gathering").
+const GATHER_FROM: usize = 4;
 
 /// The update machinery of one store.
 pub(crate) struct Updates {
@@ -141,6 +169,12 @@ struct Shard {
     next_epoch: u64,
     /// A committer task is running for this shard.
     committing: bool,
+    /// The size of the shard's last answered batch, and when it was answered.
+    last: Option<(usize, std::time::Instant)>,
+    /// The committer waits until the open batch has this many members.
+    awaited: Option<usize>,
+    /// Where that committer waits (see "Gathering").
+    gathered: Arc<tokio::sync::Notify>,
 }
 
 /// What this process knows about one field it updates often.
@@ -383,10 +417,18 @@ fn start_committing<S: CasStore>(store: &S, updates: &Arc<Updates>, key: StoreKe
 async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
     let mut running = Running { updates: &updates, key, finished: false };
     loop {
+        let gather = store.gather();
+        let awaited = updates.lock(key).gather_target(gather);
+        if let Some(gathered) = awaited {
+            // Woken when the open batch is full enough; else the time decides.
+            let _ = tokio::time::timeout(gather, gathered.notified()).await;
+            updates.lock(key).awaited = None;
+        }
         let Some(sending) = updates.lock(key).next_batch() else {
             running.finished = true;
             return;
         };
+        let members = sending.batch.done.receiver_count();
         let Sending { batch, field, new, epoch } = sending;
         let op = match (&new, batch.writes) {
             (_, false) => CasOp::Check,
@@ -407,9 +449,13 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             Ok(answer) => Outcome::Answer(answer),
             Err(err) => Outcome::Failed(Failure::of(&err)),
         };
-        if !matches!(outcome, Outcome::Answer(CasAnswer::Done)) {
-            // Failed, refused or unanswered: what the field holds is no longer known.
-            updates.lock(key).break_chain(epoch);
+        {
+            let mut shard = updates.lock(key);
+            shard.last = Some((members, std::time::Instant::now()));
+            if !matches!(outcome, Outcome::Answer(CasAnswer::Done)) {
+                // Failed, refused or unanswered: what the field holds is no longer known.
+                shard.break_chain(epoch);
+            }
         }
         batch.done.send_replace(BatchState::Ended(outcome));
     }
@@ -519,6 +565,7 @@ impl Shard {
         let action = f(chain.tip.as_deref());
         let outcome = chain.accept(action, expires_at_ms);
         let epoch = chain.epoch;
+        self.wake_gathering();
         Join::Joined(Member { outcome, epoch, start_committer: self.claim_committer() })
     }
 
@@ -539,6 +586,32 @@ impl Shard {
         });
         let outcome = chain.accept(action, expires_at_ms);
         Member { outcome, epoch, start_committer: self.claim_committer() }
+    }
+
+    /// The open batch's members: every one holds a receiver until it is answered.
+    fn open_members(&self) -> usize {
+        self.chain.as_ref().and_then(|c| c.open.as_ref()).map_or(0, |open| open.done.receiver_count())
+    }
+
+    /// Whether the committer should wait before taking the open batch, and where
+    /// (see "Gathering"): the last batch was big and recent, and the open one,
+    /// not empty, is smaller.
+    fn gather_target(&mut self, gather: Duration) -> Option<Arc<tokio::sync::Notify>> {
+        let (size, ended) = self.last?;
+        let open = self.open_members();
+        if gather.is_zero() || size < GATHER_FROM || ended.elapsed() > gather || open == 0 || open >= size {
+            return None;
+        }
+        self.awaited = Some(size);
+        Some(self.gathered.clone())
+    }
+
+    /// A member joined: wakes a gathering committer once the open batch is full enough.
+    fn wake_gathering(&mut self) {
+        if self.awaited.is_some_and(|size| self.open_members() >= size) {
+            self.awaited = None;
+            self.gathered.notify_one();
+        }
     }
 
     /// Whether the caller must start the committer: none runs yet. Claims it.
@@ -762,5 +835,42 @@ mod tests {
         assert!(!shard.committing, "the next update can start a committer");
         assert!(shard.chain.is_none(), "the chain is broken");
         assert!(matches!(answered(&member), Some(Outcome::Answer(CasAnswer::Conflict))), "its members retry");
+    }
+
+    #[test]
+    fn a_committer_gathers_only_after_a_big_recent_batch_and_wakes_when_it_is_matched() {
+        let key = StoreKey::from_bytes([9; 32]);
+        let mut shard = Shard::default();
+        let ms = Duration::from_millis(1);
+        let _first = start(&mut shard, key, b"0", UpdateAction::Set(b"1".to_vec()));
+        assert!(shard.gather_target(ms).is_none(), "no batch answered yet: the first goes at once");
+        shard.last = Some((2, std::time::Instant::now()));
+        assert!(shard.gather_target(ms).is_none(), "after a small batch: at once");
+        shard.last = Some((3 + GATHER_FROM, std::time::Instant::now()));
+        assert!(shard.gather_target(Duration::ZERO).is_none(), "stores that do not gather never wait");
+        shard.last = Some((3 + GATHER_FROM, std::time::Instant::now() - Duration::from_millis(50)));
+        assert!(shard.gather_target(ms).is_none(), "after an old batch: at once");
+
+        let size = GATHER_FROM;
+        shard.last = Some((size, std::time::Instant::now()));
+        let gathered = shard.gather_target(ms).expect("a big recent batch and a smaller open one: wait");
+        let mut members = vec![];
+        for _ in 1..size - 1 {
+            members.push(joined(join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10)));
+        }
+        assert_eq!(shard.open_members(), size - 1);
+        assert!(shard.awaited.is_some(), "one short: still waiting");
+        members.push(joined(join(&mut shard, key, UpdateAction::Set(b"3".to_vec()), 10)));
+        assert!(shard.awaited.is_none(), "matched: the committer is woken");
+        let woken = gathered.notified();
+        tokio::pin!(woken);
+        assert!(ready_now(woken), "the wake-up is kept for the committer about to wait");
+        assert!(shard.gather_target(ms).is_none(), "the open batch is as big as the last: no wait");
+    }
+
+    /// Whether a `Notified` future is ready now (a stored permit).
+    fn ready_now(notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::future::Future::poll(notified, &mut cx).is_ready()
     }
 }

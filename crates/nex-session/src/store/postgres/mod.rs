@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use self::pool::{Lease, Pool};
-use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, Updates};
+use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
 use super::{
-    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
-    UserIndex, WriteOutcome,
+    BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn, UserIndex,
+    WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -25,6 +25,9 @@ mod users;
 const SCHEMA_VERSION: i32 = 1;
 /// Sessions removed per purge transaction.
 const PURGE_BATCH: i64 = 500;
+/// How long a hot session's next update batch may wait for more members
+/// (`store/update_chain.rs`, "Gathering").
+const GATHER: Duration = Duration::from_millis(1);
 /// Serialises schema creation between app instances (an arbitrary constant: "nexs").
 const SCHEMA_LOCK: i64 = 0x6e65_7873;
 
@@ -604,12 +607,18 @@ impl CasStore for PostgresStore {
         self.timeout
     }
 
+    /// Every batch waits for a durable commit (commonly 0.5 to a few ms): holding
+    /// the next one back up to 1 ms lets the members just answered join it.
+    fn gather(&self) -> Duration {
+        GATHER
+    }
+
     fn read_field<'a>(
         &'a self,
         key: StoreKey,
         field: &'a str,
         _deadline: tokio::time::Instant,
-    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
         // The pool bounds the call by the same timeout the update's deadline comes from.
         Box::pin(self.pool.read(move |mut c| async move {
             let key = key.as_bytes().as_slice();

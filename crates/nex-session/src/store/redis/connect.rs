@@ -20,7 +20,7 @@ use super::scan::glob_escape;
 use super::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::update_chain::{Cas, CasAnswer, CasStore};
+use crate::store::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
 use crate::store::BoxFuture;
 
 /// How [`RedisStore::open_with_options`](super::RedisStore::open_with_options) connects.
@@ -292,7 +292,7 @@ impl CasStore for Redis {
         key: StoreKey,
         field: &'a str,
         deadline: Instant,
-    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
         Box::pin(async move {
             let redis_key = self.key(key);
             let mut conn = self.conn.clone();
@@ -301,7 +301,11 @@ impl CasStore for Redis {
         })
     }
 
-    fn compare_and_set<'a>(&'a self, cas: &'a Cas<'a>, deadline: Instant) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
         Box::pin(self.run_compare_and_set(cas, deadline))
     }
 }

@@ -59,13 +59,13 @@ use std::time::Duration;
 use self::cache::ClientCache;
 use self::connect::{Connection, Redis};
 use self::scripts::{presence_arg, MARKER};
-use crate::store::update_chain::{self, Updates};
 use super::users::{Binding, UserIndex, USER_FIELD};
 use super::{
     BoxFuture, Changes, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::update_chain::{self, Updates};
 use crate::token::now_ms;
 
 mod admin;

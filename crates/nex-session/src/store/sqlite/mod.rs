@@ -42,10 +42,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::file_identity::FileIdentity;
-use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, Updates};
+use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
-    UserIndex, WriteOutcome,
+    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn, UserIndex,
+    WriteOutcome,
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -533,7 +533,7 @@ impl CasStore for SqliteStore {
         key: StoreKey,
         field: &'a str,
         deadline: tokio::time::Instant,
-    ) -> BoxFuture<'a, Result<(bool, Option<Vec<u8>>), StoreError>> {
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
         let field = field.to_owned();
         let read = self.run(Touched::Nothing, move |conn| {
             let tx = conn.transaction()?;
