@@ -43,8 +43,8 @@
 //! **Gathering** (stores whose [`CasStore::gather`] is not zero: PostgreSQL, where
 //! each batch waits for a durable commit): under steady contention the members
 //! split into two groups, one in the batch in flight and one filling the next,
-//! so each commit serves about half of them. When a batch of at least
-//! [`GATHER_FROM`] members ended less than the gather time ago, the committer
+//! so each commit serves about half of them. When a chain's last batch had
+//! at least [`GATHER_FROM`] members and ended less than the gather time ago, its committer
 //! holds the next batch back until it has as many members as that one, or the
 //! gather time passed (tokio's timers round it up to the next millisecond): the
 //! members just answered come back and join, and one commit serves them all.
@@ -169,11 +169,10 @@ struct Shard {
     next_epoch: u64,
     /// A committer task is running for this shard.
     committing: bool,
-    /// The size of the shard's last answered batch, and when it was answered.
-    last: Option<(usize, std::time::Instant)>,
     /// The committer waits until the open batch has this many members.
     awaited: Option<usize>,
-    /// Where that committer waits (see "Gathering").
+    /// Where that committer waits (see "Gathering"); a new one per wait, so no
+    /// wake-up meant for an earlier wait is left over.
     gathered: Arc<tokio::sync::Notify>,
 }
 
@@ -189,6 +188,8 @@ struct Chain {
     next_presence: Presence,
     /// Updates accepted and not yet sent: they go as one CAS.
     open: Option<Batch>,
+    /// The size of the chain's last answered batch, and when it was answered.
+    last: Option<(usize, std::time::Instant)>,
 }
 
 /// The members of one future CAS.
@@ -451,7 +452,9 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
         };
         {
             let mut shard = updates.lock(key);
-            shard.last = Some((members, std::time::Instant::now()));
+            if let Some(chain) = shard.chain.as_mut().filter(|chain| chain.epoch == epoch) {
+                chain.last = Some((members, std::time::Instant::now()));
+            }
             if !matches!(outcome, Outcome::Answer(CasAnswer::Done)) {
                 // Failed, refused or unanswered: what the field holds is no longer known.
                 shard.break_chain(epoch);
@@ -583,6 +586,7 @@ impl Shard {
             epoch,
             next_presence: presence,
             open: None,
+            last: None,
         });
         let outcome = chain.accept(action, expires_at_ms);
         Member { outcome, epoch, start_committer: self.claim_committer() }
@@ -594,15 +598,16 @@ impl Shard {
     }
 
     /// Whether the committer should wait before taking the open batch, and where
-    /// (see "Gathering"): the last batch was big and recent, and the open one,
-    /// not empty, is smaller.
+    /// (see "Gathering"): the chain's last batch was big and recent, and the open
+    /// one, not empty, is smaller.
     fn gather_target(&mut self, gather: Duration) -> Option<Arc<tokio::sync::Notify>> {
-        let (size, ended) = self.last?;
+        let (size, ended) = self.chain.as_ref()?.last?;
         let open = self.open_members();
         if gather.is_zero() || size < GATHER_FROM || ended.elapsed() > gather || open == 0 || open >= size {
             return None;
         }
         self.awaited = Some(size);
+        self.gathered = Arc::new(tokio::sync::Notify::new());
         Some(self.gathered.clone())
     }
 
@@ -844,15 +849,16 @@ mod tests {
         let ms = Duration::from_millis(1);
         let _first = start(&mut shard, key, b"0", UpdateAction::Set(b"1".to_vec()));
         assert!(shard.gather_target(ms).is_none(), "no batch answered yet: the first goes at once");
-        shard.last = Some((2, std::time::Instant::now()));
+        shard.chain.as_mut().unwrap().last = Some((2, std::time::Instant::now()));
         assert!(shard.gather_target(ms).is_none(), "after a small batch: at once");
-        shard.last = Some((3 + GATHER_FROM, std::time::Instant::now()));
+        shard.chain.as_mut().unwrap().last = Some((3 + GATHER_FROM, std::time::Instant::now()));
         assert!(shard.gather_target(Duration::ZERO).is_none(), "stores that do not gather never wait");
-        shard.last = Some((3 + GATHER_FROM, std::time::Instant::now() - Duration::from_millis(50)));
+        shard.chain.as_mut().unwrap().last =
+            Some((3 + GATHER_FROM, std::time::Instant::now() - Duration::from_millis(50)));
         assert!(shard.gather_target(ms).is_none(), "after an old batch: at once");
 
         let size = GATHER_FROM;
-        shard.last = Some((size, std::time::Instant::now()));
+        shard.chain.as_mut().unwrap().last = Some((size, std::time::Instant::now()));
         let gathered = shard.gather_target(ms).expect("a big recent batch and a smaller open one: wait");
         let mut members = vec![];
         for _ in 1..size - 1 {

@@ -26,9 +26,11 @@
 //!   instance's own writes settle the cache themselves (above), so their own
 //!   notification changes nothing while the write is still *pending* (its commit
 //!   answer not handled yet), nor once it patched the entry (`Cached::written`):
-//!   a busy session stays cached while it is written. Any other notification, an
-//!   own one included whose write gave up without an answer, drops the keys it
-//!   names.
+//!   a busy session stays cached while it is written. Any other notification
+//!   drops the keys it names; so do this instance's own once one of its writes
+//!   gave up after sending `COMMIT` (it may land later, under an entry a later
+//!   write patched): from then on, the notifications of every own write numbered
+//!   up to that moment count as another instance's.
 //! - An entry is never served past its session's expiry.
 //! - **Only while the channel shows signs of life.** A frozen PostgreSQL or a cut
 //!   network sends no notifications, and silence would look like "nothing
@@ -79,6 +81,9 @@ pub(super) struct ClientCache {
     writes: AtomicU64,
     /// This instance's writes whose commit was sent and not settled yet.
     pending: Mutex<HashSet<u64>>,
+    /// Own writes numbered up to this one are not trusted to be in any entry:
+    /// one of them gave up after sending its `COMMIT` ([`ClientCache::abandoned`]).
+    distrusted_up_to: AtomicU64,
 }
 
 #[derive(Default)]
@@ -126,6 +131,7 @@ impl ClientCache {
             alive_ms: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             pending: Mutex::new(HashSet::new()),
+            distrusted_up_to: AtomicU64::new(0),
         }
     }
 
@@ -192,6 +198,16 @@ impl ClientCache {
         self.pending().remove(&write);
     }
 
+    /// Write `write` gave up after sending its `COMMIT` (a timeout, a cancelled
+    /// request): it may still commit, after a load cached the session without it
+    /// and after a later own write patched that entry. So the notifications of every
+    /// own write numbered up to the latest one so far drop their keys, as another
+    /// instance's would; this write's among them.
+    pub(super) fn abandoned(&self, write: u64) {
+        let latest = self.writes.load(Ordering::Relaxed).max(write);
+        self.distrusted_up_to.fetch_max(latest, Ordering::AcqRel);
+    }
+
     fn pending(&self) -> MutexGuard<'_, HashSet<u64>> {
         // Inserts and removes only: a panic leaves nothing half-made.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
@@ -220,8 +236,13 @@ impl ClientCache {
 
     /// This instance's write number `write` was notified for `key`: the entry stays
     /// if that write is still pending (it settles the cache itself) or was (or a
-    /// later one was) patched in; else it is dropped.
+    /// later one was) patched in; else, or if the write is distrusted
+    /// ([`ClientCache::abandoned`]), it is dropped.
     fn own_write_notified(&self, key: StoreKey, write: u64) {
+        if write <= self.distrusted_up_to.load(Ordering::Acquire) {
+            self.invalidate(key);
+            return;
+        }
         if self.pending().contains(&write) {
             return;
         }
@@ -377,5 +398,96 @@ async fn heartbeat(client: tokio_postgres::Client, weak: Weak<ClientCache>) {
         if let Ok(Err(_)) = sent {
             return; // the connection broke: the listener loop ends and reconnects
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Fields;
+
+    /// A cache that answers (as if a ping just came back) and holds `key` as `a = 1`.
+    fn warm(key: StoreKey) -> ClientCache {
+        let cache = ClientCache::new(100);
+        cache.alive_ms.store(cache.ms(Instant::now()), Ordering::Release);
+        let mut fields = Fields::new();
+        fields.insert("a".into(), b"1".to_vec());
+        let ticket = cache.ticket(key);
+        cache.insert(key, &Record { fields, expires_at_ms: i64::MAX }, ticket);
+        cache
+    }
+
+    fn a(cache: &ClientCache, key: StoreKey) -> Option<Vec<u8>> {
+        cache.get(key, 0).map(|fields| fields.get("a").unwrap_or_default().to_vec())
+    }
+
+    /// This instance's write of `a = value`, committed and settled as `pool.rs` does it.
+    fn own_write(cache: &ClientCache, key: StoreKey, value: &[u8]) -> u64 {
+        let ticket = cache.ticket(key);
+        let (_, write) = cache.next_write();
+        let patch = Patch { changes: vec![("a".into(), Some(value.to_vec()))], expires_at_ms: i64::MAX };
+        cache.patch(key, ticket, &patch, write);
+        cache.settled(write);
+        write
+    }
+
+    #[test]
+    fn own_writes_patch_the_entry_and_their_notifications_leave_it_while_others_drop_it() {
+        let key = StoreKey::from_bytes([1; 32]);
+        let cache = warm(key);
+        let write = own_write(&cache, key, b"2");
+        assert_eq!(a(&cache, key).as_deref(), Some(&b"2"[..]), "patched at commit");
+        cache.notified(&payload(cache.instance, write, &[key]));
+        assert_eq!(a(&cache, key).as_deref(), Some(&b"2"[..]), "its own notification leaves it");
+        cache.notified(&payload(cache.instance ^ 2, 1, &[key]));
+        assert_eq!(a(&cache, key), None, "another instance's drops it");
+        cache.notified(&payload(0, 0, &[key]));
+        cache.notified("not a payload of ours");
+        assert_eq!(a(&cache, key), None);
+    }
+
+    #[test]
+    fn a_pending_writes_early_notification_leaves_the_entry_for_its_patch() {
+        let key = StoreKey::from_bytes([2; 32]);
+        let cache = warm(key);
+        let ticket = cache.ticket(key);
+        let (instance, write) = cache.next_write();
+        // The notification overtakes the answer to `COMMIT`.
+        cache.notified(&payload(instance, write, &[key]));
+        assert_eq!(a(&cache, key).as_deref(), Some(&b"1"[..]), "not committed as far as this instance knows");
+        let patch = Patch { changes: vec![("a".into(), Some(b"3".to_vec()))], expires_at_ms: i64::MAX };
+        cache.patch(key, ticket, &patch, write);
+        cache.settled(write);
+        assert_eq!(a(&cache, key).as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn after_a_write_gave_up_its_late_notification_drops_an_entry_a_later_write_patched() {
+        let key = StoreKey::from_bytes([3; 32]);
+        let cache = warm(key);
+        // Write 1 sends COMMIT and gives up (`Changed::drop`): the session leaves the cache.
+        let (instance, gave_up) = cache.next_write();
+        cache.invalidate(key);
+        cache.abandoned(gave_up);
+        cache.settled(gave_up);
+        // A load caches the session without write 1, and write 2 patches that entry.
+        let ticket = cache.ticket(key);
+        let mut fields = Fields::new();
+        fields.insert("a".into(), b"1".to_vec());
+        cache.insert(key, &Record { fields, expires_at_ms: i64::MAX }, ticket);
+        let later = own_write(&cache, key, b"4");
+        assert!(later > gave_up);
+        // Write 1 committed after all: its notification must drop the entry.
+        cache.notified(&payload(instance, gave_up, &[key]));
+        assert_eq!(a(&cache, key), None, "a write that gave up is trusted to nothing");
+        // Writes numbered after it are trusted again.
+        let key2 = StoreKey::from_bytes([4; 32]);
+        let ticket = cache.ticket(key2);
+        let mut fields = Fields::new();
+        fields.insert("a".into(), b"1".to_vec());
+        cache.insert(key2, &Record { fields, expires_at_ms: i64::MAX }, ticket);
+        let trusted = own_write(&cache, key2, b"5");
+        cache.notified(&payload(instance, trusted, &[key2]));
+        assert_eq!(a(&cache, key2).as_deref(), Some(&b"5"[..]));
     }
 }

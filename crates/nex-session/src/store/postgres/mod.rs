@@ -617,10 +617,11 @@ impl CasStore for PostgresStore {
         &'a self,
         key: StoreKey,
         field: &'a str,
-        _deadline: tokio::time::Instant,
+        deadline: tokio::time::Instant,
     ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
-        // The pool bounds the call by the same timeout the update's deadline comes from.
-        Box::pin(self.pool.read(move |mut c| async move {
+        // The pool bounds the call by the store's timeout; the update's deadline
+        // (which may be nearer: it waited for the slow-path lock) by this.
+        let read = self.pool.read(move |mut c| async move {
             let key = key.as_bytes().as_slice();
             // One statement, one snapshot: liveness and the field agree.
             let row = c
@@ -636,7 +637,10 @@ impl CasStore for PostgresStore {
                 None => (false, None),
             };
             Ok((c, read))
-        }))
+        });
+        Box::pin(async move {
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| StoreError::Timeout(self.timeout))?
+        })
     }
 
     fn compare_and_set<'a>(
@@ -687,8 +691,9 @@ impl CasStore for PostgresStore {
     }
 }
 
-/// The compare-and-set of a field of an existing session (the group commit's
-/// every batch but a chain's first): one statement that writes only if the
+/// The compare-and-set of a field of an existing session (every batch of the
+/// group commit whose presence is `Existing`, i.e. all but a new session's first
+/// and the check-only ones): one statement that writes only if the
 /// session is live and the field holds the expected value, and then slides the
 /// expiry, answering a row when it wrote. It runs right after the statement that
 /// locks the session row, in the same round trip: every writer of a session's
@@ -782,14 +787,21 @@ async fn one_trip<'p>(
         Some(row) => row.try_get::<_, i64>(0)? > now,
         None => false,
     };
-    if !live {
-        return Ok((c, CasAnswer::PresenceFailed));
+    // `wrote` first: if the row was replaced while the lock waited (an expired
+    // session re-created under the key), the lock statement saw none, but the
+    // write statement (a fresh snapshot, and it locked the new row) found it live
+    // and wrote: that write stands, and so it is done.
+    match (wrote.is_some(), live) {
+        (true, _) => {}
+        (false, true) => return Ok((c, CasAnswer::Conflict)),
+        (false, false) => return Ok((c, CasAnswer::PresenceFailed)),
     }
-    if wrote.is_none() {
-        return Ok((c, CasAnswer::Conflict));
+    if live {
+        // Patched only when the lock saw this very session live: a replaced row's
+        // cached fields are another session's.
+        let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
+        c.wrote(cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
     }
-    let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
-    c.wrote(cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
     Ok((c, CasAnswer::Done))
 }
 

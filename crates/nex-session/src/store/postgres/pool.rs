@@ -78,6 +78,9 @@ impl Drop for Changed<'_> {
             for key in &self.keys {
                 cache.invalidate(*key);
             }
+            if let Some(write) = self.write {
+                cache.abandoned(write);
+            }
         }
         if let Some(write) = self.write {
             cache.settled(write);

@@ -80,7 +80,9 @@ impl ReadCache {
     }
 
     /// The cached record of `key`, if it was read at `data_version` and is unexpired.
-    /// Call with the connection locked and `data_version` just read from it.
+    /// `data_version` must have been read, on this store's connection, by a check
+    /// that began after the caller's load did (`validation.rs`). An entry that does
+    /// not match is dropped (at worst a newer one: a cache miss, never a stale answer).
     pub(super) fn get(&self, key: StoreKey, now_ms: i64, data_version: i64) -> Option<Record> {
         let mut entries = self.entries();
         let entry = entries.get(&key)?;
