@@ -396,11 +396,7 @@ impl State {
         let found = match context.store.load_now(key, now_ms) {
             LoadNow::Found(fields) => Some(fields),
             LoadNow::Missing => None,
-            LoadNow::Unknown => context
-                .instruments
-                .call(Operation::Load, context.store.load(key))
-                .await?
-                .map(|record| Snapshot::from_fields(&record.fields)),
+            LoadNow::Unknown => context.instruments.call(Operation::Load, context.store.load_snapshot(key)).await?,
         };
         let fields = match found {
             Some(fields) => {

@@ -371,6 +371,27 @@ pub trait SessionStore: Send + Sync + 'static {
         })
     }
 
+    /// [`load`](Self::load)'s fields as a [`Snapshot`]: what the session layer
+    /// reads when [`load_now`](Self::load_now) does not know. The default converts
+    /// `load`'s record; a store that keeps snapshots (a cache) overrides it to hand
+    /// them out without building a map per request.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::{Change, MemoryStore, Presence, SessionStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let key = nex_session::SessionId::generate().unwrap().store_key();
+    /// let batch = [("user_id".to_owned(), Change::Put(b"42".to_vec()))].into();
+    /// store.apply(key, &batch, nex_session::token::now_ms() + 60_000, Presence::New).await?;
+    /// let fields = store.load_snapshot(key).await?.expect("the session");
+    /// assert_eq!(fields.get("user_id"), Some(&b"42"[..]));
+    /// # Ok(()) }
+    /// ```
+    fn load_snapshot(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
+        Box::pin(async move { Ok(self.load(key).await?.map(|record| Snapshot::from_fields(&record.fields))) })
+    }
+
     /// What [`load`](Self::load) would give, when it is known without waiting
     /// (an in-memory store, or a cache that is known to be current). The default
     /// is [`LoadNow::Unknown`]: "call `load`".
@@ -515,6 +536,9 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     }
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         (**self).touch(key, expires_at_ms)
+    }
+    fn load_snapshot(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
+        (**self).load_snapshot(key)
     }
     fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
         (**self).load_now(key, now_ms)

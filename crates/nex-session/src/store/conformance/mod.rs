@@ -272,12 +272,17 @@ pub async fn rename_onto_a_live_session_changes_nothing(store: &dyn SessionStore
     assert_eq!(moved["who"], b"from");
 }
 
-/// Whenever `load_now` answers (`Found` or `Missing`), it agrees with `load`:
+/// `load_snapshot` always agrees with `load`, and whenever `load_now` answers
+/// (`Found` or `Missing`), so does it:
 /// for a missing session, after each kind of write, after expiry and removal.
 pub async fn load_now_agrees_with_load(store: &dyn SessionStore) {
     async fn agree(store: &dyn SessionStore, key: crate::id::StoreKey, when: &str) {
         let now = now_ms();
         let loaded = store.load(key).await.unwrap();
+        // A second read: a cached snapshot, where the store keeps one.
+        let snapshot = store.load_snapshot(key).await.unwrap().map(|snapshot| snapshot.to_fields());
+        let fields = loaded.as_ref().map(|record| record.fields.clone());
+        assert_eq!(snapshot, fields, "load_snapshot and load give different fields {when}");
         match store.load_now(key, now) {
             LoadNow::Unknown => {}
             LoadNow::Missing => assert_eq!(loaded, None, "load_now said Missing but load found the session {when}"),

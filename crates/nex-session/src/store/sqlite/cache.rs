@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use crate::id::StoreKey;
-use crate::store::Record;
+use crate::store::{Record, Snapshot};
 
 /// Entries kept at most; the cache is emptied when a load would pass it.
 pub(super) const CAPACITY: usize = 4096;
@@ -57,7 +57,9 @@ impl Touched {
 }
 
 struct Entry {
-    record: Record,
+    /// Shared with the requests that read it (cloning is a counter increment).
+    fields: Snapshot,
+    expires_at_ms: i64,
     /// The connection's `data_version` when the record was read.
     data_version: i64,
 }
@@ -76,30 +78,34 @@ impl ReadCache {
 
     /// Whether an unexpired entry exists for `key` (no connection needed).
     pub(super) fn holds(&self, key: StoreKey, now_ms: i64) -> bool {
-        self.entries().get(&key).is_some_and(|entry| entry.record.expires_at_ms > now_ms)
+        self.entries().get(&key).is_some_and(|entry| entry.expires_at_ms > now_ms)
     }
 
-    /// The cached record of `key`, if it was read at `data_version` and is unexpired.
+    /// The cached fields of `key`, if they were read at `data_version` and are unexpired.
     /// `data_version` must have been read, on this store's connection, by a check
     /// that began after the caller's load did (`validation.rs`). An entry that does
     /// not match is dropped (at worst a newer one: a cache miss, never a stale answer).
-    pub(super) fn get(&self, key: StoreKey, now_ms: i64, data_version: i64) -> Option<Record> {
+    pub(super) fn get(&self, key: StoreKey, now_ms: i64, data_version: i64) -> Option<(Snapshot, i64)> {
         let mut entries = self.entries();
         let entry = entries.get(&key)?;
-        if entry.data_version == data_version && entry.record.expires_at_ms > now_ms {
-            return Some(entry.record.clone());
+        if entry.data_version == data_version && entry.expires_at_ms > now_ms {
+            return Some((entry.fields.clone(), entry.expires_at_ms));
         }
         entries.remove(&key);
         None
     }
 
-    /// Remembers `record`, read at `data_version`. Call with the connection locked.
-    pub(super) fn put(&self, key: StoreKey, record: &Record, data_version: i64) {
+    /// Remembers `record`, read at `data_version`, and hands back its fields as
+    /// cached. Call with the connection locked.
+    pub(super) fn put(&self, key: StoreKey, record: &Record, data_version: i64) -> Snapshot {
+        let fields = Snapshot::from_fields(&record.fields);
         let mut entries = self.entries();
         if entries.len() >= CAPACITY && !entries.contains_key(&key) {
             entries.clear();
         }
-        entries.insert(key, Entry { record: record.clone(), data_version });
+        let entry = Entry { fields: fields.clone(), expires_at_ms: record.expires_at_ms, data_version };
+        entries.insert(key, entry);
+        fields
     }
 
     /// Takes the entry of `key` out of the cache, for a write of this connection to
@@ -109,7 +115,7 @@ impl ReadCache {
     /// transaction sees it, and unexpired at `now_ms`.
     pub(super) fn take(&self, key: StoreKey, now_ms: i64, data_version: i64) -> Option<Taken<'_>> {
         let entry = self.entries().remove(&key)?;
-        let current = entry.data_version == data_version && entry.record.expires_at_ms > now_ms;
+        let current = entry.data_version == data_version && entry.expires_at_ms > now_ms;
         current.then_some(Taken { cache: self, key, entry })
     }
 
@@ -145,13 +151,8 @@ impl Taken<'_> {
         changes: impl IntoIterator<Item = (&'f String, Option<&'f [u8]>)>,
         expires_at_ms: i64,
     ) {
-        for (field, value) in changes {
-            match value {
-                Some(value) => self.entry.record.fields.insert(field.clone(), value.to_vec()),
-                None => self.entry.record.fields.remove(field),
-            };
-        }
-        self.entry.record.expires_at_ms = expires_at_ms;
+        self.entry.fields = self.entry.fields.merged(changes.into_iter().map(|(field, value)| (field.as_str(), value)));
+        self.entry.expires_at_ms = expires_at_ms;
         self.cache.entries().insert(self.key, self.entry);
     }
 }

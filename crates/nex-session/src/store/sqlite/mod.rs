@@ -44,7 +44,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use super::file_identity::FileIdentity;
 use super::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
 use super::{
-    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn, UserIndex,
+    BoxFuture, Changes, Fields, Presence, Record, SessionAdmin, SessionStore, Snapshot, Summary, UpdateFn, UserIndex,
     WriteOutcome,
 };
 use crate::error::StoreError;
@@ -180,7 +180,7 @@ impl SqliteStore {
     /// The session under `key` from the read cache, if cached and nothing changed
     /// since the load began (`cache.rs`, `validation.rs`); `None` sends the load to
     /// the database.
-    async fn cached(&self, key: StoreKey) -> Option<Record> {
+    async fn cached(&self, key: StoreKey) -> Option<(Snapshot, i64)> {
         if !self.cache.holds(key, now_ms()) {
             return None;
         }
@@ -383,7 +383,11 @@ fn read_field(conn: &Connection, key: &[u8], field: &str) -> rusqlite::Result<Op
 
 /// Reads the session under `key` in one read transaction and caches it, stamped
 /// with the `data_version` of that transaction's snapshot.
-fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> rusqlite::Result<Option<Record>> {
+fn load_and_cache(
+    conn: &mut Connection,
+    key: StoreKey,
+    cache: &ReadCache,
+) -> rusqlite::Result<Option<(Record, Snapshot)>> {
     let tx = conn.transaction()?;
     // First, so the read transaction (and its snapshot) starts with it.
     let version = data_version(&tx)?;
@@ -404,18 +408,31 @@ fn load_and_cache(conn: &mut Connection, key: StoreKey, cache: &ReadCache) -> ru
     }
     tx.commit()?;
     let record = Record { fields, expires_at_ms };
-    cache.put(key, &record, version);
-    Ok(Some(record))
+    let snapshot = cache.put(key, &record, version);
+    Ok(Some((record, snapshot)))
 }
 
 impl SessionStore for SqliteStore {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
         Box::pin(async move {
-            if let Some(record) = self.cached(key).await {
-                return Ok(Some(record));
+            if let Some((fields, expires_at_ms)) = self.cached(key).await {
+                return Ok(Some(Record { fields: fields.to_fields(), expires_at_ms }));
             }
             let cache = self.cache.clone();
-            self.run(Touched::Nothing, move |conn| load_and_cache(conn, key, &cache)).await
+            let loaded = self.run(Touched::Nothing, move |conn| load_and_cache(conn, key, &cache)).await?;
+            Ok(loaded.map(|(record, _)| record))
+        })
+    }
+
+    fn load_snapshot(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
+        // The cached snapshot itself: no map built, no bytes copied.
+        Box::pin(async move {
+            if let Some((fields, _)) = self.cached(key).await {
+                return Ok(Some(fields));
+            }
+            let cache = self.cache.clone();
+            let loaded = self.run(Touched::Nothing, move |conn| load_and_cache(conn, key, &cache)).await?;
+            Ok(loaded.map(|(_, snapshot)| snapshot))
         })
     }
 
