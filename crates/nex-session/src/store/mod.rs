@@ -170,6 +170,8 @@ use std::pin::Pin;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod client_cache;
 mod clock;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]

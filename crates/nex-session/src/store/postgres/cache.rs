@@ -37,7 +37,7 @@
 //!   changed". So the listener sends itself a notification, `ping:<instance>:<ms>`,
 //!   every [`HEARTBEAT`]; when one comes back, every transaction committed before
 //!   it was sent has been delivered (commit order). The cache answers only within
-//!   `ANSWERS_FOR_MS` (3 s) of the sending of the last ping that came back. A lost
+//!   `ANSWERS_FOR` (3 s, `store/client_cache.rs`) of the sending of the last ping that came back. A lost
 //!   listener connection empties the cache at once; after a silence it is emptied
 //!   before it answers again (notifications may have been missed).
 //!
@@ -57,26 +57,22 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::id::StoreKey;
-use crate::store::shards::{KeyMap, Shards};
+pub(super) use crate::store::client_cache::Ticket;
+use crate::store::client_cache::{Entries, Liveness};
 use crate::store::{Record, Snapshot};
 
-const SHARDS: usize = 64;
 /// The channel every instance listens on.
 pub(super) const CHANNEL: &str = "nex_session";
-/// How long after its last sign of life the cache still answers, in ms.
-const ANSWERS_FOR_MS: u64 = 3_000;
 /// How often the listener pings itself through the channel.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The cache of one [`PostgresStore`](super::PostgresStore).
 pub(super) struct ClientCache {
-    shards: Shards<Mutex<Shard>>,
-    max_per_shard: usize,
-    /// Tells this instance's pings from other instances'.
+    entries: Entries,
+    /// Tells this instance's pings and writes from other instances'.
     instance: u64,
-    born: Instant,
-    /// When the last ping that came back was sent (ms since `born`; 0: never).
-    alive_ms: AtomicU64,
+    /// When the last ping that came back was sent.
+    life: Liveness,
     /// The number of this instance's last write (see [`ClientCache::next_write`]).
     writes: AtomicU64,
     /// This instance's writes whose commit was sent and not settled yet.
@@ -86,34 +82,11 @@ pub(super) struct ClientCache {
     distrusted_up_to: AtomicU64,
 }
 
-#[derive(Default)]
-struct Shard {
-    generation: u64,
-    entries: KeyMap<Cached>,
-}
-
-struct Cached {
-    fields: Snapshot,
-    expires_at_ms: i64,
-    /// The number of this instance's last write patched in (0: loaded as is).
-    written: u64,
-}
-
 /// The effect of one of this instance's writes on one session, for [`ClientCache::patch`].
 pub(super) struct Patch {
     /// Fields set (`Some`) or deleted (`None`).
     pub(super) changes: Vec<(String, Option<Vec<u8>>)>,
     pub(super) expires_at_ms: i64,
-}
-
-/// A load in progress: the generation of its key's shard when it started.
-#[derive(Clone, Copy)]
-pub(super) struct Ticket {
-    generation: u64,
-}
-
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ClientCache {
@@ -123,64 +96,39 @@ impl ClientCache {
         // trusts another's heartbeat, which is as fresh as its own on the same server.
         let _ = getrandom::fill(&mut bytes);
         Self {
-            shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
-            max_per_shard: capacity.div_ceil(SHARDS).max(1),
+            entries: Entries::new(capacity),
             // Never 0, the instance of stores without a cache.
             instance: u64::from_le_bytes(bytes) | 1,
-            born: Instant::now(),
-            alive_ms: AtomicU64::new(0),
+            // Answers once the first ping came back through the channel.
+            life: Liveness::waiting(),
             writes: AtomicU64::new(0),
             pending: Mutex::new(HashSet::new()),
             distrusted_up_to: AtomicU64::new(0),
         }
     }
 
-    fn ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX).max(1)
-    }
-
-    fn fresh(&self) -> bool {
-        let alive = self.alive_ms.load(Ordering::Acquire);
-        alive != 0 && self.ms(Instant::now()) < alive.saturating_add(ANSWERS_FOR_MS)
-    }
-
     /// The cached session's fields, if cached, not expired at `now_ms`, and the
-    /// channel showed signs of life within `ANSWERS_FOR_MS`.
+    /// channel showed signs of life within [`ANSWERS_FOR`](crate::store::client_cache::ANSWERS_FOR).
     pub(super) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
-        if !self.fresh() {
+        if !self.life.fresh(Instant::now()) {
             return None;
         }
-        let shard = lock(self.shards.of(key));
-        shard.entries.get(&key).filter(|c| c.expires_at_ms > now_ms).map(|c| c.fields.clone())
+        self.entries.get(key, now_ms)
     }
 
     /// Call before asking PostgreSQL for `key`; hand the ticket to [`ClientCache::insert`].
     pub(super) fn ticket(&self, key: StoreKey) -> Ticket {
-        Ticket { generation: lock(self.shards.of(key)).generation }
+        self.entries.ticket(key)
     }
 
     /// Caches what PostgreSQL answered for `key`, unless its shard changed since the ticket.
     pub(super) fn insert(&self, key: StoreKey, record: &Record, ticket: Ticket) {
-        let mut shard = lock(self.shards.of(key));
-        if shard.generation != ticket.generation {
-            return;
-        }
-        if shard.entries.len() >= self.max_per_shard && !shard.entries.contains_key(&key) {
-            // Full: drop any one entry (it only costs a later round trip).
-            if let Some(victim) = shard.entries.keys().next().copied() {
-                shard.entries.remove(&victim);
-            }
-        }
-        let cached =
-            Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms, written: 0 };
-        shard.entries.insert(key, cached);
+        self.entries.insert(key, record, ticket);
     }
 
     /// Drops `key` and fences off loads of its shard that are in flight.
     pub(super) fn invalidate(&self, key: StoreKey) {
-        let mut shard = lock(self.shards.of(key));
-        shard.generation = shard.generation.wrapping_add(1);
-        shard.entries.remove(&key);
+        self.entries.invalidate(key);
     }
 
     /// This cache's instance and a number for a write about to commit, both
@@ -218,20 +166,8 @@ impl ClientCache {
     /// the entry held what PostgreSQL held when the write locked the row, or what
     /// it holds now); otherwise the entry is dropped. Loads in flight are fenced.
     pub(super) fn patch(&self, key: StoreKey, ticket: Ticket, patch: &Patch, write: u64) {
-        let mut shard = lock(self.shards.of(key));
-        let undisturbed = shard.generation == ticket.generation;
-        shard.generation = shard.generation.wrapping_add(1);
-        match shard.entries.get_mut(&key) {
-            Some(cached) if undisturbed => {
-                let changes = patch.changes.iter().map(|(field, value)| (field.as_str(), value.as_deref()));
-                cached.fields = cached.fields.merged(changes);
-                cached.expires_at_ms = patch.expires_at_ms;
-                cached.written = write;
-            }
-            _ => {
-                shard.entries.remove(&key);
-            }
-        }
+        let changes = patch.changes.iter().map(|(field, value)| (field.as_str(), value.as_deref()));
+        self.entries.patch(key, ticket, changes, patch.expires_at_ms, write);
     }
 
     /// This instance's write number `write` was notified for `key`: the entry stays
@@ -246,20 +182,11 @@ impl ClientCache {
         if self.pending().contains(&write) {
             return;
         }
-        let mut shard = lock(self.shards.of(key));
-        if shard.entries.get(&key).is_some_and(|cached| cached.written >= write) {
-            return;
-        }
-        shard.generation = shard.generation.wrapping_add(1);
-        shard.entries.remove(&key);
+        self.entries.invalidate_unless_written(key, write);
     }
 
     fn clear(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            shard.generation = shard.generation.wrapping_add(1);
-            shard.entries.clear();
-        }
+        self.entries.clear();
     }
 
     /// A notification arrived: a ping (maybe ours: a sign of life) or changed keys.
@@ -267,13 +194,8 @@ impl ClientCache {
         if let Some(ping) = payload.strip_prefix("ping:") {
             let mine = ping.split_once(':').filter(|(id, _)| id.parse() == Ok(self.instance));
             if let Some(sent_ms) = mine.and_then(|(_, ms)| ms.parse::<u64>().ok()) {
-                let last = self.alive_ms.load(Ordering::Acquire);
-                if sent_ms > last {
-                    if sent_ms - last >= ANSWERS_FOR_MS {
-                        self.clear(); // a silence: notifications may have been missed
-                    }
-                    self.alive_ms.store(sent_ms, Ordering::Release);
-                }
+                // After a silence, emptied first: notifications may have been missed.
+                self.life.alive(sent_ms, || self.clear());
             }
             return;
         }
@@ -293,7 +215,7 @@ impl ClientCache {
 
     /// The listener's connection ended: nothing is known any more.
     fn lost(&self) {
-        self.alive_ms.store(0, Ordering::Release);
+        self.life.lost();
         self.clear();
     }
 }
@@ -389,7 +311,7 @@ async fn heartbeat(client: tokio_postgres::Client, weak: Weak<ClientCache>) {
     loop {
         beat.tick().await;
         let Some(cache) = weak.upgrade() else { return };
-        let ping = format!("ping:{}:{}", cache.instance, cache.ms(Instant::now()));
+        let ping = format!("ping:{}:{}", cache.instance, cache.life.ms(Instant::now()));
         drop(cache);
         // Bounded: a frozen server must not hold the heartbeat (the cache goes stale
         // by itself meanwhile, as no ping comes back).
@@ -409,7 +331,7 @@ mod tests {
     /// A cache that answers (as if a ping just came back) and holds `key` as `a = 1`.
     fn warm(key: StoreKey) -> ClientCache {
         let cache = ClientCache::new(100);
-        cache.alive_ms.store(cache.ms(Instant::now()), Ordering::Release);
+        cache.life.alive(cache.life.ms(Instant::now()), || {});
         let mut fields = Fields::new();
         fields.insert("a".into(), b"1".to_vec());
         let ticket = cache.ticket(key);

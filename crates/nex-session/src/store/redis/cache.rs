@@ -7,7 +7,8 @@
 //! changes or expires one of them. So a session read once can be answered from
 //! memory until Redis says it changed.
 //!
-//! Why the answers stay correct:
+//! Why the answers stay correct (the sessions and the liveness clock are
+//! `store/client_cache.rs`, shared with the PostgreSQL store's cache):
 //! - Pushes arrive on the connection in stream order with the replies; the
 //!   connection manager hands them on through a channel of its own, so one is
 //!   handled a task hop after it arrives.
@@ -34,7 +35,7 @@
 //! never decided on cached data (updates compare-and-set in Redis).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::{AsyncPushSender, ConnectionManager, SendError};
@@ -43,20 +44,16 @@ use redis::{PushInfo, PushKind, Value};
 use super::scripts::INDEX_INFIX;
 use crate::id::StoreKey;
 use crate::observe;
-use crate::store::shards::{KeyMap, Shards};
+use crate::store::client_cache::{Entries, Liveness};
+pub(crate) use crate::store::client_cache::{Ticket, ANSWERS_FOR};
 use crate::store::{Record, Snapshot};
 
-const SHARDS: usize = 64;
-
-/// How long after its last sign of life from Redis the cache still answers.
-pub(crate) const ANSWERS_FOR: Duration = Duration::from_secs(3);
 /// How often the heartbeat asks Redis for a sign of life.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The cache of one [`RedisStore`](super::RedisStore) connection.
 pub(crate) struct ClientCache {
-    shards: Shards<Mutex<Shard>>,
-    max_per_shard: usize,
+    entries: Entries,
     prefix: Arc<str>,
     /// Counters for tests and operators: answers from memory, and trips to Redis.
     hits: AtomicU64,
@@ -65,63 +62,17 @@ pub(crate) struct ClientCache {
     life: Liveness,
 }
 
-/// Signs of life, in milliseconds since the cache was made (monotonic time: a
-/// wall clock set back must not make an old sign look new).
-struct Liveness {
-    born: Instant,
-    /// When the `PING` of the last answered heartbeat was sent.
-    last_ms: AtomicU64,
-}
-
-impl Liveness {
-    fn ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        self.ms(now) < self.last_ms.load(Ordering::Acquire).saturating_add(ms(ANSWERS_FOR))
-    }
-}
-
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-#[derive(Default)]
-struct Shard {
-    generation: u64,
-    entries: KeyMap<Cached>,
-}
-
-/// A cached session.
-struct Cached {
-    /// Shared with the requests that read it.
-    fields: Snapshot,
-    expires_at_ms: i64,
-}
-
-/// A load in progress: the generation of its key's shard when it started.
-#[derive(Clone, Copy)]
-pub(crate) struct Ticket {
-    generation: u64,
-}
-
 impl ClientCache {
     /// A cache for about `capacity` sessions of keys named `<prefix><hex key>`.
     pub(crate) fn new(capacity: usize, prefix: Arc<str>) -> Self {
         Self {
-            shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
-            max_per_shard: capacity.div_ceil(SHARDS).max(1),
+            entries: Entries::new(capacity),
             prefix,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             // Made just before its connection: that connection is the first sign of life.
-            life: Liveness { born: Instant::now(), last_ms: AtomicU64::new(0) },
+            life: Liveness::alive_now(),
         }
-    }
-
-    fn shard(&self, key: StoreKey) -> MutexGuard<'_, Shard> {
-        lock(self.shards.of(key))
     }
 
     /// The cached session's fields, if it is cached, not expired at `now_ms`,
@@ -132,9 +83,7 @@ impl ClientCache {
             observe::client_cache(false);
             return None;
         }
-        let shard = self.shard(key);
-        let record = shard.entries.get(&key).filter(|c| c.expires_at_ms > now_ms).map(|c| c.fields.clone());
-        drop(shard);
+        let record = self.entries.get(key, now_ms);
         let counter = if record.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         observe::client_cache(record.is_some());
@@ -143,40 +92,23 @@ impl ClientCache {
 
     /// Call before asking Redis for `key`; hand the ticket to [`ClientCache::insert`].
     pub(crate) fn ticket(&self, key: StoreKey) -> Ticket {
-        Ticket { generation: self.shard(key).generation }
+        self.entries.ticket(key)
     }
 
     /// Caches what Redis answered for `key`, unless something in its shard
     /// changed since the ticket was taken.
     pub(crate) fn insert(&self, key: StoreKey, record: &Record, ticket: Ticket) {
-        let mut shard = self.shard(key);
-        if shard.generation != ticket.generation {
-            return;
-        }
-        if shard.entries.len() >= self.max_per_shard && !shard.entries.contains_key(&key) {
-            // Full: make room by dropping any one entry (it only costs a later round trip).
-            if let Some(victim) = shard.entries.keys().next().copied() {
-                shard.entries.remove(&victim);
-            }
-        }
-        let cached = Cached { fields: Snapshot::from_fields(&record.fields), expires_at_ms: record.expires_at_ms };
-        shard.entries.insert(key, cached);
+        self.entries.insert(key, record, ticket);
     }
 
     /// Drops `key` and fences off loads of its shard that are in flight.
     pub(crate) fn invalidate(&self, key: StoreKey) {
-        let mut shard = self.shard(key);
-        shard.generation = shard.generation.wrapping_add(1);
-        shard.entries.remove(&key);
+        self.entries.invalidate(key);
     }
 
     /// Drops everything (connection lost, or Redis flushed).
     pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            shard.generation = shard.generation.wrapping_add(1);
-            shard.entries.clear();
-        }
+        self.entries.clear();
     }
 
     /// Redis answered a heartbeat sent at `sent`: everything it invalidated before
@@ -184,15 +116,7 @@ impl ClientCache {
     /// the cache is emptied first (invalidations may have been lost meanwhile).
     /// Called by the heartbeat only, so one writer.
     pub(crate) fn alive(&self, sent: Instant) {
-        let sent_ms = self.life.ms(sent);
-        let last_ms = self.life.last_ms.load(Ordering::Acquire);
-        if sent_ms <= last_ms {
-            return;
-        }
-        if sent_ms - last_ms >= ms(ANSWERS_FOR) {
-            self.clear();
-        }
-        self.life.last_ms.store(sent_ms, Ordering::Release);
+        self.life.alive(self.life.ms(sent), || self.clear());
     }
 
     /// `(hits, misses)` so far.
@@ -228,11 +152,6 @@ impl ClientCache {
             _ => {}
         }
     }
-}
-
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    // Entries are replaced whole, so a panic elsewhere cannot leave one half-made.
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Asks Redis for a sign of life every [`HEARTBEAT`] on the tracking connection
@@ -327,7 +246,7 @@ mod tests {
         assert!(cache.get(key(1), 0).is_some(), "just made: its connection is a sign of life");
         // The last sign of life is older than the bound.
         let long_ago = Instant::now().checked_sub(ANSWERS_FOR + Duration::from_secs(1)).expect("the clock runs");
-        cache.life = Liveness { born: long_ago, last_ms: AtomicU64::new(0) };
+        cache.life = Liveness::born_at(long_ago);
         assert!(cache.get(key(1), 0).is_none(), "silent too long: no answer from memory");
         cache.alive(long_ago);
         assert!(cache.get(key(1), 0).is_none(), "an old sign of life changes nothing");
