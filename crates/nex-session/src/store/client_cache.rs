@@ -228,19 +228,29 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Keys and records for the caches' tests (this file's and `redis/cache.rs`'s).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use crate::id::StoreKey;
+    use crate::store::Record;
 
-    fn key(n: u8) -> StoreKey {
+    /// The key of all bytes `n` (its shard is `n`'s).
+    pub(crate) fn key(n: u8) -> StoreKey {
         StoreKey::from_bytes([n; 32])
     }
 
-    fn record(v: &str, expires_at_ms: i64) -> Record {
+    /// A session whose field `k` holds `v`.
+    pub(crate) fn record(v: &str, expires_at_ms: i64) -> Record {
         let mut fields = crate::store::Fields::new();
         fields.insert("k".into(), v.as_bytes().to_vec());
         Record { fields, expires_at_ms }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{key, record};
+    use super::*;
 
     #[test]
     fn a_load_that_raced_with_an_invalidation_is_not_cached_and_expired_ones_are_not_served() {

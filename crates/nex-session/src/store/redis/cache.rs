@@ -190,16 +190,7 @@ impl AsyncPushSender for Invalidator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(n: u8) -> StoreKey {
-        StoreKey::from_bytes([n; 32])
-    }
-
-    fn record(v: &str, expires_at_ms: i64) -> Record {
-        let mut fields = crate::store::Fields::new();
-        fields.insert("k".into(), v.as_bytes().to_vec());
-        Record { fields, expires_at_ms }
-    }
+    use crate::store::client_cache::test_support::{key, record};
 
     fn invalidate_push(names: &[String]) -> PushInfo {
         let keys = names.iter().map(|n| Value::BulkString(n.as_bytes().to_vec())).collect();
