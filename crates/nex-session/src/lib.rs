@@ -8,27 +8,34 @@
 //! request (the *ambient* API, like Nex's process dictionary) or through the
 //! [`Session`] extractor; both have the same methods and meaning.
 //!
-//! ```
+//! ```no_run
 //! use axum::{routing::{get, post}, Router};
-//! use nex_session::{SessionConfig, SessionLayer};
+//! use nex_session::{SessionConfig, SessionError, SessionLayer};
 //!
-//! async fn login() -> Result<&'static str, nex_session::SessionError> {
+//! async fn login() -> Result<&'static str, SessionError> {
 //!     nex_session::renew().await?;               // new id at login: no session fixation
 //!     nex_session::put("user_id", 42).await?;
 //!     nex_session::flash::put("info", "Welcome back!").await?;
 //!     Ok("logged in")
 //! }
 //!
-//! async fn whoami() -> Result<String, nex_session::SessionError> {
+//! async fn whoami() -> Result<String, SessionError> {
 //!     let user: Option<u64> = nex_session::get("user_id").await?;
 //!     Ok(format!("{user:?}"))
 //! }
 //!
-//! # fn config() -> SessionConfig { SessionConfig::new(nex_session::token::SecretKeyBase::new([1u8; 32]).unwrap()) }
-//! let app: Router = Router::new()
-//!     .route("/login", post(login))
-//!     .route("/me", get(whoami))
-//!     .layer(SessionLayer::memory(config())); // or SessionConfig::from_env()?
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // SECRET_KEY_BASE (at least 32 bytes), NEX_ENV and the cookie options.
+//!     let config = SessionConfig::from_env()?;
+//!     let app = Router::new()
+//!         .route("/login", post(login))
+//!         .route("/me", get(whoami))
+//!         .layer(SessionLayer::memory(config)); // or a durable store: nex_session::store::open(url)
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! ## Semantics
@@ -97,11 +104,11 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `axum` | yes | the [`Session`] extractor and `IntoResponse` for [`SessionError`] (`axum-core`) |
-//! | `sqlite` | no | `store::SqliteStore`: durable sessions in a SQLite file (bundled SQLite) |
-//! | `redis` | no | `store::RedisStore`: Redis / Valkey, single node or Redis Cluster |
-//! | `postgres` | no | `store::PostgresStore`: PostgreSQL (`tokio-postgres`, no TLS) |
-//! | `conformance` | no | `store::conformance`: the test suite every store must pass (turn it on in `[dev-dependencies]`) |
+//! | `axum` | yes | the [`Session`] extractor, [`csrf::CsrfLayer`] and `IntoResponse` for [`SessionError`] (`axum-core`) |
+//! | `sqlite` | no | [`store::SqliteStore`]: durable sessions in a SQLite file (bundled SQLite), crate `nex-session-sqlite` |
+//! | `redis` | no | [`store::RedisStore`]: Redis / Valkey, single node or Redis Cluster, crate `nex-session-redis` |
+//! | `postgres` | no | [`store::PostgresStore`]: PostgreSQL, crate `nex-session-postgres` |
+//! | `conformance` | no | [`store::conformance`]: the test suite every store must pass (turn it on in `[dev-dependencies]`) |
 //!
 //! Testing a handler needs no HTTP server: [`testing::TestSession`] runs it as a
 //! request of one browser over any store.
@@ -114,47 +121,21 @@
 //! ([`SessionLayer::health`]). The metrics table, the span's fields and a health
 //! route are in [`observe`].
 //!
-//! ## Architecture
+//! ## Crates
 //!
-//! Imports point one way, from the request lifecycle down to the pieces it uses
-//! (each line: a module, then what it may import):
+//! This crate is the one apps depend on: it re-exports everything and opens
+//! stores by URL ([`store::open`]). Underneath, as in sqlx:
 //!
-//! ```text
-//! testing         → middleware, ambient, session, store, …
-//! middleware/     → ambient, session, session_cookie, store, token, config
-//! csrf_layer      → session
-//! ambient/        → session, cookie_header
-//! extract         → session
-//! session/        → session_cookie, store, cookie_header, token (constant-time compare), config
-//! session_cookie/ → token, cookie_header, config
-//! config          → token, cookie_header, cookie_rules
-//! cookie_rules    → cookie_header, error
-//! store/          → token (its clock)
-//! every module    → error, id, absence (why a request has no session),
-//!                   observe (metric names, emitting them, `Health`)
-//! ```
+//! | crate | job | depends on |
+//! |---|---|---|
+//! | `nex-session` | the facade: re-exports, features, [`store::open`] | the crates below, by feature |
+//! | `nex-session-core` | the layer, the session, the ambient API, the token, cookies, config, CSRF, flash, users, observability, the store traits, the memory store, the conformance suite, the [store toolkit](store::toolkit) | no database client |
+//! | `nex-session-sqlite` | [`store::SqliteStore`] | `nex-session-core`'s public API, `rusqlite` |
+//! | `nex-session-redis` | [`store::RedisStore`] | `nex-session-core`'s public API, `redis` |
+//! | `nex-session-postgres` | [`store::PostgresStore`] | `nex-session-core`'s public API, `tokio-postgres` |
 //!
-//! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
-//!   bottom in `mod.rs`, with the layer's state (`layer.rs`), the persist step
-//!   (`persist.rs`), the response future (`future.rs`) and the background purge.
-//! - `ambient/`: every function of the ambient API (session, cookie helper, flash),
-//!   each finding the request's [`Session`] in a task-local.
-//! - `session/`: the per-request [`Session`] and its state: reads, buffered writes,
-//!   `update`/`renew`/`clear`, flash, CSRF tokens, queued cookies, and what the
-//!   response needs.
-//! - `csrf_layer`: the tower layer that refuses unsafe requests without a valid
-//!   CSRF token ([`csrf::CsrfLayer`]).
-//! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
-//!   and the signed side cookies of visitors without a session (flash, CSRF secret).
-//! - `observe/`: every metric name and label, emitting them through the
-//!   `metrics` facade, and the health check's [`observe::Health`] ([`observe`]
-//!   documents the metrics, the request span and the health check).
-//! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
-//!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax;
-//!   `cookie_rules`: the rules a configured cookie name, path, domain and
-//!   `SameSite` must follow, checked once when a layer is built.
-//!
-//! No module adds methods to another module's type, and nothing points back up.
+//! A store of your own implements [`store::SessionStore`] (five required
+//! methods) and can use the same [`store::toolkit`] as the built-in ones.
 //!
 //! ## Security notes
 //!
@@ -180,216 +161,46 @@
 //!   abuse and what the app must still do.
 
 // docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
+
+// docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod absence;
-mod ambient;
-mod config;
-mod cookie_header;
-mod cookie_rules;
-#[cfg(feature = "axum")]
-mod csrf_layer;
-mod error;
-#[cfg(feature = "axum")]
-mod extract;
-mod id;
-mod middleware;
-pub mod observe;
-mod session;
-mod session_cookie;
-pub mod store;
-pub mod testing;
-pub mod token;
+mod open;
 
-pub use absence::NoSession;
-pub use ambient::{absence, clear, current, delete, get, get_or, id, named, put, renew, set_expiry, update};
-pub use config::{
-    ConfigError, Expiry, RunMode, SessionConfig, DEFAULT_MAX_PERSISTENT_TTL, DEFAULT_PURGE_INTERVAL, DEFAULT_TTL,
-    NEX_ENV,
-};
-pub use error::{BindingError, CookieConfigError};
-pub use error::{BoxError, SessionError, StoreError};
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::MissingSessionLayer;
-pub use id::{SessionId, StoreKey};
-pub use middleware::{ResponseFuture, SessionLayer, SessionService};
-pub use session::Session;
-pub use session_cookie::{SessionExpiry, COOKIE_NAME, SESSION_SALT};
+pub use nex_session_core::*;
 
-pub mod cookie {
-    //! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.
+pub mod store {
+    //! Where sessions live: every store, chosen by type or by URL ([`open`]).
     //!
-    //! Queued cookies are written as `Set-Cookie` headers by the session layer when
-    //! the response goes out, next to the session cookie.
+    //! | store | pick it for | URL ([`open`]) | feature |
+    //! |---|---|---|---|
+    //! | [`MemoryStore`] | one process; sessions may be lost on restart | `memory[?max_sessions=N]` | always |
+    //! | `SqliteStore` | one machine, durable, no server to run | `sqlite://PATH` | `sqlite` |
+    //! | `RedisStore` | many app instances; Redis or Redis Cluster | `redis://…`, `rediss://…`, `redis+cluster://…` | `redis` |
+    //! | `PostgresStore` | many app instances, durable, in the database you already run | `postgres://…` | `postgres` |
+    //!
+    //! Every store passes the same [`conformance`] suite; the contract they keep
+    //! is on [`SessionStore`], and [`toolkit`] has the machinery the networked
+    //! stores share, for a store of your own.
     //!
     //! ```
-    //! use nex_session::cookie::{self, CookieOptions};
-    //!
-    //! async fn handler() -> Result<String, nex_session::SessionError> {
-    //!     let theme = cookie::get("theme").await?.unwrap_or_else(|| "light".into());
-    //!     cookie::put("theme", "dark", CookieOptions::default().with_max_age(86_400)).await?;
-    //!     cookie::delete("legacy").await?;
-    //!     Ok(theme)
-    //! }
+    //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    //! let store = nex_session::store::open("memory").await?;
+    //! assert_eq!(store.kind(), "memory");
+    //! # Ok::<(), nex_session::StoreError>(()) }).unwrap();
     //! ```
-    pub use crate::ambient::cookie::{all, delete, get, put};
-    pub use crate::cookie_header::{CookieOptions, SameSite};
-}
+    pub use nex_session_core::store::*;
 
-pub mod flash {
-    //! Flash messages (Nex.Flash): one-time messages that survive a redirect.
-    //!
-    //! Stored in the session under the reserved key [`FLASH_KEY`] as a map from kind
-    //! (`"info"`, `"error"`, …) to message. `put` and `pop_all` are atomic store
-    //! updates, so a message is shown exactly once even when two requests race to pop it.
-    //!
-    //! ```
-    //! use nex_session::flash;
-    //!
-    //! async fn login_failed() -> Result<(), nex_session::SessionError> {
-    //!     flash::put("error", "Invalid credentials").await
-    //! }
-    //!
-    //! async fn login_page() -> Result<String, nex_session::SessionError> {
-    //!     let messages = flash::pop_all().await?; // shown once, then gone
-    //!     Ok(messages.get("error").cloned().unwrap_or_default())
-    //! }
-    //! ```
-    pub use crate::ambient::flash::{clear, get, peek_all, pop_all, put};
-    pub use crate::session::{Flash, Messages, FLASH_KEY};
-    pub use crate::session_cookie::FLASH_COOKIE;
-}
-
-pub mod csrf {
-    //! CSRF protection bound to the session (as Plug.CSRFProtection and Nex.CSRF).
-    //!
-    //! Render a token into every form (field `_csrf_token`) or give it to scripts
-    //! (header `x-csrf-token`), and put [`CsrfLayer`] inside the session layer:
-    //! unsafe requests (`POST`, `PUT`, `PATCH`, `DELETE`, …) without a valid token
-    //! are refused with 403 before the handler runs.
-    //!
-    //! - Each session has its own secret; each token is that secret under a fresh
-    //!   random mask, compared in constant time.
-    //! - `renew` (call it at login) and `clear` (logout) rotate the secret: tokens
-    //!   issued before stop working.
-    //! - A visitor without a session (a login form) gets the secret in a signed
-    //!   browser-session cookie, `_nex_csrf`, instead of a stored session, so
-    //!   anonymous traffic never fills the store. Before sign-in the token is
-    //!   therefore bound to that cookie: an attacker able to set cookies for your
-    //!   host (a sibling subdomain with a `Domain` cookie) could plant their own
-    //!   and post a login form as the victim ("login CSRF"). Serve the app on a
-    //!   host without untrusted siblings. After sign-in only the session's secret
-    //!   counts.
-    //!
-    //! ```
-    //! use axum::{routing::get, Router};
-    //! use nex_session::{csrf::{self, CsrfLayer}, token::SecretKeyBase, SessionConfig, SessionLayer};
-    //!
-    //! async fn form() -> Result<String, nex_session::SessionError> {
-    //!     let token = csrf::token().await?;
-    //!     Ok(format!(r#"<form method="post"><input type="hidden" name="_csrf_token" value="{token}">
-    //!                   <button>Save</button></form>"#))
-    //! }
-    //!
-    //! let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
-    //! let app: Router = Router::new()
-    //!     .route("/", get(form).post(|| async { "saved" }))
-    //!     .layer(CsrfLayer::new())
-    //!     .layer(SessionLayer::memory(config));
-    //! ```
-    pub use crate::ambient::csrf::{token, verify};
-    #[cfg(feature = "axum")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-    pub use crate::csrf_layer::{CsrfLayer, CsrfService, DEFAULT_FORM_LIMIT};
-    pub use crate::session::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
-    pub use crate::session_cookie::CSRF_COOKIE;
-}
-
-pub mod users {
-    //! Sessions bound to users: "your devices", "sign out that device", "log out
-    //! everywhere" (SPEC §3), on every store of this crate.
-    //!
-    //! At sign-in, bind the session to the user ([`sign_in`] renews and binds in
-    //! one step). The binding is a reserved field of the session (`_nex_user`), read
-    //! with it, so knowing who is signed in costs nothing extra; the store also
-    //! keeps an index from each user to their sessions, written only when a
-    //! session is bound, renewed, removed or revoked: a session without a user
-    //! never touches it. A user's sessions are listed by [`SessionHandle`], a
-    //! 22-character name derived one way from the session's store key: safe to
-    //! show and post back, useless as a cookie.
-    //!
-    //! Revocation is final: when [`revoke_all`] (or [`revoke_others`], or the
-    //! store's [`UserIndex::revoke_all`] from an admin tool) returns, every session
-    //! bound to the user before it started is gone from the store, also when
-    //! requests of those sessions run at the same moment, here or in another app
-    //! instance: a request of a revoked session reads as signed out
-    //! ([`NoSession::Revoked`](crate::NoSession::Revoked) from
-    //! [`absence`](crate::absence)), and its writes start a fresh anonymous
-    //! session instead of bringing the old one back. Each store's docs say how
-    //! (locks, transactions, or on Redis Cluster an ordered protocol).
-    //!
-    //! "Last seen" is recorded at sign-in, then for bound sessions only, at most
-    //! once per refresh interval
-    //! ([`SessionConfig::with_refresh_interval`](crate::SessionConfig::with_refresh_interval)),
-    //! by a request that read the session: in the batch write it makes anyway, or
-    //! else in one small write that also slides the expiry (in place of the touch
-    //! when one is due). Handles are stable while a session keeps its id; `renew`
-    //! gives it a new one.
-    //!
-    //! Put [`CsrfLayer`](crate::csrf::CsrfLayer) around the routes that sign in
-    //! and revoke, as below: they are state-changing POSTs.
-    //!
-    //! ```
-    //! use axum::{extract::Form, routing::{get, post}, Router};
-    //! use nex_session::{csrf::CsrfLayer, users, SessionConfig, SessionLayer, token::SecretKeyBase};
-    //!
-    //! async fn login() -> Result<&'static str, nex_session::SessionError> {
-    //!     // … check the password, then:
-    //!     users::sign_in("alice", Some("Firefox on Linux")).await?;
-    //!     Ok("signed in")
-    //! }
-    //!
-    //! async fn devices() -> Result<String, nex_session::SessionError> {
-    //!     let mut page = String::new();
-    //!     for s in users::sessions().await? {
-    //!         let mark = if s.current { " (this device)" } else { "" };
-    //!         page += &format!("{} {}{mark}\n", s.handle, s.meta.as_deref().unwrap_or("?"));
-    //!     }
-    //!     Ok(page)
-    //! }
-    //!
-    //! async fn sign_out_others() -> Result<String, nex_session::SessionError> {
-    //!     Ok(format!("signed out {} other devices", users::revoke_others().await?))
-    //! }
-    //!
-    //! let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
-    //! let app: Router = Router::new()
-    //!     .route("/login", post(login))
-    //!     .route("/devices", get(devices))
-    //!     .route("/devices/sign-out-others", post(sign_out_others))
-    //!     .layer(CsrfLayer::new())
-    //!     .layer(SessionLayer::memory(config));
-    //! ```
-    //!
-    //! Outside a request (an admin tool, a password-reset job), use the store's
-    //! index directly:
-    //!
-    //! ```
-    //! # async fn demo() -> Result<(), nex_session::StoreError> {
-    //! use nex_session::store::{Keep, MemoryStore, SessionStore};
-    //!
-    //! let store = MemoryStore::new();
-    //! if let Some(index) = store.users() {
-    //!     for s in index.sessions("alice").await? {
-    //!         println!("{} last seen {}", s.handle, s.last_seen_ms);
-    //!     }
-    //!     index.revoke_all("alice", Keep::None).await?;
-    //! }
-    //! # Ok(()) }
-    //! ```
-    pub use crate::ambient::users::{bind, current_user, revoke, revoke_all, revoke_others, sessions, sign_in};
-    pub use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
+    pub use crate::open::{open, open_with, OpenOptions, StoreUrl, StoreUrlError};
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub use nex_session_postgres::{PostgresOptions, PostgresStore};
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub use nex_session_redis::{RedisOptions, RedisStore};
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub use nex_session_sqlite::SqliteStore;
 }
 
 /// The README's examples, compiled and run as doctests.

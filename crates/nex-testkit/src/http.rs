@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// The session cookie's name (as `nex_session::COOKIE_NAME`).
+/// The session cookie's name (as `nex_session_core::COOKIE_NAME`).
 const SESSION_COOKIE: &str = "_nex_session";
 
 /// Serves `app` on a free loopback port until the test's runtime ends.

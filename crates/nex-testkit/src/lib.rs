@@ -9,6 +9,7 @@
 // Test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+pub mod apps;
 pub mod fs;
 pub mod http;
 pub mod postgres;

@@ -4,9 +4,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
-use nex_session::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
-use nex_session::store::{BoxFuture, Changes, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome};
-use nex_session::{StoreError, StoreKey};
+use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
+use nex_session_core::store::{
+    BoxFuture, Changes, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
+};
+use nex_session_core::{StoreError, StoreKey};
 
 use crate::http::{serve, HttpClient};
 
@@ -187,29 +189,29 @@ impl UserIndex for Instrumented {
 pub async fn two_servers_lose_nothing(a: Arc<dyn SessionStore>, b: Arc<dyn SessionStore>) {
     use axum::extract::Path;
     use axum::routing::{get, post};
-    use nex_session::{SessionConfig, SessionLayer};
+    use nex_session_core::{SessionConfig, SessionLayer};
 
     // Errors as text: the harness must not need nex-session's `axum` feature
     // (`IntoResponse for SessionError`), so that feature-matrix tests stay honest.
-    let unavailable = |e: nex_session::SessionError| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let unavailable = |e: nex_session_core::SessionError| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let routes = move || {
         Router::new()
             .route(
                 "/put/{k}",
                 post(move |Path(k): Path<String>| async move {
-                    nex_session::put(&k, 1).await.map(|()| "ok").map_err(unavailable)
+                    nex_session_core::put(&k, 1).await.map(|()| "ok").map_err(unavailable)
                 }),
             )
             .route(
                 "/incr",
                 post(move || async move {
-                    nex_session::update("n", 0u64, |n| n + 1).await.map(|n| n.to_string()).map_err(unavailable)
+                    nex_session_core::update("n", 0u64, |n| n + 1).await.map(|n| n.to_string()).map_err(unavailable)
                 }),
             )
             .route(
                 "/count",
                 get(|| async {
-                    let s = nex_session::current().unwrap();
+                    let s = nex_session_core::current().unwrap();
                     let mut n = 0;
                     for i in 0..200 {
                         if s.get::<u64>(&format!("k{i}")).await.unwrap().is_some() {
@@ -221,7 +223,7 @@ pub async fn two_servers_lose_nothing(a: Arc<dyn SessionStore>, b: Arc<dyn Sessi
                 }),
             )
     };
-    let secret = nex_session::token::SecretKeyBase::new("two-servers-secret-two-servers-secret").unwrap();
+    let secret = nex_session_core::token::SecretKeyBase::new("two-servers-secret-two-servers-secret").unwrap();
     let config = || SessionConfig::new(secret.clone());
     let server_a = HttpClient::new(serve(routes().layer(SessionLayer::with_shared_store(a, config()))).await);
     let server_b = HttpClient::new(serve(routes().layer(SessionLayer::with_shared_store(b, config()))).await);

@@ -1,0 +1,410 @@
+//! Connections to PostgreSQL: a small pool, and every call bounded by one deadline.
+//!
+//! The pool is a stack of idle connections under a semaphore (at most `size`
+//! connections in use). A connection goes back to the stack only after a call
+//! finished cleanly; one whose call failed or timed out is dropped (closing it,
+//! which makes PostgreSQL roll back whatever it had open), and the next call opens
+//! a fresh one. So after an outage the store heals by itself: nothing stale is
+//! kept, and a restarted server simply gets new connections.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use crate::cache::{self, ClientCache, Patch, Ticket};
+use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    /// Prepared once per connection: a call then costs one round trip per statement.
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// The pool: idle connections, and a bound on connections in use.
+pub(super) struct Pool {
+    config: Config,
+    idle: Mutex<Vec<Conn>>,
+    permits: Semaphore,
+    timeout: Duration,
+    /// This instance's client cache, kept current by the writes made here.
+    cache: Option<Arc<ClientCache>>,
+}
+
+/// Sends a notification.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Keys per notification: 65 bytes each stays under PostgreSQL's 8000-byte payload limit.
+const NOTIFY_KEYS: usize = 100;
+
+/// A connection lent to one call. Dropped without [`Lease::release`], it is closed.
+pub(super) struct Lease<'p> {
+    pool: &'p Pool,
+    conn: Conn,
+    _permit: SemaphorePermit<'p>,
+    /// A transaction was asked for and `BEGIN` not sent yet: it leaves with the
+    /// first statement, in the same write (one round trip for both).
+    begin: Begin,
+    /// Sessions this transaction changes: notified at commit (see `cache.rs`).
+    changed: Changed<'p>,
+}
+
+/// The sessions a transaction changes, and what the cache learns of them. Dropped
+/// before the commit was answered (the call failed or timed out), it drops them
+/// from the cache: their `COMMIT` may still land, and its notification is then
+/// the only sign of it.
+struct Changed<'p> {
+    cache: Option<&'p ClientCache>,
+    keys: Vec<StoreKey>,
+    /// The one session whose written fields are known ([`Lease::writes_fields`]),
+    /// the cache's ticket when the transaction began, and its patch once written.
+    fields: Option<(StoreKey, Ticket, Option<Patch>)>,
+    /// The commit was answered and the cache told.
+    settled: bool,
+    /// This write's number, once its commit was sent with one (see `cache.rs`).
+    write: Option<u64>,
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        let Some(cache) = self.cache else { return };
+        if !self.settled {
+            for key in &self.keys {
+                cache.invalidate(*key);
+            }
+            if let Some(write) = self.write {
+                cache.abandoned(write);
+            }
+        }
+        if let Some(write) = self.write {
+            cache.settled(write);
+        }
+    }
+}
+
+/// Whether `BEGIN` still has to go out before the next statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// No transaction (a read), or `BEGIN` already sent.
+    Sent,
+    /// `BEGIN` goes out with the next statement.
+    Pending,
+}
+
+impl Lease<'_> {
+    async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.conn.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.conn.client.prepare(sql).await?;
+        self.conn.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs a statement, returning every row.
+    pub(super) async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.query(&statement, params)).await
+    }
+
+    /// Runs a statement that returns at most one row.
+    pub(super) async fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.query_opt(&statement, params)).await
+    }
+
+    /// Runs two statements that return at most one row each, sent together (one
+    /// round trip); the server runs them one after the other, in this order.
+    pub(super) async fn query_opt_pair(
+        &mut self,
+        first: &'static str,
+        first_params: &[&(dyn ToSql + Sync)],
+        second: &'static str,
+        second_params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(Option<Row>, Option<Row>), tokio_postgres::Error> {
+        let (first, second) = (self.statement(first).await?, self.statement(second).await?);
+        let client = &self.conn.client;
+        let pair = async {
+            let (a, b) = both(client.query_opt(&first, first_params), client.query_opt(&second, second_params)).await;
+            Ok((a?, b?))
+        };
+        after_begin(client, &mut self.begin, pair).await
+    }
+
+    /// Runs a statement, returning how many rows it changed.
+    pub(super) async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        let client = &self.conn.client;
+        after_begin(client, &mut self.begin, client.execute(&statement, params)).await
+    }
+
+    /// Runs statements without parameters (transaction control, the schema).
+    pub(super) async fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        if self.begin == Begin::Pending {
+            self.begin = Begin::Sent;
+            // One simple query: its statements run in order, the first opening the transaction.
+            return self.conn.client.batch_execute(&format!("BEGIN; {sql}")).await;
+        }
+        self.conn.client.batch_execute(sql).await
+    }
+
+    /// Declares that this transaction changes the session under `key`: this
+    /// instance's cache drops it now (before anything is sent) and again after the
+    /// commit, and every instance's cache hears of it through the commit's `NOTIFY`.
+    pub(super) fn changed(&mut self, key: StoreKey) {
+        if let Some(cache) = &self.pool.cache {
+            cache.invalidate(key);
+        }
+        self.changed.keys.push(key);
+    }
+
+    /// Declares that this transaction may write fields of the session under `key`,
+    /// which it then tells [`Lease::wrote`]: once committed, this instance's cache
+    /// gets the new fields instead of losing the session (see `cache.rs`). Until
+    /// then the cache keeps answering with the session as it was. At most one
+    /// session per transaction; every instance hears of it through the commit's
+    /// `NOTIFY`.
+    pub(super) fn writes_fields(&mut self, key: StoreKey) {
+        if let Some(cache) = &self.pool.cache {
+            self.changed.fields = Some((key, cache.ticket(key), None));
+        }
+        self.changed.keys.push(key);
+    }
+
+    /// The fields this transaction wrote to the session of [`Lease::writes_fields`].
+    pub(super) fn wrote(&mut self, patch: Patch) {
+        if let Some((_, _, written)) = &mut self.changed.fields {
+            *written = Some(patch);
+        }
+    }
+
+    /// Commits, with the notification of the changed sessions in the same round trip.
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
+        let notify = if self.changed.keys.is_empty() {
+            None
+        } else {
+            Some(self.statement(NOTIFY).await.map_err(commit_failed)?)
+        };
+        let client = &self.conn.client;
+        let (instance, write) = match self.changed.cache {
+            Some(cache) if !self.changed.keys.is_empty() => cache.next_write(),
+            _ => (0, 0),
+        };
+        if write != 0 {
+            self.changed.write = Some(write);
+        }
+        let mut chunks: Vec<String> =
+            self.changed.keys.chunks(NOTIFY_KEYS).map(|keys| cache::payload(instance, write, keys)).collect();
+        let last = chunks.pop();
+        match (last, notify) {
+            (Some(payload), Some(notify)) => {
+                for payload in chunks {
+                    client.execute(&notify, &[&cache::CHANNEL, &payload]).await.map_err(commit_failed)?;
+                }
+                let (notified, committed) =
+                    both(client.execute(&notify, &[&cache::CHANNEL, &payload]), client.batch_execute("COMMIT")).await;
+                // A failed `pg_notify` turns the `COMMIT` after it into a rollback
+                // (which PostgreSQL does not report as an error): check it first.
+                notified.map_err(commit_failed)?;
+                committed.map_err(commit_failed)
+            }
+            _ => client.batch_execute("COMMIT").await.map_err(commit_failed),
+        }?;
+        let changed = &mut self.changed;
+        if let Some(cache) = changed.cache {
+            let fields = changed.fields.take();
+            for key in &changed.keys {
+                match &fields {
+                    Some((k, ticket, Some(patch))) if k == key => cache.patch(*key, *ticket, patch, write),
+                    _ => cache.invalidate(*key),
+                }
+            }
+        }
+        changed.settled = true;
+        Ok(())
+    }
+
+    /// Gives the connection back for the next call (it finished cleanly).
+    fn release(self) {
+        if self.conn.client.is_closed() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.push(self.conn);
+    }
+}
+
+/// What a failed call means for a write, by how far it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `COMMIT` not sent yet: PostgreSQL rolls the transaction back, nothing applied.
+    Working,
+    /// `COMMIT` sent: without its answer, the write may or may not be applied.
+    Committing,
+}
+
+impl Pool {
+    pub(super) fn new(config: Config, size: usize, timeout: Duration, cache: Option<Arc<ClientCache>>) -> Self {
+        Self { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), timeout, cache }
+    }
+
+    /// An idle connection, or a new one.
+    async fn lease(&self) -> Result<Lease<'_>, StoreError> {
+        let permit = self.permits.acquire().await.map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A connection the server closed while idle (a restart) is skipped.
+            idle.retain(|conn| !conn.client.is_closed());
+            idle.pop()
+        };
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
+                // The connection task drives the socket; it ends when the client is
+                // dropped or the server goes away (the client then reports closed).
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "PostgreSQL session store connection ended");
+                    }
+                });
+                Conn { client, statements: HashMap::new() }
+            }
+        };
+        let changed =
+            Changed { cache: self.cache.as_deref(), keys: Vec::new(), fields: None, settled: false, write: None };
+        Ok(Lease { pool: self, conn, _permit: permit, begin: Begin::Sent, changed })
+    }
+
+    /// Runs `op` (which only reads) on a connection, within the timeout.
+    pub(super) async fn read<'p, T, F, Fut>(&'p self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Lease<'p>) -> Fut,
+        Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let call = async {
+            let lease = self.lease().await?;
+            let (lease, out) = op(lease).await.map_err(unavailable)?;
+            lease.release();
+            Ok(out)
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs `op` in a transaction (`BEGIN`, `op`, `COMMIT`), within the timeout,
+    /// telling a write that certainly did not apply from one that may have.
+    pub(super) async fn write<'p, T, F, Fut>(&'p self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Lease<'p>) -> Fut,
+        Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut stage = Stage::Working;
+        let call = async {
+            let mut lease = self.lease().await?;
+            lease.begin = Begin::Pending;
+            // An error here leaves the transaction open on a connection we drop:
+            // PostgreSQL rolls it back when the connection closes.
+            let (mut lease, out) = op(lease).await.map_err(unavailable)?;
+            if lease.begin == Begin::Sent {
+                stage = Stage::Committing;
+                lease.commit().await?;
+            }
+            lease.release();
+            Ok(out)
+        };
+        let outcome = tokio::time::timeout_at(deadline, call).await;
+        match (outcome, stage) {
+            (Ok(result), _) => result,
+            (Err(_), Stage::Working) => Err(StoreError::Timeout(self.timeout)),
+            (Err(_), Stage::Committing) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
+        }
+    }
+}
+
+/// Runs `statement`, sending a pending `BEGIN` just before it: tokio-postgres sends
+/// requests in the order they are first polled and pipelines them, so both leave in
+/// one write and their answers come back together. An error of either fails the call.
+async fn after_begin<T>(
+    client: &Client,
+    begin: &mut Begin,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    if *begin == Begin::Sent {
+        return statement.await;
+    }
+    *begin = Begin::Sent;
+    let begin = client.batch_execute("BEGIN");
+    let (began, result) = both(begin, statement).await;
+    began?;
+    result
+}
+
+/// Polls two futures together (BEGIN first, so it is sent first) until both are done.
+async fn both<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: Future,
+    B: Future,
+{
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut a_out, mut b_out) = (None, None);
+    std::future::poll_fn(|cx| {
+        if a_out.is_none() {
+            if let std::task::Poll::Ready(out) = a.as_mut().poll(cx) {
+                a_out = Some(out);
+            }
+        }
+        if b_out.is_none() {
+            if let std::task::Poll::Ready(out) = b.as_mut().poll(cx) {
+                b_out = Some(out);
+            }
+        }
+        match (a_out.take(), b_out.take()) {
+            (Some(a), Some(b)) => std::task::Poll::Ready((a, b)),
+            (a, b) => {
+                (a_out, b_out) = (a, b);
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+fn unavailable(err: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+/// A `COMMIT` that failed: if PostgreSQL answered with an error, the transaction
+/// was rolled back; if the connection broke instead, nobody knows.
+fn commit_failed(err: tokio_postgres::Error) -> StoreError {
+    if err.as_db_error().is_some() {
+        unavailable(err)
+    } else {
+        StoreError::OutcomeUnknown(Box::new(unavailable(err)))
+    }
+}

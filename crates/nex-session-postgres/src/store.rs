@@ -1,0 +1,860 @@
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::Config;
+
+use crate::pool::{Lease, Pool};
+use nex_session_core::store::toolkit::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
+use nex_session_core::store::{
+    BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
+    UserIndex, WriteOutcome,
+};
+use nex_session_core::token::now_ms;
+use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
+
+/// The schema version this build creates and reads.
+const SCHEMA_VERSION: i32 = 1;
+/// Sessions removed per purge transaction.
+const PURGE_BATCH: i64 = 500;
+/// How long a hot session's next update batch may wait for more members
+/// (`store/update_chain.rs`, "Gathering").
+const GATHER: Duration = Duration::from_millis(1);
+/// Serialises schema creation between app instances (an arbitrary constant: "nexs").
+const SCHEMA_LOCK: i64 = 0x6e65_7873;
+
+/// How [`PostgresStore::open_with_options`] connects.
+///
+/// ```
+/// use nex_session::store::PostgresOptions;
+/// use std::time::Duration;
+///
+/// let options = PostgresOptions { timeout: Duration::from_millis(500), ..PostgresOptions::default() };
+/// assert_eq!(options.pool_size, 8);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Bound on every store call (default 1 s), including the wait for a pooled
+    /// connection and connecting. A write whose `COMMIT` was sent and not answered
+    /// in time fails with [`StoreError::OutcomeUnknown`].
+    pub timeout: Duration,
+    /// Connections this store opens at most (default 8); calls beyond wait for one
+    /// (within their timeout).
+    pub pool_size: usize,
+    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
+    ///
+    /// A session read once is answered from memory until a write says it changed
+    /// (`LISTEN/NOTIFY`, one more connection per store). Guarantee: this
+    /// instance's own writes are visible to its next read at once; a write made by
+    /// *another* app instance becomes visible here when its notification arrives,
+    /// one network hop after its commit. When the channel gives no sign of life
+    /// (a frozen server, a cut network), the cache stops answering at most **3 s**
+    /// after the last one (a ping through the channel every second provides
+    /// them); a lost connection empties it at once. Writes made outside
+    /// nex-session (SQL by hand) are not seen by caches until the session is next
+    /// written through nex-session: turn the cache off if you change sessions so.
+    pub client_cache: usize,
+    /// Create the schema when the database has none (default `true`). `false`
+    /// refuses such a database instead, so a tool pointed at the wrong database
+    /// (a typo in its name) changes nothing: the CLI opens stores so unless it is
+    /// given `--create`.
+    pub create_schema: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(1), pool_size: 8, client_cache: 10_000, create_schema: true }
+    }
+}
+
+/// Sessions in PostgreSQL, the database many apps already run (feature `postgres`).
+/// Cloning shares the connection pool.
+///
+/// One row per session in `nex_sessions` (hashed key, expiry in ms since the Unix
+/// epoch, indexed), one row per `(session, field)` in `nex_session_fields`, and one
+/// row per session bound to a user in `nex_session_users` (the per-user index, see
+/// `users.rs`). Both child tables reference the session row with `ON UPDATE CASCADE
+/// ON DELETE CASCADE`, so a rename moves a session's fields and binding in one
+/// statement and removing a session removes everything of it.
+///
+/// # Schema
+///
+/// Created on open if missing, in one transaction under an advisory lock (so app
+/// instances starting together do not race), and recorded as version 1 in
+/// `nex_session_schema`; a database with a newer version is refused. When the
+/// schema is there, opening runs no DDL. A DBA who
+/// creates it by hand (the app's role then needs only `SELECT, INSERT, UPDATE,
+/// DELETE` on the four tables) runs:
+///
+/// ```sql
+/// CREATE TABLE nex_sessions (
+///     key bytea PRIMARY KEY,
+///     expires_at bigint NOT NULL
+/// );
+/// CREATE INDEX nex_sessions_expires_at ON nex_sessions (expires_at);
+/// CREATE TABLE nex_session_fields (
+///     key bytea NOT NULL REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
+///     field text NOT NULL,
+///     value bytea NOT NULL,
+///     PRIMARY KEY (key, field)
+/// );
+/// CREATE TABLE nex_session_users (
+///     store_key bytea PRIMARY KEY REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
+///     user_id text NOT NULL
+/// );
+/// CREATE INDEX nex_session_users_user_id ON nex_session_users (user_id);
+/// CREATE TABLE nex_session_schema (version integer NOT NULL);
+/// INSERT INTO nex_session_schema (version) VALUES (1);
+/// ```
+///
+/// # Guarantees
+///
+/// - **Per-field, atomic writes**: `apply` is one transaction that locks the
+///   session row (`SELECT … FOR UPDATE`), checks presence, and writes only the
+///   fields of its batch.
+/// - **`update` across app instances**: a compare-and-set, one transaction that
+///   locks the session row, checks that the field still holds what the closure
+///   saw and only then writes; otherwise the closure runs again on a fresh read.
+///   No increment is lost, however many instances share the database. Concurrent
+///   updates of one field in one instance share that transaction (group commit,
+///   `store/update_chain.rs`): a hot session costs one commit per batch, not one
+///   per request.
+/// - **`rename`** changes the session row's key in the transaction that checked
+///   both keys; the old key is gone for every instance at commit.
+/// - **Expiry** is the store's clock (`now_ms` of the app) compared with
+///   `expires_at`: an expired row counts as missing at once, and is purged in
+///   batches of 500 rows per transaction (`FOR UPDATE SKIP LOCKED`: rows a request
+///   holds are left for the next purge).
+/// - **Hashed keys only**: rows hold the [`StoreKey`] (SHA-256 of the id), never
+///   the id of a cookie.
+/// - **Reads from memory, with a bound**: a client-side cache answers repeat reads
+///   until a write's `NOTIFY` (sent in its transaction, delivered at commit) says the
+///   session changed; see [`PostgresOptions::client_cache`] for what it guarantees.
+///
+/// # Failures
+///
+/// Every call (waiting for a pooled connection, connecting, the statements) is
+/// bounded by one timeout, 1 s by default ([`PostgresOptions::timeout`]): when
+/// PostgreSQL is down or stuck the call fails fast with a [`StoreError`] (the
+/// layer answers 503). A write fails with [`StoreError::OutcomeUnknown`] only when
+/// its `COMMIT` was sent and not answered; any earlier failure rolls the
+/// transaction back. Connections that failed are dropped, never reused, so the
+/// store heals by itself when PostgreSQL is back.
+///
+/// Connections are plain TCP or a Unix socket: this version does not speak TLS
+/// (`sslmode=require` fails to connect). Keep the database on a trusted network.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nex_session::StoreError> {
+/// use nex_session::store::PostgresStore;
+/// let store = PostgresStore::open("postgres://app:secret@localhost/app").await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) cache: Option<Arc<crate::cache::ClientCache>>,
+    /// The group commit of concurrent `update`s (`store/update_chain.rs`).
+    pub(crate) updates: Arc<Updates>,
+    pub(crate) timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// A URL `tokio-postgres` did not accept (its message never contains the password).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid PostgreSQL URL: {0}")]
+struct BadUrl(#[source] tokio_postgres::Error);
+
+/// A database without the schema, opened with `create_schema: false`.
+#[derive(Debug, thiserror::Error)]
+#[error("this PostgreSQL database has no nex-session schema (table nex_session_schema); nothing was created")]
+struct NoSchema;
+
+/// A database whose schema is newer than this build.
+#[derive(Debug, thiserror::Error)]
+#[error("session schema version {0} in PostgreSQL is not one this nex-session knows (up to {SCHEMA_VERSION})")]
+struct NewerSchema(i32);
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`, or any form
+    /// `tokio-postgres` accepts) with the default [`PostgresOptions`], creating the
+    /// schema if it is missing.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the URL is invalid, PostgreSQL cannot be
+    /// reached or the schema cannot be created; [`StoreError::Corrupt`] for a newer
+    /// schema; [`StoreError::Timeout`] if PostgreSQL does not answer in time.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_options(url, PostgresOptions::default()).await
+    }
+
+    /// As [`open`](Self::open), with explicit options.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::{PostgresOptions, PostgresStore};
+    /// let options = PostgresOptions { pool_size: 16, ..PostgresOptions::default() };
+    /// let store = PostgresStore::open_with_options("postgres://app@localhost/app", options).await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with_options(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut config = Config::from_str(url).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
+        config.connect_timeout(options.timeout);
+        config.application_name("nex-session");
+        let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
+        let version = match options.create_schema {
+            true => pool.write(create_schema).await?,
+            false => pool
+                .read(|mut c| async move {
+                    let version = schema_version(&mut c).await?;
+                    Ok((c, version))
+                })
+                .await?
+                .ok_or_else(|| StoreError::Unavailable(Box::new(NoSchema)))?,
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(Box::new(NewerSchema(version))));
+        }
+        let cache = (options.client_cache > 0).then(|| crate::cache::start(config.clone(), options.client_cache));
+        let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
+        Ok(Self { pool: Arc::new(pool), cache, updates: Arc::new(Updates::new()), timeout: options.timeout })
+    }
+}
+
+impl PostgresStore {
+    /// The session as PostgreSQL has it: one statement, so one snapshot (the
+    /// expiry and the fields agree).
+    async fn load_uncached(&self, key: StoreKey) -> Result<Option<Record>, StoreError> {
+        self.pool
+            .read(move |mut c| async move {
+                let key = key.as_bytes().as_slice();
+                let rows = c
+                    .query(
+                        "SELECT s.expires_at, f.field, f.value FROM nex_sessions s
+                     LEFT JOIN nex_session_fields f ON f.key = s.key
+                     WHERE s.key = $1 AND s.expires_at > $2",
+                        &[&key, &now_ms()],
+                    )
+                    .await?;
+                let mut record: Option<Record> = None;
+                for row in rows {
+                    let expires_at_ms: i64 = row.try_get(0)?;
+                    let record = record.get_or_insert_with(|| Record { fields: Fields::new(), expires_at_ms });
+                    // A session without fields is one row of NULLs.
+                    let field: Option<String> = row.try_get(1)?;
+                    let value: Option<Vec<u8>> = row.try_get(2)?;
+                    if let (Some(field), Some(value)) = (field, value) {
+                        record.fields.insert(field, value);
+                    }
+                }
+                Ok((c, record))
+            })
+            .await
+    }
+}
+
+/// Reads the schema version, creating the schema first when there is none. A
+/// database that has it runs no DDL at all, so the app's role needs no `CREATE`
+/// privilege when a DBA made the tables.
+async fn create_schema(mut c: Lease<'_>) -> Result<(Lease<'_>, i32), tokio_postgres::Error> {
+    if let Some(version) = schema_version(&mut c).await? {
+        return Ok((c, version));
+    }
+    // Under the lock, so instances starting together create it one after the other.
+    c.batch(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}")).await?;
+    let version = schema_version(&mut c).await?.unwrap_or(SCHEMA_VERSION);
+    Ok((c, version))
+}
+
+/// The recorded schema version, `None` when there is no schema yet.
+async fn schema_version(c: &mut Lease<'_>) -> Result<Option<i32>, tokio_postgres::Error> {
+    let exists = c.query_opt("SELECT 1 WHERE to_regclass('nex_session_schema') IS NOT NULL", &[]).await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let row = c.query_opt("SELECT max(version) FROM nex_session_schema", &[]).await?;
+    match row {
+        Some(row) => row.try_get::<_, Option<i32>>(0),
+        None => Ok(None),
+    }
+}
+
+/// The schema, as in the module docs, each statement idempotent.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS nex_sessions (
+        key bytea PRIMARY KEY,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS nex_sessions_expires_at ON nex_sessions (expires_at);
+    CREATE TABLE IF NOT EXISTS nex_session_fields (
+        key bytea NOT NULL REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
+        field text NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (key, field)
+    );
+    CREATE TABLE IF NOT EXISTS nex_session_users (
+        store_key bytea PRIMARY KEY REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
+        user_id text NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS nex_session_users_user_id ON nex_session_users (user_id);
+    CREATE TABLE IF NOT EXISTS nex_session_schema (version integer NOT NULL);
+    INSERT INTO nex_session_schema (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM nex_session_schema);";
+
+/// One purge batch of expired sessions bound to no user.
+const PURGE_UNBOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
+    SELECT s.key FROM nex_sessions s
+    WHERE s.expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM nex_session_users u WHERE u.store_key = s.key)
+    LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// One purge batch of expired sessions bound to a user: index rows locked first.
+const PURGE_BOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
+    SELECT u.store_key FROM nex_session_users u JOIN nex_sessions s ON s.key = u.store_key
+    WHERE s.expires_at <= $1
+    LIMIT $2 FOR UPDATE OF u SKIP LOCKED)";
+
+/// What a session row holds, locked for the rest of the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Row {
+    Missing,
+    Expired,
+    Live,
+}
+
+/// Locks the session row (if any) and says what it is.
+pub(crate) async fn lock(c: &mut Lease<'_>, key: &[u8], now: i64) -> Result<Row, tokio_postgres::Error> {
+    let row = c.query_opt("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key]).await?;
+    let expires_at = match row {
+        Some(row) => Some(row.try_get::<_, i64>(0)?),
+        None => None,
+    };
+    Ok(match expires_at {
+        None => Row::Missing,
+        Some(expires_at) if expires_at > now => Row::Live,
+        Some(_) => Row::Expired,
+    })
+}
+
+/// Makes a locked session row ready for a write with `presence`: `false` when
+/// the condition fails. An expired leftover is removed first (its data must not
+/// come back); a missing row is inserted.
+pub(crate) async fn claim(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    row: Row,
+    presence: Presence,
+    expires_at: i64,
+) -> Result<bool, tokio_postgres::Error> {
+    if !presence.holds(row == Row::Live) {
+        return Ok(false);
+    }
+    match row {
+        Row::Live => {
+            c.execute("UPDATE nex_sessions SET expires_at = $2 WHERE key = $1", &[&key, &expires_at]).await?;
+            Ok(true)
+        }
+        Row::Expired | Row::Missing => {
+            if row == Row::Expired {
+                c.execute("DELETE FROM nex_sessions WHERE key = $1", &[&key]).await?;
+            }
+            // Another instance may create the same key between our lock (which found
+            // nothing to lock) and this insert: then it is there, and `New` fails.
+            let inserted = c
+                .execute(
+                    "INSERT INTO nex_sessions (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &expires_at],
+                )
+                .await?;
+            Ok(inserted == 1)
+        }
+    }
+}
+
+pub(crate) async fn write_field(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+    value: Option<&[u8]>,
+) -> Result<(), tokio_postgres::Error> {
+    match value {
+        Some(value) => {
+            c.execute(
+                "INSERT INTO nex_session_fields (key, field, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+                &[&key, &field, &value],
+            )
+            .await?
+        }
+        None => c.execute("DELETE FROM nex_session_fields WHERE key = $1 AND field = $2", &[&key, &field]).await?,
+    };
+    Ok(())
+}
+
+/// Locks the session row (if any), saying what it is, and reads one field of it
+/// (`None` unless live): two statements sent together, one round trip.
+///
+/// Not one statement with a join: under `READ COMMITTED`, a `SELECT … FOR UPDATE`
+/// that waited for the lock rechecks the locked row but returns the joined rows as
+/// its snapshot saw them, from before the write it waited for. The second statement
+/// starts after the first holds the lock, with a fresh snapshot.
+async fn lock_and_read(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+    now: i64,
+) -> Result<(Row, Option<Vec<u8>>), tokio_postgres::Error> {
+    let (row, value) = c
+        .query_opt_pair(
+            "SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE",
+            &[&key],
+            "SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2",
+            &[&key, &field],
+        )
+        .await?;
+    let expires_at = match row {
+        Some(row) => row.try_get::<_, i64>(0)?,
+        None => return Ok((Row::Missing, None)),
+    };
+    if expires_at <= now {
+        return Ok((Row::Expired, None));
+    }
+    match value {
+        Some(value) => Ok((Row::Live, value.try_get(0)?)),
+        None => Ok((Row::Live, None)),
+    }
+}
+
+/// Sets the expiry of a live, locked session and writes one field, in one statement.
+async fn write_live_field(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+    value: Option<&[u8]>,
+    expires_at: i64,
+) -> Result<(), tokio_postgres::Error> {
+    match value {
+        Some(value) => {
+            c.execute(
+                "WITH slide AS (UPDATE nex_sessions SET expires_at = $4 WHERE key = $1)
+                 INSERT INTO nex_session_fields (key, field, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+                &[&key, &field, &value, &expires_at],
+            )
+            .await?
+        }
+        None => {
+            c.execute(
+                "WITH slide AS (UPDATE nex_sessions SET expires_at = $3 WHERE key = $1)
+                 DELETE FROM nex_session_fields WHERE key = $1 AND field = $2",
+                &[&key, &field, &expires_at],
+            )
+            .await?
+        }
+    };
+    Ok(())
+}
+
+pub(crate) async fn read_field(
+    c: &mut Lease<'_>,
+    key: &[u8],
+    field: &str,
+) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
+    let row =
+        c.query_opt("SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2", &[&key, &field]).await?;
+    match row {
+        Some(row) => row.try_get(0),
+        None => Ok(None),
+    }
+}
+
+/// A 32-byte key read back from a table (only such keys are written).
+pub(crate) fn store_key(bytes: &[u8]) -> Option<StoreKey> {
+    <[u8; 32]>::try_from(bytes).ok().map(StoreKey::from_bytes)
+}
+
+impl SessionStore for PostgresStore {
+    fn fast_reads(&self) -> Option<&dyn FastReads> {
+        Some(self)
+    }
+
+    fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let ticket = self.cache.as_ref().map(|cache| cache.ticket(key));
+            let record = self.load_uncached(key).await?;
+            if let (Some(cache), Some(ticket), Some(record)) = (&self.cache, ticket, &record) {
+                cache.insert(key, record, ticket);
+            }
+            Ok(record)
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        key: StoreKey,
+        changes: &'a Changes,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        Box::pin(self.pool.write(move |mut c| async move {
+            c.writes_fields(key);
+            let key = key.as_bytes().as_slice();
+            let row = lock(&mut c, key, now_ms()).await?;
+            if !claim(&mut c, key, row, presence, expires_at_ms).await? {
+                return Ok((c, WriteOutcome::PresenceFailed));
+            }
+            if row == Row::Live {
+                // Only a live session is patched (an expired one loses its old fields).
+                let changes = changes.iter().map(|(field, change)| (field.clone(), change.value().map(<[u8]>::to_vec)));
+                c.wrote(crate::cache::Patch { changes: changes.collect(), expires_at_ms });
+            }
+            for (field, change) in changes {
+                write_field(&mut c, key, field, change.value()).await?;
+            }
+            Ok((c, WriteOutcome::Done))
+        }))
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        f: UpdateFn<'a>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        Box::pin(update_chain::update(self, &self.updates, key, field, f, expires_at_ms, presence))
+    }
+
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(from);
+            c.changed(to);
+            let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
+            let now = now_ms();
+            // The index row first, as `revoke_all` locks it (one lock order, no deadlock).
+            crate::users::lock_index_row(&mut c, from).await?;
+            if lock(&mut c, from, now).await? != Row::Live {
+                return Ok((c, false));
+            }
+            match lock(&mut c, to, now).await? {
+                Row::Live => return Ok((c, false)),
+                Row::Expired => {
+                    c.execute("DELETE FROM nex_sessions WHERE key = $1", &[&to]).await?;
+                }
+                Row::Missing => {}
+            }
+            // The fields and the index row follow through `ON UPDATE CASCADE`.
+            c.execute(
+                "UPDATE nex_sessions SET key = $2, expires_at = $3 WHERE key = $1",
+                &[&from, &to, &expires_at_ms],
+            )
+            .await?;
+            Ok((c, true))
+        }))
+    }
+
+    fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.pool.write(move |mut c| async move {
+            c.changed(key);
+            let key = key.as_bytes().as_slice();
+            crate::users::lock_index_row(&mut c, key).await?;
+            // Fields and index row go with it (`ON DELETE CASCADE`).
+            c.execute("DELETE FROM nex_sessions WHERE key = $1", &[&key]).await?;
+            Ok((c, ()))
+        }))
+    }
+
+    fn users(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn admin(&self) -> Option<&dyn SessionAdmin> {
+        Some(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        // The path every call takes (pool, connection, timeout), reading nothing.
+        Box::pin(self.pool.read(|mut c| async move {
+            c.query_opt("SELECT 1", &[]).await?;
+            Ok((c, ()))
+        }))
+    }
+}
+
+impl FastReads for PostgresStore {
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
+        // Only sessions are cached, never their absence: a miss asks PostgreSQL.
+        match self.cache.as_ref().and_then(|cache| cache.get(key, now_ms)) {
+            Some(fields) => LoadNow::Found(fields),
+            None => LoadNow::Unknown,
+        }
+    }
+}
+
+/// The update chains' group commit (`store/update_chain.rs`) on PostgreSQL: a
+/// compare-and-set is one transaction holding the session row's lock.
+impl CasStore for PostgresStore {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Every batch waits for a durable commit (commonly 0.5 to a few ms): holding
+    /// the next one back up to 1 ms lets the members just answered join it.
+    fn gather(&self) -> Duration {
+        GATHER
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
+        // The pool bounds the call by the store's timeout; the update's deadline
+        // (which may be nearer: it waited for the slow-path lock) by this.
+        let read = self.pool.read(move |mut c| async move {
+            let key = key.as_bytes().as_slice();
+            // One statement, one snapshot: liveness and the field agree.
+            let row = c
+                .query_opt(
+                    "SELECT f.value FROM nex_sessions s
+                     LEFT JOIN nex_session_fields f ON f.key = s.key AND f.field = $3
+                     WHERE s.key = $1 AND s.expires_at > $2",
+                    &[&key, &now_ms(), &field],
+                )
+                .await?;
+            let read = match row {
+                Some(row) => (true, row.try_get::<_, Option<Vec<u8>>>(0)?),
+                None => (false, None),
+            };
+            Ok((c, read))
+        });
+        Box::pin(async move {
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| StoreError::Timeout(self.timeout))?
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        _deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        // The pool bounds the call by the store's timeout, telling a transaction that
+        // certainly did not commit from one whose `COMMIT` went unanswered.
+        Box::pin(self.pool.write(move |mut c| async move {
+            if cas.op != CasOp::Check {
+                c.writes_fields(cas.key);
+            }
+            if let Some(form) = OneTrip::of(cas) {
+                return one_trip(c, cas, form).await;
+            }
+            let key = cas.key.as_bytes().as_slice();
+            // The row stays locked until commit: no other instance writes this
+            // session between the comparison and the write.
+            let (row, current) = lock_and_read(&mut c, key, cas.field, now_ms()).await?;
+            if !cas.presence.holds(row == Row::Live) {
+                return Ok((c, CasAnswer::PresenceFailed));
+            }
+            if current.as_deref() != cas.expected {
+                return Ok((c, CasAnswer::Conflict));
+            }
+            let value = match cas.op {
+                CasOp::Check => return Ok((c, CasAnswer::Done)),
+                CasOp::Put => cas.new,
+                CasOp::Delete => None,
+            };
+            if row == Row::Live {
+                // Only a live session is patched (an expired one loses its old fields).
+                // Told before the statement: if it fails, so does the call, and the
+                // cache drops the session (see `pool.rs`).
+                let changes = vec![(cas.field.to_owned(), value.map(<[u8]>::to_vec))];
+                c.wrote(crate::cache::Patch { changes, expires_at_ms: cas.expires_at_ms });
+                // The hot path (an existing session): expiry and field in one statement.
+                write_live_field(&mut c, key, cas.field, value, cas.expires_at_ms).await?;
+                return Ok((c, CasAnswer::Done));
+            }
+            if !claim(&mut c, key, row, cas.presence, cas.expires_at_ms).await? {
+                return Ok((c, CasAnswer::PresenceFailed));
+            }
+            write_field(&mut c, key, cas.field, value).await?;
+            Ok((c, CasAnswer::Done))
+        }))
+    }
+}
+
+/// The compare-and-set of a field of an existing session (every batch of the
+/// group commit whose presence is `Existing`, i.e. all but a new session's first
+/// and the check-only ones): one statement that writes only if the
+/// session is live and the field holds the expected value, and then slides the
+/// expiry, answering a row when it wrote. It runs right after the statement that
+/// locks the session row, in the same round trip: every writer of a session's
+/// fields holds that lock, so the statement (whose snapshot starts after the lock
+/// is held) sees the field as it is. Parameters: key, now, field, then as named.
+mod one_trip_sql {
+    /// `$4` expected value, `$5` new value, `$6` expiry.
+    pub(super) const REPLACE: &str = "WITH w AS (
+        UPDATE nex_session_fields SET value = $5
+        WHERE key = $1 AND field = $3 AND value = $4
+          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $6 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// The field is expected absent. `$4` new value, `$5` expiry.
+    pub(super) const ADD: &str = "WITH w AS (
+        INSERT INTO nex_session_fields (key, field, value)
+        SELECT $1::bytea, $3::text, $4::bytea
+        WHERE EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// `$4` expected value, `$5` expiry.
+    pub(super) const REMOVE: &str = "WITH w AS (
+        DELETE FROM nex_session_fields
+        WHERE key = $1 AND field = $3 AND value = $4
+          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
+        RETURNING 1)
+    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
+    /// The field is expected absent and stays so. `$4` expiry.
+    pub(super) const KEEP_ABSENT: &str = "UPDATE nex_sessions SET expires_at = $4
+        WHERE key = $1 AND expires_at > $2
+          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
+        RETURNING 1";
+}
+
+/// The one-statement forms of a compare-and-set (`one_trip_sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OneTrip {
+    Replace,
+    Add,
+    Remove,
+    KeepAbsent,
+}
+
+impl OneTrip {
+    /// The form of `cas`, if it has one: writes to an existing session.
+    fn of(cas: &Cas<'_>) -> Option<Self> {
+        if cas.presence != Presence::Existing {
+            return None;
+        }
+        match (cas.op, cas.expected) {
+            (CasOp::Put, Some(_)) => Some(Self::Replace),
+            (CasOp::Put, None) => Some(Self::Add),
+            (CasOp::Delete, Some(_)) => Some(Self::Remove),
+            (CasOp::Delete, None) => Some(Self::KeepAbsent),
+            (CasOp::Check, _) => None,
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Replace => one_trip_sql::REPLACE,
+            Self::Add => one_trip_sql::ADD,
+            Self::Remove => one_trip_sql::REMOVE,
+            Self::KeepAbsent => one_trip_sql::KEEP_ABSENT,
+        }
+    }
+}
+
+/// Runs `cas` in its one-statement `form` after locking the session row: both
+/// sent with `BEGIN` in one round trip, then the commit in another.
+async fn one_trip<'p>(
+    mut c: Lease<'p>,
+    cas: &Cas<'_>,
+    form: OneTrip,
+) -> Result<(Lease<'p>, CasAnswer), tokio_postgres::Error> {
+    let key = cas.key.as_bytes().as_slice();
+    let now = now_ms();
+    let expires = cas.expires_at_ms;
+    let (field, expected, new) = (cas.field, cas.expected.unwrap_or_default(), cas.new.unwrap_or_default());
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match form {
+        OneTrip::Replace => vec![&key, &now, &field, &expected, &new, &expires],
+        OneTrip::Add => vec![&key, &now, &field, &new, &expires],
+        OneTrip::Remove => vec![&key, &now, &field, &expected, &expires],
+        OneTrip::KeepAbsent => vec![&key, &now, &field, &expires],
+    };
+    let (locked, wrote) = c
+        .query_opt_pair("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key], form.sql(), &params)
+        .await?;
+    let live = match locked {
+        Some(row) => row.try_get::<_, i64>(0)? > now,
+        None => false,
+    };
+    // `wrote` first: if the row was replaced while the lock waited (an expired
+    // session re-created under the key), the lock statement saw none, but the
+    // write statement (a fresh snapshot, and it locked the new row) found it live
+    // and wrote: that write stands, and so it is done.
+    match (wrote.is_some(), live) {
+        (true, _) => {}
+        (false, true) => return Ok((c, CasAnswer::Conflict)),
+        (false, false) => return Ok((c, CasAnswer::PresenceFailed)),
+    }
+    if live {
+        // Patched only when the lock saw this very session live: a replaced row's
+        // cached fields are another session's.
+        let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
+        c.wrote(crate::cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
+    }
+    Ok((c, CasAnswer::Done))
+}
+
+impl SessionAdmin for PostgresStore {
+    fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut total = 0u64;
+            // Sessions without a user first, then bound ones, whose index rows are
+            // locked before their session rows: the order `revoke_all` takes them in,
+            // so the purge and a revoke never wait on each other in a cycle.
+            for sql in [PURGE_UNBOUND, PURGE_BOUND] {
+                loop {
+                    // One bounded transaction per batch; rows a request holds are
+                    // skipped (the next purge gets them).
+                    let removed = self
+                        .pool
+                        .write(move |mut c| async move {
+                            let n = c.execute(sql, &[&now_ms, &PURGE_BATCH]).await?;
+                            Ok((c, n))
+                        })
+                        .await?;
+                    total += removed;
+                    if removed < PURGE_BATCH.unsigned_abs() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.pool.read(move |mut c| async move {
+            let rows = c
+                .query(
+                    "SELECT s.key, s.expires_at, (SELECT count(*) FROM nex_session_fields f WHERE f.key = s.key)
+                     FROM nex_sessions s WHERE s.expires_at > $1 ORDER BY s.expires_at DESC LIMIT $2",
+                    &[&now_ms(), &limit],
+                )
+                .await?;
+            let mut summaries = Vec::with_capacity(rows.len());
+            for row in rows {
+                // Only 32-byte keys are written; anything else is no session of ours.
+                let Some(key) = store_key(row.try_get::<_, &[u8]>(0)?) else { continue };
+                let fields = usize::try_from(row.try_get::<_, i64>(2)?).unwrap_or(usize::MAX);
+                summaries.push(Summary { key, fields, expires_at_ms: row.try_get(1)? });
+            }
+            Ok((c, summaries))
+        }))
+    }
+}

@@ -1,0 +1,349 @@
+//! Connecting to Redis, and calling it with a bound on every call.
+//!
+//! Both kinds of connection (a single node's `ConnectionManager`, a cluster's
+//! `ClusterConnection`) are multiplexed and reconnect by themselves, so a store
+//! recovers without a restart when Redis is back.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use sha2::{Digest, Sha256};
+
+use crate::cache::{heartbeat, ClientCache, Invalidator};
+use crate::scan::glob_escape;
+use crate::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
+use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
+use nex_session_core::store::BoxFuture;
+use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
+
+/// How [`RedisStore::open_with_options`](crate::store::RedisStore::open_with_options) connects.
+///
+/// ```
+/// use nex_session::store::RedisOptions;
+/// use std::time::Duration;
+///
+/// let options = RedisOptions { timeout: Duration::from_millis(500), client_cache: 0, ..RedisOptions::default() };
+/// assert_eq!(options.prefix, "nex:session:");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prepended to every key (default `nex:session:`).
+    pub prefix: String,
+    /// Bound on every store call (default 1 s): a `load`, `apply`, `update`, …
+    /// answers within it, success or error. For `update` it covers everything the
+    /// call waits for: the lock of its field, earlier updates of the same field
+    /// that go first, connecting, and the command itself (one deadline per call,
+    /// taken when it starts). A write that was sent and not answered in time fails
+    /// with [`StoreError::OutcomeUnknown`]: it may still be applied.
+    pub timeout: Duration,
+    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
+    ///
+    /// Needs Redis 6 or newer on a single node (RESP3 and `CLIENT TRACKING`);
+    /// with an older server, or on Redis Cluster, the store works without it.
+    /// Guarantee: this instance's own writes are visible to its next read at once;
+    /// a write made by *another* app instance becomes visible here when Redis'
+    /// invalidation message arrives, one network hop after that write. Turn it
+    /// off if a browser may read on one instance right after writing on another
+    /// and must never see the value from before.
+    ///
+    /// When Redis gives no sign of life (a frozen server, a cut network: no
+    /// invalidation could arrive), the cache stops answering at most **3 s** after
+    /// the last one, which a `PING` on its connection every second provides; reads
+    /// then go to Redis and fail with an error while it does not answer. Once
+    /// Redis answers again the cache starts empty.
+    pub client_cache: usize,
+}
+
+/// The default key prefix.
+pub(super) const DEFAULT_PREFIX: &str = "nex:session:";
+/// The default bound on every Redis call.
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self { prefix: DEFAULT_PREFIX.to_owned(), timeout: DEFAULT_TIMEOUT, client_cache: 10_000 }
+    }
+}
+
+/// A single-node or cluster connection, both multiplexed and self-healing.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The connection and how to call it: key names, the timeout, the scripts.
+/// Cloning shares the connection.
+#[derive(Clone)]
+pub(super) struct Redis {
+    pub(super) conn: Connection,
+    prefix: Arc<str>,
+    timeout: Duration,
+    pub(super) scripts: Arc<Scripts>,
+}
+
+/// A connection just opened.
+pub(super) struct Opened {
+    pub(super) redis: Redis,
+    /// The client-side cache its pushes keep current, when it has one.
+    pub(super) cache: Option<Arc<ClientCache>>,
+}
+
+pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+/// What a failed write means. A refused connection proves that the command never
+/// left, and so does a reply in which Redis refused to run it (the codes below,
+/// which only Redis' own replies carry: the client never makes them up). Any other
+/// error (a timeout, a connection that broke, an error from inside a script) may
+/// come after Redis ran it, or part of it.
+fn write_failed(err: redis::RedisError) -> StoreError {
+    if err.is_connection_refusal() || refused_by_redis(&err) {
+        unavailable(err)
+    } else {
+        StoreError::OutcomeUnknown(Box::new(unavailable(err)))
+    }
+}
+
+/// Replies with which Redis refuses a command before running any of it: out of
+/// memory, a replica, still loading, its master down, another script busy, not
+/// authenticated or not allowed.
+fn refused_by_redis(err: &redis::RedisError) -> bool {
+    matches!(
+        err.code(),
+        Some("OOM" | "READONLY" | "LOADING" | "MASTERDOWN" | "BUSY" | "NOAUTH" | "WRONGPASS" | "NOPERM")
+    )
+}
+
+impl Redis {
+    /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
+    /// caching when `options` ask for it and the server can.
+    pub(super) async fn open(url: &str, options: RedisOptions) -> Result<Opened, StoreError> {
+        let RedisOptions { prefix, timeout, client_cache } = options;
+        let prefix: Arc<str> = prefix.into();
+        // Connecting may take a few round trips (handshake, RESP3, cluster slots).
+        let bound = timeout.saturating_mul(3);
+        let connect = async {
+            if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+                return Ok((connect_cluster(nodes, timeout).await?, None));
+            }
+            let client = redis::Client::open(url).map_err(unavailable)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            if client_cache > 0 {
+                let cache = Arc::new(ClientCache::new(client_cache, prefix.clone()));
+                if let Some(conn) = connect_tracking(&client, config.clone(), &cache).await? {
+                    return Ok((conn, Some(cache)));
+                }
+            }
+            let conn = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+            Ok((Connection::Single(conn), None))
+        };
+        let (conn, cache) = tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
+        Ok(Opened { redis: Self { conn, prefix, timeout, scripts: Arc::new(Scripts::new()) }, cache })
+    }
+
+    /// The Redis key of a session: prefix and the 64 hex characters of its store key.
+    pub(super) fn key(&self, key: StoreKey) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        key.push_hex(&mut out);
+        out
+    }
+
+    /// The Redis key of `user`'s index (`users.rs`): prefix, [`INDEX_INFIX`] and
+    /// the SHA-256 of the user id in a hash tag. The tag keeps the index one key
+    /// in one cluster slot, and the digest keeps user ids (e-mail addresses,
+    /// say) out of key names.
+    pub(super) fn index_key(&self, user: &str) -> String {
+        use std::fmt::Write as _;
+        let digest = Sha256::digest(user.as_bytes());
+        let mut out = String::with_capacity(self.prefix.len() + INDEX_INFIX.len() + 66);
+        out.push_str(&self.prefix);
+        out.push_str(INDEX_INFIX);
+        out.push('{');
+        for byte in digest {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{byte:02x}");
+        }
+        out.push('}');
+        out
+    }
+
+    /// The store key of a Redis key of this store, if it is one.
+    pub(super) fn store_key(&self, redis_key: &str) -> Option<StoreKey> {
+        redis_key.strip_prefix(&*self.prefix).and_then(StoreKey::from_hex)
+    }
+
+    /// The `SCAN` pattern of this store's keys (sessions and users' indexes).
+    pub(super) fn pattern(&self) -> String {
+        format!("{}*", glob_escape(&self.prefix))
+    }
+
+    /// The `SCAN` pattern of this store's users' indexes.
+    pub(super) fn index_pattern(&self) -> String {
+        format!("{}{INDEX_INFIX}*", glob_escape(&self.prefix))
+    }
+
+    /// The deadline of a store call starting now: every wait and Redis command
+    /// of the call must end by then.
+    pub(super) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Runs one Redis command that only reads, until `deadline`.
+    pub(super) async fn read<T>(
+        &self,
+        deadline: Instant,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs one Redis command that writes, until `deadline`, telling a write that
+    /// certainly did not apply from one that may have (see [`StoreError`]).
+    pub(super) async fn write<T>(
+        &self,
+        deadline: Instant,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        if Instant::now() >= deadline {
+            // Out of time before sending (`timeout_at` would still poll, and so send, it once).
+            return Err(StoreError::Timeout(self.timeout));
+        }
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(write_failed),
+            // Polled at least once, so maybe sent; or still connecting, which we cannot tell apart.
+            Err(_) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
+        }
+    }
+
+    /// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
+    async fn run_compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
+        let mut invocation = self.scripts.compare_and_set.key(self.key(cas.key));
+        invocation
+            .arg(presence_arg(cas.presence))
+            .arg(cas.expires_at_ms)
+            .arg(MARKER)
+            .arg(cas.field)
+            .arg(if cas.expected.is_some() { "1" } else { "0" })
+            .arg(cas.expected.unwrap_or_default())
+            .arg(cas_op_arg(cas.op))
+            .arg(cas.new.unwrap_or_default());
+        let mut conn = self.conn.clone();
+        Ok(match self.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
+            1 => CasAnswer::Done,
+            -1 => CasAnswer::PresenceFailed,
+            _ => CasAnswer::Conflict,
+        })
+    }
+}
+
+/// The update chains' group commit (`update_chain.rs`) on Redis.
+impl CasStore for Redis {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
+        Box::pin(async move {
+            let redis_key = self.key(key);
+            let mut conn = self.conn.clone();
+            let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
+            self.read(deadline, read.query_async(&mut conn)).await
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        Box::pin(self.run_compare_and_set(cas, deadline))
+    }
+}
+
+async fn connect_cluster(nodes: &str, timeout: Duration) -> Result<Connection, StoreError> {
+    let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
+    let client = redis::cluster::ClusterClient::builder(nodes)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .build()
+        .map_err(unavailable)?;
+    Ok(Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?))
+}
+
+/// A RESP3 connection whose pushes feed `cache`, or `None` when the server
+/// cannot do client tracking (older than Redis 6): then the store runs without
+/// the cache. A server that cannot be reached is an error.
+async fn connect_tracking(
+    client: &redis::Client,
+    config: ConnectionManagerConfig,
+    cache: &Arc<ClientCache>,
+) -> Result<Option<Connection>, StoreError> {
+    // Client tracking needs RESP3, whatever protocol the URL asked for.
+    let info = client.get_connection_info().clone();
+    let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(resp3);
+    let tracking = redis::Client::open(info).map_err(unavailable)?;
+    let config = config.set_push_sender(Invalidator(Arc::downgrade(cache)));
+    match ConnectionManager::new_with_config(tracking, config).await {
+        Ok(conn) => {
+            tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
+            Ok(Some(Connection::Single(conn)))
+        }
+        Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() => Err(unavailable(err)),
+        Err(err) => {
+            tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
+            Ok(None)
+        }
+    }
+}

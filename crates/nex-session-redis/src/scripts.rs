@@ -1,0 +1,263 @@
+//! The Lua scripts of the Redis store. Each runs atomically in Redis, so a check
+//! and the write it guards can never be split by another client's command.
+//!
+//! A session is one hash; its [`MARKER`] field keeps a session with no keys in
+//! existence, and `PEXPIREAT` on the key is the session's expiry. A user's index
+//! is another hash (`users.rs`). Every script but `RENAME` (single node only)
+//! touches one key, so each is atomic on a Redis Cluster too.
+
+use redis::Script;
+
+use nex_session_core::store::toolkit::update_chain::CasOp;
+use nex_session_core::store::Presence;
+
+/// The field that marks a session as existing even with no keys.
+pub(super) const MARKER: &str = "\u{0}nex";
+
+/// What follows the prefix in the name of a user's index (`<prefix>u:{…}`): never
+/// a session key's hex, so the two kinds of keys cannot be confused.
+pub(super) const INDEX_INFIX: &str = "u:";
+
+/// A batch of puts and deletes, if the presence condition holds.
+/// KEYS: session. ARGV: presence, expires_at, marker, then `p field value` or `d field` per change.
+const APPLY: &str = r"
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[1] == 'existing' and not exists) or (ARGV[1] == 'new' and exists) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[3], '1')
+local i = 4
+while i <= #ARGV do
+  if ARGV[i] == 'p' then
+    redis.call('HSET', KEYS[1], ARGV[i + 1], ARGV[i + 2]); i = i + 3
+  else
+    redis.call('HDEL', KEYS[1], ARGV[i + 1]); i = i + 2
+  end
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1";
+
+/// One field's compare-and-set. Answers 1 done, 0 conflict (the field is not as
+/// expected), -1 presence failed (the session is missing, or exists when it must be new).
+/// KEYS: session. ARGV: presence, expires_at, marker, field, expected_value_present
+/// (0/1), expected_value, op (`p` put, `d` delete, `k` keep: check only), new_value.
+const COMPARE_AND_SET: &str = r"
+local exists = redis.call('EXISTS', KEYS[1])
+if (ARGV[1] == 'existing' and exists == 0) or (ARGV[1] == 'new' and exists == 1) then return -1 end
+local current = redis.call('HGET', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then
+  if current ~= ARGV[6] then return 0 end
+elseif current then
+  return 0
+end
+if ARGV[7] == 'k' then return 1 end
+redis.call('HSET', KEYS[1], ARGV[3], '1')
+if ARGV[7] == 'p' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[8]) else redis.call('HDEL', KEYS[1], ARGV[4]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1";
+
+/// `renew` on one node: moves the session if the source exists, the target does
+/// not, and the source's binding is the expected one (empty: none). Answers
+/// `{1, ''}` moved, `{0, ''}` refused, or `{2, binding}` when the binding is not the
+/// expected one (then nothing moved: the caller goes the way that binding needs).
+/// KEYS: from, to. ARGV: expires_at, binding field, expected binding.
+const RENAME: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then return {0, ''} end
+local binding = redis.call('HGET', KEYS[1], ARGV[2]) or ''
+if binding ~= ARGV[3] then return {2, binding} end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+return {1, ''}";
+
+/// `renew` on a cluster, step one: read and delete the old session at once, if its
+/// binding is the expected one (empty: none). Answers `{'taken', ttl, field,
+/// value, ...}` (its remaining time to live in ms, then the hash),
+/// `{'missing'}`, or `{'binding', binding}` when the binding is not the expected
+/// one (nothing taken).
+/// KEYS: session. ARGV: binding field, expected binding.
+const TAKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local binding = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if binding ~= ARGV[2] then return {'binding', binding} end
+local ttl = redis.call('PTTL', KEYS[1])
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+table.insert(all, 1, tostring(ttl))
+table.insert(all, 1, 'taken')
+return all";
+
+/// `renew` on a cluster, step two: write the taken fields under the new key.
+/// KEYS: session. ARGV: expires_at, then field, value pairs.
+const PUT_ALL_IF_ABSENT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1";
+
+// The per-user index (`users.rs`): one hash per user, a field per session key
+// (64 hex characters) whose value is the member's state: `b` bound, `r` taken
+// by a revoke, `m<until ms>:<source key>` the target of a rename in flight.
+
+/// `bind`, step one: index the session. Answers -1 (and changes nothing) if a
+/// revoke has taken it, else the number of members after.
+/// KEYS: index. ARGV: member.
+const INDEX_BIND: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == 'r' then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], 'b')
+return redis.call('HLEN', KEYS[1])";
+
+/// `bind`, step two: write the binding of a live session and set its expiry.
+/// Answers `{1, previous binding or ''}`, or `{0, ''}` when there is no session.
+/// KEYS: session. ARGV: binding field, binding, expires_at.
+const BIND: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local previous = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return {1, previous}";
+
+/// `rename` of a bound session, step one: index the target as moving in, if the
+/// source is a member no revoke has taken and the target is not a member yet.
+/// Answers 1, or 0 (nothing changed).
+/// KEYS: index. ARGV: source, target, the target's state (`m<until>:<source>`).
+const INDEX_MOVE_IN: &str = r"
+local state = redis.call('HGET', KEYS[1], ARGV[1])
+if not state or state == 'r' then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1";
+
+/// `rename` of a bound session, last step: the data has moved, so the source is
+/// dropped; the target becomes bound unless a revoke took it meanwhile (answers
+/// 1), else answers 0 and the caller deletes the target.
+/// KEYS: index. ARGV: source, target.
+const INDEX_SETTLE: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+local state = redis.call('HGET', KEYS[1], ARGV[2])
+if not state or state == 'r' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], 'b')
+return 1";
+
+/// `rename` of a bound session that moved nothing: drop the target if it is
+/// still moving in.
+/// KEYS: index. ARGV: target.
+const INDEX_UNPEND: &str = r"
+local state = redis.call('HGET', KEYS[1], ARGV[1])
+if state and string.sub(state, 1, 1) == 'm' then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1";
+
+/// Lazy cleanup: drop members seen without a session, but not a rename target
+/// still moving in (it has no session yet). Answers how many were dropped.
+/// KEYS: index. ARGV: now (ms), then the members.
+const INDEX_PRUNE: &str = r"
+local dropped = 0
+for i = 2, #ARGV do
+  local state = redis.call('HGET', KEYS[1], ARGV[i])
+  local pending = state and string.match(state, '^m(%d+):')
+  local until_ms = pending and tonumber(pending)
+  if state and not (until_ms and until_ms >= tonumber(ARGV[1])) then
+    dropped = dropped + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return dropped";
+
+/// A revoke, step one: mark members as taken (`r`), so no rename or bind can
+/// use them any more, and answer them. Mode `all`: every member but ARGV[2] and
+/// the targets of its renames in flight; mode `one`: ARGV[2] and those targets.
+/// KEYS: index. ARGV: mode, member (empty: none).
+const INDEX_MARK: &str = r"
+local all = redis.call('HGETALL', KEYS[1])
+local marked = {}
+for i = 1, #all, 2 do
+  local member, state = all[i], all[i + 1]
+  local source = string.match(state, '^m%d+:(%x+)$')
+  local named = member == ARGV[2] or source == ARGV[2]
+  if named == (ARGV[1] == 'one') then
+    redis.call('HSET', KEYS[1], member, 'r')
+    marked[#marked + 1] = member
+  end
+end
+return marked";
+
+/// A revoke, step two, per session: delete it if its binding names the user.
+/// Answers 1 deleted, 0 no session, -1 spared (bound to no one or someone else).
+/// KEYS: session. ARGV: binding field, user.
+const REVOKE: &str = r"
+local binding = redis.call('HGET', KEYS[1], ARGV[1])
+if not binding then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+  return 0
+end
+local ok, decoded = pcall(cjson.decode, binding)
+if not ok or type(decoded) ~= 'table' or decoded['user'] ~= ARGV[2] then return -1 end
+redis.call('DEL', KEYS[1])
+return 1";
+
+/// A revoke, last step: members still marked are dropped (`g`: their session is
+/// gone) or bound again (`s`: spared, bound to someone else or not yet bound).
+/// KEYS: index. ARGV: member, `g` or `s`, member, ...
+const INDEX_RELEASE: &str = r"
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == 'r' then
+    if ARGV[i + 1] == 'g' then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], 'b')
+    end
+  end
+end
+return 1";
+
+/// The scripts, hashed once (redis-rs sends `EVALSHA`, and the source on a miss).
+pub(super) struct Scripts {
+    pub(super) apply: Script,
+    pub(super) compare_and_set: Script,
+    pub(super) rename: Script,
+    pub(super) take: Script,
+    pub(super) put_all_if_absent: Script,
+    pub(super) index_bind: Script,
+    pub(super) bind: Script,
+    pub(super) index_move_in: Script,
+    pub(super) index_settle: Script,
+    pub(super) index_unpend: Script,
+    pub(super) index_prune: Script,
+    pub(super) index_mark: Script,
+    pub(super) revoke: Script,
+    pub(super) index_release: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            apply: Script::new(APPLY),
+            compare_and_set: Script::new(COMPARE_AND_SET),
+            rename: Script::new(RENAME),
+            take: Script::new(TAKE),
+            put_all_if_absent: Script::new(PUT_ALL_IF_ABSENT),
+            index_bind: Script::new(INDEX_BIND),
+            bind: Script::new(BIND),
+            index_move_in: Script::new(INDEX_MOVE_IN),
+            index_settle: Script::new(INDEX_SETTLE),
+            index_unpend: Script::new(INDEX_UNPEND),
+            index_prune: Script::new(INDEX_PRUNE),
+            index_mark: Script::new(INDEX_MARK),
+            revoke: Script::new(REVOKE),
+            index_release: Script::new(INDEX_RELEASE),
+        }
+    }
+}
+
+/// A presence condition as the scripts spell it.
+pub(super) fn presence_arg(presence: Presence) -> &'static str {
+    match presence {
+        Presence::New => "new",
+        Presence::Existing => "existing",
+    }
+}
+
+/// A compare-and-set's operation as `COMPARE_AND_SET` spells it.
+pub(super) fn cas_op_arg(op: CasOp) -> &'static str {
+    match op {
+        CasOp::Put => "p",
+        CasOp::Delete => "d",
+        CasOp::Check => "k",
+    }
+}
