@@ -18,7 +18,7 @@ use crate::session::Session;
 use crate::store::BoxFuture;
 
 pin_project! {
-    /// The response future of [`SessionService`](super::SessionService).
+    /// The response future of [`SessionService`](super::service::SessionService).
     ///
     /// Most requests finish without a second allocation: when nothing is pending
     /// and no refresh is due, persisting is synchronous (at most signing a cookie).

@@ -7,7 +7,9 @@ use std::time::Instant;
 use http::Request;
 use tower_layer::Layer;
 
-use super::{SessionService, Shared};
+use super::load::begin;
+use super::service::SessionService;
+use super::shared::Shared;
 use crate::config::SessionConfig;
 use crate::error::{SessionError, StoreError};
 use crate::observe::{Health, Operation, HEALTH_TIMEOUT};
@@ -83,7 +85,7 @@ impl SessionLayer {
     /// The session a service of this layer gives `request` (step 1 of the
     /// lifecycle alone, for [`crate::testing`]).
     pub(crate) fn begin<B>(&self, request: &Request<B>) -> Session {
-        super::begin(&self.shared, request)
+        begin(&self.shared, request)
     }
 
     /// Whether the layer's store answers: a readiness check for a health route

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::Shared;
+use super::shared::Shared;
 use crate::observe::Operation;
 use crate::token::now_ms;
 

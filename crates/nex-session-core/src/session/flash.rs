@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Session;
+use super::handle::Session;
 use crate::error::SessionError;
 
 /// The largest flash (as JSON) carried in a cookie (browsers cap a cookie at
@@ -156,4 +156,11 @@ fn decode_stored(bytes: &[u8]) -> Result<Messages, SessionError> {
 /// A genuine cookie that does not decode was made by another version: no messages.
 fn decode(bytes: &[u8]) -> Messages {
     serde_json::from_slice(bytes).unwrap_or_default()
+}
+
+impl Session {
+    /// The flash messages of this session (Nex.Flash).
+    pub fn flash(&self) -> Flash {
+        Flash::new(self.clone())
+    }
 }

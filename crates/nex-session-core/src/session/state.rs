@@ -1,8 +1,10 @@
 //! The state of one request's session, and every change to it: reads, buffered
 //! writes, the store calls that write at once, and what the response needs.
 
+use super::context::Context;
 use super::cookies::Cookies;
-use super::{csrf, Context, Ending, IssueCookie, Outcome, SessionCookie, CSRF_KEY};
+use super::csrf_secret::{self, CSRF_KEY};
+use super::ending::{Ending, IssueCookie, Outcome, SessionCookie};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::SessionId;
@@ -593,7 +595,7 @@ impl State {
         // Nothing is stored under a new id: no read needed.
         self.loaded.get_or_insert_with(Snapshot::default);
         if let Some(secret) = self.fresh_csrf.take() {
-            self.pending.insert(CSRF_KEY.to_owned(), Change::Put(csrf::encode_stored(&secret)));
+            self.pending.insert(CSRF_KEY.to_owned(), Change::Put(csrf_secret::encode_stored(&secret)));
         }
         Ok(id)
     }

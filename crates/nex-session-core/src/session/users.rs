@@ -2,7 +2,7 @@
 //! ("your devices", "sign out everywhere"). The store side is
 //! [`crate::store::UserIndex`]; this is what handlers call.
 
-use super::Session;
+use super::handle::Session;
 use crate::error::SessionError;
 use crate::observe::Operation;
 use crate::store::users::{Binding, Keep, SessionHandle, UserSession};

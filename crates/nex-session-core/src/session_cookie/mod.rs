@@ -21,11 +21,13 @@ use crate::observe::{self, Rejected};
 use crate::token::{Keyring, TokenError};
 
 mod expiry;
+mod request;
 mod side;
 mod verified;
 
 pub use expiry::SessionExpiry;
 pub(crate) use expiry::{ExpiryRules, Lifetime, Mode};
+pub(crate) use request::RequestCookie;
 pub(crate) use side::SideCookie;
 pub use side::{CSRF_COOKIE, FLASH_COOKIE};
 use verified::VerifiedCookies;
@@ -36,22 +38,6 @@ pub use crate::config::COOKIE_NAME;
 
 /// Salt of the session cookie token, as Nex (`Phoenix.Token.sign(secret, "nex.session", id)`).
 pub const SESSION_SALT: &str = "nex.session";
-
-/// What a genuine session cookie of a request said.
-#[derive(Clone)]
-pub(crate) struct RequestCookie {
-    /// The session id the cookie carries.
-    pub(crate) id: SessionId,
-    /// When the cookie was signed (ms since the Unix epoch).
-    pub(crate) signed_at_ms: i64,
-    /// Signed with the current secret (not a previous one of the keyring).
-    pub(crate) current_key: bool,
-    /// The max age the cookie is verified with (s): its session's inactivity TTL.
-    pub(crate) max_age_s: i64,
-    /// The session's expiry mode and creation time; a bare-id token (the
-    /// defaults) counts as created when it was signed.
-    pub(crate) lifetime: Lifetime,
-}
 
 /// Reads and writes one layer's session cookies.
 pub(crate) struct CookieCodec {

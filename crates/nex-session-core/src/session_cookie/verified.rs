@@ -21,7 +21,7 @@
 
 use std::sync::Mutex;
 
-use super::RequestCookie;
+use super::request::RequestCookie;
 use crate::token::{check_age, ct};
 
 /// Slots in the table (a power of two): about 1024 browsers' cookies, ~200 KiB at most.

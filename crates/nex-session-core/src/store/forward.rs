@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use super::contract::{
-    BoxFuture, Changes, FastReads, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
-};
+use super::contract::{FastReads, SessionAdmin, SessionStore};
+use super::record::{BoxFuture, Changes, Presence, Record, UpdateFn, WriteOutcome};
 use super::users::UserIndex;
 use crate::error::StoreError;
 use crate::id::StoreKey;

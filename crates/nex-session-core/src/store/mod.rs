@@ -173,15 +173,14 @@ pub mod conformance;
 mod contract;
 mod forward;
 mod memory;
+mod record;
 mod snapshot;
 pub mod toolkit;
 pub mod users;
 
-pub use contract::{
-    BoxFuture, Change, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary,
-    UpdateAction, UpdateFn, WriteOutcome,
-};
+pub use contract::{FastReads, LoadNow, SessionAdmin, SessionStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
+pub use record::{BoxFuture, Change, Changes, Fields, Presence, Record, Summary, UpdateAction, UpdateFn, WriteOutcome};
 pub use snapshot::Snapshot;
 pub use toolkit::redact::RedactedUrl;
 pub use users::{Binding, Keep, SessionHandle, UserIndex, UserSession};

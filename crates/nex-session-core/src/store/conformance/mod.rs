@@ -32,12 +32,12 @@
 
 use std::sync::Arc;
 
-use super::{Change, Changes, LoadNow, Presence, SessionStore, UpdateAction, WriteOutcome};
+use super::{LoadNow, Presence, SessionStore, UpdateAction, WriteOutcome};
 
 pub mod fixtures;
 mod users;
 
-use crate::id::{SessionId, StoreKey};
+use self::fixtures::{changes, fresh_key, later};
 use crate::token::now_ms;
 pub use users::{
     a_session_has_one_user_at_a_time, binding_indexes_the_session_and_lists_it_by_handle, binding_needs_a_live_session,
@@ -45,19 +45,6 @@ pub use users::{
     revoke_all_wins_over_racing_requests, revoke_by_handle_removes_one_session_of_that_user_only, run_users,
     the_binding_follows_renames,
 };
-
-pub(crate) fn fresh_key() -> StoreKey {
-    SessionId::generate().expect("OS random source").store_key()
-}
-
-pub(crate) fn later() -> i64 {
-    now_ms() + 3_600_000
-}
-
-pub(crate) fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Changes {
-    let change = |v: Option<&[u8]>| v.map_or(Change::Delete, |v| Change::Put(v.to_vec()));
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), change(*v))).collect()
-}
 
 /// What a store's administration can do, so the suite checks the right thing.
 /// Stores without [`SessionStore::admin`] skip those checks whatever these say.

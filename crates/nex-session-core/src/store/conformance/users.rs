@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{changes, fresh_key, later};
+use super::fixtures::{changes, fresh_key, later};
 use crate::id::StoreKey;
 use crate::store::users::{Binding, Keep, SessionHandle, UserIndex};
 use crate::store::{Presence, SessionStore, UpdateAction, WriteOutcome};

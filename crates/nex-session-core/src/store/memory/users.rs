@@ -1,71 +1,17 @@
-//! The memory store's per-user index: a map from user to the keys of their
-//! sessions, behind one lock taken before any shard lock (and a leaf lock for
-//! the keys of bound sessions evicted under a shard lock, which the index drops
-//! the next time it is taken).
-//!
-//! Every operation that changes which sessions a user has (bind, rename, the
-//! revokes) holds that lock throughout, so they happen one after another: a
-//! revoke-all sees every session bound before it, and a rename racing with it
-//! either finishes first (its new key is indexed, and revoked) or starts after
-//! (its source is gone). Writes of a session's other fields take only their
-//! shard lock and need its entry to exist, so none can bring a removed session
-//! back. Removed, evicted and expired sessions are dropped from the index when
-//! they go (eviction: the next time the index is taken; expiry: by the purge), or
-//! when the user's sessions are next read or bound.
+//! The memory store's [`UserIndex`]: bind, list and revoke a user's sessions,
+//! with the index of `index.rs` (its locking rules are there).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::MutexGuard;
+use std::collections::HashSet;
 
-use super::MemoryStore;
+use super::index::{forget, Index};
+use super::store::MemoryStore;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
 use crate::store::{BoxFuture, WriteOutcome};
 use crate::token::now_ms;
 
-/// User → keys of the sessions bound to them (maybe some dead ones).
-pub(super) type Index = HashMap<String, HashSet<StoreKey>>;
-
-/// `key` of `user` moved to `to` (a renew).
-pub(super) fn moved(index: &mut Index, user: &str, from: StoreKey, to: StoreKey) {
-    let keys = index.entry(user.to_owned()).or_default();
-    keys.remove(&from);
-    keys.insert(to);
-}
-
-/// `key` of `user` is gone.
-pub(super) fn forget(index: &mut Index, user: &str, key: StoreKey) {
-    if let Some(keys) = index.get_mut(user) {
-        keys.remove(&key);
-        if keys.is_empty() {
-            index.remove(user);
-        }
-    }
-}
-
 impl MemoryStore {
-    /// The index, with the keys of bound sessions evicted since it was last taken
-    /// already forgotten.
-    pub(super) fn index(&self) -> MutexGuard<'_, Index> {
-        // Each change of the index is one insert or remove: a panic cannot leave it half-done.
-        let mut index = self.inner.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let orphans = std::mem::take(&mut *self.orphans());
-        for (user, key) in orphans {
-            forget(&mut index, &user, key);
-        }
-        index
-    }
-
-    fn orphans(&self) -> MutexGuard<'_, Vec<(String, StoreKey)>> {
-        self.inner.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A bound session was evicted under its shard lock: the next holder of the
-    /// index lock drops it from the index.
-    pub(super) fn orphaned(&self, user: String, key: StoreKey) {
-        self.orphans().push((user, key));
-    }
-
     /// The listing of the live session under `key`, if it is bound to `user`.
     fn listing(&self, key: StoreKey, user: &str, now: i64) -> Option<UserSession> {
         let shard = self.shard(key);
@@ -113,7 +59,7 @@ impl UserIndex for MemoryStore {
         expires_at_ms: i64,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let now = now_ms();
-        let mut index = self.index();
+        let mut index = self.users();
         let mut shard = self.shard(key);
         let outcome = match shard.sessions.get_mut(&key).filter(|e| e.expires_at_ms > now) {
             None => WriteOutcome::PresenceFailed,
@@ -139,14 +85,14 @@ impl UserIndex for MemoryStore {
 
     fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {
         let mut listed: Vec<UserSession> =
-            self.live_sessions(&mut self.index(), user, now_ms()).into_iter().map(|(_, s)| s).collect();
+            self.live_sessions(&mut self.users(), user, now_ms()).into_iter().map(|(_, s)| s).collect();
         listed.sort_by(|a, b| (a.signed_in_ms, &a.handle).cmp(&(b.signed_in_ms, &b.handle)));
         Box::pin(std::future::ready(Ok(listed)))
     }
 
     fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
         let now = now_ms();
-        let mut index = self.index();
+        let mut index = self.users();
         let key = index.get(user).and_then(|keys| keys.iter().copied().find(|key| SessionHandle::of(*key) == *handle));
         let revoked = match key {
             Some(key) => {
@@ -162,7 +108,7 @@ impl UserIndex for MemoryStore {
 
     fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
         let now = now_ms();
-        let mut index = self.index();
+        let mut index = self.users();
         let mut revoked = 0u64;
         if let Some(keys) = index.remove(user) {
             let mut kept = HashSet::new();

@@ -219,8 +219,8 @@ fn millis(duration: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::conformance::fixtures::{key, record};
     use super::*;
+    use crate::store::conformance::fixtures::{key, record};
 
     #[test]
     fn a_load_that_raced_with_an_invalidation_is_not_cached_and_expired_ones_are_not_served() {
