@@ -210,8 +210,7 @@ pub async fn open_store(url: &str, max_sessions: Option<&str>) -> Result<Arc<dyn
 pub fn config_from_env() -> Result<SessionConfig, StartError> {
     let nex_env = std::env::var_os(NEX_ENV);
     let mode = RunMode::from_nex_env(nex_env.as_deref(), RunMode::Development);
-    SessionConfig::from_env_with_mode(mode.is_development())
-        .map_err(|err| StartError(start_message(mode, nex_env, &err)))
+    SessionConfig::from_env_with_mode(mode).map_err(|err| StartError(start_message(mode, nex_env, &err)))
 }
 
 /// A start error that says which mode `NEX_ENV` chose and why, so a misspelt

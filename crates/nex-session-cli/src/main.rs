@@ -4,12 +4,12 @@
 //! Operators use `token verify` to debug a `_nex_session` cookie: paste the cookie
 //! value and it prints the session id inside, or says why it is refused.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nex_session::token::now_ms;
+use render::print_line;
 
 mod cookie_input;
 mod render;
@@ -185,13 +185,4 @@ fn token(command: TokenCommand) -> ExitCode {
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
-}
-
-/// Prints `text` and a newline on stdout; a closed stdout (a pipe to `head`) is a failure, not a panic.
-pub(crate) fn print_line(text: &str) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}") {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
 }

@@ -5,6 +5,9 @@
 //!
 //! Nothing here prints a session id: sessions are named by store key or handle.
 
+use std::io::Write as _;
+use std::process::ExitCode;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nex_session::store::users::UserSession;
@@ -13,6 +16,15 @@ use nex_session::StoreKey;
 use serde_json::{json, Map, Value};
 
 use crate::time::{rfc3339, utc};
+
+/// Prints `text` and a newline on stdout; a closed stdout (a pipe to `head`) is a failure, not a panic.
+pub(crate) fn print_line(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
 
 /// `sessions list`: every listed session by store key, with its key count and expiry.
 pub(crate) fn session_list(sessions: &[Summary], now_ms: i64, as_json: bool) -> String {

@@ -15,8 +15,8 @@ use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore, S
 use nex_session::token::now_ms;
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
 
+use crate::render::{self, print_line};
 use crate::secrets::Secrets;
-use crate::{print_line, render};
 
 /// The variable that names the store when `--store` is not given.
 pub(crate) const STORE_VAR: &str = "NEX_SESSION_STORE";

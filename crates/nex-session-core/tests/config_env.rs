@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use nex_session::{ConfigError, Expiry, SessionConfig};
+use nex_session::{ConfigError, Expiry, RunMode, SessionConfig};
 
 const SECRET: &str = "env-secret-env-secret-env-secret-env-secret";
 
 fn read() -> Result<SessionConfig, ConfigError> {
-    SessionConfig::from_env_with_mode(false)
+    SessionConfig::from_env_with_mode(RunMode::Production)
 }
 
 #[test]
