@@ -43,6 +43,7 @@
 //! [`StoreError::Unavailable`]: nex_session_core::StoreError::Unavailable
 
 mod cache;
+mod connection;
 mod file_identity;
 mod store;
 mod users;
