@@ -45,7 +45,9 @@
 mod cache;
 mod connection;
 mod file_identity;
+mod rows;
 mod store;
+mod user_rows;
 mod users;
 mod validation;
 mod worker;

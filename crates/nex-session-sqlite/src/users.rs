@@ -34,8 +34,8 @@
 //! # Sessions without a user
 //!
 //! `load`, `apply`, `update` and `touch` never read or write the table. `rename`
-//! and `remove` run one more statement each (a primary-key lookup that finds
-//! nothing), the purge one more per batch.
+//! and `remove` run one more statement each (`user_rows.rs`: a primary-key
+//! lookup that finds nothing), the purge one more per batch.
 //!
 //! # Dead rows
 //!
@@ -47,28 +47,14 @@
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::cache::Touched;
-use crate::store::{claim, delete_session, live, read_field, write_field, SqliteStore};
+use crate::rows::{claim, delete_session, live, read_field, write_field};
+use crate::store::SqliteStore;
+use crate::user_rows::unindex;
 use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
 use nex_session_core::store::{BoxFuture, Presence, WriteOutcome};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
-
-/// Deletes the index row of the session under `key` (it is being removed).
-pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1")?.execute(params![key])?;
-    Ok(())
-}
-
-/// Moves the index row of the session under `from` to `to` (a rename); nothing
-/// for an unbound session.
-pub(super) fn reindex(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Result<()> {
-    // `OR REPLACE`: a row left by an expired session under `to` gives way instead
-    // of failing the rename on the primary key.
-    conn.prepare_cached("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2")?
-        .execute(params![to, from])?;
-    Ok(())
-}
 
 /// Whether the session under `key` is live and its binding names `user`.
 fn bound_to(conn: &Connection, key: &[u8], user: &str, now: i64) -> rusqlite::Result<bool> {
