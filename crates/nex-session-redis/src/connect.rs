@@ -16,7 +16,6 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{heartbeat, ClientCache, Invalidator};
-use crate::scan::glob_escape;
 use crate::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
 use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
 use nex_session_core::store::BoxFuture;
@@ -345,5 +344,28 @@ async fn connect_tracking(
             tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
             Ok(None)
         }
+    }
+}
+
+/// `text` with the characters `SCAN`'s glob patterns treat specially escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_characters_of_a_prefix_match_only_themselves() {
+        assert_eq!(glob_escape("nex:session:"), "nex:session:");
+        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
     }
 }

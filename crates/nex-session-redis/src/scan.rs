@@ -94,18 +94,6 @@ fn parse_primaries(slots: &Value) -> Option<Vec<Node>> {
     Some(nodes.into_iter().collect())
 }
 
-/// `text` with the characters `SCAN`'s glob patterns treat specially escaped.
-pub(super) fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,11 +129,5 @@ mod tests {
         assert_eq!(parse_primaries(&Value::Array(vec![range(0, 1, &[("h", 70_000)])])), None);
         assert_eq!(parse_primaries(&Value::Array(vec![Value::Array(vec![Value::Int(0), Value::Int(1)])])), None);
         assert_eq!(parse_primaries(&Value::Array(Vec::new())), Some(Vec::new()));
-    }
-
-    #[test]
-    fn glob_characters_of_a_prefix_match_only_themselves() {
-        assert_eq!(glob_escape("nex:session:"), "nex:session:");
-        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
     }
 }
