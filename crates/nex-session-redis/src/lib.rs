@@ -69,6 +69,7 @@ mod cache;
 mod connect;
 mod scan;
 mod scripts;
+mod session_store;
 mod store;
 mod users;
 
