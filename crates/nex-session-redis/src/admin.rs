@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use crate::store::RedisStore;
+use crate::sweep::sweep_indexes;
 use nex_session_core::store::{BoxFuture, SessionAdmin, Summary};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -19,7 +20,7 @@ impl SessionAdmin for RedisStore {
         Box::pin(async move {
             // Redis expires sessions itself, so there are none to count; what
             // outlives them is members of users' indexes, swept a slice at a time.
-            let dropped = self.sweep_indexes().await?;
+            let dropped = sweep_indexes(&self.redis, &self.sweep).await?;
             tracing::debug!(target: "nex_session::store", dropped, "dead members dropped from users' indexes");
             Ok(0)
         })

@@ -150,6 +150,16 @@ fn refused_by_redis(err: &redis::RedisError) -> bool {
     )
 }
 
+/// A step failed after the store changed (a cluster `renew` took the old
+/// session away, a revoke deleted sessions): the failure is never reported as
+/// "nothing applied".
+pub(super) fn taken_away(err: StoreError) -> StoreError {
+    match err {
+        StoreError::OutcomeUnknown(_) => err,
+        other => StoreError::OutcomeUnknown(Box::new(other)),
+    }
+}
+
 impl Redis {
     /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
     /// caching when `options` ask for it and the server can.

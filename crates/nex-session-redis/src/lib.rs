@@ -67,10 +67,13 @@
 mod admin;
 mod cache;
 mod connect;
+mod index_members;
+mod rename;
 mod scan;
 mod scripts;
 mod session_store;
 mod store;
+mod sweep;
 mod users;
 
 pub use connect::RedisOptions;

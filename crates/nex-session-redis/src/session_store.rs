@@ -2,10 +2,11 @@
 //! cache when it holds the session, else `HGETALL` and `PTTL` in one round trip;
 //! each write one script or command; `update` through the group commit.
 
+use crate::rename;
 use crate::scripts::{presence_arg, MARKER};
-use crate::store::{Moved, RedisStore};
+use crate::store::RedisStore;
 use nex_session_core::store::toolkit::update_chain;
-use nex_session_core::store::users::{Binding, UserIndex};
+use nex_session_core::store::users::UserIndex;
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn,
     WriteOutcome,
@@ -104,29 +105,7 @@ impl SessionStore for RedisStore {
     }
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.forget(from);
-            self.forget(to);
-            // One deadline for all steps: `renew` as a whole answers within the timeout.
-            let deadline = self.redis.deadline();
-            // First as an unbound session: one script, as before there were users.
-            // A bound one answers its binding and goes through the index instead;
-            // so does one whose binding changed meanwhile (a concurrent bind).
-            let mut expected = Vec::new();
-            loop {
-                let moved = match Binding::decode(&expected) {
-                    None => self.move_session(from, to, expires_at_ms, &expected, deadline).await?,
-                    Some(binding) => {
-                        self.rename_bound(from, to, expires_at_ms, &expected, &binding.user, deadline).await?
-                    }
-                };
-                match moved {
-                    Moved::Done => return Ok(true),
-                    Moved::Refused => return Ok(false),
-                    Moved::BindingIs(binding) => expected = binding,
-                }
-            }
-        })
+        Box::pin(rename::rename(self, from, to, expires_at_ms))
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -1,12 +1,15 @@
+//! The store handle: its parts (the connection, the group commit of updates,
+//! the client-side cache, the sweep's place), opening it, and the cache's
+//! statistics. What it does is in the files named for each job.
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::ClientCache;
 use crate::connect::RedisOptions;
 use crate::connect::{Connection, Redis};
+use crate::sweep::Sweep;
 use nex_session_core::store::toolkit::update_chain::Updates;
-use nex_session_core::store::users::USER_FIELD;
-use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
@@ -70,7 +73,7 @@ pub struct RedisStore {
     /// Sessions read recently, kept current by Redis' invalidation pushes.
     pub(crate) cache: Option<Arc<ClientCache>>,
     /// Where the purge's sweep of users' indexes stands.
-    pub(crate) sweep: Arc<crate::users::Sweep>,
+    pub(crate) sweep: Arc<Sweep>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -140,122 +143,5 @@ impl RedisStore {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
         }
-    }
-
-    /// Moves the session under `from` to `to` (see [`SessionStore::rename`]) if
-    /// its binding ([`USER_FIELD`]) is `expected` (empty: none); otherwise moves
-    /// nothing and answers the binding it has, for the caller to take the way
-    /// that binding needs (`users.rs` for a bound session).
-    ///
-    /// [`SessionStore::rename`]: nex_session_core::store::SessionStore::rename
-    pub(crate) async fn move_session(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        expires_at_ms: i64,
-        expected: &[u8],
-        deadline: tokio::time::Instant,
-    ) -> Result<Moved, StoreError> {
-        let (from, to) = (self.redis.key(from), self.redis.key(to));
-        match &self.redis.conn {
-            Connection::Single(_) => {
-                let mut invocation = self.redis.scripts.rename.key(&from);
-                invocation.key(&to).arg(expires_at_ms).arg(USER_FIELD).arg(expected);
-                let mut conn = self.redis.conn.clone();
-                let (moved, binding): (i64, Vec<u8>) =
-                    self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
-                Ok(match moved {
-                    1 => Moved::Done,
-                    2 => Moved::BindingIs(binding),
-                    _ => Moved::Refused,
-                })
-            }
-            Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms, expected, deadline).await,
-        }
-    }
-
-    /// `renew` on a cluster: two keys may sit in two slots, which no atomic
-    /// command spans. Take the old session away atomically first (the old id
-    /// stops working at once), then write it under the new key. If the new key
-    /// turns out to be taken (a 192-bit collision, checked first and then again
-    /// by the write), the session is put back as it was; if a step fails, the
-    /// user is logged out, never left on the old id.
-    async fn rename_across_slots(
-        &self,
-        from: &str,
-        to: &str,
-        expires_at_ms: i64,
-        expected: &[u8],
-        deadline: tokio::time::Instant,
-    ) -> Result<Moved, StoreError> {
-        let mut conn = self.redis.conn.clone();
-        let target_taken: bool = self.redis.read(deadline, redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
-        if target_taken {
-            return Ok(Moved::Refused);
-        }
-        let mut take = self.redis.scripts.take.key(from);
-        take.arg(USER_FIELD).arg(expected);
-        let taken: Vec<Vec<u8>> = self.redis.write(deadline, take.invoke_async(&mut conn)).await?;
-        let fields = match taken.split_first() {
-            Some((tag, rest)) if tag.as_slice() == b"taken" => rest,
-            Some((tag, rest)) if tag.as_slice() == b"binding" => {
-                return Ok(Moved::BindingIs(rest.first().cloned().unwrap_or_default()));
-            }
-            _ => return Ok(Moved::Refused),
-        };
-        let Some((ttl, fields)) = fields.split_first().filter(|(_, fields)| !fields.is_empty()) else {
-            return Ok(Moved::Refused);
-        };
-        // The old session is gone from here on: any failure leaves the user logged
-        // out, whatever else happened, so it is reported as possibly applied.
-        let moved = self.put_all_if_absent(to, expires_at_ms, fields, deadline).await.map_err(taken_away)?;
-        if moved {
-            return Ok(Moved::Done);
-        }
-        // Refused after all: put the source back with the time it had left.
-        let ttl_ms = std::str::from_utf8(ttl).ok().and_then(|t| t.parse::<i64>().ok()).filter(|t| *t > 0);
-        let restored_expiry = ttl_ms.map_or(expires_at_ms, |t| now_ms().saturating_add(t));
-        self.put_all_if_absent(from, restored_expiry, fields, deadline).await.map_err(taken_away)?;
-        Ok(Moved::Refused)
-    }
-
-    /// Writes a whole session under `key` unless one is there; `Ok(false)` if one was.
-    async fn put_all_if_absent(
-        &self,
-        key: &str,
-        expires_at_ms: i64,
-        fields: &[Vec<u8>],
-        deadline: tokio::time::Instant,
-    ) -> Result<bool, StoreError> {
-        let mut invocation = self.redis.scripts.put_all_if_absent.key(key);
-        invocation.arg(expires_at_ms);
-        for part in fields {
-            invocation.arg(part.as_slice());
-        }
-        let mut conn = self.redis.conn.clone();
-        let written: i64 = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
-        Ok(written == 1)
-    }
-}
-
-/// What [`RedisStore::move_session`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Moved {
-    /// The data is under the new key; the old key is gone.
-    Done,
-    /// Nothing moved: no such session, or the new key is taken.
-    Refused,
-    /// Nothing moved: the session's binding is not the one expected; here it is
-    /// (empty: none).
-    BindingIs(Vec<u8>),
-}
-
-/// A step failed after the store changed (a cluster `renew` took the old
-/// session away, a revoke deleted sessions): the failure is never reported as
-/// "nothing applied".
-pub(crate) fn taken_away(err: StoreError) -> StoreError {
-    match err {
-        StoreError::OutcomeUnknown(_) => err,
-        other => StoreError::OutcomeUnknown(Box::new(other)),
     }
 }
