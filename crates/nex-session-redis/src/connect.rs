@@ -16,9 +16,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{heartbeat, ClientCache, Invalidator};
-use crate::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
-use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
-use nex_session_core::store::BoxFuture;
+use crate::scripts::{Scripts, INDEX_INFIX};
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
@@ -112,7 +110,7 @@ impl ConnectionLike for Connection {
 pub(super) struct Redis {
     pub(super) conn: Connection,
     prefix: Arc<str>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     pub(super) scripts: Arc<Scripts>,
 }
 
@@ -267,55 +265,6 @@ impl Redis {
             // Polled at least once, so maybe sent; or still connecting, which we cannot tell apart.
             Err(_) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
         }
-    }
-
-    /// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
-    async fn run_compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
-        let mut invocation = self.scripts.compare_and_set.key(self.key(cas.key));
-        invocation
-            .arg(presence_arg(cas.presence))
-            .arg(cas.expires_at_ms)
-            .arg(MARKER)
-            .arg(cas.field)
-            .arg(if cas.expected.is_some() { "1" } else { "0" })
-            .arg(cas.expected.unwrap_or_default())
-            .arg(cas_op_arg(cas.op))
-            .arg(cas.new.unwrap_or_default());
-        let mut conn = self.conn.clone();
-        Ok(match self.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
-            1 => CasAnswer::Done,
-            -1 => CasAnswer::PresenceFailed,
-            _ => CasAnswer::Conflict,
-        })
-    }
-}
-
-/// The update chains' group commit (`update_chain.rs`) on Redis.
-impl CasStore for Redis {
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn read_field<'a>(
-        &'a self,
-        key: StoreKey,
-        field: &'a str,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
-        Box::pin(async move {
-            let redis_key = self.key(key);
-            let mut conn = self.conn.clone();
-            let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
-            self.read(deadline, read.query_async(&mut conn)).await
-        })
-    }
-
-    fn compare_and_set<'a>(
-        &'a self,
-        cas: &'a Cas<'a>,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
-        Box::pin(self.run_compare_and_set(cas, deadline))
     }
 }
 

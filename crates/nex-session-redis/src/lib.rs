@@ -66,6 +66,7 @@
 
 mod admin;
 mod cache;
+mod compare_and_set;
 mod connect;
 mod index_members;
 mod rename;
