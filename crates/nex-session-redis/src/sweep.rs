@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::connect::Redis;
 use crate::index_members::{members, probe, prune};
-use crate::scan::Node;
+use crate::scan::{nodes, scan, Node};
 use nex_session_core::StoreError;
 
 /// `SCAN` steps per node of one purge's sweep of users' indexes, and keys asked per step.
@@ -47,11 +47,11 @@ impl Sweep {
 pub(crate) async fn sweep_indexes(redis: &Redis, sweep: &Sweep) -> Result<u64, StoreError> {
     let pattern = redis.index_pattern();
     let mut dropped = 0u64;
-    for node in redis.nodes(redis.deadline()).await? {
+    for node in nodes(redis, redis.deadline()).await? {
         let mut cursor = sweep.cursor(&node);
         for _ in 0..SWEEP_STEPS {
             // Each command has its own deadline: a sweep is background work.
-            let (next, indexes) = redis.scan(&node, cursor, &pattern, SWEEP_COUNT, redis.deadline()).await?;
+            let (next, indexes) = scan(redis, &node, cursor, &pattern, SWEEP_COUNT, redis.deadline()).await?;
             for index in &indexes {
                 dropped += prune_index(redis, index, redis.deadline()).await?;
             }
