@@ -1,7 +1,7 @@
 //! Administration for operators and the background purge ([`SessionAdmin`]):
 //! listing sessions on the one node or every primary of a cluster (`scan.rs`),
-//! and a purge that has only users' indexes to tidy (Redis expires sessions by
-//! itself).
+//! and a purge that has only users' indexes to tidy (`sweep.rs`; Redis expires
+//! sessions by itself).
 
 use std::collections::HashSet;
 

@@ -1,6 +1,7 @@
 //! The store handle: its parts (the connection, the group commit of updates,
-//! the client-side cache, the sweep's place), opening it, and the cache's
-//! statistics. What it does is in the files named for each job.
+//! the client-side cache, where the purge's sweep stands), opening it, and the
+//! cache's statistics. Its operations are in `session_store.rs`, `rename.rs`,
+//! `users.rs` and `admin.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
