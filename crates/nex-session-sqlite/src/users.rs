@@ -5,12 +5,12 @@
 //! `nex_session_users (store_key BLOB PRIMARY KEY, user TEXT NOT NULL)`, with an
 //! index on `user`: one row per bound session. The primary key on `store_key` makes
 //! "one user per session" a property of the table: binding a session to another
-//! user overwrites its row. The binding itself is the session's
-//! [`USER_FIELD`](nex_session_core::store::users::USER_FIELD), a row of `nex_session_fields`
-//! written as `apply` writes fields, so `load` returns it with the session; the
-//! row is only how a user's sessions are found without a scan. The field is the
-//! truth: a session is listed or revoked only while it is live and its field names
-//! the user, and a row that says otherwise is dropped when it is next read.
+//! user overwrites its row. The binding itself is the session's [`USER_FIELD`],
+//! a row of `nex_session_fields` written as `apply` writes fields, so `load`
+//! returns it with the session; the row is only how a user's sessions are found
+//! without a scan. The field is the truth: a session is listed or revoked only
+//! while it is live and its field names the user, and a row that says otherwise
+//! is dropped when it is next read.
 //!
 //! # What is atomic, and in what order
 //!
