@@ -1,11 +1,14 @@
 //! Administration for operators and the background purge ([`SessionAdmin`]):
 //! listing sessions on the one node or every primary of a cluster (`scan.rs`),
-//! and a purge that has only users' indexes to tidy (Redis expires sessions by
-//! itself).
+//! and a purge that has only users' indexes to tidy (`sweep.rs`; Redis expires
+//! sessions by itself).
 
 use std::collections::HashSet;
 
+use crate::connect::Redis;
+use crate::scan::{nodes, scan};
 use crate::store::RedisStore;
+use crate::sweep::sweep_indexes;
 use nex_session_core::store::{BoxFuture, SessionAdmin, Summary};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -19,7 +22,7 @@ impl SessionAdmin for RedisStore {
         Box::pin(async move {
             // Redis expires sessions itself, so there are none to count; what
             // outlives them is members of users' indexes, swept a slice at a time.
-            let dropped = self.sweep_indexes().await?;
+            let dropped = sweep_indexes(&self.redis, &self.sweep).await?;
             tracing::debug!(target: "nex_session::store", dropped, "dead members dropped from users' indexes");
             Ok(0)
         })
@@ -30,14 +33,13 @@ impl SessionAdmin for RedisStore {
             let mut out = Vec::new();
             // A key moved between primaries while the scan runs could be met twice.
             let mut seen = HashSet::new();
-            for node in self.redis.nodes(self.redis.deadline()).await? {
+            for node in nodes(&self.redis, self.redis.deadline()).await? {
                 let mut cursor = 0u64;
                 loop {
                     // An operator's listing may take long: each command has its own deadline.
-                    let (next, keys) = self
-                        .redis
-                        .scan(&node, cursor, &self.redis.pattern(), SCAN_COUNT, self.redis.deadline())
-                        .await?;
+                    let (next, keys) =
+                        scan(&self.redis, &node, cursor, &self.redis.pattern(), SCAN_COUNT, self.redis.deadline())
+                            .await?;
                     for key in keys {
                         if out.len() >= limit {
                             return Ok(out);
@@ -45,7 +47,7 @@ impl SessionAdmin for RedisStore {
                         // Users' indexes share the prefix: not sessions.
                         let Some(store_key) = self.redis.store_key(&key) else { continue };
                         if seen.insert(store_key) {
-                            if let Some(summary) = self.summary(&key, store_key).await? {
+                            if let Some(summary) = summary(&self.redis, &key, store_key).await? {
                                 out.push(summary);
                             }
                         }
@@ -61,16 +63,14 @@ impl SessionAdmin for RedisStore {
     }
 }
 
-impl RedisStore {
-    /// The listing of the session under the Redis key `key`, if it is still there.
-    async fn summary(&self, key: &str, store_key: StoreKey) -> Result<Option<Summary>, StoreError> {
-        let mut conn = self.redis.conn.clone();
-        let lookup = redis::pipe().hlen(key).pttl(key).clone();
-        let (len, pttl): (usize, i64) = self.redis.read(self.redis.deadline(), lookup.query_async(&mut conn)).await?;
-        if pttl == -2 {
-            return Ok(None);
-        }
-        let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-        Ok(Some(Summary { key: store_key, fields: len.saturating_sub(1), expires_at_ms }))
+/// The listing of the session under the Redis key `key`, if it is still there.
+async fn summary(redis: &Redis, key: &str, store_key: StoreKey) -> Result<Option<Summary>, StoreError> {
+    let mut conn = redis.conn.clone();
+    let lookup = redis::pipe().hlen(key).pttl(key).clone();
+    let (len, pttl): (usize, i64) = redis.read(redis.deadline(), lookup.query_async(&mut conn)).await?;
+    if pttl == -2 {
+        return Ok(None);
     }
+    let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
+    Ok(Some(Summary { key: store_key, fields: len.saturating_sub(1), expires_at_ms }))
 }

@@ -16,10 +16,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{heartbeat, ClientCache, Invalidator};
-use crate::scan::glob_escape;
-use crate::scripts::{cas_op_arg, presence_arg, Scripts, INDEX_INFIX, MARKER};
-use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
-use nex_session_core::store::BoxFuture;
+use crate::scripts::{Scripts, INDEX_INFIX};
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
@@ -113,7 +110,7 @@ impl ConnectionLike for Connection {
 pub(super) struct Redis {
     pub(super) conn: Connection,
     prefix: Arc<str>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     pub(super) scripts: Arc<Scripts>,
 }
 
@@ -149,6 +146,16 @@ fn refused_by_redis(err: &redis::RedisError) -> bool {
         err.code(),
         Some("OOM" | "READONLY" | "LOADING" | "MASTERDOWN" | "BUSY" | "NOAUTH" | "WRONGPASS" | "NOPERM")
     )
+}
+
+/// A step failed after the store changed (a cluster `renew` took the old
+/// session away, a revoke deleted sessions): the failure is never reported as
+/// "nothing applied".
+pub(super) fn taken_away(err: StoreError) -> StoreError {
+    match err {
+        StoreError::OutcomeUnknown(_) => err,
+        other => StoreError::OutcomeUnknown(Box::new(other)),
+    }
 }
 
 impl Redis {
@@ -259,55 +266,6 @@ impl Redis {
             Err(_) => Err(StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.timeout)))),
         }
     }
-
-    /// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
-    async fn run_compare_and_set(&self, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
-        let mut invocation = self.scripts.compare_and_set.key(self.key(cas.key));
-        invocation
-            .arg(presence_arg(cas.presence))
-            .arg(cas.expires_at_ms)
-            .arg(MARKER)
-            .arg(cas.field)
-            .arg(if cas.expected.is_some() { "1" } else { "0" })
-            .arg(cas.expected.unwrap_or_default())
-            .arg(cas_op_arg(cas.op))
-            .arg(cas.new.unwrap_or_default());
-        let mut conn = self.conn.clone();
-        Ok(match self.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
-            1 => CasAnswer::Done,
-            -1 => CasAnswer::PresenceFailed,
-            _ => CasAnswer::Conflict,
-        })
-    }
-}
-
-/// The update chains' group commit (`update_chain.rs`) on Redis.
-impl CasStore for Redis {
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn read_field<'a>(
-        &'a self,
-        key: StoreKey,
-        field: &'a str,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
-        Box::pin(async move {
-            let redis_key = self.key(key);
-            let mut conn = self.conn.clone();
-            let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
-            self.read(deadline, read.query_async(&mut conn)).await
-        })
-    }
-
-    fn compare_and_set<'a>(
-        &'a self,
-        cas: &'a Cas<'a>,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
-        Box::pin(self.run_compare_and_set(cas, deadline))
-    }
 }
 
 async fn connect_cluster(nodes: &str, timeout: Duration) -> Result<Connection, StoreError> {
@@ -345,5 +303,28 @@ async fn connect_tracking(
             tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
             Ok(None)
         }
+    }
+}
+
+/// `text` with the characters `SCAN`'s glob patterns treat specially escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_characters_of_a_prefix_match_only_themselves() {
+        assert_eq!(glob_escape("nex:session:"), "nex:session:");
+        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
     }
 }

@@ -19,14 +19,16 @@
 //!   lost across instances. Once this process has written a field it knows its
 //!   value, and concurrent updates of it are group-committed: each runs its closure
 //!   on the latest accepted value at once, and a committer task sends them as one
-//!   compare-and-set per round trip (`store/update_chain.rs`).
+//!   compare-and-set per round trip (`store/update_chain.rs` of the core; this
+//!   store's side is `compare_and_set.rs`).
 //! - **Redis Cluster** (`redis+cluster://host:port,host:port`): a session is one key,
 //!   so all its fields live in one hash slot and every script above stays atomic.
 //!   `renew` moves data between two keys that may sit in different slots, which no
 //!   single atomic command can do; it first takes the old session away atomically
 //!   (read and delete in one script), so the old id stops working at once, then
 //!   writes the new key. If that second step fails the user is logged out, never
-//!   left on the old id. On a single node `renew` is one atomic script.
+//!   left on the old id. On a single node `renew` is one atomic script
+//!   (`rename.rs`).
 //! - **Users** ([`UserIndex`], `users.rs`): one hash per user,
 //!   `<prefix>u:{<hex SHA-256 of the user id>}`, a field per session key whose
 //!   value is the member's state; the binding itself is the session's
@@ -37,7 +39,7 @@
 //! - **Listing** (`admin.rs`, `scan.rs`): `SCAN` of the one node, or of every
 //!   primary of a cluster, each with its own cursor. The purge has no sessions to
 //!   remove; it sweeps users' indexes for members whose sessions are gone, a
-//!   bounded slice per run.
+//!   bounded slice per run (`sweep.rs`).
 //! - **Failures**: every call is bounded by one deadline, the timeout (default 1 s)
 //!   after it starts, covering its waits and its commands; a timeout or a lost
 //!   connection is a [`StoreError`], and the connection is re-established in the
@@ -66,10 +68,15 @@
 
 mod admin;
 mod cache;
+mod compare_and_set;
 mod connect;
+mod index_members;
+mod rename;
 mod scan;
 mod scripts;
+mod session_store;
 mod store;
+mod sweep;
 mod users;
 
 pub use connect::RedisOptions;

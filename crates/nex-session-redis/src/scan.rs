@@ -24,50 +24,47 @@ pub(super) enum Node {
     Primary { host: String, port: u16 },
 }
 
-impl Redis {
-    /// The nodes whose scans together cover every key: the single node, or each
-    /// primary of the cluster.
-    pub(super) async fn nodes(&self, deadline: Instant) -> Result<Vec<Node>, StoreError> {
-        let Connection::Cluster(cluster) = &self.conn else { return Ok(vec![Node::Single]) };
-        let mut cluster = cluster.clone();
-        let ask = redis::cmd("CLUSTER").arg("SLOTS").clone();
-        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-        let slots = self.read(deadline, cluster.route_command(ask, random)).await?;
-        let nodes = parse_primaries(&slots).ok_or_else(|| {
-            let what = "CLUSTER SLOTS answered something that is not a slot table with node addresses";
-            StoreError::Corrupt(what.into())
-        })?;
-        if nodes.is_empty() {
-            return Err(StoreError::Unavailable("the cluster named no primary (CLUSTER SLOTS)".into()));
-        }
-        Ok(nodes)
+/// The nodes whose scans together cover every key: the single node, or each
+/// primary of the cluster.
+pub(super) async fn nodes(redis: &Redis, deadline: Instant) -> Result<Vec<Node>, StoreError> {
+    let Connection::Cluster(cluster) = &redis.conn else { return Ok(vec![Node::Single]) };
+    let mut cluster = cluster.clone();
+    let ask = redis::cmd("CLUSTER").arg("SLOTS").clone();
+    let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let slots = redis.read(deadline, cluster.route_command(ask, random)).await?;
+    let nodes = parse_primaries(&slots).ok_or_else(|| {
+        let what = "CLUSTER SLOTS answered something that is not a slot table with node addresses";
+        StoreError::Corrupt(what.into())
+    })?;
+    if nodes.is_empty() {
+        return Err(StoreError::Unavailable("the cluster named no primary (CLUSTER SLOTS)".into()));
     }
+    Ok(nodes)
+}
 
-    /// One `SCAN` step on `node` from `cursor` for keys matching `pattern`: the
-    /// next cursor (0: done) and the keys.
-    pub(super) async fn scan(
-        &self,
-        node: &Node,
-        cursor: u64,
-        pattern: &str,
-        count: u64,
-        deadline: Instant,
-    ) -> Result<(u64, Vec<String>), StoreError> {
-        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count).clone();
-        match (node, &self.conn) {
-            (Node::Primary { host, port }, Connection::Cluster(cluster)) => {
-                let mut cluster = cluster.clone();
-                let route =
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
-                let call = async move { Ok(redis::from_redis_value(cluster.route_command(scan, route).await?)?) };
-                self.read(deadline, call).await
-            }
-            (Node::Single, Connection::Single(_)) => {
-                let mut conn = self.conn.clone();
-                self.read(deadline, scan.query_async(&mut conn)).await
-            }
-            _ => Err(StoreError::Unavailable("a scan of a node of another kind of connection".into())),
+/// One `SCAN` step on `node` from `cursor` for keys matching `pattern`: the
+/// next cursor (0: done) and the keys.
+pub(super) async fn scan(
+    redis: &Redis,
+    node: &Node,
+    cursor: u64,
+    pattern: &str,
+    count: u64,
+    deadline: Instant,
+) -> Result<(u64, Vec<String>), StoreError> {
+    let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count).clone();
+    match (node, &redis.conn) {
+        (Node::Primary { host, port }, Connection::Cluster(cluster)) => {
+            let mut cluster = cluster.clone();
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
+            let call = async move { Ok(redis::from_redis_value(cluster.route_command(scan, route).await?)?) };
+            redis.read(deadline, call).await
         }
+        (Node::Single, Connection::Single(_)) => {
+            let mut conn = redis.conn.clone();
+            redis.read(deadline, scan.query_async(&mut conn)).await
+        }
+        _ => Err(StoreError::Unavailable("a scan of a node of another kind of connection".into())),
     }
 }
 
@@ -92,18 +89,6 @@ fn parse_primaries(slots: &Value) -> Option<Vec<Node>> {
         nodes.insert(Node::Primary { host, port: u16::try_from(*port).ok()? });
     }
     Some(nodes.into_iter().collect())
-}
-
-/// `text` with the characters `SCAN`'s glob patterns treat specially escaped.
-pub(super) fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -141,11 +126,5 @@ mod tests {
         assert_eq!(parse_primaries(&Value::Array(vec![range(0, 1, &[("h", 70_000)])])), None);
         assert_eq!(parse_primaries(&Value::Array(vec![Value::Array(vec![Value::Int(0), Value::Int(1)])])), None);
         assert_eq!(parse_primaries(&Value::Array(Vec::new())), Some(Vec::new()));
-    }
-
-    #[test]
-    fn glob_characters_of_a_prefix_match_only_themselves() {
-        assert_eq!(glob_escape("nex:session:"), "nex:session:");
-        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
     }
 }

@@ -160,8 +160,8 @@ end
 return dropped";
 
 /// A revoke, step one: mark members as taken (`r`), so no rename or bind can
-/// use them any more, and answer them. Mode `all`: every member but ARGV[2] and
-/// the targets of its renames in flight; mode `one`: ARGV[2] and those targets.
+/// use them any more, and answer them. Mode `all`: every member but `ARGV[2]` and
+/// the targets of its renames in flight; mode `one`: `ARGV[2]` and those targets.
 /// KEYS: index. ARGV: mode, member (empty: none).
 const INDEX_MARK: &str = r"
 local all = redis.call('HGETALL', KEYS[1])

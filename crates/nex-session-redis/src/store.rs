@@ -1,22 +1,18 @@
+//! The store handle: its parts (the connection, the group commit of updates,
+//! the client-side cache, where the purge's sweep stands), opening it, and the
+//! cache's statistics. Its operations are in `session_store.rs`, `rename.rs`,
+//! `users.rs` and `admin.rs`.
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::ClientCache;
 use crate::connect::RedisOptions;
 use crate::connect::{Connection, Redis};
-use crate::scripts::{presence_arg, MARKER};
-use nex_session_core::store::toolkit::update_chain::{self, Updates};
-use nex_session_core::store::users::{Binding, UserIndex, USER_FIELD};
-use nex_session_core::store::{
-    BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn,
-    WriteOutcome,
-};
-use nex_session_core::token::now_ms;
+use crate::sweep::Sweep;
+use nex_session_core::store::toolkit::update_chain::Updates;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
-
-/// `HGETALL`'s answer: field and value bytes.
-type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Sessions in Redis / Valkey, on one node or a Redis Cluster. Cloning shares the connection.
 ///
@@ -68,6 +64,9 @@ type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
 /// users.revoke_all("alice", Keep::None).await?;
 /// # Ok(()) }
 /// ```
+///
+/// [`SessionStore`]: nex_session_core::store::SessionStore
+/// [`SessionStore::users`]: nex_session_core::store::SessionStore::users
 #[derive(Clone)]
 pub struct RedisStore {
     pub(crate) redis: Redis,
@@ -75,7 +74,7 @@ pub struct RedisStore {
     /// Sessions read recently, kept current by Redis' invalidation pushes.
     pub(crate) cache: Option<Arc<ClientCache>>,
     /// Where the purge's sweep of users' indexes stands.
-    pub(crate) sweep: Arc<crate::users::Sweep>,
+    pub(crate) sweep: Arc<Sweep>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -144,274 +143,6 @@ impl RedisStore {
     pub(crate) fn forget(&self, key: StoreKey) {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
-        }
-    }
-
-    /// Moves the session under `from` to `to` (see [`SessionStore::rename`]) if
-    /// its binding ([`USER_FIELD`]) is `expected` (empty: none); otherwise moves
-    /// nothing and answers the binding it has, for the caller to take the way
-    /// that binding needs (`users.rs` for a bound session).
-    pub(crate) async fn move_session(
-        &self,
-        from: StoreKey,
-        to: StoreKey,
-        expires_at_ms: i64,
-        expected: &[u8],
-        deadline: tokio::time::Instant,
-    ) -> Result<Moved, StoreError> {
-        let (from, to) = (self.redis.key(from), self.redis.key(to));
-        match &self.redis.conn {
-            Connection::Single(_) => {
-                let mut invocation = self.redis.scripts.rename.key(&from);
-                invocation.key(&to).arg(expires_at_ms).arg(USER_FIELD).arg(expected);
-                let mut conn = self.redis.conn.clone();
-                let (moved, binding): (i64, Vec<u8>) =
-                    self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
-                Ok(match moved {
-                    1 => Moved::Done,
-                    2 => Moved::BindingIs(binding),
-                    _ => Moved::Refused,
-                })
-            }
-            Connection::Cluster(_) => self.rename_across_slots(&from, &to, expires_at_ms, expected, deadline).await,
-        }
-    }
-
-    /// `renew` on a cluster: two keys may sit in two slots, which no atomic
-    /// command spans. Take the old session away atomically first (the old id
-    /// stops working at once), then write it under the new key. If the new key
-    /// turns out to be taken (a 192-bit collision, checked first and then again
-    /// by the write), the session is put back as it was; if a step fails, the
-    /// user is logged out, never left on the old id.
-    async fn rename_across_slots(
-        &self,
-        from: &str,
-        to: &str,
-        expires_at_ms: i64,
-        expected: &[u8],
-        deadline: tokio::time::Instant,
-    ) -> Result<Moved, StoreError> {
-        let mut conn = self.redis.conn.clone();
-        let target_taken: bool = self.redis.read(deadline, redis::cmd("EXISTS").arg(to).query_async(&mut conn)).await?;
-        if target_taken {
-            return Ok(Moved::Refused);
-        }
-        let mut take = self.redis.scripts.take.key(from);
-        take.arg(USER_FIELD).arg(expected);
-        let taken: Vec<Vec<u8>> = self.redis.write(deadline, take.invoke_async(&mut conn)).await?;
-        let fields = match taken.split_first() {
-            Some((tag, rest)) if tag.as_slice() == b"taken" => rest,
-            Some((tag, rest)) if tag.as_slice() == b"binding" => {
-                return Ok(Moved::BindingIs(rest.first().cloned().unwrap_or_default()));
-            }
-            _ => return Ok(Moved::Refused),
-        };
-        let Some((ttl, fields)) = fields.split_first().filter(|(_, fields)| !fields.is_empty()) else {
-            return Ok(Moved::Refused);
-        };
-        // The old session is gone from here on: any failure leaves the user logged
-        // out, whatever else happened, so it is reported as possibly applied.
-        let moved = self.put_all_if_absent(to, expires_at_ms, fields, deadline).await.map_err(taken_away)?;
-        if moved {
-            return Ok(Moved::Done);
-        }
-        // Refused after all: put the source back with the time it had left.
-        let ttl_ms = std::str::from_utf8(ttl).ok().and_then(|t| t.parse::<i64>().ok()).filter(|t| *t > 0);
-        let restored_expiry = ttl_ms.map_or(expires_at_ms, |t| now_ms().saturating_add(t));
-        self.put_all_if_absent(from, restored_expiry, fields, deadline).await.map_err(taken_away)?;
-        Ok(Moved::Refused)
-    }
-
-    /// Writes a whole session under `key` unless one is there; `Ok(false)` if one was.
-    async fn put_all_if_absent(
-        &self,
-        key: &str,
-        expires_at_ms: i64,
-        fields: &[Vec<u8>],
-        deadline: tokio::time::Instant,
-    ) -> Result<bool, StoreError> {
-        let mut invocation = self.redis.scripts.put_all_if_absent.key(key);
-        invocation.arg(expires_at_ms);
-        for part in fields {
-            invocation.arg(part.as_slice());
-        }
-        let mut conn = self.redis.conn.clone();
-        let written: i64 = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
-        Ok(written == 1)
-    }
-}
-
-/// What [`RedisStore::move_session`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Moved {
-    /// The data is under the new key; the old key is gone.
-    Done,
-    /// Nothing moved: no such session, or the new key is taken.
-    Refused,
-    /// Nothing moved: the session's binding is not the one expected; here it is
-    /// (empty: none).
-    BindingIs(Vec<u8>),
-}
-
-/// A step failed after the store changed (a cluster `renew` took the old
-/// session away, a revoke deleted sessions): the failure is never reported as
-/// "nothing applied".
-pub(crate) fn taken_away(err: StoreError) -> StoreError {
-    match err {
-        StoreError::OutcomeUnknown(_) => err,
-        other => StoreError::OutcomeUnknown(Box::new(other)),
-    }
-}
-
-impl SessionStore for RedisStore {
-    fn fast_reads(&self) -> Option<&dyn FastReads> {
-        Some(self)
-    }
-
-    fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(async move {
-            let k = self.redis.key(key);
-            let mut conn = self.redis.conn.clone();
-            let ticket = self.cache.as_ref().map(|c| c.ticket(key));
-            let mut pipe = redis::pipe();
-            if ticket.is_some() {
-                // Idempotent, and it makes sure the connection that answers (maybe a
-                // fresh one after a reconnect) tracks the key before reading it.
-                pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
-            }
-            let (all, pttl): (RawFields, i64) =
-                self.redis.read(self.redis.deadline(), pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
-            if all.is_empty() || pttl == -2 {
-                return Ok(None);
-            }
-            let mut fields = Fields::new();
-            for (field, value) in all {
-                if field == MARKER.as_bytes() {
-                    continue;
-                }
-                let field = String::from_utf8(field).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-                fields.insert(field, value);
-            }
-            let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-            let record = Record { fields, expires_at_ms };
-            if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
-                cache.insert(key, &record, ticket);
-            }
-            Ok(Some(record))
-        })
-    }
-
-    fn apply<'a>(
-        &'a self,
-        key: StoreKey,
-        changes: &'a Changes,
-        expires_at_ms: i64,
-        presence: Presence,
-    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(async move {
-            self.forget(key);
-            let mut invocation = self.redis.scripts.apply.key(self.redis.key(key));
-            invocation.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
-            for (field, change) in changes {
-                match change.value() {
-                    Some(value) => invocation.arg("p").arg(field).arg(value),
-                    None => invocation.arg("d").arg(field),
-                };
-            }
-            let mut conn = self.redis.conn.clone();
-            let done: i64 = self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
-            Ok(if done == 1 { WriteOutcome::Done } else { WriteOutcome::PresenceFailed })
-        })
-    }
-
-    fn update<'a>(
-        &'a self,
-        key: StoreKey,
-        field: &'a str,
-        f: UpdateFn<'a>,
-        expires_at_ms: i64,
-        presence: Presence,
-    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(async move {
-            self.forget(key);
-            update_chain::update(&self.redis, &self.updates, key, field, f, expires_at_ms, presence).await
-        })
-    }
-
-    fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.forget(key);
-            let mut conn = self.redis.conn.clone();
-            // PEXPIREAT answers 1 only when the key exists: exactly `touch`.
-            let command = redis::cmd("PEXPIREAT").arg(self.redis.key(key)).arg(expires_at_ms).clone();
-            let set: i64 = self.redis.write(self.redis.deadline(), command.query_async(&mut conn)).await?;
-            Ok(set == 1)
-        })
-    }
-
-    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.forget(from);
-            self.forget(to);
-            // One deadline for all steps: `renew` as a whole answers within the timeout.
-            let deadline = self.redis.deadline();
-            // First as an unbound session: one script, as before there were users.
-            // A bound one answers its binding and goes through the index instead;
-            // so does one whose binding changed meanwhile (a concurrent bind).
-            let mut expected = Vec::new();
-            loop {
-                let moved = match Binding::decode(&expected) {
-                    None => self.move_session(from, to, expires_at_ms, &expected, deadline).await?,
-                    Some(binding) => {
-                        self.rename_bound(from, to, expires_at_ms, &expected, &binding.user, deadline).await?
-                    }
-                };
-                match moved {
-                    Moved::Done => return Ok(true),
-                    Moved::Refused => return Ok(false),
-                    Moved::BindingIs(binding) => expected = binding,
-                }
-            }
-        })
-    }
-
-    fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.forget(key);
-            let mut conn = self.redis.conn.clone();
-            let del = redis::cmd("DEL").arg(self.redis.key(key)).clone();
-            let _: i64 = self.redis.write(self.redis.deadline(), del.query_async(&mut conn)).await?;
-            Ok(())
-        })
-    }
-
-    fn admin(&self) -> Option<&dyn SessionAdmin> {
-        Some(self)
-    }
-
-    fn users(&self) -> Option<&dyn UserIndex> {
-        Some(self)
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut conn = self.redis.conn.clone();
-            let ping = redis::cmd("PING");
-            self.redis.read(self.redis.deadline(), ping.query_async::<String>(&mut conn)).await.map(drop)
-        })
-    }
-}
-
-impl FastReads for RedisStore {
-    fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
-        // Only sessions are cached, never their absence: a miss asks Redis.
-        match self.cache.as_ref().and_then(|cache| cache.get(key, now_ms)) {
-            Some(fields) => LoadNow::Found(fields),
-            None => LoadNow::Unknown,
         }
     }
 }

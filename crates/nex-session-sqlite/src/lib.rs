@@ -5,10 +5,11 @@
 //! `synchronous=NORMAL`: every committed write survives a crash or `kill -9` of
 //! the app (not necessarily a power cut of the machine). Sessions bound to a user
 //! also have a row in `nex_session_users` (the per-user index, see `users.rs`).
-//! The schema is created or migrated on open (`PRAGMA user_version`, now 2:
-//! version 2 added the user index; a version 1 file gains it on open). An older
-//! nex-session refuses to open a version 2 file, and one already running would
-//! not move index rows on renew: upgrade every app instance sharing a file at once.
+//! The schema is created or migrated on open (`connection.rs`; `PRAGMA
+//! user_version`, now 2: version 2 added the user index; a version 1 file gains
+//! it on open). An older nex-session refuses to open a version 2 file, and one
+//! already running would not move index rows on renew: upgrade every app
+//! instance sharing a file at once.
 //!
 //! SQLite calls block, so each one runs on the store's own connection thread
 //! (`worker.rs`), never on the async worker threads. The exception is a load of
@@ -21,8 +22,9 @@
 //! still holds what the closure saw, else the closure runs again on a fresh read),
 //! so no increment is ever lost, also with several processes sharing the file;
 //! concurrent updates of one field in this process share one such transaction
-//! (group commit, `store/update_chain.rs`).
-//! Expired sessions are purged in batches of 500 rows per transaction.
+//! (group commit, `store/update_chain.rs` of the core; this store's side is
+//! `compare_and_set.rs`). Expired sessions are purged in batches of 500 rows
+//! per transaction (`admin.rs`).
 //!
 //! Before each operation the store checks that its path still names the file it
 //! opened (one `stat`): a database deleted or replaced under a running app fails
@@ -42,9 +44,15 @@
 //!
 //! [`StoreError::Unavailable`]: nex_session_core::StoreError::Unavailable
 
+mod admin;
 mod cache;
+mod compare_and_set;
+mod connection;
 mod file_identity;
+mod rows;
+mod session_store;
 mod store;
+mod user_rows;
 mod users;
 mod validation;
 mod worker;

@@ -5,12 +5,12 @@
 //! `nex_session_users (store_key BLOB PRIMARY KEY, user TEXT NOT NULL)`, with an
 //! index on `user`: one row per bound session. The primary key on `store_key` makes
 //! "one user per session" a property of the table: binding a session to another
-//! user overwrites its row. The binding itself is the session's
-//! [`USER_FIELD`](nex_session_core::store::users::USER_FIELD), a row of `nex_session_fields`
-//! written as `apply` writes fields, so `load` returns it with the session; the
-//! row is only how a user's sessions are found without a scan. The field is the
-//! truth: a session is listed or revoked only while it is live and its field names
-//! the user, and a row that says otherwise is dropped when it is next read.
+//! user overwrites its row. The binding itself is the session's [`USER_FIELD`],
+//! a row of `nex_session_fields` written as `apply` writes fields, so `load`
+//! returns it with the session; the row is only how a user's sessions are found
+//! without a scan. The field is the truth: a session is listed or revoked only
+//! while it is live and its field names the user, and a row that says otherwise
+//! is dropped when it is next read.
 //!
 //! # What is atomic, and in what order
 //!
@@ -34,8 +34,8 @@
 //! # Sessions without a user
 //!
 //! `load`, `apply`, `update` and `touch` never read or write the table. `rename`
-//! and `remove` run one more statement each (a primary-key lookup that finds
-//! nothing), the purge one more per batch.
+//! and `remove` run one more statement each (`user_rows.rs`: a primary-key
+//! lookup that finds nothing), the purge one more per batch.
 //!
 //! # Dead rows
 //!
@@ -47,28 +47,14 @@
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::cache::Touched;
-use crate::store::{claim, delete_session, live, read_field, write_field, SqliteStore};
+use crate::rows::{claim, delete_session, live, read_field, write_field};
+use crate::store::SqliteStore;
+use crate::user_rows::unindex;
 use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
 use nex_session_core::store::{BoxFuture, Presence, WriteOutcome};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
-
-/// Deletes the index row of the session under `key` (it is being removed).
-pub(super) fn unindex(conn: &Connection, key: &[u8]) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM nex_session_users WHERE store_key = ?1")?.execute(params![key])?;
-    Ok(())
-}
-
-/// Moves the index row of the session under `from` to `to` (a rename); nothing
-/// for an unbound session.
-pub(super) fn reindex(conn: &Connection, from: &[u8], to: &[u8]) -> rusqlite::Result<()> {
-    // `OR REPLACE`: a row left by an expired session under `to` gives way instead
-    // of failing the rename on the primary key.
-    conn.prepare_cached("UPDATE OR REPLACE nex_session_users SET store_key = ?1 WHERE store_key = ?2")?
-        .execute(params![to, from])?;
-    Ok(())
-}
 
 /// Whether the session under `key` is live and its binding names `user`.
 fn bound_to(conn: &Connection, key: &[u8], user: &str, now: i64) -> rusqlite::Result<bool> {

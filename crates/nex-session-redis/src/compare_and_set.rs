@@ -1,0 +1,63 @@
+//! `update` on Redis: the store's side of the core's group commit
+//! (`store/update_chain.rs`), a read of the field and the `COMPARE_AND_SET`
+//! script (`scripts.rs`), each bounded by the call's deadline.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::connect::Redis;
+use crate::scripts::{cas_op_arg, presence_arg, MARKER};
+use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
+use nex_session_core::store::BoxFuture;
+use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
+
+/// The update chains' group commit (`update_chain.rs`) on Redis.
+impl CasStore for Redis {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn read_field<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
+        Box::pin(async move {
+            let redis_key = self.key(key);
+            let mut conn = self.conn.clone();
+            let read = redis::pipe().exists(&redis_key).hget(&redis_key, field).clone();
+            self.read(deadline, read.query_async(&mut conn)).await
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        Box::pin(run_compare_and_set(self, cas, deadline))
+    }
+}
+
+/// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
+async fn run_compare_and_set(redis: &Redis, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
+    let mut invocation = redis.scripts.compare_and_set.key(redis.key(cas.key));
+    invocation
+        .arg(presence_arg(cas.presence))
+        .arg(cas.expires_at_ms)
+        .arg(MARKER)
+        .arg(cas.field)
+        .arg(if cas.expected.is_some() { "1" } else { "0" })
+        .arg(cas.expected.unwrap_or_default())
+        .arg(cas_op_arg(cas.op))
+        .arg(cas.new.unwrap_or_default());
+    let mut conn = redis.conn.clone();
+    Ok(match redis.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
+        1 => CasAnswer::Done,
+        -1 => CasAnswer::PresenceFailed,
+        _ => CasAnswer::Conflict,
+    })
+}

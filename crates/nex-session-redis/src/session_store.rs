@@ -1,0 +1,150 @@
+//! [`SessionStore`] and [`FastReads`] on Redis: a load from the client-side
+//! cache when it holds the session, else `HGETALL` and `PTTL` in one round trip;
+//! each write one script or command; `update` through the group commit.
+
+use crate::rename;
+use crate::scripts::{presence_arg, MARKER};
+use crate::store::RedisStore;
+use nex_session_core::store::toolkit::update_chain;
+use nex_session_core::store::users::UserIndex;
+use nex_session_core::store::{
+    BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn,
+    WriteOutcome,
+};
+use nex_session_core::token::now_ms;
+use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
+
+/// `HGETALL`'s answer: field and value bytes.
+type RawFields = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl SessionStore for RedisStore {
+    fn fast_reads(&self) -> Option<&dyn FastReads> {
+        Some(self)
+    }
+
+    fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let k = self.redis.key(key);
+            let mut conn = self.redis.conn.clone();
+            let ticket = self.cache.as_ref().map(|c| c.ticket(key));
+            let mut pipe = redis::pipe();
+            if ticket.is_some() {
+                // Idempotent, and it makes sure the connection that answers (maybe a
+                // fresh one after a reconnect) tracks the key before reading it.
+                pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
+            }
+            let (all, pttl): (RawFields, i64) =
+                self.redis.read(self.redis.deadline(), pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
+            if all.is_empty() || pttl == -2 {
+                return Ok(None);
+            }
+            let mut fields = Fields::new();
+            for (field, value) in all {
+                if field == MARKER.as_bytes() {
+                    continue;
+                }
+                let field = String::from_utf8(field).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+                fields.insert(field, value);
+            }
+            let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
+            let record = Record { fields, expires_at_ms };
+            if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+                cache.insert(key, &record, ticket);
+            }
+            Ok(Some(record))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        key: StoreKey,
+        changes: &'a Changes,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        Box::pin(async move {
+            self.forget(key);
+            let mut invocation = self.redis.scripts.apply.key(self.redis.key(key));
+            invocation.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
+            for (field, change) in changes {
+                match change.value() {
+                    Some(value) => invocation.arg("p").arg(field).arg(value),
+                    None => invocation.arg("d").arg(field),
+                };
+            }
+            let mut conn = self.redis.conn.clone();
+            let done: i64 = self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
+            Ok(if done == 1 { WriteOutcome::Done } else { WriteOutcome::PresenceFailed })
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: StoreKey,
+        field: &'a str,
+        f: UpdateFn<'a>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        Box::pin(async move {
+            self.forget(key);
+            update_chain::update(&self.redis, &self.updates, key, field, f, expires_at_ms, presence).await
+        })
+    }
+
+    fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.forget(key);
+            let mut conn = self.redis.conn.clone();
+            // PEXPIREAT answers 1 only when the key exists: exactly `touch`.
+            let command = redis::cmd("PEXPIREAT").arg(self.redis.key(key)).arg(expires_at_ms).clone();
+            let set: i64 = self.redis.write(self.redis.deadline(), command.query_async(&mut conn)).await?;
+            Ok(set == 1)
+        })
+    }
+
+    fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(rename::rename(self, from, to, expires_at_ms))
+    }
+
+    fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.forget(key);
+            let mut conn = self.redis.conn.clone();
+            let del = redis::cmd("DEL").arg(self.redis.key(key)).clone();
+            let _: i64 = self.redis.write(self.redis.deadline(), del.query_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn admin(&self) -> Option<&dyn SessionAdmin> {
+        Some(self)
+    }
+
+    fn users(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.redis.conn.clone();
+            let ping = redis::cmd("PING");
+            self.redis.read(self.redis.deadline(), ping.query_async::<String>(&mut conn)).await.map(drop)
+        })
+    }
+}
+
+impl FastReads for RedisStore {
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
+        // Only sessions are cached, never their absence: a miss asks Redis.
+        match self.cache.as_ref().and_then(|cache| cache.get(key, now_ms)) {
+            Some(fields) => LoadNow::Found(fields),
+            None => LoadNow::Unknown,
+        }
+    }
+}
