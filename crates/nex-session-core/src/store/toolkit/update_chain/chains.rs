@@ -1,0 +1,339 @@
+//! The chains themselves: per shard, the one field this process updates often,
+//! its tip and its open batch; how an update joins a chain, how a new chain
+//! starts, how the committer takes a batch, and how a chain breaks.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::cas::CasAnswer;
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::store::toolkit::shards::Shards;
+use crate::store::{Presence, UpdateAction, UpdateFn, WriteOutcome};
+
+/// Chain shards per store. One shard holds one chain at a time: more shards make
+/// it rarer that two busy sessions take turns (each turn costs the loser one read).
+pub(super) const SHARDS: usize = 256;
+/// Slow-path locks per store (a table of their own).
+pub(super) const SLOW_SHARDS: usize = 64;
+/// Attempts of one update before reporting contention.
+pub(super) const ATTEMPTS: usize = 64;
+/// The smallest batch whose members a committer waits for (see "Gathering").
+pub(super) const GATHER_FROM: usize = 4;
+
+/// The update machinery of one store.
+pub struct Updates {
+    /// One slow-path reader at a time per lock.
+    pub(super) slow: Shards<tokio::sync::Mutex<()>>,
+    pub(super) chains: Shards<Mutex<Shard>>,
+}
+
+/// The chain state of one shard.
+#[derive(Default)]
+pub(super) struct Shard {
+    /// The chain this shard holds, if any; a new chain replaces it.
+    pub(super) chain: Option<Chain>,
+    /// The epoch the next chain gets.
+    pub(super) next_epoch: u64,
+    /// A committer task is running for this shard.
+    pub(super) committing: bool,
+    /// The committer waits until the open batch has this many members.
+    pub(super) awaited: Option<usize>,
+    /// Where that committer waits (see "Gathering"); a new one per wait, so no
+    /// wake-up meant for an earlier wait is left over.
+    pub(super) gathered: Arc<tokio::sync::Notify>,
+}
+
+/// What this process knows about one field it updates often.
+pub(super) struct Chain {
+    pub(super) key: StoreKey,
+    pub(super) field: String,
+    /// What the field holds once every accepted update lands (`None`: absent).
+    pub(super) tip: Option<Vec<u8>>,
+    pub(super) epoch: u64,
+    /// What the next batch requires of the session: the presence of the update
+    /// that started the chain for its first batch, `Existing` after that.
+    pub(super) next_presence: Presence,
+    /// Updates accepted and not yet sent: they go as one CAS.
+    pub(super) open: Option<Batch>,
+    /// The size of the chain's last answered batch, and when it was answered.
+    pub(super) last: Option<(usize, std::time::Instant)>,
+}
+
+/// The members of one future CAS.
+pub(super) struct Batch {
+    /// What the field holds before the batch (what the store must hold for it to apply).
+    pub(super) expected: Option<Vec<u8>>,
+    pub(super) presence: Presence,
+    /// Some member set or deleted (else the batch only checks the value).
+    pub(super) writes: bool,
+    /// The latest expiry any member asked for.
+    pub(super) expires_at_ms: i64,
+    /// Where the members learn that it was sent, and wait for its outcome.
+    pub(super) done: watch::Sender<BatchState>,
+}
+
+/// Where a batch is, as its members see it.
+#[derive(Clone, Debug)]
+pub(super) enum BatchState {
+    /// Not sent: taking it off the chain still stops it.
+    Open,
+    /// Taken by the committer: it may reach the store any moment.
+    Sent,
+    Ended(Outcome),
+}
+
+/// A batch taken by the committer, with the value it leaves behind.
+pub(super) struct Sending {
+    pub(super) batch: Batch,
+    pub(super) field: String,
+    /// The tip when the batch was taken: every update accepted so far is in it.
+    pub(super) new: Option<Vec<u8>>,
+    pub(super) epoch: u64,
+}
+
+/// How a batch ended, as every member of it learns it.
+#[derive(Clone, Debug)]
+pub(super) enum Outcome {
+    Answer(CasAnswer),
+    /// No answer: the error, in a form every member can have a copy of.
+    Failed(Failure),
+}
+
+/// A failed batch's error (a [`StoreError`] cannot be cloned).
+#[derive(Clone, Debug)]
+pub(super) struct Failure {
+    /// `Some`: no answer within this time; `None`: another error, described by `why`.
+    pub(super) timeout: Option<Duration>,
+    pub(super) why: String,
+    pub(super) may_have_applied: bool,
+}
+
+impl Failure {
+    pub(super) fn of(err: &StoreError) -> Self {
+        let (inner, may_have_applied) = match err {
+            StoreError::OutcomeUnknown(inner) => (&**inner, true),
+            other => (other, false),
+        };
+        let timeout = match inner {
+            StoreError::Timeout(after) => Some(*after),
+            _ => None,
+        };
+        Self { timeout, why: inner.to_string(), may_have_applied }
+    }
+
+    /// The batch was given up after it was sent (its committer was cancelled).
+    pub(super) fn unconfirmed(why: &str) -> Self {
+        Self { timeout: None, why: why.to_owned(), may_have_applied: true }
+    }
+
+    pub(super) fn to_error(&self) -> StoreError {
+        let error = match self.timeout {
+            Some(after) => StoreError::Timeout(after),
+            None => StoreError::Unavailable(self.why.clone().into()),
+        };
+        if self.may_have_applied {
+            StoreError::OutcomeUnknown(Box::new(error))
+        } else {
+            error
+        }
+    }
+}
+
+/// A member's place in a batch.
+pub(super) struct Member {
+    pub(super) outcome: watch::Receiver<BatchState>,
+    /// The chain the batch belongs to.
+    pub(super) epoch: u64,
+    /// This member must start the shard's committer.
+    pub(super) start_committer: bool,
+}
+
+/// What joining a chain gave.
+pub(super) enum Join {
+    /// No chain on this field here: take the slow path.
+    NoChain,
+    /// Decided without the store.
+    Decided(WriteOutcome),
+    /// A member of the open batch: wait for its outcome.
+    Joined(Member),
+}
+
+impl Default for Updates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Updates {
+    /// The update machinery of one store, with no chain yet.
+    pub fn new() -> Self {
+        Self {
+            slow: Shards::new(SLOW_SHARDS, || tokio::sync::Mutex::new(())),
+            chains: Shards::new(SHARDS, || Mutex::new(Shard::default())),
+        }
+    }
+
+    /// Locks the chain shard of `key`. Never held across an `.await`.
+    pub(super) fn lock(&self, key: StoreKey) -> MutexGuard<'_, Shard> {
+        // Every change under the lock is a plain assignment, so a poisoned lock
+        // holds nothing half-written.
+        self.chains.of(key).lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a new chain starts from: the field as just read from the store.
+pub(super) struct ChainStart<'a> {
+    pub(super) key: StoreKey,
+    pub(super) field: &'a str,
+    /// The field's value in the store (`None`: absent).
+    pub(super) current: Option<Vec<u8>>,
+    /// What the update that starts the chain requires of the session.
+    pub(super) presence: Presence,
+}
+
+impl Shard {
+    /// Whether this shard's chain is on `(key, field)`.
+    pub(super) fn has_chain(&self, key: StoreKey, field: &str) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.key == key && c.field == field)
+    }
+
+    /// Joins the chain on `(key, field)` if there is one: runs `f` on the tip in
+    /// place (no copy; it never awaits) and accepts the decision.
+    pub(super) fn join(
+        &mut self,
+        key: StoreKey,
+        field: &str,
+        f: UpdateFn<'_>,
+        expires_at_ms: i64,
+        presence: Presence,
+    ) -> Join {
+        let Some(chain) = self.chain.as_mut().filter(|c| c.key == key && c.field == field) else {
+            return Join::NoChain;
+        };
+        if presence == Presence::New {
+            // This process is writing the session: it exists, so it cannot be new.
+            return Join::Decided(WriteOutcome::PresenceFailed);
+        }
+        let action = f(chain.tip.as_deref());
+        let outcome = chain.accept(action, expires_at_ms);
+        let epoch = chain.epoch;
+        self.wake_gathering();
+        Join::Joined(Member { outcome, epoch, start_committer: self.claim_committer() })
+    }
+
+    /// Starts a new chain from a value just read from the store, with `action`
+    /// (decided on it) as the first member of its first batch.
+    pub(super) fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, expires_at_ms: i64) -> Member {
+        self.break_current();
+        let epoch = self.next_epoch;
+        self.next_epoch = self.next_epoch.wrapping_add(1);
+        let ChainStart { key, field, current, presence } = start;
+        let chain = self.chain.insert(Chain {
+            key,
+            field: field.to_owned(),
+            tip: current,
+            epoch,
+            next_presence: presence,
+            open: None,
+            last: None,
+        });
+        let outcome = chain.accept(action, expires_at_ms);
+        Member { outcome, epoch, start_committer: self.claim_committer() }
+    }
+
+    /// The open batch's members: every one holds a receiver until it is answered.
+    pub(super) fn open_members(&self) -> usize {
+        self.chain.as_ref().and_then(|c| c.open.as_ref()).map_or(0, |open| open.done.receiver_count())
+    }
+
+    /// Whether the committer should wait before taking the open batch, and where
+    /// (see "Gathering"): the chain's last batch was big and recent, and the open
+    /// one, not empty, is smaller.
+    pub(super) fn gather_target(&mut self, gather: Duration) -> Option<Arc<tokio::sync::Notify>> {
+        let (size, ended) = self.chain.as_ref()?.last?;
+        let open = self.open_members();
+        if gather.is_zero() || size < GATHER_FROM || ended.elapsed() > gather || open == 0 || open >= size {
+            return None;
+        }
+        self.awaited = Some(size);
+        self.gathered = Arc::new(tokio::sync::Notify::new());
+        Some(self.gathered.clone())
+    }
+
+    /// A member joined: wakes a gathering committer once the open batch is full enough.
+    pub(super) fn wake_gathering(&mut self) {
+        if self.awaited.is_some_and(|size| self.open_members() >= size) {
+            self.awaited = None;
+            self.gathered.notify_one();
+        }
+    }
+
+    /// Whether the caller must start the committer: none runs yet. Claims it.
+    pub(super) fn claim_committer(&mut self) -> bool {
+        !std::mem::replace(&mut self.committing, true)
+    }
+
+    /// The committer's next batch, or `None` (and the committer stops) when no
+    /// batch is open.
+    pub(super) fn next_batch(&mut self) -> Option<Sending> {
+        let sending = self.chain.as_mut().and_then(|chain| {
+            let batch = chain.open.take()?;
+            // Seen by a member giving up; no need to wake the members for it.
+            batch.done.send_if_modified(|state| {
+                *state = BatchState::Sent;
+                false
+            });
+            Some(Sending { batch, field: chain.field.clone(), new: chain.tip.clone(), epoch: chain.epoch })
+        });
+        self.committing = sending.is_some();
+        sending
+    }
+
+    /// A CAS of chain `epoch` failed or went unanswered: the tip is no longer
+    /// known, and the open batch (built on it) cannot apply. Failures of older
+    /// chains are ignored.
+    pub(super) fn break_chain(&mut self, epoch: u64) {
+        if self.chain.as_ref().is_some_and(|c| c.epoch == epoch) {
+            self.break_current();
+        }
+    }
+
+    /// Forgets the current chain, telling its open batch's members to decide
+    /// again on a fresh read.
+    pub(super) fn break_current(&mut self) {
+        if let Some(open) = self.chain.take().and_then(|c| c.open) {
+            open.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Conflict)));
+        }
+    }
+}
+
+impl Chain {
+    /// Accepts one update decided on the tip: the tip moves to the decision (a
+    /// keep leaves it) and the update joins the open batch, which it opens if
+    /// there is none. Returns where to learn the batch's outcome.
+    pub(super) fn accept(&mut self, action: UpdateAction, expires_at_ms: i64) -> watch::Receiver<BatchState> {
+        let (before, writes) = match action {
+            // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
+            UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
+            UpdateAction::Delete => (Some(self.tip.take()), true),
+            UpdateAction::Keep => (None, false),
+        };
+        let batch = match &mut self.open {
+            Some(open) => open,
+            empty => empty.insert(Batch {
+                // A keep leaves the tip as it was: that is the value the batch expects.
+                expected: before.unwrap_or_else(|| self.tip.clone()),
+                presence: std::mem::replace(&mut self.next_presence, Presence::Existing),
+                writes: false,
+                expires_at_ms,
+                done: watch::channel(BatchState::Open).0,
+            }),
+        };
+        batch.writes |= writes;
+        batch.expires_at_ms = batch.expires_at_ms.max(expires_at_ms);
+        batch.done.subscribe()
+    }
+}
