@@ -10,7 +10,7 @@
 //! SQLite, Redis and PostgreSQL stores by feature; the examples here use its
 //! paths (`nex_session::…`). Depend on this crate directly to write a store
 //! (implement [`store::SessionStore`], use [`store::toolkit`], run
-//! [`store::conformance`]) without pulling in the others.
+//! `store::conformance`) without pulling in the others.
 //!
 //! ## Inside this crate
 //!

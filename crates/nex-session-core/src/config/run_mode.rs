@@ -13,7 +13,7 @@ pub const NEX_ENV: &str = "NEX_ENV";
 /// written); any other set value (`prod`, `PROD`, `staging`, `Dev`, empty, not
 /// UTF-8) means production, so a misspelling fails closed. What an *unset*
 /// `NEX_ENV` means is the application's documented choice: production for
-/// [`SessionConfig::from_env`], development for a tool meant to run locally
+/// [`SessionConfig::from_env`](crate::SessionConfig::from_env), development for a tool meant to run locally
 /// with no setup (the demo).
 ///
 /// ```

@@ -2,7 +2,7 @@
 //! (as Plug.CSRFProtection and Nex.CSRF).
 //!
 //! - **A per-session secret** of 32 random bytes, made on the first token asked
-//!   for. With a session it is a key of the session ([`CSRF_KEY`]), created with
+//!   for. With a session it is a key of the session ([`CSRF_KEY`](crate::csrf::CSRF_KEY)), created with
 //!   an atomic update so two first pages of one session agree on it. Without a
 //!   session (a login form shown to an anonymous visitor) it rides in the signed
 //!   browser-session cookie `_nex_csrf`, so anonymous visitors cost the store
@@ -46,8 +46,8 @@ impl Csrf {
         Self { session }
     }
 
-    /// A fresh masked token for a form field ([`CSRF_FIELD`]) or a header
-    /// ([`CSRF_HEADER`]) of the response being built. Every call returns
+    /// A fresh masked token for a form field ([`CSRF_FIELD`](crate::csrf::CSRF_FIELD)) or a header
+    /// ([`CSRF_HEADER`](crate::csrf::CSRF_HEADER)) of the response being built. Every call returns
     /// different bytes; all of them verify until the secret rotates.
     ///
     /// # Errors

@@ -88,7 +88,7 @@ pub enum UpdateAction {
     Keep,
 }
 
-/// The closure of [`SessionStore::update`]: current value in, decision out.
+/// The closure of [`SessionStore::update`](super::SessionStore::update): current value in, decision out.
 pub type UpdateFn<'a> = &'a mut (dyn FnMut(Option<&[u8]>) -> UpdateAction + Send);
 
 /// The outcome of a conditional write.

@@ -56,9 +56,9 @@
 //! join) until the committer takes it, then *sent*. A member whose deadline
 //! passes while its batch is still open breaks the chain under the shard lock, so
 //! the batch can never be sent: the update certainly did not apply
-//! ([`StoreError::Timeout`]), and the other members decide again. A member whose
+//! ([`StoreError::Timeout`](crate::StoreError::Timeout)), and the other members decide again. A member whose
 //! batch was sent and not answered in time cannot know whether it applied
-//! ([`StoreError::OutcomeUnknown`]).
+//! ([`StoreError::OutcomeUnknown`](crate::StoreError::OutcomeUnknown)).
 
 //! The files, in the order an update meets them: `update.rs` (one update
 //! from start to outcome), `chains.rs` (the chains, batches and their states),
