@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-/// Random bytes in a session id (SPEC §1): 192 bits from the OS CSPRNG.
+/// Random bytes in a session id (as Nex): 192 bits from the OS CSPRNG.
 const ID_BYTES: usize = 24;
 /// Characters of an id: base64url of 24 bytes, no padding.
 const ID_CHARS: usize = 32;

@@ -183,7 +183,7 @@ pub mod csrf {
 
 pub mod users {
     //! Sessions bound to users: "your devices", "sign out that device", "log out
-    //! everywhere" (SPEC §3), on every store of this crate.
+    //! everywhere", on every store of this crate.
     //!
     //! At sign-in, bind the session to the user ([`sign_in`] renews and binds in
     //! one step). The binding is a reserved field of the session (`_nex_user`), read

@@ -38,11 +38,11 @@ pub struct SessionConfig {
     pub(crate) domain: Option<String>,
     pub(crate) purge_interval: Duration,
     pub(crate) cache_protection: bool,
-    // Expiry modes (issue 13, part B).
+    // Expiry modes.
     pub(crate) expiry: Expiry,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) max_persistent_ttl: Duration,
-    // Cookie options (issue 13, part A): checked by `validate` when a layer is built.
+    // Cookie options: checked by `validate` when a layer is built.
     pub(crate) cookie_name: String,
     pub(crate) cookie_path: String,
     pub(crate) same_site: SameSite,

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{debug_as_message, VariantPath};
 
-/// The shortest secret accepted, in bytes (SPEC §1, as Phoenix demands).
+/// The shortest secret accepted, in bytes (as Phoenix demands).
 pub const MIN_SECRET_LEN: usize = 32;
 
 /// The fixed secret used only in development mode, with a loud warning.
