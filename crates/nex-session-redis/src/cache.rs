@@ -8,7 +8,7 @@
 //! memory until Redis says it changed.
 //!
 //! Why the answers stay correct (the sessions and the liveness clock are
-//! `store/client_cache.rs`, shared with the PostgreSQL store's cache):
+//! `toolkit::client_cache` of the core, shared with the PostgreSQL store's cache):
 //! - Pushes arrive on the connection in stream order with the replies; the
 //!   connection manager hands them on through a channel of its own, so one is
 //!   handled a task hop after it arrives.

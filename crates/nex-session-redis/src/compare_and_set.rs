@@ -1,5 +1,5 @@
 //! `update` on Redis: the store's side of the core's group commit
-//! (`store/update_chain.rs`), a read of the field and the `COMPARE_AND_SET`
+//! (`toolkit::update_chain` of the core), a read of the field and the `COMPARE_AND_SET`
 //! script (`scripts.rs`), each bounded by the call's deadline.
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ use nex_session_core::store::BoxFuture;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
-/// The update chains' group commit (`update_chain.rs`) on Redis.
+/// The update chains' group commit (`toolkit::update_chain` of the core) on Redis.
 impl CasStore for Redis {
     fn timeout(&self) -> Duration {
         self.timeout

@@ -19,7 +19,7 @@
 //!   lost across instances. Once this process has written a field it knows its
 //!   value, and concurrent updates of it are group-committed: each runs its closure
 //!   on the latest accepted value at once, and a committer task sends them as one
-//!   compare-and-set per round trip (`store/update_chain.rs` of the core; this
+//!   compare-and-set per round trip (`nex_session_core::store::toolkit::update_chain`; this
 //!   store's side is `compare_and_set.rs`).
 //! - **Redis Cluster** (`redis+cluster://host:port,host:port`): a session is one key,
 //!   so all its fields live in one hash slot and every script above stays atomic.

@@ -18,7 +18,7 @@ use nex_session_core::StoreKey;
 /// [`StoreError::OutcomeUnknown`] once its transaction was handed to the thread).
 const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The update chains' group commit (`store/update_chain.rs`) on SQLite: a
+/// The update chains' group commit (`toolkit::update_chain` of the core) on SQLite: a
 /// compare-and-set is one `IMMEDIATE` transaction on the connection thread.
 impl CasStore for SqliteStore {
     fn timeout(&self) -> std::time::Duration {

@@ -22,7 +22,7 @@
 //! still holds what the closure saw, else the closure runs again on a fresh read),
 //! so no increment is ever lost, also with several processes sharing the file;
 //! concurrent updates of one field in this process share one such transaction
-//! (group commit, `store/update_chain.rs` of the core; this store's side is
+//! (group commit, `toolkit::update_chain` of the core; this store's side is
 //! `compare_and_set.rs`). Expired sessions are purged in batches of 500 rows
 //! per transaction (`admin.rs`).
 //!

@@ -21,7 +21,7 @@ use nex_session_core::StoreKey;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) conn: Arc<Mutex<Connection>>,
-    /// The group commit of concurrent `update`s (`store/update_chain.rs`).
+    /// The group commit of concurrent `update`s (`toolkit::update_chain` of the core).
     pub(crate) updates: Arc<Updates>,
     /// Sessions loaded through this connection, served while nothing changed (`cache.rs`).
     pub(crate) cache: Arc<ReadCache>,

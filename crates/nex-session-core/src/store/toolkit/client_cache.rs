@@ -1,5 +1,5 @@
 //! What the two client-side caches share (Redis client tracking in
-//! `redis/cache.rs`, PostgreSQL `LISTEN/NOTIFY` in `postgres/cache.rs`): loaded
+//! `nex-session-redis`'s `cache.rs`, PostgreSQL `LISTEN/NOTIFY` in `nex-session-postgres`'s `cache.rs`): loaded
 //! sessions kept by key, and the clock of the backend's signs of life.
 //!
 //! - [`Entries`]: sessions in shards, each shard with a *generation* that every
