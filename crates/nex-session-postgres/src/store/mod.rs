@@ -5,6 +5,8 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use crate::pool::{Lease, Pool};
+use crate::rows::session::{claim, lock, store_key, write_field, Row};
+use crate::rows::user_index::lock_index_row;
 use nex_session_core::store::toolkit::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
@@ -321,83 +323,6 @@ const PURGE_BOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
     WHERE s.expires_at <= $1
     LIMIT $2 FOR UPDATE OF u SKIP LOCKED)";
 
-/// What a session row holds, locked for the rest of the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Row {
-    Missing,
-    Expired,
-    Live,
-}
-
-/// Locks the session row (if any) and says what it is.
-pub(crate) async fn lock(c: &mut Lease<'_>, key: &[u8], now: i64) -> Result<Row, tokio_postgres::Error> {
-    let row = c.query_opt("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key]).await?;
-    let expires_at = match row {
-        Some(row) => Some(row.try_get::<_, i64>(0)?),
-        None => None,
-    };
-    Ok(match expires_at {
-        None => Row::Missing,
-        Some(expires_at) if expires_at > now => Row::Live,
-        Some(_) => Row::Expired,
-    })
-}
-
-/// Makes a locked session row ready for a write with `presence`: `false` when
-/// the condition fails. An expired leftover is removed first (its data must not
-/// come back); a missing row is inserted.
-pub(crate) async fn claim(
-    c: &mut Lease<'_>,
-    key: &[u8],
-    row: Row,
-    presence: Presence,
-    expires_at: i64,
-) -> Result<bool, tokio_postgres::Error> {
-    if !presence.holds(row == Row::Live) {
-        return Ok(false);
-    }
-    match row {
-        Row::Live => {
-            c.execute("UPDATE nex_sessions SET expires_at = $2 WHERE key = $1", &[&key, &expires_at]).await?;
-            Ok(true)
-        }
-        Row::Expired | Row::Missing => {
-            if row == Row::Expired {
-                c.execute("DELETE FROM nex_sessions WHERE key = $1", &[&key]).await?;
-            }
-            // Another instance may create the same key between our lock (which found
-            // nothing to lock) and this insert: then it is there, and `New` fails.
-            let inserted = c
-                .execute(
-                    "INSERT INTO nex_sessions (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                    &[&key, &expires_at],
-                )
-                .await?;
-            Ok(inserted == 1)
-        }
-    }
-}
-
-pub(crate) async fn write_field(
-    c: &mut Lease<'_>,
-    key: &[u8],
-    field: &str,
-    value: Option<&[u8]>,
-) -> Result<(), tokio_postgres::Error> {
-    match value {
-        Some(value) => {
-            c.execute(
-                "INSERT INTO nex_session_fields (key, field, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
-                &[&key, &field, &value],
-            )
-            .await?
-        }
-        None => c.execute("DELETE FROM nex_session_fields WHERE key = $1 AND field = $2", &[&key, &field]).await?,
-    };
-    Ok(())
-}
-
 /// Locks the session row (if any), saying what it is, and reads one field of it
 /// (`None` unless live): two statements sent together, one round trip.
 ///
@@ -462,24 +387,6 @@ async fn write_live_field(
     Ok(())
 }
 
-pub(crate) async fn read_field(
-    c: &mut Lease<'_>,
-    key: &[u8],
-    field: &str,
-) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
-    let row =
-        c.query_opt("SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2", &[&key, &field]).await?;
-    match row {
-        Some(row) => row.try_get(0),
-        None => Ok(None),
-    }
-}
-
-/// A 32-byte key read back from a table (only such keys are written).
-pub(crate) fn store_key(bytes: &[u8]) -> Option<StoreKey> {
-    <[u8; 32]>::try_from(bytes).ok().map(StoreKey::from_bytes)
-}
-
 impl SessionStore for PostgresStore {
     fn fast_reads(&self) -> Option<&dyn FastReads> {
         Some(self)
@@ -540,7 +447,7 @@ impl SessionStore for PostgresStore {
             let (from, to) = (from.as_bytes().as_slice(), to.as_bytes().as_slice());
             let now = now_ms();
             // The index row first, as `revoke_all` locks it (one lock order, no deadlock).
-            crate::users::lock_index_row(&mut c, from).await?;
+            lock_index_row(&mut c, from).await?;
             if lock(&mut c, from, now).await? != Row::Live {
                 return Ok((c, false));
             }
@@ -565,7 +472,7 @@ impl SessionStore for PostgresStore {
         Box::pin(self.pool.write(move |mut c| async move {
             c.changed(key);
             let key = key.as_bytes().as_slice();
-            crate::users::lock_index_row(&mut c, key).await?;
+            lock_index_row(&mut c, key).await?;
             // Fields and index row go with it (`ON DELETE CASCADE`).
             c.execute("DELETE FROM nex_sessions WHERE key = $1", &[&key]).await?;
             Ok((c, ()))
