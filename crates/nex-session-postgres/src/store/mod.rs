@@ -1,3 +1,11 @@
+//! [`PostgresStore`]: the type, opening it, and its [`SessionStore`] calls. The
+//! other concerns each have a file: the options, the schema.
+
+mod options;
+mod schema;
+
+pub use options::PostgresOptions;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,59 +24,11 @@ use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
-/// The schema version this build creates and reads.
-const SCHEMA_VERSION: i32 = 1;
 /// Sessions removed per purge transaction.
 const PURGE_BATCH: i64 = 500;
 /// How long a hot session's next update batch may wait for more members
 /// (`store/update_chain.rs`, "Gathering").
 const GATHER: Duration = Duration::from_millis(1);
-/// Serialises schema creation between app instances (an arbitrary constant: "nexs").
-const SCHEMA_LOCK: i64 = 0x6e65_7873;
-
-/// How [`PostgresStore::open_with_options`] connects.
-///
-/// ```
-/// use nex_session::store::PostgresOptions;
-/// use std::time::Duration;
-///
-/// let options = PostgresOptions { timeout: Duration::from_millis(500), ..PostgresOptions::default() };
-/// assert_eq!(options.pool_size, 8);
-/// ```
-#[derive(Debug, Clone)]
-pub struct PostgresOptions {
-    /// Bound on every store call (default 1 s), including the wait for a pooled
-    /// connection and connecting. A write whose `COMMIT` was sent and not answered
-    /// in time fails with [`StoreError::OutcomeUnknown`].
-    pub timeout: Duration,
-    /// Connections this store opens at most (default 8); calls beyond wait for one
-    /// (within their timeout).
-    pub pool_size: usize,
-    /// Sessions kept in the client-side cache (default 10,000; `0` turns it off).
-    ///
-    /// A session read once is answered from memory until a write says it changed
-    /// (`LISTEN/NOTIFY`, one more connection per store). Guarantee: this
-    /// instance's own writes are visible to its next read at once; a write made by
-    /// *another* app instance becomes visible here when its notification arrives,
-    /// one network hop after its commit. When the channel gives no sign of life
-    /// (a frozen server, a cut network), the cache stops answering at most **3 s**
-    /// after the last one (a ping through the channel every second provides
-    /// them); a lost connection empties it at once. Writes made outside
-    /// nex-session (SQL by hand) are not seen by caches until the session is next
-    /// written through nex-session: turn the cache off if you change sessions so.
-    pub client_cache: usize,
-    /// Create the schema when the database has none (default `true`). `false`
-    /// refuses such a database instead, so a tool pointed at the wrong database
-    /// (a typo in its name) changes nothing: the CLI opens stores so unless it is
-    /// given `--create`.
-    pub create_schema: bool,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        Self { timeout: Duration::from_secs(1), pool_size: 8, client_cache: 10_000, create_schema: true }
-    }
-}
 
 /// Sessions in PostgreSQL, the database many apps already run (feature `postgres`).
 /// Cloning shares the connection pool.
@@ -173,16 +133,6 @@ impl std::fmt::Debug for PostgresStore {
 #[error("invalid PostgreSQL URL: {0}")]
 struct BadUrl(#[source] tokio_postgres::Error);
 
-/// A database without the schema, opened with `create_schema: false`.
-#[derive(Debug, thiserror::Error)]
-#[error("this PostgreSQL database has no nex-session schema (table nex_session_schema); nothing was created")]
-struct NoSchema;
-
-/// A database whose schema is newer than this build.
-#[derive(Debug, thiserror::Error)]
-#[error("session schema version {0} in PostgreSQL is not one this nex-session knows (up to {SCHEMA_VERSION})")]
-struct NewerSchema(i32);
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`, or any form
     /// `tokio-postgres` accepts) with the default [`PostgresOptions`], creating the
@@ -213,19 +163,7 @@ impl PostgresStore {
         config.connect_timeout(options.timeout);
         config.application_name("nex-session");
         let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
-        let version = match options.create_schema {
-            true => pool.write(create_schema).await?,
-            false => pool
-                .read(|mut c| async move {
-                    let version = schema_version(&mut c).await?;
-                    Ok((c, version))
-                })
-                .await?
-                .ok_or_else(|| StoreError::Unavailable(Box::new(NoSchema)))?,
-        };
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Corrupt(Box::new(NewerSchema(version))));
-        }
+        schema::prepare(&pool, options.create_schema).await?;
         let cache = (options.client_cache > 0).then(|| crate::cache::start(config.clone(), options.client_cache));
         let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
         Ok(Self { pool: Arc::new(pool), cache, updates: Arc::new(Updates::new()), timeout: options.timeout })
@@ -263,53 +201,6 @@ impl PostgresStore {
             .await
     }
 }
-
-/// Reads the schema version, creating the schema first when there is none. A
-/// database that has it runs no DDL at all, so the app's role needs no `CREATE`
-/// privilege when a DBA made the tables.
-async fn create_schema(mut c: Lease<'_>) -> Result<(Lease<'_>, i32), tokio_postgres::Error> {
-    if let Some(version) = schema_version(&mut c).await? {
-        return Ok((c, version));
-    }
-    // Under the lock, so instances starting together create it one after the other.
-    c.batch(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}")).await?;
-    let version = schema_version(&mut c).await?.unwrap_or(SCHEMA_VERSION);
-    Ok((c, version))
-}
-
-/// The recorded schema version, `None` when there is no schema yet.
-async fn schema_version(c: &mut Lease<'_>) -> Result<Option<i32>, tokio_postgres::Error> {
-    let exists = c.query_opt("SELECT 1 WHERE to_regclass('nex_session_schema') IS NOT NULL", &[]).await?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    let row = c.query_opt("SELECT max(version) FROM nex_session_schema", &[]).await?;
-    match row {
-        Some(row) => row.try_get::<_, Option<i32>>(0),
-        None => Ok(None),
-    }
-}
-
-/// The schema, as in the module docs, each statement idempotent.
-const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS nex_sessions (
-        key bytea PRIMARY KEY,
-        expires_at bigint NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS nex_sessions_expires_at ON nex_sessions (expires_at);
-    CREATE TABLE IF NOT EXISTS nex_session_fields (
-        key bytea NOT NULL REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
-        field text NOT NULL,
-        value bytea NOT NULL,
-        PRIMARY KEY (key, field)
-    );
-    CREATE TABLE IF NOT EXISTS nex_session_users (
-        store_key bytea PRIMARY KEY REFERENCES nex_sessions (key) ON UPDATE CASCADE ON DELETE CASCADE,
-        user_id text NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS nex_session_users_user_id ON nex_session_users (user_id);
-    CREATE TABLE IF NOT EXISTS nex_session_schema (version integer NOT NULL);
-    INSERT INTO nex_session_schema (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM nex_session_schema);";
 
 /// One purge batch of expired sessions bound to no user.
 const PURGE_UNBOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
