@@ -1,6 +1,9 @@
 //! [`PostgresStore`]: the type, opening it, and its [`SessionStore`] calls. The
-//! other concerns each have a file: the options, the schema.
+//! other concerns each have a file: the options, the schema, the compare-and-set
+//! of `update` (and its one-statement form).
 
+mod compare_and_set;
+mod one_trip;
 mod options;
 mod schema;
 
@@ -12,10 +15,10 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use crate::pool::{Lease, Pool};
+use crate::pool::Pool;
 use crate::rows::session::{claim, lock, store_key, write_field, Row};
 use crate::rows::user_index::lock_index_row;
-use nex_session_core::store::toolkit::update_chain::{self, Cas, CasAnswer, CasOp, CasStore, FieldNow, Updates};
+use nex_session_core::store::toolkit::update_chain::{self, Updates};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Summary, UpdateFn,
     UserIndex, WriteOutcome,
@@ -26,9 +29,6 @@ use nex_session_core::StoreKey;
 
 /// Sessions removed per purge transaction.
 const PURGE_BATCH: i64 = 500;
-/// How long a hot session's next update batch may wait for more members
-/// (`store/update_chain.rs`, "Gathering").
-const GATHER: Duration = Duration::from_millis(1);
 
 /// Sessions in PostgreSQL, the database many apps already run (feature `postgres`).
 /// Cloning shares the connection pool.
@@ -214,70 +214,6 @@ const PURGE_BOUND: &str = "DELETE FROM nex_sessions WHERE key IN (
     WHERE s.expires_at <= $1
     LIMIT $2 FOR UPDATE OF u SKIP LOCKED)";
 
-/// Locks the session row (if any), saying what it is, and reads one field of it
-/// (`None` unless live): two statements sent together, one round trip.
-///
-/// Not one statement with a join: under `READ COMMITTED`, a `SELECT … FOR UPDATE`
-/// that waited for the lock rechecks the locked row but returns the joined rows as
-/// its snapshot saw them, from before the write it waited for. The second statement
-/// starts after the first holds the lock, with a fresh snapshot.
-async fn lock_and_read(
-    c: &mut Lease<'_>,
-    key: &[u8],
-    field: &str,
-    now: i64,
-) -> Result<(Row, Option<Vec<u8>>), tokio_postgres::Error> {
-    let (row, value) = c
-        .query_opt_pair(
-            "SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE",
-            &[&key],
-            "SELECT value FROM nex_session_fields WHERE key = $1 AND field = $2",
-            &[&key, &field],
-        )
-        .await?;
-    let expires_at = match row {
-        Some(row) => row.try_get::<_, i64>(0)?,
-        None => return Ok((Row::Missing, None)),
-    };
-    if expires_at <= now {
-        return Ok((Row::Expired, None));
-    }
-    match value {
-        Some(value) => Ok((Row::Live, value.try_get(0)?)),
-        None => Ok((Row::Live, None)),
-    }
-}
-
-/// Sets the expiry of a live, locked session and writes one field, in one statement.
-async fn write_live_field(
-    c: &mut Lease<'_>,
-    key: &[u8],
-    field: &str,
-    value: Option<&[u8]>,
-    expires_at: i64,
-) -> Result<(), tokio_postgres::Error> {
-    match value {
-        Some(value) => {
-            c.execute(
-                "WITH slide AS (UPDATE nex_sessions SET expires_at = $4 WHERE key = $1)
-                 INSERT INTO nex_session_fields (key, field, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
-                &[&key, &field, &value, &expires_at],
-            )
-            .await?
-        }
-        None => {
-            c.execute(
-                "WITH slide AS (UPDATE nex_sessions SET expires_at = $3 WHERE key = $1)
-                 DELETE FROM nex_session_fields WHERE key = $1 AND field = $2",
-                &[&key, &field, &expires_at],
-            )
-            .await?
-        }
-    };
-    Ok(())
-}
-
 impl SessionStore for PostgresStore {
     fn fast_reads(&self) -> Option<&dyn FastReads> {
         Some(self)
@@ -399,211 +335,6 @@ impl FastReads for PostgresStore {
             None => LoadNow::Unknown,
         }
     }
-}
-
-/// The update chains' group commit (`store/update_chain.rs`) on PostgreSQL: a
-/// compare-and-set is one transaction holding the session row's lock.
-impl CasStore for PostgresStore {
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// Every batch waits for a durable commit (commonly 0.5 to a few ms): holding
-    /// the next one back up to 1 ms lets the members just answered join it.
-    fn gather(&self) -> Duration {
-        GATHER
-    }
-
-    fn read_field<'a>(
-        &'a self,
-        key: StoreKey,
-        field: &'a str,
-        deadline: tokio::time::Instant,
-    ) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
-        // The pool bounds the call by the store's timeout; the update's deadline
-        // (which may be nearer: it waited for the slow-path lock) by this.
-        let read = self.pool.read(move |mut c| async move {
-            let key = key.as_bytes().as_slice();
-            // One statement, one snapshot: liveness and the field agree.
-            let row = c
-                .query_opt(
-                    "SELECT f.value FROM nex_sessions s
-                     LEFT JOIN nex_session_fields f ON f.key = s.key AND f.field = $3
-                     WHERE s.key = $1 AND s.expires_at > $2",
-                    &[&key, &now_ms(), &field],
-                )
-                .await?;
-            let read = match row {
-                Some(row) => (true, row.try_get::<_, Option<Vec<u8>>>(0)?),
-                None => (false, None),
-            };
-            Ok((c, read))
-        });
-        Box::pin(async move {
-            tokio::time::timeout_at(deadline, read).await.map_err(|_| StoreError::Timeout(self.timeout))?
-        })
-    }
-
-    fn compare_and_set<'a>(
-        &'a self,
-        cas: &'a Cas<'a>,
-        _deadline: tokio::time::Instant,
-    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
-        // The pool bounds the call by the store's timeout, telling a transaction that
-        // certainly did not commit from one whose `COMMIT` went unanswered.
-        Box::pin(self.pool.write(move |mut c| async move {
-            if cas.op != CasOp::Check {
-                c.writes_fields(cas.key);
-            }
-            if let Some(form) = OneTrip::of(cas) {
-                return one_trip(c, cas, form).await;
-            }
-            let key = cas.key.as_bytes().as_slice();
-            // The row stays locked until commit: no other instance writes this
-            // session between the comparison and the write.
-            let (row, current) = lock_and_read(&mut c, key, cas.field, now_ms()).await?;
-            if !cas.presence.holds(row == Row::Live) {
-                return Ok((c, CasAnswer::PresenceFailed));
-            }
-            if current.as_deref() != cas.expected {
-                return Ok((c, CasAnswer::Conflict));
-            }
-            let value = match cas.op {
-                CasOp::Check => return Ok((c, CasAnswer::Done)),
-                CasOp::Put => cas.new,
-                CasOp::Delete => None,
-            };
-            if row == Row::Live {
-                // Only a live session is patched (an expired one loses its old fields).
-                // Told before the statement: if it fails, so does the call, and the
-                // cache drops the session (see `pool.rs`).
-                let changes = vec![(cas.field.to_owned(), value.map(<[u8]>::to_vec))];
-                c.wrote(crate::cache::Patch { changes, expires_at_ms: cas.expires_at_ms });
-                // The hot path (an existing session): expiry and field in one statement.
-                write_live_field(&mut c, key, cas.field, value, cas.expires_at_ms).await?;
-                return Ok((c, CasAnswer::Done));
-            }
-            if !claim(&mut c, key, row, cas.presence, cas.expires_at_ms).await? {
-                return Ok((c, CasAnswer::PresenceFailed));
-            }
-            write_field(&mut c, key, cas.field, value).await?;
-            Ok((c, CasAnswer::Done))
-        }))
-    }
-}
-
-/// The compare-and-set of a field of an existing session (every batch of the
-/// group commit whose presence is `Existing`, i.e. all but a new session's first
-/// and the check-only ones): one statement that writes only if the
-/// session is live and the field holds the expected value, and then slides the
-/// expiry, answering a row when it wrote. It runs right after the statement that
-/// locks the session row, in the same round trip: every writer of a session's
-/// fields holds that lock, so the statement (whose snapshot starts after the lock
-/// is held) sees the field as it is. Parameters: key, now, field, then as named.
-mod one_trip_sql {
-    /// `$4` expected value, `$5` new value, `$6` expiry.
-    pub(super) const REPLACE: &str = "WITH w AS (
-        UPDATE nex_session_fields SET value = $5
-        WHERE key = $1 AND field = $3 AND value = $4
-          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
-        RETURNING 1)
-    UPDATE nex_sessions SET expires_at = $6 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
-    /// The field is expected absent. `$4` new value, `$5` expiry.
-    pub(super) const ADD: &str = "WITH w AS (
-        INSERT INTO nex_session_fields (key, field, value)
-        SELECT $1::bytea, $3::text, $4::bytea
-        WHERE EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
-          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
-        RETURNING 1)
-    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
-    /// `$4` expected value, `$5` expiry.
-    pub(super) const REMOVE: &str = "WITH w AS (
-        DELETE FROM nex_session_fields
-        WHERE key = $1 AND field = $3 AND value = $4
-          AND EXISTS (SELECT 1 FROM nex_sessions WHERE key = $1 AND expires_at > $2)
-        RETURNING 1)
-    UPDATE nex_sessions SET expires_at = $5 WHERE key = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1";
-    /// The field is expected absent and stays so. `$4` expiry.
-    pub(super) const KEEP_ABSENT: &str = "UPDATE nex_sessions SET expires_at = $4
-        WHERE key = $1 AND expires_at > $2
-          AND NOT EXISTS (SELECT 1 FROM nex_session_fields WHERE key = $1 AND field = $3)
-        RETURNING 1";
-}
-
-/// The one-statement forms of a compare-and-set (`one_trip_sql`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OneTrip {
-    Replace,
-    Add,
-    Remove,
-    KeepAbsent,
-}
-
-impl OneTrip {
-    /// The form of `cas`, if it has one: writes to an existing session.
-    fn of(cas: &Cas<'_>) -> Option<Self> {
-        if cas.presence != Presence::Existing {
-            return None;
-        }
-        match (cas.op, cas.expected) {
-            (CasOp::Put, Some(_)) => Some(Self::Replace),
-            (CasOp::Put, None) => Some(Self::Add),
-            (CasOp::Delete, Some(_)) => Some(Self::Remove),
-            (CasOp::Delete, None) => Some(Self::KeepAbsent),
-            (CasOp::Check, _) => None,
-        }
-    }
-
-    fn sql(self) -> &'static str {
-        match self {
-            Self::Replace => one_trip_sql::REPLACE,
-            Self::Add => one_trip_sql::ADD,
-            Self::Remove => one_trip_sql::REMOVE,
-            Self::KeepAbsent => one_trip_sql::KEEP_ABSENT,
-        }
-    }
-}
-
-/// Runs `cas` in its one-statement `form` after locking the session row: both
-/// sent with `BEGIN` in one round trip, then the commit in another.
-async fn one_trip<'p>(
-    mut c: Lease<'p>,
-    cas: &Cas<'_>,
-    form: OneTrip,
-) -> Result<(Lease<'p>, CasAnswer), tokio_postgres::Error> {
-    let key = cas.key.as_bytes().as_slice();
-    let now = now_ms();
-    let expires = cas.expires_at_ms;
-    let (field, expected, new) = (cas.field, cas.expected.unwrap_or_default(), cas.new.unwrap_or_default());
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match form {
-        OneTrip::Replace => vec![&key, &now, &field, &expected, &new, &expires],
-        OneTrip::Add => vec![&key, &now, &field, &new, &expires],
-        OneTrip::Remove => vec![&key, &now, &field, &expected, &expires],
-        OneTrip::KeepAbsent => vec![&key, &now, &field, &expires],
-    };
-    let (locked, wrote) = c
-        .query_opt_pair("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key], form.sql(), &params)
-        .await?;
-    let live = match locked {
-        Some(row) => row.try_get::<_, i64>(0)? > now,
-        None => false,
-    };
-    // `wrote` first: if the row was replaced while the lock waited (an expired
-    // session re-created under the key), the lock statement saw none, but the
-    // write statement (a fresh snapshot, and it locked the new row) found it live
-    // and wrote: that write stands, and so it is done.
-    match (wrote.is_some(), live) {
-        (true, _) => {}
-        (false, true) => return Ok((c, CasAnswer::Conflict)),
-        (false, false) => return Ok((c, CasAnswer::PresenceFailed)),
-    }
-    if live {
-        // Patched only when the lock saw this very session live: a replaced row's
-        // cached fields are another session's.
-        let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
-        c.wrote(crate::cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
-    }
-    Ok((c, CasAnswer::Done))
 }
 
 impl SessionAdmin for PostgresStore {
