@@ -5,9 +5,8 @@
 //! `nex_session_users (store_key bytea PRIMARY KEY REFERENCES nex_sessions ON
 //! UPDATE CASCADE ON DELETE CASCADE, user_id text NOT NULL)`, indexed on `user_id`:
 //! one row per bound session. As in the SQLite store, the binding itself is the
-//! session's [`USER_FIELD`](nex_session_core::store::users::USER_FIELD) (so `load` returns it
-//! with the session) and the row is only how a user's sessions are found without a
-//! scan. The field is the truth: a session is listed or revoked only while it is
+//! session's [`USER_FIELD`] (so `load` returns it with the session) and the row is
+//! only how a user's sessions are found without a scan. The field is the truth: a session is listed or revoked only while it is
 //! live and its field names the user; a row that says otherwise is dropped when it
 //! is next read. The foreign key makes the row follow its session: a rename moves
 //! it, a removal or the purge deletes it.

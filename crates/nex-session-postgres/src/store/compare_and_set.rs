@@ -17,11 +17,11 @@ use crate::pool::Lease;
 use crate::rows::session::{claim, write_field, Row};
 
 /// How long a hot session's next update batch may wait for more members
-/// (`store/update_chain.rs`, "Gathering").
+/// ("Gathering" in `nex_session_core::store::toolkit::update_chain`).
 const GATHER: Duration = Duration::from_millis(1);
 
-/// The update chains' group commit (`store/update_chain.rs`) on PostgreSQL: a
-/// compare-and-set is one transaction holding the session row's lock.
+/// The update chains' group commit (`nex_session_core::store::toolkit::update_chain`)
+/// on PostgreSQL: a compare-and-set is one transaction holding the session row's lock.
 impl CasStore for PostgresStore {
     fn timeout(&self) -> Duration {
         self.timeout

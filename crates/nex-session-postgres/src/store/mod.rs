@@ -78,8 +78,8 @@ use nex_session_core::StoreKey;
 ///   saw and only then writes; otherwise the closure runs again on a fresh read.
 ///   No increment is lost, however many instances share the database. Concurrent
 ///   updates of one field in one instance share that transaction (group commit,
-///   `store/update_chain.rs`): a hot session costs one commit per batch, not one
-///   per request.
+///   the store toolkit's [`update_chain`]): a hot session costs one commit per
+///   batch, not one per request.
 /// - **`rename`** changes the session row's key in the transaction that checked
 ///   both keys; the old key is gone for every instance at commit.
 /// - **Expiry** is the store's clock (`now_ms` of the app) compared with
@@ -115,7 +115,7 @@ use nex_session_core::StoreKey;
 pub struct PostgresStore {
     pub(crate) pool: Arc<Pool>,
     pub(crate) cache: Option<Arc<crate::cache::ClientCache>>,
-    /// The group commit of concurrent `update`s (`store/update_chain.rs`).
+    /// The group commit of concurrent `update`s ([`update_chain`]).
     pub(crate) updates: Arc<Updates>,
     pub(crate) timeout: Duration,
 }
@@ -135,6 +135,13 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`, or any form
     /// `tokio-postgres` accepts) with the default [`PostgresOptions`], creating the
     /// schema if it is missing.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::PostgresStore;
+    /// let store = PostgresStore::open("postgres://app:secret@localhost/app").await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the URL is invalid, PostgreSQL cannot be
