@@ -37,9 +37,10 @@
 //!   changed". So the listener sends itself a notification, `ping:<instance>:<ms>`,
 //!   every [`HEARTBEAT`]; when one comes back, every transaction committed before
 //!   it was sent has been delivered (commit order). The cache answers only within
-//!   `ANSWERS_FOR` (3 s, `store/client_cache.rs`) of the sending of the last ping that came back. A lost
-//!   listener connection empties the cache at once; after a silence it is emptied
-//!   before it answers again (notifications may have been missed).
+//!   `ANSWERS_FOR` (3 s, the core's `store::toolkit::client_cache`) of the sending
+//!   of the last ping that came back. A lost listener connection empties the cache
+//!   at once; after a silence it is emptied before it answers again (notifications
+//!   may have been missed).
 //!
 //! What it costs: a write by *another* app instance becomes visible here when its
 //! notification arrives, one network hop after its commit. Writes made outside

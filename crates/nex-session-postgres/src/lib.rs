@@ -7,6 +7,7 @@
 
 mod cache;
 mod pool;
+mod rows;
 mod store;
 mod users;
 

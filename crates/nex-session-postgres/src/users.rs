@@ -5,9 +5,8 @@
 //! `nex_session_users (store_key bytea PRIMARY KEY REFERENCES nex_sessions ON
 //! UPDATE CASCADE ON DELETE CASCADE, user_id text NOT NULL)`, indexed on `user_id`:
 //! one row per bound session. As in the SQLite store, the binding itself is the
-//! session's [`USER_FIELD`](nex_session_core::store::users::USER_FIELD) (so `load` returns it
-//! with the session) and the row is only how a user's sessions are found without a
-//! scan. The field is the truth: a session is listed or revoked only while it is
+//! session's [`USER_FIELD`] (so `load` returns it with the session) and the row is
+//! only how a user's sessions are found without a scan. The field is the truth: a session is listed or revoked only while it is
 //! live and its field names the user; a row that says otherwise is dropped when it
 //! is next read. The foreign key makes the row follow its session: a rename moves
 //! it, a removal or the purge deletes it.
@@ -34,7 +33,6 @@
 //! `load`, `apply`, `update` and `touch` never read or write the table; `rename`
 //! and `remove` run one more primary-key lookup that finds nothing.
 
-use crate::store::{claim, lock, read_field, store_key, write_field, PostgresStore, Row};
 use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
 use nex_session_core::store::{BoxFuture, Presence, WriteOutcome};
 use nex_session_core::token::now_ms;
@@ -42,13 +40,9 @@ use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
 use crate::pool::Lease;
-
-/// Locks the index row of the session under `key`, if it has one (see the lock
-/// order in the module docs).
-pub(super) async fn lock_index_row(c: &mut Lease<'_>, key: &[u8]) -> Result<(), tokio_postgres::Error> {
-    c.query_opt("SELECT 1 FROM nex_session_users WHERE store_key = $1 FOR UPDATE", &[&key]).await?;
-    Ok(())
-}
+use crate::rows::session::{claim, lock, read_field, store_key, write_field, Row};
+use crate::rows::user_index::lock_index_row;
+use crate::store::PostgresStore;
 
 /// Locks every index row of `user` (in key order) and returns their keys.
 async fn lock_user_rows(c: &mut Lease<'_>, user: &str) -> Result<Vec<StoreKey>, tokio_postgres::Error> {
