@@ -33,13 +33,15 @@
 //! ```
 //!
 //! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
-//!   bottom in `mod.rs`, with the layer's state (`layer.rs`), the persist step
-//!   (`persist.rs`), the response future (`future.rs`) and the background purge.
+//!   bottom in `service.rs`, with the load step (`load.rs`), the layer and its
+//!   shared state (`layer.rs`, `shared.rs`), the persist step (`persist.rs`), the
+//!   response future (`future.rs`) and the background purge (`sweep.rs`).
 //! - `ambient/`: every function of the ambient API (session, cookie helper, flash),
 //!   each finding the request's [`Session`] in a task-local.
-//! - `session/`: the per-request [`Session`] and its state: reads, buffered writes,
-//!   `update`/`renew`/`clear`, flash, CSRF tokens, queued cookies, and what the
-//!   response needs.
+//! - `session/`: the per-request [`Session`] (`handle.rs`) and its state
+//!   (`state/`: reads, buffered writes, the store calls of `update`/`renew`/`clear`,
+//!   the user binding, the end of the request), flash, CSRF tokens, queued
+//!   cookies, and what the response needs (`ending.rs`).
 //! - `csrf_layer`: the tower layer that refuses unsafe requests without a valid
 //!   CSRF token ([`csrf::CsrfLayer`]).
 //! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
@@ -47,13 +49,17 @@
 //! - `observe/`: every metric name and label, emitting them through the
 //!   `metrics` facade, and the health check's [`observe::Health`] ([`observe`]
 //!   documents the metrics, the request span and the health check).
-//! - `store/`: the [`store::SessionStore`] trait and every store; `token/`: the
+//! - `store/`: the [`store::SessionStore`] trait and its optional extensions
+//!   (`contract.rs`), the values stores exchange (`record.rs`), the memory store,
+//!   the conformance suite and the toolkit of the networked stores; `token/`: the
 //!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax;
 //!   `cookie_rules`: the rules a configured cookie name, path, domain and
 //!   `SameSite` must follow, checked once when a layer is built.
 //!
-//! No module adds methods to another module's type, and nothing points back up.
-//!
+//! No module adds methods to another module's type, and nothing points back up,
+//! between modules or between files (`.ci/import-cycles` checks it). The SQLite,
+//! Redis and PostgreSQL stores are crates of their own that use only this crate's
+//! public API.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
