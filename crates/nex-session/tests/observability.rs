@@ -381,8 +381,8 @@ async fn the_redis_client_cache_counts_its_hits_and_misses() {
 fn every_metric_is_in_the_docs_tables() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
-    let crate_docs = std::fs::read_to_string(root.join("src/observe/mod.rs")).unwrap();
-    for (doc, text) in [("README.md", &readme), ("src/observe/mod.rs", &crate_docs)] {
+    let crate_docs = std::fs::read_to_string(root.join("../nex-session-core/src/observe/mod.rs")).unwrap();
+    for (doc, text) in [("README.md", &readme), ("nex-session-core/src/observe/mod.rs", &crate_docs)] {
         let rows: Vec<&str> =
             text.lines().filter(|l| l.trim_start_matches("//! ").starts_with("| `nex_session_")).collect();
         assert_eq!(rows.len(), METRICS.len(), "{doc}: one table row per metric");
