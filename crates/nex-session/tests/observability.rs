@@ -28,6 +28,13 @@ use nex_testkit::{RedisServer, TempDb};
 const SECRET: &str = "observe-secret-observe-secret-observe-0";
 const TTL_S: i64 = 7 * 86_400;
 
+/// One test of this binary at a time: the tests install thread-local tracing
+/// subscribers and metrics recorders, and `tracing` keeps its level hint and
+/// callsite interest process-wide, so a test ending on one thread could turn a
+/// span of another test's request off (seen: no `session` span recorded on a
+/// loaded machine).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn config() -> SessionConfig {
     SessionConfig::new(SecretKeyBase::new(SECRET).unwrap()).with_secure_cookie(false)
 }
@@ -193,6 +200,7 @@ fn allowed(label: &str) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn counters_move_as_documented_for_each_outcome() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let c = serve_on(Arc::new(MemoryStore::new())).await;
@@ -260,6 +268,7 @@ async fn counters_move_as_documented_for_each_outcome() {
 
 #[tokio::test]
 async fn the_memory_store_reports_the_sessions_it_holds_after_a_purge() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let store = MemoryStore::new();
@@ -281,6 +290,7 @@ async fn the_memory_store_reports_the_sessions_it_holds_after_a_purge() {
 
 #[tokio::test]
 async fn sqlite_calls_are_timed_and_lost_races_of_update_are_counted() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let db = TempDb::new("observe-races");
@@ -312,6 +322,7 @@ async fn sqlite_calls_are_timed_and_lost_races_of_update_are_counted() {
 
 #[tokio::test]
 async fn a_redis_outage_counts_store_errors_and_the_503s_it_causes() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let server = RedisServer::start_private();
@@ -360,6 +371,7 @@ async fn a_redis_outage_counts_store_errors_and_the_503s_it_causes() {
 
 #[tokio::test]
 async fn the_redis_client_cache_counts_its_hits_and_misses() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let server = RedisServer::start_private();
@@ -502,6 +514,7 @@ fn short_handle(id: &str) -> String {
 
 #[tokio::test]
 async fn each_request_has_a_session_span_with_its_store_handle_and_outcome() {
+    let _serial = SERIAL.lock().await;
     let tracer = SharedTracer::default();
     let _default = tracing::subscriber::set_default(tracer.clone());
     let c = serve_on(Arc::new(MemoryStore::new())).await;
@@ -561,6 +574,7 @@ async fn each_request_has_a_session_span_with_its_store_handle_and_outcome() {
 
 #[tokio::test]
 async fn a_failed_save_is_an_error_event_with_the_session_handle_and_a_failed_span() {
+    let _serial = SERIAL.lock().await;
     let tracer = SharedTracer::default();
     let _default = tracing::subscriber::set_default(tracer.clone());
     let recorder = TestRecorder::default();
@@ -609,6 +623,7 @@ fn layer(store: Arc<dyn SessionStore>) -> SessionLayer {
 
 #[tokio::test]
 async fn health_of_the_memory_and_sqlite_stores() {
+    let _serial = SERIAL.lock().await;
     let memory = layer(Arc::new(MemoryStore::new())).health().await;
     assert!(memory.ok && memory.error.is_none(), "{memory}");
     assert_eq!(memory.store, "memory");
@@ -631,6 +646,7 @@ async fn health_of_the_memory_and_sqlite_stores() {
 
 #[tokio::test]
 async fn health_of_redis_up_frozen_and_stopped_answers_within_the_timeout() {
+    let _serial = SERIAL.lock().await;
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let mut server = RedisServer::start_private();
