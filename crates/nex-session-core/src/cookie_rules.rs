@@ -7,6 +7,14 @@
 //! these rules (a `__Host-` cookie with a `Domain`, `SameSite=None` without
 //! `Secure`), so the app would lose every session with no error anywhere. Failing
 //! at start-up with the reason is kinder.
+//!
+//! Ours because the `cookie` crate has no such checks (decided 2026-12-06 against
+//! cookie 0.18.3). Given the 27 settings the tests below refuse, its builder and
+//! `Display` followed by `HeaderValue::try_from` produce a header for 24 of them
+//! (all except the three with a non-ASCII byte or a newline), for example
+//! `__Host-sid=v; Secure; Path=/admin` or `Domain=ex;ample.com`. For
+//! `SameSite=None` without `Secure` it adds `Secure` silently instead of reporting
+//! the mistake. These checks run once per layer, so their cost does not matter.
 
 use crate::cookie_header::SameSite;
 use crate::error::CookieConfigError;
