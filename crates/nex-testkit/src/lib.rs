@@ -1,7 +1,8 @@
 //! Test support for the nex-session workspace: the one HTTP test harness
 //! ([`http`]), private Redis servers and clusters ([`redis`]), private PostgreSQL servers
 //! ([`postgres`]), and store
-//! wrappers for fault injection ([`store`]), temporary database files ([`fs`]).
+//! wrappers for fault injection ([`store`]), temporary database files ([`fs`]),
+//! certificates made at test time ([`tls`]).
 //!
 //! Everything here talks to real parts: a real HTTP server on 127.0.0.1, real
 //! `redis-server` processes. A missing program fails the test with the command
@@ -15,7 +16,9 @@ pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod store;
+pub mod tls;
 
 pub use self::fs::{TempDb, TempDir};
 pub use self::postgres::PostgresServer;
 pub use self::redis::{single_node, RedisCluster, RedisServer};
+pub use self::tls::{CertFiles, Pki};

@@ -112,7 +112,7 @@ impl SessionLayer {
         let result = check.await.unwrap_or(Err(StoreError::Timeout(HEALTH_TIMEOUT)));
         let latency = started.elapsed();
         context.instruments.record(Operation::Health, latency, result.as_ref().err());
-        Health::new(context.instruments.store(), latency, result)
+        Health::new(context.instruments.store(), latency, result, context.store.endpoint())
     }
 
     /// A layer over a fresh [`MemoryStore`].

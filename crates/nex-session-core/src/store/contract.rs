@@ -151,6 +151,22 @@ pub trait SessionStore: Send + Sync + 'static {
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move { self.load(StoreKey::from_bytes([0; 32])).await.map(drop) })
     }
+
+    /// Where the store is connected now, for health reports
+    /// ([`Health::endpoint`](crate::observe::Health::endpoint)): the host that
+    /// answered and how, such as `127.0.0.1:6380 (TLS, master "sessions" found
+    /// through sentinels)` for Redis or `db2:5432 (TLS)` for PostgreSQL, where a
+    /// failover or a multi-host URL can change it. `None` (the default) when there
+    /// is nothing to say. It answers from what the store already knows, without
+    /// a round trip, and never holds a password.
+    ///
+    /// ```
+    /// use nex_session::store::{MemoryStore, SessionStore};
+    /// assert_eq!(MemoryStore::new().endpoint(), None);
+    /// ```
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Administration of a store, for operators and the background purge: optional,

@@ -64,6 +64,9 @@ macro_rules! forward_session_store {
             fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
                 (**self).health()
             }
+            fn endpoint(&self) -> Option<String> {
+                (**self).endpoint()
+            }
         }
     )+};
 }
@@ -153,6 +156,10 @@ mod tests {
         fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
             self.saw("health");
             ready(Ok(()))
+        }
+        fn endpoint(&self) -> Option<String> {
+            self.saw("endpoint");
+            Some("probe".to_owned())
         }
     }
 
