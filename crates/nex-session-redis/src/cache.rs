@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::{AsyncPushSender, ConnectionManager, SendError};
+use redis::aio::{AsyncPushSender, ConnectionLike, SendError};
 use redis::{PushInfo, PushKind, Value};
 
 use crate::scripts::INDEX_INFIX;
@@ -156,7 +156,7 @@ impl ClientCache {
 
 /// Asks Redis for a sign of life every [`HEARTBEAT`] on the tracking connection
 /// `conn`, for as long as `cache` exists (see the module docs).
-pub(crate) async fn heartbeat(cache: Weak<ClientCache>, mut conn: ConnectionManager) {
+pub(crate) async fn heartbeat(cache: Weak<ClientCache>, mut conn: impl ConnectionLike + Send) {
     loop {
         let sent = Instant::now();
         // A late answer still counts (it proves the cache current as of `sent`),

@@ -16,7 +16,11 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{heartbeat, ClientCache, Invalidator};
+use crate::diagnose::connect_failed;
 use crate::scripts::{Scripts, INDEX_INFIX};
+use crate::sentinel::SentinelLink;
+use crate::target::{Target, Topology};
+use crate::tls::{self, Tls, Verify};
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
@@ -69,11 +73,13 @@ impl Default for RedisOptions {
     }
 }
 
-/// A single-node or cluster connection, both multiplexed and self-healing.
+/// A single-node, cluster or sentinel-found connection, all multiplexed and self-healing.
 #[derive(Clone)]
 pub(super) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// The current master of a sentinel-monitored service (`sentinel.rs`).
+    Sentinel(Arc<SentinelLink>),
 }
 
 impl ConnectionLike for Connection {
@@ -81,6 +87,16 @@ impl ConnectionLike for Connection {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(link) => {
+                let mut conn = link.current();
+                Box::pin(async move {
+                    let result = conn.req_packed_command(cmd).await;
+                    if let Err(err) = &result {
+                        link.suspect(err);
+                    }
+                    result
+                })
+            }
         }
     }
 
@@ -93,6 +109,16 @@ impl ConnectionLike for Connection {
         match self {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Sentinel(link) => {
+                let mut conn = link.current();
+                Box::pin(async move {
+                    let result = conn.req_packed_commands(cmd, offset, count).await;
+                    if let Err(err) = &result {
+                        link.suspect(err);
+                    }
+                    result
+                })
+            }
         }
     }
 
@@ -100,6 +126,17 @@ impl ConnectionLike for Connection {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(link) => link.db(),
+        }
+    }
+}
+
+impl Connection {
+    /// Where this connection goes, for [`SessionStore::endpoint`](nex_session_core::store::SessionStore::endpoint).
+    pub(super) fn describe(&self, fixed: &str) -> String {
+        match self {
+            Self::Sentinel(link) => link.describe(),
+            Self::Single(_) | Self::Cluster(_) => fixed.to_owned(),
         }
     }
 }
@@ -109,6 +146,8 @@ impl ConnectionLike for Connection {
 #[derive(Clone)]
 pub(super) struct Redis {
     pub(super) conn: Connection,
+    /// Where a single node or cluster connection goes (a sentinel link says itself).
+    pub(super) endpoint: Arc<str>,
     prefix: Arc<str>,
     pub(super) timeout: Duration,
     pub(super) scripts: Arc<Scripts>,
@@ -159,34 +198,60 @@ pub(super) fn taken_away(err: StoreError) -> StoreError {
 }
 
 impl Redis {
-    /// Connects to `url` (`redis://…` or `redis+cluster://…`), with client-side
-    /// caching when `options` ask for it and the server can.
+    /// Connects to what `url` names (see `target.rs`), with client-side caching
+    /// when `options` ask for it and the server can (not on a cluster).
     pub(super) async fn open(url: &str, options: RedisOptions) -> Result<Opened, StoreError> {
         let RedisOptions { prefix, timeout, client_cache } = options;
         let prefix: Arc<str> = prefix.into();
-        // Connecting may take a few round trips (handshake, RESP3, cluster slots).
+        let Target { topology, tls } = Target::parse(url).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        // Connecting may take a few round trips (handshake, RESP3, cluster slots; sentinels, then the master).
         let bound = timeout.saturating_mul(3);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let cache = (client_cache > 0).then(|| Arc::new(ClientCache::new(client_cache, prefix.clone())));
+        let tls_note = tls.as_ref().map(|t| format!(" (TLS {})", t.verify.name())).unwrap_or_default();
         let connect = async {
-            if let Some(nodes) = url.strip_prefix("redis+cluster://") {
-                return Ok((connect_cluster(nodes, timeout).await?, None));
-            }
-            let client = redis::Client::open(url).map_err(unavailable)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            if client_cache > 0 {
-                let cache = Arc::new(ClientCache::new(client_cache, prefix.clone()));
-                if let Some(conn) = connect_tracking(&client, config.clone(), &cache).await? {
-                    return Ok((conn, Some(cache)));
+            match topology {
+                Topology::Cluster(nodes) => {
+                    let endpoint = format!("Redis Cluster, {} seed node(s){tls_note}", nodes.len());
+                    Ok((connect_cluster(nodes, tls.as_ref(), timeout).await?, None, endpoint))
+                }
+                Topology::Sentinel(target) => {
+                    let link = SentinelLink::open(target, tls, config, cache.as_ref(), timeout).await?;
+                    let conn = Connection::Sentinel(link);
+                    if let Some(cache) = &cache {
+                        tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
+                    }
+                    Ok((conn, cache, String::new()))
+                }
+                Topology::Single(url) => {
+                    let client = single_client(&url, tls.as_ref())?;
+                    let endpoint = match client.get_connection_info().addr() {
+                        redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                            format!("{host}:{port}{tls_note}")
+                        }
+                        other => format!("{other}"),
+                    };
+                    let server = format!("Redis at {endpoint}");
+                    if let Some(cache) = cache {
+                        if let Some(conn) = connect_tracking(&client, config.clone(), &cache, &server, tls.as_ref()).await? {
+                            return Ok((conn, Some(cache), endpoint));
+                        }
+                    }
+                    let conn = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(|e| connect_failed(server, tls.as_ref(), e))?;
+                    Ok((Connection::Single(conn), None, endpoint))
                 }
             }
-            let conn = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
-            Ok((Connection::Single(conn), None))
         };
-        let (conn, cache) = tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
-        Ok(Opened { redis: Self { conn, prefix, timeout, scripts: Arc::new(Scripts::new()) }, cache })
+        let (conn, cache, endpoint) =
+            tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
+        let redis = Self { conn, endpoint: endpoint.into(), prefix, timeout, scripts: Arc::new(Scripts::new()) };
+        Ok(Opened { redis, cache })
     }
 
     /// The Redis key of a session: prefix and the 64 hex characters of its store key.
@@ -268,15 +333,32 @@ impl Redis {
     }
 }
 
-async fn connect_cluster(nodes: &str, timeout: Duration) -> Result<Connection, StoreError> {
-    let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
-    let client = redis::cluster::ClusterClient::builder(nodes)
-        .connection_timeout(timeout)
-        .response_timeout(timeout)
-        .retries(1)
-        .build()
-        .map_err(unavailable)?;
-    Ok(Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?))
+async fn connect_cluster(nodes: Vec<String>, tls: Option<&Tls>, timeout: Duration) -> Result<Connection, StoreError> {
+    let server = format!("Redis Cluster (seed nodes {})", nodes.len());
+    let mut builder =
+        redis::cluster::ClusterClient::builder(nodes).connection_timeout(timeout).response_timeout(timeout).retries(1);
+    if let Some(tls) = tls {
+        // The nodes' URLs are rediss://, which turns TLS on; these add the checks and files.
+        builder = builder.certs(tls.certs.clone());
+        if tls.verify == Verify::None {
+            builder = builder.tls(redis::TlsMode::Insecure);
+        }
+        tls::install_provider();
+    }
+    let client = builder.build().map_err(|e| connect_failed(server.clone(), tls, e))?;
+    Ok(Connection::Cluster(client.get_async_connection().await.map_err(|e| connect_failed(server, tls, e))?))
+}
+
+/// The client of a single-node URL, with TLS when it is `rediss://`.
+fn single_client(url: &str, tls: Option<&Tls>) -> Result<redis::Client, StoreError> {
+    use redis::IntoConnectionInfo as _;
+    let server = "Redis".to_owned();
+    let info = url.into_connection_info().map_err(|e| connect_failed(server.clone(), tls, e))?;
+    match tls {
+        Some(tls) => tls.secure(info),
+        None => redis::Client::open(info),
+    }
+    .map_err(|e| connect_failed(server, tls, e))
 }
 
 /// A RESP3 connection whose pushes feed `cache`, or `None` when the server
@@ -286,6 +368,8 @@ async fn connect_tracking(
     client: &redis::Client,
     config: ConnectionManagerConfig,
     cache: &Arc<ClientCache>,
+    server: &str,
+    tls: Option<&Tls>,
 ) -> Result<Option<Connection>, StoreError> {
     // Client tracking needs RESP3, whatever protocol the URL asked for.
     let info = client.get_connection_info().clone();
@@ -298,7 +382,9 @@ async fn connect_tracking(
             tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
             Ok(Some(Connection::Single(conn)))
         }
-        Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() => Err(unavailable(err)),
+        Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() => {
+            Err(connect_failed(server.to_owned(), tls, err))
+        }
         Err(err) => {
             tracing::warn!(target: "nex_session::store", error = %err, "Redis refused RESP3 (needs Redis 6+): client-side caching is off");
             Ok(None)

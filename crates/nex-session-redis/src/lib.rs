@@ -70,13 +70,17 @@ mod admin;
 mod cache;
 mod compare_and_set;
 mod connect;
+mod diagnose;
 mod index_members;
 mod rename;
 mod scan;
 mod scripts;
+mod sentinel;
 mod session_store;
 mod store;
 mod sweep;
+mod target;
+mod tls;
 mod users;
 
 pub use connect::RedisOptions;

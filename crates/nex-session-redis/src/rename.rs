@@ -83,7 +83,8 @@ async fn move_session(
 ) -> Result<Moved, StoreError> {
     let (from, to) = (redis.key(from), redis.key(to));
     match &redis.conn {
-        Connection::Single(_) => {
+        // One node (a sentinel's master is one): one atomic script.
+        Connection::Single(_) | Connection::Sentinel(_) => {
             let mut invocation = redis.scripts.rename.key(&from);
             invocation.key(&to).arg(expires_at_ms).arg(USER_FIELD).arg(expected);
             let mut conn = redis.conn.clone();

@@ -60,7 +60,7 @@ pub(super) async fn scan(
             let call = async move { Ok(redis::from_redis_value(cluster.route_command(scan, route).await?)?) };
             redis.read(deadline, call).await
         }
-        (Node::Single, Connection::Single(_)) => {
+        (Node::Single, Connection::Single(_) | Connection::Sentinel(_)) => {
             let mut conn = redis.conn.clone();
             redis.read(deadline, scan.query_async(&mut conn)).await
         }

@@ -137,6 +137,10 @@ impl SessionStore for RedisStore {
             self.redis.read(self.redis.deadline(), ping.query_async::<String>(&mut conn)).await.map(drop)
         })
     }
+
+    fn endpoint(&self) -> Option<String> {
+        Some(self.redis.conn.describe(&self.redis.endpoint))
+    }
 }
 
 impl FastReads for RedisStore {

@@ -82,6 +82,7 @@ impl std::fmt::Debug for RedisStore {
         let mode = match self.redis.conn {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
         };
         f.debug_struct("RedisStore").field("mode", &mode).finish_non_exhaustive()
     }

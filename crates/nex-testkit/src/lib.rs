@@ -1,6 +1,6 @@
 //! Test support for the nex-session workspace: the one HTTP test harness
 //! ([`http`]), private Redis servers and clusters ([`redis`]), private PostgreSQL servers
-//! ([`postgres`]), and store
+//! ([`postgres`]), a Redis Sentinel set ([`sentinel`]), and store
 //! wrappers for fault injection ([`store`]), temporary database files ([`fs`]),
 //! certificates made at test time ([`tls`]).
 //!
@@ -15,10 +15,12 @@ pub mod fs;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod sentinel;
 pub mod store;
 pub mod tls;
 
 pub use self::fs::{TempDb, TempDir};
 pub use self::postgres::PostgresServer;
-pub use self::redis::{single_node, RedisCluster, RedisServer};
+pub use self::redis::{single_node, RedisCluster, RedisServer, ServerTls};
+pub use self::sentinel::SentinelSet;
 pub use self::tls::{CertFiles, Pki};

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::tls::CertFiles;
+
 const INSTALL: &str = "install it with: apt-get update && apt-get install -y redis-server redis-tools";
 
 fn free_port() -> u16 {
@@ -19,11 +21,39 @@ fn require(program: &str) {
     assert!(found, "{program} is not installed; {INSTALL}");
 }
 
-fn ping(port: u16) -> bool {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+/// How a server takes TLS: its certificate, the CA it trusts for client
+/// certificates, and the client certificate `redis-cli` then presents.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub server: CertFiles,
+    /// `Some`: clients must present a certificate (`--tls-auth-clients yes`).
+    pub client: Option<CertFiles>,
+}
+
+impl ServerTls {
+    /// The server's arguments: TLS on `port`, no plain port.
+    fn args(&self, port: u16) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--tls-port".into(), port.to_string()];
+        for (flag, path) in
+            [("--tls-cert-file", &self.server.cert), ("--tls-key-file", &self.server.key), ("--tls-ca-cert-file", &self.ca)]
+        {
+            args.push(flag.into());
+            args.push(path.display().to_string());
+        }
+        args.push("--tls-auth-clients".into());
+        args.push(if self.client.is_some() { "yes" } else { "no" }.into());
+        args
+    }
+
+    /// `redis-cli`'s arguments to reach such a server.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["--tls".into(), "--cacert".into(), self.ca.display().to_string()];
+        if let Some(client) = &self.client {
+            args.extend(["--cert".into(), client.cert.display().to_string(), "--key".into(), client.key.display().to_string()]);
+        }
+        args
+    }
 }
 
 /// One redis-server process.
@@ -32,16 +62,62 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    tls: Option<ServerTls>,
 }
 
 impl RedisServer {
     fn spawn(port: u16, dir: PathBuf, extra: Vec<String>) -> Self {
+        Self::spawn_with(port, dir, extra, None)
+    }
+
+    fn spawn_with(port: u16, dir: PathBuf, extra: Vec<String>, tls: Option<ServerTls>) -> Self {
         require("redis-server");
         require("redis-cli");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { child: None, port, dir, extra };
+        let mut server = Self { child: None, port, dir, extra, tls };
         server.start();
         server
+    }
+
+    /// A private server that accepts TLS connections only, on `port`.
+    pub fn start_tls(tls: ServerTls) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("nex-redis-tls-{}-{port}", std::process::id()));
+        Self::spawn_with(port, dir, Vec::new(), Some(tls))
+    }
+
+    /// A private server that replicates `master` (plain).
+    pub fn start_replica_of(master: &RedisServer) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("nex-redis-replica-{}-{port}", std::process::id()));
+        let extra = vec!["--replicaof".to_owned(), "127.0.0.1".to_owned(), master.port.to_string()];
+        Self::spawn(port, dir, extra)
+    }
+
+    /// `redis-cli` aimed at this server (with its TLS arguments), given `args`;
+    /// its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(tls) = &self.tls {
+            cmd.args(tls.cli_args());
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Up and answering. A TLS server is asked by `redis-cli` too, unless its
+    /// certificate is one a client must refuse (an expired one, in a test of
+    /// that refusal): then an accepted TCP connection has to do.
+    fn ping(&self) -> bool {
+        if self.cli(&["ping"]) == "PONG" {
+            return true;
+        }
+        self.tls.is_some() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && {
+            // Listening already; give it a moment to finish loading.
+            std::thread::sleep(Duration::from_millis(200));
+            true
+        }
     }
 
     /// A fresh private server.
@@ -62,7 +138,11 @@ impl RedisServer {
     /// (Re)starts the process on the same port.
     pub fn start(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        match &self.tls {
+            Some(tls) => cmd.args(tls.args(self.port)),
+            None => cmd.args(["--port", &self.port.to_string()]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -70,7 +150,7 @@ impl RedisServer {
             .stderr(Stdio::null());
         self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("could not start redis-server: {e}; {INSTALL}")));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !ping(self.port) {
+        while !self.ping() {
             assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
