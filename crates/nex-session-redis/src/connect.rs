@@ -237,7 +237,9 @@ impl Redis {
                     };
                     let server = format!("Redis at {endpoint}");
                     if let Some(cache) = cache {
-                        if let Some(conn) = connect_tracking(&client, config.clone(), &cache, &server, tls.as_ref()).await? {
+                        if let Some(conn) =
+                            connect_tracking(&client, config.clone(), &cache, &server, tls.as_ref()).await?
+                        {
                             return Ok((conn, Some(cache), endpoint));
                         }
                     }
@@ -382,7 +384,9 @@ async fn connect_tracking(
             tokio::spawn(heartbeat(Arc::downgrade(cache), conn.clone()));
             Ok(Some(Connection::Single(conn)))
         }
-        Err(err) if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() => {
+        Err(err)
+            if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() =>
+        {
             Err(connect_failed(server.to_owned(), tls, err))
         }
         Err(err) => {

@@ -118,7 +118,10 @@ impl SentinelLink {
     /// A command failed with `err`: if it looks like the master went away or
     /// was demoted, ask the sentinels now rather than at the next poll.
     pub(crate) fn suspect(&self, err: &redis::RedisError) {
-        if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() || err.code() == Some("READONLY")
+        if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.code() == Some("READONLY")
         {
             self.wake.notify_one();
         }
@@ -201,7 +204,8 @@ async fn find_master(
         let ask = async {
             let client = node_client(tls, host, *port, sentinel_settings(target))
                 .map_err(|e| connect_failed(server.clone(), tls, e))?;
-            let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| connect_failed(server.clone(), tls, e))?;
+            let mut conn =
+                client.get_multiplexed_async_connection().await.map_err(|e| connect_failed(server.clone(), tls, e))?;
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&target.service)
@@ -211,7 +215,9 @@ async fn find_master(
         };
         match tokio::time::timeout(timeout, ask).await {
             Ok(Ok(Some(addr))) => return Ok(addr),
-            Ok(Ok(None)) => reasons.push(format!("{server} does not know the service name (check SERVICE_NAME in the URL)")),
+            Ok(Ok(None)) => {
+                reasons.push(format!("{server} does not know the service name (check SERVICE_NAME in the URL)"))
+            }
             Ok(Err(err)) => reasons.push(err.to_string()),
             Err(_) => reasons.push(format!("{server} did not answer within {timeout:?}")),
         }
@@ -254,7 +260,12 @@ async fn connect_master(
 }
 
 /// A client for one server, with TLS when the URL asked for it.
-fn node_client(tls: Option<&Tls>, host: &str, port: u16, settings: RedisConnectionInfo) -> redis::RedisResult<redis::Client> {
+fn node_client(
+    tls: Option<&Tls>,
+    host: &str,
+    port: u16,
+    settings: RedisConnectionInfo,
+) -> redis::RedisResult<redis::Client> {
     use redis::IntoConnectionInfo as _;
     match tls {
         Some(tls) => tls.client(host, port, settings),

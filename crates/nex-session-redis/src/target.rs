@@ -104,7 +104,12 @@ impl Target {
             }
         }
         let tls = if secure {
-            Some(Tls::from_params(ours.mode.as_deref(), ours.rootcert.as_deref(), ours.cert.as_deref(), ours.key.as_deref())?)
+            Some(Tls::from_params(
+                ours.mode.as_deref(),
+                ours.rootcert.as_deref(),
+                ours.cert.as_deref(),
+                ours.key.as_deref(),
+            )?)
         } else {
             ours.refuse_tls_params()?;
             None
@@ -154,12 +159,8 @@ impl Ours {
     /// TLS parameters on a plain URL are a mistake worth stopping for: the user
     /// meant TLS and would silently get none.
     fn refuse_tls_params(&self) -> Result<(), TargetError> {
-        let given = [
-            ("sslmode", &self.mode),
-            ("sslrootcert", &self.rootcert),
-            ("sslcert", &self.cert),
-            ("sslkey", &self.key),
-        ];
+        let given =
+            [("sslmode", &self.mode), ("sslrootcert", &self.rootcert), ("sslcert", &self.cert), ("sslkey", &self.key)];
         match given.iter().find(|(_, value)| value.is_some()) {
             Some((name, _)) => Err(TargetError::TlsParamWithoutTls(name)),
             None => Ok(()),
@@ -188,7 +189,9 @@ fn parse_sentinel(body: &str, ours: Ours) -> Result<SentinelTarget, TargetError>
     let mut parts = path.split('/');
     let service = parts.next().filter(|s| !s.is_empty()).ok_or(TargetError::SentinelShape)?;
     let db = match parts.next().filter(|s| !s.is_empty()) {
-        Some(db) => db.parse().map_err(|_| TargetError::SentinelPart { what: "database number", value: db.to_owned() })?,
+        Some(db) => {
+            db.parse().map_err(|_| TargetError::SentinelPart { what: "database number", value: db.to_owned() })?
+        }
         None => 0,
     };
     if sentinels.is_empty() || parts.next().is_some() {
@@ -268,9 +271,13 @@ mod tests {
     fn plain_urls_reach_the_redis_client_as_written() {
         let target = Target::parse("redis://:pw@cache:6380/2?protocol=resp3").unwrap();
         assert!(target.tls.is_none());
-        assert!(matches!(target.topology, Topology::Single(ref url) if url == "redis://:pw@cache:6380/2?protocol=resp3"));
+        assert!(
+            matches!(target.topology, Topology::Single(ref url) if url == "redis://:pw@cache:6380/2?protocol=resp3")
+        );
         let target = Target::parse("redis+cluster://a:7000, b:7001").unwrap();
-        assert!(matches!(target.topology, Topology::Cluster(ref nodes) if nodes == &["redis://a:7000", "redis://b:7001"]));
+        assert!(
+            matches!(target.topology, Topology::Cluster(ref nodes) if nodes == &["redis://a:7000", "redis://b:7001"])
+        );
     }
 
     #[test]
@@ -302,7 +309,8 @@ mod tests {
         assert_eq!((target.username.as_deref(), target.password.as_deref()), (Some("app"), Some("p@ss")));
         assert_eq!(target.sentinel_password.as_deref(), Some("sp"));
         assert_eq!(sentinel("redis+sentinel://s1/svc").db, 0);
-        for bad in ["redis+sentinel://s1", "redis+sentinel://s1/", "redis+sentinel:///svc", "redis+sentinel://s1/svc/x"] {
+        for bad in ["redis+sentinel://s1", "redis+sentinel://s1/", "redis+sentinel:///svc", "redis+sentinel://s1/svc/x"]
+        {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
         assert!(Target::parse("redis://cache?sentinel_password=x").is_err());

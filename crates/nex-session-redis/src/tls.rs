@@ -144,7 +144,8 @@ pub(crate) fn install_provider() {
 
 /// The bytes of a PEM file that holds at least one `what` block.
 fn read_pem(param: &'static str, path: &str, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(Path::new(path)).map_err(|source| TlsError::Read { param, path: path.to_owned(), source })?;
+    let bytes =
+        std::fs::read(Path::new(path)).map_err(|source| TlsError::Read { param, path: path.to_owned(), source })?;
     // "-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----", …
     let text = String::from_utf8_lossy(&bytes);
     let found = text.lines().any(|line| line.starts_with("-----BEGIN ") && line.contains(what));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nex_session::store::{RedisOptions, RedisStore, SessionStore};
-use nex_testkit::{Pki, RedisServer, ServerTls};
+use nex_testkit::{Pki, RedisCluster, RedisServer, ServerTls};
 
 /// A TLS-only server whose certificate names `names`, signed by `pki`.
 fn tls_server(pki: &Pki, names: &[&str], client_auth: bool) -> RedisServer {
@@ -65,7 +65,8 @@ async fn certificates_are_verified_and_each_refusal_names_its_fix() {
     let ca = pki.ca_file();
 
     // A CA that did not sign the server's certificate.
-    let err = open(&format!("rediss://localhost:{port}?sslrootcert={}", stranger.ca_file().display())).await.unwrap_err();
+    let err =
+        open(&format!("rediss://localhost:{port}?sslrootcert={}", stranger.ca_file().display())).await.unwrap_err();
     assert!(err.contains("not signed by the CA in sslrootcert"), "{err}");
     // The system roots do not know a private CA either.
     let err = open(&format!("rediss://localhost:{port}")).await.unwrap_err();
@@ -77,9 +78,10 @@ async fn certificates_are_verified_and_each_refusal_names_its_fix() {
     open(&format!("rediss://127.0.0.1:{port}?sslmode=verify-ca&sslrootcert={}", ca.display())).await.unwrap();
     open(&format!("rediss://localhost:{port}?sslrootcert={}", ca.display())).await.unwrap();
     // ... but verify-ca still refuses a chain it cannot verify.
-    let err = open(&format!("rediss://127.0.0.1:{port}?sslmode=verify-ca&sslrootcert={}", stranger.ca_file().display()))
-        .await
-        .unwrap_err();
+    let err =
+        open(&format!("rediss://127.0.0.1:{port}?sslmode=verify-ca&sslrootcert={}", stranger.ca_file().display()))
+            .await
+            .unwrap_err();
     assert!(err.contains("sslrootcert"), "{err}");
     // require: encrypted, nothing checked (development only).
     open(&format!("rediss://127.0.0.1:{port}?sslmode=require")).await.unwrap();
@@ -93,7 +95,8 @@ async fn an_expired_certificate_is_refused_as_expired() {
         server: pki.expired_server("redis", &["localhost"]),
         client: None,
     });
-    let err = open(&format!("rediss://localhost:{}?sslrootcert={}", server.port, pki.ca_file().display())).await.unwrap_err();
+    let err =
+        open(&format!("rediss://localhost:{}?sslrootcert={}", server.port, pki.ca_file().display())).await.unwrap_err();
     assert!(err.contains("expired"), "{err}");
 }
 
@@ -127,4 +130,25 @@ async fn unreadable_certificate_files_are_start_up_errors_naming_the_parameter()
     assert!(err.contains("sslcert") && err.contains("no PEM CERTIFICATE"), "{err}");
     let err = open("redis://localhost:1?sslrootcert=/x.pem").await.unwrap_err();
     assert!(err.contains("rediss://"), "TLS parameters on a plain URL: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_only_cluster_is_reached_with_rediss_cluster_and_loses_no_update() {
+    let pki = Pki::new("redis-cluster");
+    // Nodes announce themselves by IP: their certificates name it.
+    let cluster = RedisCluster::start_tls(ServerTls {
+        ca: pki.ca_file(),
+        server: pki.server("node", &["localhost", "127.0.0.1"]),
+        client: None,
+    });
+    let url = format!("rediss+cluster://{}?sslrootcert={}", cluster.hosts(), pki.ca_file().display());
+    let a: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with_options(&url, options("nex:ctls:")).await.unwrap());
+    let b: Arc<dyn SessionStore> = Arc::new(RedisStore::open_with_options(&url, options("nex:ctls:")).await.unwrap());
+    assert!(a.endpoint().unwrap().contains("TLS verify-full"));
+    nex_testkit::store::two_servers_lose_nothing(a, b).await;
+    // The same cluster refuses a client that trusts another CA.
+    let stranger = Pki::new("redis-cluster-stranger");
+    let url = format!("rediss+cluster://{}?sslrootcert={}", cluster.hosts(), stranger.ca_file().display());
+    let err = open(&url).await.unwrap_err();
+    assert!(err.contains("sslrootcert"), "{err}");
 }

@@ -35,9 +35,11 @@ impl ServerTls {
     /// The server's arguments: TLS on `port`, no plain port.
     fn args(&self, port: u16) -> Vec<String> {
         let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--tls-port".into(), port.to_string()];
-        for (flag, path) in
-            [("--tls-cert-file", &self.server.cert), ("--tls-key-file", &self.server.key), ("--tls-ca-cert-file", &self.ca)]
-        {
+        for (flag, path) in [
+            ("--tls-cert-file", &self.server.cert),
+            ("--tls-key-file", &self.server.key),
+            ("--tls-ca-cert-file", &self.ca),
+        ] {
             args.push(flag.into());
             args.push(path.display().to_string());
         }
@@ -50,7 +52,12 @@ impl ServerTls {
     fn cli_args(&self) -> Vec<String> {
         let mut args = vec!["--tls".into(), "--cacert".into(), self.ca.display().to_string()];
         if let Some(client) = &self.client {
-            args.extend(["--cert".into(), client.cert.display().to_string(), "--key".into(), client.key.display().to_string()]);
+            args.extend([
+                "--cert".into(),
+                client.cert.display().to_string(),
+                "--key".into(),
+                client.key.display().to_string(),
+            ]);
         }
         args
     }
@@ -217,11 +224,20 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Three masters that speak TLS only, between themselves too (`tls-cluster`).
+    pub fn start_tls(tls: ServerTls) -> Self {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<ServerTls>) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
                 let port = free_port();
                 let dir = std::env::temp_dir().join(format!("nex-redis-cluster-{}-{port}", std::process::id()));
-                let extra = [
+                let mut extra = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -229,10 +245,16 @@ impl RedisCluster {
                     "--cluster-node-timeout",
                     "2000",
                 ];
-                RedisServer::spawn(port, dir, extra.iter().map(|s| (*s).to_owned()).collect())
+                if tls.is_some() {
+                    extra.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                }
+                RedisServer::spawn_with(port, dir, extra.iter().map(|s| (*s).to_owned()).collect(), tls.clone())
             })
             .collect();
         let mut create = Command::new("redis-cli");
+        if let Some(tls) = &tls {
+            create.args(tls.cli_args());
+        }
         create.arg("--cluster").arg("create");
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
@@ -241,14 +263,7 @@ impl RedisCluster {
         assert!(out.status.success(), "redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
         let deadline = Instant::now() + Duration::from_secs(20);
         for node in &nodes {
-            loop {
-                let info = Command::new("redis-cli")
-                    .args(["-h", "127.0.0.1", "-p", &node.port.to_string(), "cluster", "info"])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
+            while !node.cli(&["cluster", "info"]).contains("cluster_state:ok") {
                 assert!(Instant::now() < deadline, "the cluster did not reach cluster_state:ok");
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -256,8 +271,14 @@ impl RedisCluster {
         Self { nodes }
     }
 
+    /// `redis+cluster://127.0.0.1:P1,…` (plain; TLS tests write their own `rediss+cluster://`).
     pub fn url(&self) -> String {
+        format!("redis+cluster://{}", self.hosts())
+    }
+
+    /// `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn hosts(&self) -> String {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        format!("redis+cluster://{}", nodes.join(","))
+        nodes.join(",")
     }
 }

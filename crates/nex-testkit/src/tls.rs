@@ -54,13 +54,20 @@ impl Pki {
     }
 
     /// A server certificate for `names` (DNS names or IP addresses), valid now.
+    /// It may authenticate clients too: Redis Cluster nodes present it to each
+    /// other on the cluster bus, which always asks for a client certificate.
     pub fn server(&self, file: &str, names: &[&str]) -> CertFiles {
-        self.issue(file, names, ExtendedKeyUsagePurpose::ServerAuth, valid_around_now)
+        self.issue(
+            file,
+            names,
+            &[ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            valid_around_now,
+        )
     }
 
     /// A server certificate for `names` that expired yesterday.
     pub fn expired_server(&self, file: &str, names: &[&str]) -> CertFiles {
-        self.issue(file, names, ExtendedKeyUsagePurpose::ServerAuth, |params| {
+        self.issue(file, names, &[ExtendedKeyUsagePurpose::ServerAuth], |params| {
             let now = time::OffsetDateTime::now_utc();
             params.not_before = now - time::Duration::days(30);
             params.not_after = now - time::Duration::days(1);
@@ -69,14 +76,14 @@ impl Pki {
 
     /// A client certificate (mutual TLS) whose common name is `user`.
     pub fn client(&self, file: &str, user: &str) -> CertFiles {
-        self.issue_named(file, &[], user, ExtendedKeyUsagePurpose::ClientAuth, valid_around_now)
+        self.issue_named(file, &[], user, &[ExtendedKeyUsagePurpose::ClientAuth], valid_around_now)
     }
 
     fn issue(
         &self,
         file: &str,
         names: &[&str],
-        usage: ExtendedKeyUsagePurpose,
+        usage: &[ExtendedKeyUsagePurpose],
         validity: impl FnOnce(&mut CertificateParams),
     ) -> CertFiles {
         let common = names.first().copied().unwrap_or("server");
@@ -88,7 +95,7 @@ impl Pki {
         file: &str,
         names: &[&str],
         common_name: &str,
-        usage: ExtendedKeyUsagePurpose,
+        usage: &[ExtendedKeyUsagePurpose],
         validity: impl FnOnce(&mut CertificateParams),
     ) -> CertFiles {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
@@ -96,7 +103,7 @@ impl Pki {
         params.distinguished_name = distinguished(common_name);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usage.to_vec();
         validity(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
