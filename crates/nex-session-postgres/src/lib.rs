@@ -6,9 +6,14 @@
 //! `nex-session-core`'s public API only.
 
 mod cache;
+mod connect;
+mod diagnose;
+mod failover;
+mod pipeline;
 mod pool;
 mod rows;
 mod store;
+mod tls;
 mod users;
 
 pub use store::{PostgresOptions, PostgresStore};

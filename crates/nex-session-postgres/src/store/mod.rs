@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
+use crate::connect::Target;
+use crate::failover::Primary;
 use crate::pool::Pool;
 use crate::rows::session::{claim, lock, write_field, Row};
 use crate::rows::user_index::lock_index_row;
+use crate::tls::{params, Tls, TlsSetupError};
 use nex_session_core::store::toolkit::update_chain::{self, Updates};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, UserIndex,
@@ -164,15 +167,34 @@ impl PostgresStore {
     /// # Errors
     /// As [`open`](Self::open).
     pub async fn open_with_options(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = Config::from_str(url).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
-        config.connect_timeout(options.timeout);
+        let setup = |err: TlsSetupError| StoreError::Unavailable(Box::new(err));
+        // tokio-postgres refuses libpq's verify modes and certificate paths: ours to read.
+        let (tls, rest) = params::split(url).map_err(|err| setup(err.into()))?;
+        let tls = Tls::load(&tls).map_err(setup)?;
+        let mut config = Config::from_str(&rest).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
+        config.connect_timeout(per_host_timeout(options.timeout, &config));
         config.application_name("nex-session");
-        let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
+        let target = Target::new(config, tls);
+        let primary = Arc::new(Primary::default());
+        let pool = Pool::new(target.clone(), options.pool_size, options.timeout, None, primary.clone());
         schema::prepare(&pool, options.create_schema).await?;
-        let cache = (options.client_cache > 0).then(|| crate::cache::start(config.clone(), options.client_cache));
-        let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
+        let cache = (options.client_cache > 0)
+            .then(|| crate::cache::start(target.clone(), options.client_cache, primary.clone()));
+        let endpoint = pool.endpoint();
+        let pool = Pool::new(target, options.pool_size, options.timeout, cache.clone(), primary);
+        pool.seed_endpoint(endpoint);
         Ok(Self { pool: Arc::new(pool), cache, updates: Arc::new(Updates::new()), timeout: options.timeout })
     }
+}
+
+/// The TCP connect timeout of each host: the store timeout shared out between
+/// the hosts, so that a dead first host (whose packets vanish) leaves the next
+/// ones time to answer within one call; the URL's `connect_timeout` if shorter.
+/// One host gets the whole timeout.
+fn per_host_timeout(timeout: Duration, config: &Config) -> Duration {
+    let hosts = u32::try_from(config.get_hosts().len().max(config.get_hostaddrs().len()).max(1)).unwrap_or(u32::MAX);
+    let shared = timeout / hosts;
+    config.get_connect_timeout().map_or(shared, |written| shared.min(*written))
 }
 
 impl PostgresStore {
@@ -309,6 +331,10 @@ impl SessionStore for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        self.pool.endpoint()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
