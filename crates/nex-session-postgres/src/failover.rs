@@ -63,13 +63,23 @@ impl Primary {
     }
 }
 
+/// A write a demoted primary refused, in words (tokio-postgres says "db error").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server refused the write as read-only (SQLSTATE 25006: no longer the primary); it was not applied, \
+     and new connections go to the writable host"
+)]
+pub(crate) struct ReadOnlyServer(#[source] pub(crate) tokio_postgres::Error);
+
+/// Whether `err` is a write refused by a read-only server.
+pub(crate) fn read_only(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
+}
+
 /// Whether `err` means the connection's server is no longer the writable
 /// primary: a write refused as read-only, or a connection that broke.
 pub(crate) fn lost_primary(err: &tokio_postgres::Error) -> bool {
-    if err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
-        return true;
-    }
-    if err.is_closed() {
+    if read_only(err) || err.is_closed() {
         return true;
     }
     // A server shutting down says so before it closes the connection.

@@ -45,7 +45,7 @@ use tokio_postgres::{Client, Row, Statement};
 
 use crate::cache::{self, ClientCache, Patch, Ticket};
 use crate::connect::Target;
-use crate::failover::{lost_primary, Primary};
+use crate::failover::{lost_primary, read_only, Primary, ReadOnlyServer};
 use crate::pipeline::{after_begin, both, Begin};
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
@@ -423,6 +423,9 @@ impl Pool {
     /// A statement failed on a connection of `epoch` (which the caller drops).
     fn failed(&self, err: tokio_postgres::Error, epoch: u64) -> StoreError {
         self.check_primary(&err, epoch);
+        if read_only(&err) {
+            return StoreError::Unavailable(Box::new(ReadOnlyServer(err)));
+        }
         unavailable(err)
     }
 }
