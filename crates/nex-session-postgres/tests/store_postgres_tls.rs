@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nex_session::store::{Changes, PostgresOptions, PostgresStore, Presence, SessionStore, UpdateAction};
+use nex_session::store::{
+    Changes, FastReads, LoadNow, PostgresOptions, PostgresStore, Presence, SessionStore, UpdateAction,
+};
 use nex_session::{SessionId, StoreError, StoreKey};
 use nex_testkit::postgres::ClientCerts;
 use nex_testkit::{Pki, PostgresServer};
@@ -89,6 +91,14 @@ async fn verify_full_shares_sessions_between_two_stores_and_loses_no_increment()
     }
     assert_eq!(a.load(k).await.unwrap().unwrap().fields["n"], b"200");
     assert_eq!(b.load(k).await.unwrap().unwrap().fields["n"], b"200");
+
+    // The client cache's LISTEN connection speaks TLS too: its pings come back and it answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !matches!(b.load_now(k, nex_session::token::now_ms()), LoadNow::Found(_)) {
+        assert!(std::time::Instant::now() < deadline, "the client cache never answered over TLS");
+        b.load(k).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let endpoint = a.endpoint().expect("a connected store says where");
     assert_eq!(endpoint, format!("127.0.0.1:{} (TLS, sslmode=verify-full)", server.port));

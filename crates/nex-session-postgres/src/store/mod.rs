@@ -105,15 +105,23 @@ use nex_session_core::StoreKey;
 /// transaction back. Connections that failed are dropped, never reused, so the
 /// store heals by itself when PostgreSQL is back.
 ///
-/// Connections are plain TCP or a Unix socket: this version does not speak TLS
-/// (`sslmode=require` fails to connect). Keep the database on a trusted network.
+/// Connections are plain TCP (or a Unix socket) unless the URL asks for TLS with
+/// `sslmode` (libpq's meanings, below); several hosts with
+/// `target_session_attrs=read-write` follow the writable primary.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), nex_session::StoreError> {
-/// use nex_session::store::PostgresStore;
-/// let store = PostgresStore::open("postgres://app:secret@localhost/app").await?;
-/// # let _ = store; Ok(()) }
+/// use nex_session::store::{PostgresStore, SessionStore};
+/// let store = PostgresStore::open(
+///     "postgres://app:secret@db1:5432,db2:5432/app?target_session_attrs=read-write\
+///      &sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+/// )
+/// .await?;
+/// println!("sessions in {}", store.endpoint().unwrap_or_default()); // db1:5432 (TLS, sslmode=verify-full)
+/// # Ok(()) }
 /// ```
+///
+#[doc = include_str!("connecting.md")]
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(crate) pool: Arc<Pool>,
@@ -135,9 +143,9 @@ impl std::fmt::Debug for PostgresStore {
 struct BadUrl(#[source] tokio_postgres::Error);
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db`, or any form
-    /// `tokio-postgres` accepts) with the default [`PostgresOptions`], creating the
-    /// schema if it is missing.
+    /// Connects to `url` (`postgres://user:password@host:port/db?sslmode=…`, or
+    /// the key=value form: see [Connecting](PostgresStore#connecting)) with the
+    /// default [`PostgresOptions`], creating the schema if it is missing.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), nex_session::StoreError> {
@@ -147,8 +155,10 @@ impl PostgresStore {
     /// ```
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL is invalid, PostgreSQL cannot be
-    /// reached or the schema cannot be created; [`StoreError::Corrupt`] for a newer
+    /// [`StoreError::Unavailable`] if the URL is invalid, a certificate or key file
+    /// it names cannot be read, PostgreSQL cannot be reached (the message says why
+    /// and which parameter to change: see [Connecting](PostgresStore#connecting))
+    /// or the schema cannot be created; [`StoreError::Corrupt`] for a newer
     /// schema; [`StoreError::Timeout`] if PostgreSQL does not answer in time.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with_options(url, PostgresOptions::default()).await
