@@ -120,6 +120,8 @@ impl Target {
         let port_of = |i: usize| ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
         let named: Vec<usize> = (0..hosts.len()).filter(|i| host_name(hosts.get(*i)) == noted.host).collect();
         let place = match named.as_slice() {
+            // Only `hostaddr` in the URL: tokio-postgres names no host then.
+            [] if noted.host.is_empty() => "a hostaddr of the URL".to_owned(),
             [] => noted.host.clone(),
             [i, rest @ ..] if rest.iter().all(|j| port_of(*j) == port_of(*i)) => match hosts.get(*i) {
                 Some(Host::Unix(path)) => format!("{} (Unix socket)", path.display()),
@@ -130,6 +132,8 @@ impl Target {
                 let port: Option<i32> = client.query_one("SELECT inet_server_port()", &[]).await?.try_get(0)?;
                 match port {
                     Some(port) => format!("{}:{port}", noted.host),
+                    // Several Unix sockets: the server has no port to tell.
+                    None if noted.host.is_empty() => "a Unix socket of the URL".to_owned(),
                     None => noted.host.clone(),
                 }
             }
