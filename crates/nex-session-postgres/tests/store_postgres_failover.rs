@@ -96,6 +96,13 @@ async fn a_dead_first_host_is_skipped() {
     store.apply(k, &field("1"), later(), Presence::New).await.unwrap();
     assert_eq!(rows(&b, k), "1");
     assert_eq!(store.endpoint().unwrap(), format!("127.0.0.1:{} (no TLS)", b.port));
+    // The key=value form lists hosts and ports the same way.
+    let conn = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=nex dbname=postgres target_session_attrs=read-write",
+        a.port, b.port
+    );
+    let store = open(&conn).await;
+    assert_eq!(store.load(k).await.unwrap().unwrap().fields["v"], b"1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +144,8 @@ async fn a_switchover_moves_every_connection_and_empties_the_client_cache() {
     for read in futures_join(reads).await {
         read.unwrap();
     }
-    assert!(store_connections(&a) >= 4, "the pool holds {} connections on A", store_connections(&a));
+    let held = store_connections(&a);
+    assert!(held >= 4, "the pool holds {held} connections on A (endpoint {:?})", store.endpoint());
 
     // The switchover: A demoted, B promoted.
     a.set_read_only(true);
