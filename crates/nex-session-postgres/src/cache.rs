@@ -55,7 +55,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::config::TargetSessionAttrs;
+
+use crate::connect::Target;
+use crate::failover::{lost_primary, Primary};
 
 pub(super) use nex_session_core::store::toolkit::client_cache::Ticket;
 use nex_session_core::store::toolkit::client_cache::{Entries, Liveness};
@@ -214,6 +217,12 @@ impl ClientCache {
         }
     }
 
+    /// The pool found the primary gone (see `failover.rs`): nothing cached can
+    /// be trusted; the listener moves by itself.
+    pub(super) fn primary_moved(&self) {
+        self.lost();
+    }
+
     /// The listener's connection ended: nothing is known any more.
     fn lost(&self) {
         self.life.lost();
@@ -258,68 +267,114 @@ fn parse_key(hex: &str) -> Option<StoreKey> {
 }
 
 /// Starts the cache and its listener (which reconnects by itself while the
-/// cache lives). The cache answers once the first ping has come back.
-pub(super) fn start(config: Config, capacity: usize) -> Arc<ClientCache> {
+/// cache lives, through the same `target` as the pool: same hosts, same TLS).
+/// The cache answers once the first ping has come back.
+pub(super) fn start(target: Target, capacity: usize, primary: Arc<Primary>) -> Arc<ClientCache> {
     let cache = Arc::new(ClientCache::new(capacity));
-    tokio::spawn(listen(config, Arc::downgrade(&cache)));
+    tokio::spawn(listen(target, Arc::downgrade(&cache), primary));
     cache
 }
 
 /// Keeps a listening connection open, pinging through it, while the cache lives.
-async fn listen(config: Config, cache: Weak<ClientCache>) {
+async fn listen(target: Target, cache: Weak<ClientCache>, primary: Arc<Primary>) {
     loop {
         if cache.strong_count() == 0 {
             return;
         }
-        if let Err(err) = listen_once(&config, &cache).await {
-            tracing::debug!(error = %err, "PostgreSQL session cache listener ended");
-        }
+        let epoch = primary.epoch();
+        let ended = tokio::select! {
+            ended = listen_once(&target, &cache, &primary, epoch) => ended,
+            // The pool found the primary gone: this connection may be on the old one.
+            () = primary.moved_past(epoch) => Ok(Ended::Moved),
+        };
         if let Some(cache) = cache.upgrade() {
             cache.lost();
+        }
+        match ended {
+            // Straight to the new primary (a failed attempt then waits below).
+            Ok(Ended::Moved) => continue,
+            Ok(Ended::Closed) => {}
+            Err(err) => tracing::debug!(error = %err, "PostgreSQL session cache listener ended"),
         }
         tokio::time::sleep(HEARTBEAT).await;
     }
 }
 
-async fn listen_once(config: &Config, weak: &Weak<ClientCache>) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
-    // The connection's messages (notifications included) come through here.
+/// Why a listening connection ended without an error.
+enum Ended {
+    /// The connection closed (or the cache is gone).
+    Closed,
+    /// The primary moved: listen on the new one.
+    Moved,
+}
+
+async fn listen_once(
+    target: &Target,
+    weak: &Weak<ClientCache>,
+    primary: &Arc<Primary>,
+    epoch: u64,
+) -> Result<Ended, Box<dyn std::error::Error + Send + Sync>> {
+    // The connection's notifications (pings included) come through here.
     let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(n) = message {
-                if tx.send(n.payload().to_owned()).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let (client, _endpoint) = target.connect_listening(tx).await?;
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     // The heartbeat owns the client: when the cache is gone it ends, the client
     // drops, the connection closes, and so the loop below ends too.
-    tokio::spawn(heartbeat(client, weak.clone()));
+    let check_writable = target.config().get_target_session_attrs() == TargetSessionAttrs::ReadWrite;
+    tokio::spawn(heartbeat(client, weak.clone(), Beat { primary: primary.clone(), epoch, check_writable }));
     while let Some(payload) = notifications.recv().await {
         let Some(cache) = weak.upgrade() else { break };
         cache.notified(&payload);
     }
-    Ok(())
+    Ok(Ended::Closed)
+}
+
+/// What the heartbeat watches besides the channel's life.
+struct Beat {
+    primary: Arc<Primary>,
+    /// The epoch the listener connected in.
+    epoch: u64,
+    /// `target_session_attrs=read-write`: a read-only answer means the primary moved.
+    check_writable: bool,
 }
 
 /// Pings through the channel every [`HEARTBEAT`] while the cache lives and the
-/// connection works.
-async fn heartbeat(client: tokio_postgres::Client, weak: Weak<ClientCache>) {
-    let mut beat = tokio::time::interval(HEARTBEAT);
+/// connection works. With `target_session_attrs=read-write` the ping also reads
+/// `transaction_read_only`: a demoted primary still delivers this connection's
+/// own pings (`NOTIFY` is allowed in a read-only transaction), so without the
+/// check a listener left on it would look alive while the new primary's writes
+/// go unheard. A read-only answer, like a refused ping, counts as a lost
+/// connection and tells the pool the primary moved.
+async fn heartbeat(client: tokio_postgres::Client, weak: Weak<ClientCache>, beat: Beat) {
+    let mut every = tokio::time::interval(HEARTBEAT);
     loop {
-        beat.tick().await;
+        every.tick().await;
+        if beat.primary.epoch() != beat.epoch {
+            return; // the listener moved on without this connection
+        }
         let Some(cache) = weak.upgrade() else { return };
         let ping = format!("ping:{}:{}", cache.instance, cache.life.ms(Instant::now()));
         drop(cache);
         // Bounded: a frozen server must not hold the heartbeat (the cache goes stale
         // by itself meanwhile, as no ping comes back).
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &ping];
-        let sent = tokio::time::timeout(HEARTBEAT, client.query("SELECT pg_notify($1, $2)", &params)).await;
-        if let Ok(Err(_)) = sent {
-            return; // the connection broke: the listener loop ends and reconnects
+        let sql = match beat.check_writable {
+            true => "SELECT pg_notify($1, $2), current_setting('transaction_read_only') = 'on'",
+            false => "SELECT pg_notify($1, $2), false",
+        };
+        let sent = tokio::time::timeout(HEARTBEAT, client.query_one(sql, &params)).await;
+        match sent {
+            Ok(Ok(row)) if row.try_get::<_, bool>(1).unwrap_or(false) => {
+                beat.primary.moved(beat.epoch);
+                return; // read-only: dropping the client ends the listener, which moves
+            }
+            Ok(Err(err)) => {
+                if lost_primary(&err) {
+                    beat.primary.moved(beat.epoch);
+                }
+                return; // the connection broke: the listener loop ends and reconnects
+            }
+            _ => {}
         }
     }
 }

@@ -41,27 +41,36 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::cache::{self, ClientCache, Patch, Ticket};
+use crate::connect::Target;
+use crate::failover::{lost_primary, read_only, Primary, ReadOnlyServer};
+use crate::pipeline::{after_begin, both, Begin};
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
 /// A connection and the statements prepared on it.
 struct Conn {
     client: Client,
+    /// The [`Primary`] epoch it was opened in: one of an older epoch is not reused.
+    epoch: u64,
     /// Prepared once per connection: a call then costs one round trip per statement.
     statements: HashMap<&'static str, Statement>,
 }
 
 /// The pool: idle connections, and a bound on connections in use.
 pub(super) struct Pool {
-    config: Config,
+    target: Target,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
     timeout: Duration,
     /// This instance's client cache, kept current by the writes made here.
     cache: Option<Arc<ClientCache>>,
+    /// Which primary connections belong to (shared with the cache's listener).
+    primary: Arc<Primary>,
+    /// Where the last new connection went (`SessionStore::endpoint`).
+    endpoint: Mutex<Option<String>>,
 }
 
 /// Sends a notification.
@@ -112,15 +121,6 @@ impl Drop for Changed<'_> {
             cache.settled(write);
         }
     }
-}
-
-/// Whether `BEGIN` still has to go out before the next statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Begin {
-    /// No transaction (a read), or `BEGIN` already sent.
-    Sent,
-    /// `BEGIN` goes out with the next statement.
-    Pending,
 }
 
 impl Lease<'_> {
@@ -226,12 +226,29 @@ impl Lease<'_> {
 
     /// Commits, with the notification of the changed sessions in the same round trip.
     async fn commit(&mut self) -> Result<(), StoreError> {
+        if let Err(err) = self.send_commit().await {
+            self.pool.check_primary(&err, self.conn.epoch);
+            return Err(commit_failed(err));
+        }
+        let changed = &mut self.changed;
+        if let Some(cache) = changed.cache {
+            let fields = changed.fields.take();
+            let write = changed.write.unwrap_or(0);
+            for key in &changed.keys {
+                match &fields {
+                    Some((k, ticket, Some(patch))) if k == key => cache.patch(*key, *ticket, patch, write),
+                    _ => cache.invalidate(*key),
+                }
+            }
+        }
+        changed.settled = true;
+        Ok(())
+    }
+
+    /// Sends the notification and `COMMIT`; an error says how far it got (see [`commit_failed`]).
+    async fn send_commit(&mut self) -> Result<(), tokio_postgres::Error> {
         // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
-        let notify = if self.changed.keys.is_empty() {
-            None
-        } else {
-            Some(self.statement(NOTIFY).await.map_err(commit_failed)?)
-        };
+        let notify = if self.changed.keys.is_empty() { None } else { Some(self.statement(NOTIFY).await?) };
         let client = &self.conn.client;
         let (instance, write) = match self.changed.cache {
             Some(cache) if !self.changed.keys.is_empty() => cache.next_write(),
@@ -246,34 +263,23 @@ impl Lease<'_> {
         match (last, notify) {
             (Some(payload), Some(notify)) => {
                 for payload in chunks {
-                    client.execute(&notify, &[&cache::CHANNEL, &payload]).await.map_err(commit_failed)?;
+                    client.execute(&notify, &[&cache::CHANNEL, &payload]).await?;
                 }
                 let (notified, committed) =
                     both(client.execute(&notify, &[&cache::CHANNEL, &payload]), client.batch_execute("COMMIT")).await;
                 // A failed `pg_notify` turns the `COMMIT` after it into a rollback
                 // (which PostgreSQL does not report as an error): check it first.
-                notified.map_err(commit_failed)?;
-                committed.map_err(commit_failed)
+                notified?;
+                committed
             }
-            _ => client.batch_execute("COMMIT").await.map_err(commit_failed),
-        }?;
-        let changed = &mut self.changed;
-        if let Some(cache) = changed.cache {
-            let fields = changed.fields.take();
-            for key in &changed.keys {
-                match &fields {
-                    Some((k, ticket, Some(patch))) if k == key => cache.patch(*key, *ticket, patch, write),
-                    _ => cache.invalidate(*key),
-                }
-            }
+            _ => client.batch_execute("COMMIT").await,
         }
-        changed.settled = true;
-        Ok(())
     }
 
-    /// Gives the connection back for the next call (it finished cleanly).
+    /// Gives the connection back for the next call (it finished cleanly), unless
+    /// it is closed or belongs to a primary that has moved since it was opened.
     fn release(self) {
-        if self.conn.client.is_closed() {
+        if self.conn.client.is_closed() || self.conn.epoch != self.pool.primary.epoch() {
             return;
         }
         let mut idle = self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -291,31 +297,68 @@ enum Stage {
 }
 
 impl Pool {
-    pub(super) fn new(config: Config, size: usize, timeout: Duration, cache: Option<Arc<ClientCache>>) -> Self {
-        Self { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), timeout, cache }
+    pub(super) fn new(
+        target: Target,
+        size: usize,
+        timeout: Duration,
+        cache: Option<Arc<ClientCache>>,
+        primary: Arc<Primary>,
+    ) -> Self {
+        Self {
+            target,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(size.max(1)),
+            timeout,
+            cache,
+            primary,
+            endpoint: Mutex::new(None),
+        }
+    }
+
+    /// Where the last connection this pool opened went (no round trip).
+    pub(super) fn endpoint(&self) -> Option<String> {
+        self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Starts with the endpoint another pool of the same target found.
+    pub(super) fn seed_endpoint(&self, endpoint: Option<String>) {
+        *self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = endpoint;
+    }
+
+    /// After `err` on a connection of `epoch`: if it says the primary is gone
+    /// (see `failover.rs`), no connection of that epoch is used again, and the
+    /// client cache is emptied now (its listener moves by itself).
+    fn check_primary(&self, err: &tokio_postgres::Error, epoch: u64) {
+        if !lost_primary(err) {
+            return;
+        }
+        if self.primary.moved(epoch) {
+            if let Some(cache) = &self.cache {
+                cache.primary_moved();
+            }
+        }
+        let current = self.primary.epoch();
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|conn| conn.epoch == current);
     }
 
     /// An idle connection, or a new one.
     async fn lease(&self) -> Result<Lease<'_>, StoreError> {
         let permit = self.permits.acquire().await.map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        let epoch = self.primary.epoch();
         let idle = {
             let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // A connection the server closed while idle (a restart) is skipped.
-            idle.retain(|conn| !conn.client.is_closed());
+            // A connection the server closed while idle (a restart), or one to a
+            // primary that has moved since, is skipped.
+            idle.retain(|conn| !conn.client.is_closed() && conn.epoch == epoch);
             idle.pop()
         };
         let conn = match idle {
             Some(conn) => conn,
             None => {
-                let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
-                // The connection task drives the socket; it ends when the client is
-                // dropped or the server goes away (the client then reports closed).
-                tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, "PostgreSQL session store connection ended");
-                    }
-                });
-                Conn { client, statements: HashMap::new() }
+                let (client, endpoint) =
+                    self.target.connect().await.map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+                *self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoint);
+                Conn { client, epoch, statements: HashMap::new() }
             }
         };
         let changed =
@@ -332,7 +375,8 @@ impl Pool {
         let deadline = Instant::now() + self.timeout;
         let call = async {
             let lease = self.lease().await?;
-            let (lease, out) = op(lease).await.map_err(unavailable)?;
+            let epoch = lease.conn.epoch;
+            let (lease, out) = op(lease).await.map_err(|err| self.failed(err, epoch))?;
             lease.release();
             Ok(out)
         };
@@ -354,9 +398,11 @@ impl Pool {
         let call = async {
             let mut lease = self.lease().await?;
             lease.begin = Begin::Pending;
+            let epoch = lease.conn.epoch;
             // An error here leaves the transaction open on a connection we drop:
-            // PostgreSQL rolls it back when the connection closes.
-            let (mut lease, out) = op(lease).await.map_err(unavailable)?;
+            // PostgreSQL rolls it back when the connection closes. A write refused
+            // by a demoted primary (SQLSTATE 25006) is so: not applied.
+            let (mut lease, out) = op(lease).await.map_err(|err| self.failed(err, epoch))?;
             if lease.begin == Begin::Sent {
                 stage = Stage::Committing;
                 lease.commit().await?;
@@ -373,52 +419,15 @@ impl Pool {
     }
 }
 
-/// Runs `statement`, sending a pending `BEGIN` just before it: tokio-postgres sends
-/// requests in the order they are first polled and pipelines them, so both leave in
-/// one write and their answers come back together. An error of either fails the call.
-async fn after_begin<T>(
-    client: &Client,
-    begin: &mut Begin,
-    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, tokio_postgres::Error> {
-    if *begin == Begin::Sent {
-        return statement.await;
+impl Pool {
+    /// A statement failed on a connection of `epoch` (which the caller drops).
+    fn failed(&self, err: tokio_postgres::Error, epoch: u64) -> StoreError {
+        self.check_primary(&err, epoch);
+        if read_only(&err) {
+            return StoreError::Unavailable(Box::new(ReadOnlyServer(err)));
+        }
+        unavailable(err)
     }
-    *begin = Begin::Sent;
-    let begin = client.batch_execute("BEGIN");
-    let (began, result) = both(begin, statement).await;
-    began?;
-    result
-}
-
-/// Polls two futures together (BEGIN first, so it is sent first) until both are done.
-async fn both<A, B>(a: A, b: B) -> (A::Output, B::Output)
-where
-    A: Future,
-    B: Future,
-{
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    let (mut a_out, mut b_out) = (None, None);
-    std::future::poll_fn(|cx| {
-        if a_out.is_none() {
-            if let std::task::Poll::Ready(out) = a.as_mut().poll(cx) {
-                a_out = Some(out);
-            }
-        }
-        if b_out.is_none() {
-            if let std::task::Poll::Ready(out) = b.as_mut().poll(cx) {
-                b_out = Some(out);
-            }
-        }
-        match (a_out.take(), b_out.take()) {
-            (Some(a), Some(b)) => std::task::Poll::Ready((a, b)),
-            (a, b) => {
-                (a_out, b_out) = (a, b);
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
 }
 
 fn unavailable(err: tokio_postgres::Error) -> StoreError {

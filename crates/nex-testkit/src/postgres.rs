@@ -5,11 +5,19 @@
 //!
 //! PostgreSQL refuses to run as root; when the tests do, the server runs as the
 //! `postgres` user the Debian package creates (through `setpriv`).
+//!
+//! A server can also speak TLS only ([`PostgresServer::start_private_tls`]), with
+//! certificates from [`crate::tls::Pki`], optionally requiring client certificates,
+//! and be made read-only and writable again ([`PostgresServer::set_read_only`])
+//! to stand for a demoted and a promoted primary. `psql` and readiness checks go
+//! through the server's Unix socket, so they work whatever TCP demands.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::tls::CertFiles;
 
 const INSTALL: &str = "install it with: apt-get update && apt-get install -y postgresql";
 
@@ -51,17 +59,66 @@ fn command(program: &Path) -> Command {
     }
 }
 
+/// What a TLS server asks of its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// TLS only, any client (`hostssl … trust`).
+    NotRequired,
+    /// TLS only, and a client certificate signed by the server's CA whose common
+    /// name is the user (`hostssl … cert`).
+    Required,
+}
+
 /// One private `postgres` server (its data survives `stop`/`start`).
 pub struct PostgresServer {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// `-c` settings of every start (TLS files).
+    settings: Vec<String>,
 }
 
 impl PostgresServer {
+    /// A fresh private server that accepts only TLS connections over TCP
+    /// (`hostnossl … reject`), with `server` as its certificate and `ca` as the CA
+    /// it trusts for client certificates.
+    pub fn start_private_tls(server: &CertFiles, ca: &Path, clients: ClientCerts) -> Self {
+        let mut this = Self::init();
+        let tls = this.dir.join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        for (from, to) in [(&server.cert, "server.pem"), (&server.key, "server.key"), (&ca.to_path_buf(), "ca.pem")] {
+            std::fs::copy(from, tls.join(to)).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        }
+        // PostgreSQL refuses a key others can read, and runs as `postgres` when we are root.
+        set_mode(&tls.join("server.key"), 0o600);
+        let auth = match clients {
+            ClientCerts::NotRequired => "trust",
+            ClientCerts::Required => "cert",
+        };
+        let hba =
+            format!("local all all trust\nhostnossl all all 0.0.0.0/0 reject\nhostssl all all 127.0.0.1/32 {auth}\n");
+        std::fs::write(this.dir.join("data").join("pg_hba.conf"), hba).unwrap();
+        give_to_postgres(&this.dir);
+        this.settings = vec![
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", tls.join("server.pem").display()),
+            format!("ssl_key_file={}", tls.join("server.key").display()),
+            format!("ssl_ca_file={}", tls.join("ca.pem").display()),
+        ];
+        this.start();
+        this
+    }
+
     /// A fresh private server: a new cluster in a temporary directory, started.
     pub fn start_private() -> Self {
+        let mut server = Self::init();
+        server.start();
+        server
+    }
+
+    /// A new cluster in a temporary directory, not started.
+    fn init() -> Self {
         let bin = bin_dir();
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("nex-postgres-{}-{port}", std::process::id()));
@@ -78,9 +135,7 @@ impl PostgresServer {
             .output()
             .unwrap_or_else(|e| panic!("could not run initdb: {e}; {INSTALL}"));
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut server = Self { child: None, port, dir, bin };
-        server.start();
-        server
+        Self { child: None, port, dir, bin, settings: Vec::new() }
     }
 
     /// (Re)starts the server on the same port and data.
@@ -96,6 +151,7 @@ impl PostgresServer {
                 // Commits still wait for their WAL write, so a killed process loses
                 // no acknowledged write; only a power cut would (not tested here).
                 .args(["-c", "fsync=off"])
+                .args(self.settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start postgres: {e}; {INSTALL}"));
@@ -117,7 +173,10 @@ impl PostgresServer {
 
     fn is_ready(&self) -> bool {
         Command::new(self.bin.join("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "nex", "-d", "postgres"])
+            .arg("-q")
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "nex", "-d", "postgres"])
             .status()
             .is_ok_and(|status| status.success())
     }
@@ -167,14 +226,42 @@ impl PostgresServer {
 
     /// Runs SQL with `psql` as the superuser `nex`, returning what it printed (rows
     /// only, unaligned: `SELECT 1, 2` gives `1|2`); panics with psql's message if it fails.
+    /// It goes through the Unix socket, and its transactions are never read-only
+    /// (it stands for the operator, who may write to any server).
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .env("PGOPTIONS", "-c default_transaction_read_only=off")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
             .args(["-U", "nex", "-d", "postgres", "-c", sql])
             .output()
             .expect("psql runs");
         assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Makes every new transaction on the server read-only (`on`), as on a
+    /// demoted primary, or writable again: `default_transaction_read_only` in
+    /// `postgresql.auto.conf`, then a reload, which open connections see at their
+    /// next transaction.
+    pub fn set_read_only(&self, read_only: bool) {
+        let value = if read_only { "on" } else { "off" };
+        self.psql(&format!("ALTER SYSTEM SET default_transaction_read_only = {value}"));
+        self.psql("SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until a new session sees it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "nex", "-d", "postgres", "-c", "SHOW transaction_read_only"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim() != value)
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "the server on port {} did not turn read_only={value}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self) -> String {
@@ -186,6 +273,19 @@ impl Drop for PostgresServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Makes `dir` and everything in it the `postgres` user's, when the server runs as it.
+fn give_to_postgres(dir: &Path) {
+    if is_root() {
+        let status = Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir).status().expect("chown runs");
+        assert!(status.success(), "could not give {} to the postgres user", dir.display());
     }
 }
 

@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
+use crate::connect::Target;
+use crate::failover::Primary;
 use crate::pool::Pool;
 use crate::rows::session::{claim, lock, write_field, Row};
 use crate::rows::user_index::lock_index_row;
+use crate::tls::{params, Tls, TlsSetupError};
 use nex_session_core::store::toolkit::update_chain::{self, Updates};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, UserIndex,
@@ -102,15 +105,23 @@ use nex_session_core::StoreKey;
 /// transaction back. Connections that failed are dropped, never reused, so the
 /// store heals by itself when PostgreSQL is back.
 ///
-/// Connections are plain TCP or a Unix socket: this version does not speak TLS
-/// (`sslmode=require` fails to connect). Keep the database on a trusted network.
+/// Connections are plain TCP (or a Unix socket) unless the URL asks for TLS with
+/// `sslmode` (libpq's meanings, below); several hosts with
+/// `target_session_attrs=read-write` follow the writable primary.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), nex_session::StoreError> {
-/// use nex_session::store::PostgresStore;
-/// let store = PostgresStore::open("postgres://app:secret@localhost/app").await?;
-/// # let _ = store; Ok(()) }
+/// use nex_session::store::{PostgresStore, SessionStore};
+/// let store = PostgresStore::open(
+///     "postgres://app:secret@db1:5432,db2:5432/app?target_session_attrs=read-write\
+///      &sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+/// )
+/// .await?;
+/// println!("sessions in {}", store.endpoint().unwrap_or_default()); // db1:5432 (TLS, sslmode=verify-full)
+/// # Ok(()) }
 /// ```
+///
+#[doc = include_str!("connecting.md")]
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(crate) pool: Arc<Pool>,
@@ -132,9 +143,9 @@ impl std::fmt::Debug for PostgresStore {
 struct BadUrl(#[source] tokio_postgres::Error);
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db`, or any form
-    /// `tokio-postgres` accepts) with the default [`PostgresOptions`], creating the
-    /// schema if it is missing.
+    /// Connects to `url` (`postgres://user:password@host:port/db?sslmode=…`, or
+    /// the key=value form: see [Connecting](PostgresStore#connecting)) with the
+    /// default [`PostgresOptions`], creating the schema if it is missing.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), nex_session::StoreError> {
@@ -144,8 +155,10 @@ impl PostgresStore {
     /// ```
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL is invalid, PostgreSQL cannot be
-    /// reached or the schema cannot be created; [`StoreError::Corrupt`] for a newer
+    /// [`StoreError::Unavailable`] if the URL is invalid, a certificate or key file
+    /// it names cannot be read, PostgreSQL cannot be reached (the message says why
+    /// and which parameter to change: see [Connecting](PostgresStore#connecting))
+    /// or the schema cannot be created; [`StoreError::Corrupt`] for a newer
     /// schema; [`StoreError::Timeout`] if PostgreSQL does not answer in time.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with_options(url, PostgresOptions::default()).await
@@ -164,15 +177,34 @@ impl PostgresStore {
     /// # Errors
     /// As [`open`](Self::open).
     pub async fn open_with_options(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = Config::from_str(url).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
-        config.connect_timeout(options.timeout);
+        let setup = |err: TlsSetupError| StoreError::Unavailable(Box::new(err));
+        // tokio-postgres refuses libpq's verify modes and certificate paths: ours to read.
+        let (tls, rest) = params::split(url).map_err(|err| setup(err.into()))?;
+        let tls = Tls::load(&tls).map_err(setup)?;
+        let mut config = Config::from_str(&rest).map_err(|err| StoreError::Unavailable(Box::new(BadUrl(err))))?;
+        config.connect_timeout(per_host_timeout(options.timeout, &config));
         config.application_name("nex-session");
-        let pool = Pool::new(config.clone(), options.pool_size, options.timeout, None);
+        let target = Target::new(config, tls);
+        let primary = Arc::new(Primary::default());
+        let pool = Pool::new(target.clone(), options.pool_size, options.timeout, None, primary.clone());
         schema::prepare(&pool, options.create_schema).await?;
-        let cache = (options.client_cache > 0).then(|| crate::cache::start(config.clone(), options.client_cache));
-        let pool = Pool::new(config, options.pool_size, options.timeout, cache.clone());
+        let cache = (options.client_cache > 0)
+            .then(|| crate::cache::start(target.clone(), options.client_cache, primary.clone()));
+        let endpoint = pool.endpoint();
+        let pool = Pool::new(target, options.pool_size, options.timeout, cache.clone(), primary);
+        pool.seed_endpoint(endpoint);
         Ok(Self { pool: Arc::new(pool), cache, updates: Arc::new(Updates::new()), timeout: options.timeout })
     }
+}
+
+/// The TCP connect timeout of each host: the store timeout shared out between
+/// the hosts, so that a dead first host (whose packets vanish) leaves the next
+/// ones time to answer within one call; the URL's `connect_timeout` if shorter.
+/// One host gets the whole timeout.
+fn per_host_timeout(timeout: Duration, config: &Config) -> Duration {
+    let hosts = u32::try_from(config.get_hosts().len().max(config.get_hostaddrs().len()).max(1)).unwrap_or(u32::MAX);
+    let shared = timeout / hosts;
+    config.get_connect_timeout().map_or(shared, |written| shared.min(*written))
 }
 
 impl PostgresStore {
@@ -309,6 +341,10 @@ impl SessionStore for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        self.pool.endpoint()
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {

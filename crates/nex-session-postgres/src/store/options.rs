@@ -16,6 +16,10 @@ pub struct PostgresOptions {
     /// Bound on every store call (default 1 s), including the wait for a pooled
     /// connection and connecting. A write whose `COMMIT` was sent and not answered
     /// in time fails with [`StoreError::OutcomeUnknown`](nex_session_core::StoreError::OutcomeUnknown).
+    ///
+    /// With several hosts in the URL, each host's TCP connect gets an equal share
+    /// of it (or the URL's `connect_timeout`, if shorter), so a dead first host
+    /// leaves the next ones time to answer within the same call.
     pub timeout: Duration,
     /// Connections this store opens at most (default 8); calls beyond wait for one
     /// (within their timeout).
