@@ -14,7 +14,10 @@ use support::process::{demo_command, free_port, DemoProcess};
 /// Runs the demo with `env` (no secret unless given) and expects it to exit:
 /// its exit code (`None` if it was still serving after 20 s, a hang guard) and stderr.
 fn refused_start(env: &[(&str, OsString)]) -> (Option<i32>, String) {
-    let stderr_path = std::env::temp_dir().join(format!("nex-demo-start-env-{}-{:?}.stderr", std::process::id(), env));
+    // One file per call (the environment may hold paths: no use in the name).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stderr_path = std::env::temp_dir().join(format!("nex-demo-start-env-{}-{call}.stderr", std::process::id()));
     let mut command = demo_command();
     command.env("PORT", free_port().to_string()).env("NEX_SESSION_STORE", "memory");
     for (name, value) in env {
@@ -103,4 +106,43 @@ fn a_store_url_that_is_not_utf8_refuses_to_start_instead_of_using_memory() {
     let (code, stderr) = refused_start(&[("NEX_SESSION_STORE", url)]);
     assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(stderr.contains("NEX_SESSION_STORE is set but is not valid UTF-8"), "{stderr}");
+}
+
+/// Production connectivity: each refusal at start is exit 1 before serving,
+/// with a message that names the URL parameter to fix and hides the password.
+#[test]
+fn tls_and_sentinel_misconfigurations_refuse_to_start_and_name_the_fix() {
+    use nex_testkit::{Pki, RedisServer, ServerTls};
+    let pki = Pki::new("demo-start");
+    let stranger = Pki::new("demo-start-stranger");
+    let redis = RedisServer::start_tls(ServerTls {
+        ca: pki.ca_file(),
+        server: pki.server("redis", &["localhost"]),
+        client: None,
+    });
+    // A CA that did not sign the server's certificate.
+    let url = format!("rediss://:hunter2@localhost:{}?sslrootcert={}", redis.port, stranger.ca_file().display());
+    let (code, stderr) = refused_start(&[("NEX_ENV", "dev".into()), ("NEX_SESSION_STORE", url.into())]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("sslrootcert") && !stderr.contains("hunter2"), "{stderr}");
+    // A plain client at the TLS-only port.
+    let url = format!("redis://localhost:{}", redis.port);
+    let (code, stderr) = refused_start(&[("NEX_ENV", "dev".into()), ("NEX_SESSION_STORE", url.into())]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("rediss://"), "{stderr}");
+    // A service name no sentinel knows.
+    let sentinels = nex_testkit::SentinelSet::start();
+    let url = sentinels.url().replace(nex_testkit::sentinel::SERVICE, "typo");
+    let (code, stderr) = refused_start(&[("NEX_ENV", "dev".into()), ("NEX_SESSION_STORE", url.into())]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("does not know the service name"), "{stderr}");
+    // PostgreSQL that accepts only TLS, asked without sslmode.
+    let postgres = nex_testkit::PostgresServer::start_private_tls(
+        &pki.server("postgres", &["127.0.0.1"]),
+        &pki.ca_file(),
+        nex_testkit::postgres::ClientCerts::NotRequired,
+    );
+    let (code, stderr) = refused_start(&[("NEX_ENV", "dev".into()), ("NEX_SESSION_STORE", postgres.url().into())]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("sslmode=verify-full"), "{stderr}");
 }

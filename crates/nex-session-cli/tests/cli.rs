@@ -173,6 +173,25 @@ fn sessions_list_on_a_real_redis() {
     assert!(stderr(&bad).contains("cannot open store"));
 }
 
+#[test]
+fn a_store_that_refuses_our_tls_settings_exits_1_naming_the_parameter() {
+    let pki = nex_testkit::Pki::new("cli-tls");
+    let redis = nex_testkit::RedisServer::start_tls(nex_testkit::ServerTls {
+        ca: pki.ca_file(),
+        server: pki.server("redis", &["localhost"]),
+        client: None,
+    });
+    // The name in the URL is not the one in the certificate.
+    let url = format!("rediss://127.0.0.1:{}?sslrootcert={}", redis.port, pki.ca_file().display());
+    let refused = run(None, &["sessions", "--store", &url, "list"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("verify-ca"), "{}", stderr(&refused));
+    // By its name, over TLS, it lists.
+    let url = format!("rediss://localhost:{}?sslrootcert={}", redis.port, pki.ca_file().display());
+    let listed = run(None, &["sessions", "--store", &url, "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+}
+
 /// A fresh temporary directory for one test.
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nex-cli-test-{}-{name}", std::process::id()));

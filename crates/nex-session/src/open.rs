@@ -12,9 +12,13 @@ use nex_session_core::StoreError;
 /// |---|---|---|
 /// | `memory`, `memory?max_sessions=N` | [`MemoryStore`], bounded (default [`DEFAULT_MAX_SESSIONS`]) | always |
 /// | `sqlite://PATH` (e.g. `sqlite://sessions.db`, `sqlite:///var/lib/app/s.db`) | `SqliteStore` | `sqlite` |
-/// | `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (also `rediss://`) | `RedisStore`, one node | `redis` |
-/// | `redis+cluster://HOST:PORT,HOST:PORT,…` | `RedisStore` on Redis Cluster | `redis` |
-/// | `postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB[?…]` (also `postgresql://`) | `PostgresStore` | `postgres` |
+/// | `redis://[USER:PASSWORD@]HOST:PORT[/DB]`, `rediss://…` (TLS) | `RedisStore`, one node | `redis` |
+/// | `redis+cluster://HOST:PORT,HOST:PORT,…`, `rediss+cluster://…` | `RedisStore` on Redis Cluster | `redis` |
+/// | `redis+sentinel://HOST:PORT,…/SERVICE[/DB]`, `rediss+sentinel://…` | `RedisStore` on the master Sentinel names | `redis` |
+/// | `postgres://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]…]/DB[?…]` (also `postgresql://`), or key=value (`host=… dbname=…`) | `PostgresStore` | `postgres` |
+///
+/// TLS parameters use libpq's names on both network stores: `sslmode`,
+/// `sslrootcert`, `sslcert`, `sslkey` (see each store's docs).
 ///
 /// Its `Debug` and every error message about a URL hide passwords (see
 /// [`RedactedUrl`]).
@@ -28,6 +32,9 @@ use nex_session_core::StoreError;
 /// assert!(!format!("{:?}", StoreUrl::parse("redis://:s3cret@cache:6379").unwrap()).contains("s3cret"));
 /// assert!(matches!(StoreUrl::parse("postgres://app@db/app"), Ok(StoreUrl::Postgres(_))));
 /// assert!(!format!("{:?}", StoreUrl::parse("postgres://app:s3cret@db/app").unwrap()).contains("s3cret"));
+/// assert!(matches!(StoreUrl::parse("rediss+sentinel://s1:26379,s2:26379/sessions"), Ok(StoreUrl::Redis(_))));
+/// assert!(matches!(StoreUrl::parse("host=db1,db2 dbname=app sslmode=verify-full"), Ok(StoreUrl::Postgres(_))));
+/// assert!(!format!("{:?}", StoreUrl::parse("host=db password=s3cret").unwrap()).contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -79,14 +86,34 @@ impl StoreUrl {
             }
             return Ok(Self::Sqlite(path.to_owned()));
         }
-        if ["redis://", "rediss://", "redis+cluster://"].iter().any(|p| url.starts_with(p)) {
+        let redis = [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+        ];
+        if redis.iter().any(|p| url.starts_with(p)) {
             return Ok(Self::Redis(url.to_owned()));
         }
-        if ["postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+        if ["postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) || is_postgres_key_value(url) {
             return Ok(Self::Postgres(url.to_owned()));
         }
         Err(StoreUrlError::UnknownScheme { url: RedactedUrl::new(url).to_string() })
     }
+}
+
+/// A libpq key=value connection string: no scheme, and its first word a
+/// `name=value` naming a connection setting.
+fn is_postgres_key_value(text: &str) -> bool {
+    const KEYS: [&str; 6] = ["host", "hostaddr", "port", "dbname", "user", "service"];
+    !text.contains("://")
+        && text
+            .split_whitespace()
+            .next()
+            .and_then(|word| word.split_once('='))
+            .is_some_and(|(name, _)| KEYS.contains(&name))
 }
 
 /// The `max_sessions=N` of a `memory?…` URL, the only parameter it takes.
@@ -131,8 +158,9 @@ impl std::fmt::Display for StoreUrlError {
             Self::UnknownScheme { url } => write!(
                 f,
                 "unknown session store URL {url:?}; use `memory[?max_sessions=N]`, `sqlite://PATH`, \
-                 `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,HOST:PORT,…` or \
-                 `postgres://USER@HOST:PORT/DB`"
+                 `redis://HOST:PORT[/DB]` (`rediss://` for TLS), `redis+cluster://HOST:PORT,HOST:PORT,…`, \
+                 `redis+sentinel://HOST:PORT,…/SERVICE`, `postgres://USER@HOST:PORT/DB` or \
+                 `host=HOST dbname=DB …`"
             ),
             Self::MissingPath => f.write_str("sqlite:// needs a path, e.g. sqlite://sessions.db"),
             Self::UnknownParameter(query) => {

@@ -109,7 +109,7 @@ impl Tls {
         if mode == SslMode::Disable {
             return Ok(Self { mode, written, roots: None, client_cert: false, config: None });
         }
-        let provider = Arc::new(ring_provider());
+        let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(TlsSetupError::Rustls)?
@@ -152,14 +152,18 @@ impl Tls {
     }
 }
 
-/// The ring provider, given to each configuration explicitly: the process-wide
-/// default panics when an app links two providers (ring here, aws-lc-rs elsewhere).
-/// rustls 0.23.48 marks it deprecated because ring has no post-quantum key
-/// exchange; ring is kept because it builds with a C compiler alone (aws-lc-rs
-/// needs CMake), and the key exchange is the classical X25519/P-256 one.
+/// The crypto provider: the one the app installed as rustls' process default,
+/// if any (an app that wants aws-lc-rs' post-quantum key exchange installs it
+/// before opening the store), else ring, given to each configuration
+/// explicitly (asking rustls to pick one panics when an app links two).
+///
+/// rustls 0.23.48 marks ring's provider deprecated because ring has no
+/// post-quantum key exchange; ring is our default because it builds with a C
+/// compiler alone (aws-lc-rs builds a large C library), and the key exchange
+/// is the classical X25519/P-256 one. The Redis store makes the same choice.
 #[allow(deprecated)]
-fn ring_provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
+fn provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
 }
 
 fn root_path(roots: &Roots) -> PathBuf {

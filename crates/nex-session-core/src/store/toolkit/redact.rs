@@ -13,8 +13,9 @@ use crate::error::{BoxError, StoreError};
 
 /// What a hidden secret is replaced with.
 const MASK: &str = "***";
-/// Query parameters whose values are secrets (`pass` is the redis crate's, for sockets).
-const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
+/// Parameters whose values are secrets (`pass` is the redis crate's, for sockets;
+/// `sentinel_password` the Redis store's; `sslpassword` libpq's, for a key).
+const SECRET_PARAMS: [&str; 4] = ["pass", "password", "sentinel_password", "sslpassword"];
 
 /// A store URL that displays with its passwords replaced by `***`; user names,
 /// hosts, ports, paths and the database number stay visible.
@@ -101,6 +102,9 @@ fn split_userinfo(entry: &str) -> Option<(&str, &str)> {
 
 /// `url` with every password replaced by `***`.
 pub fn redact(url: &str) -> Cow<'_, str> {
+    if is_key_value(url) {
+        return redact_key_value(url);
+    }
     let parsed = parts(url);
     if !parsed.hosts.contains('@') && !has_secret_param(parsed.hosts) {
         return Cow::Borrowed(url);
@@ -132,7 +136,7 @@ fn has_secret_param(text: &str) -> bool {
 }
 
 fn is_secret_param(param: &str) -> bool {
-    param.split_once('=').is_some_and(|(name, _)| SECRET_PARAMS.iter().any(|s| name.eq_ignore_ascii_case(s)))
+    param.split_once('=').is_some_and(|(name, _)| is_secret_name(name))
 }
 
 /// Pushes `text` (a host, path and query) with the values of secret query parameters masked.
@@ -158,10 +162,70 @@ fn push_query_redacted(out: &mut String, text: &str) {
     }
 }
 
+/// A PostgreSQL key=value connection string (`host=db password=… dbname=app`)
+/// rather than a URL.
+fn is_key_value(text: &str) -> bool {
+    !text.contains("://") && text.trim_start().split_whitespace().next().is_some_and(|first| first.contains('='))
+}
+
+/// The `name=value` words of a key=value string, as `(name, value as written)`;
+/// a value may be single-quoted, with `\'` and `\\` escapes inside (libpq).
+fn key_values(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let end = if after.starts_with('\'') {
+            let mut escaped = false;
+            let close = after.char_indices().skip(1).find(|&(_, c)| {
+                let found = c == '\'' && !escaped;
+                escaped = c == '\\' && !escaped;
+                found
+            });
+            close.map_or(after.len(), |(i, _)| i + 1)
+        } else {
+            after.find(char::is_whitespace).unwrap_or(after.len())
+        };
+        out.push((name, &after[..end]));
+        rest = after[end..].trim_start();
+    }
+    out
+}
+
+/// A key=value string with the values of secret parameters masked.
+fn redact_key_value(text: &str) -> Cow<'_, str> {
+    let pairs = key_values(text);
+    if !pairs.iter().any(|(name, _)| is_secret_name(name)) {
+        return Cow::Borrowed(text);
+    }
+    let shown: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| if is_secret_name(name) { format!("{name}={MASK}") } else { format!("{name}={value}") })
+        .collect();
+    Cow::Owned(shown.join(" "))
+}
+
+fn is_secret_name(name: &str) -> bool {
+    SECRET_PARAMS.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
 /// The passwords in `url`, as written and percent-decoded: what must not appear
 /// in any message about it.
 fn secrets(url: &str) -> Vec<String> {
     let mut found = Vec::new();
+    if is_key_value(url) {
+        for (_, value) in key_values(url).into_iter().filter(|(name, _)| is_secret_name(name)) {
+            found.push(value.to_owned());
+            // As libpq reads it: without its quotes.
+            if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                found.push(inner.replace("\\'", "'").replace("\\\\", "\\"));
+            }
+        }
+        found.retain(|s| !s.is_empty());
+        found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        return found;
+    }
     for entry in parts(url).entries() {
         let (userinfo, rest) = split_userinfo(entry).unwrap_or(("", entry));
         if let Some((_, password)) = userinfo.split_once(':') {
@@ -284,6 +348,15 @@ mod tests {
             ("redis://app@cache:6379", "redis://app@cache:6379"),
             // Not even a URL: what precedes the `@` may be a password.
             ("redis//:s3cret@cache", "redis//:***@cache"),
+            // Sentinels: the master's password, and the sentinels' own.
+            (
+                "redis+sentinel://app:s3cret@s1:26379,s2:26379/mymaster?sentinel_password=s3cret",
+                "redis+sentinel://app:***@s1:26379,s2:26379/mymaster?sentinel_password=***",
+            ),
+            // PostgreSQL key=value strings, quoted or not.
+            ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
+            ("host=db password='s3cret word' sslmode=verify-full", "host=db password=*** sslmode=verify-full"),
+            ("host=db dbname=app", "host=db dbname=app"),
         ];
         for (url, shown) in cases {
             assert_eq!(RedactedUrl::new(url).to_string(), shown, "{url}");
@@ -325,6 +398,11 @@ mod tests {
             scrub("nodes redis://:one@a:1, redis://:two@b:2 down", cluster),
             "nodes redis://:***@a:1, redis://:***@b:2 down"
         );
+        let sentinel = "redis+sentinel://:pw1@s1,s2/svc?sentinel_password=pw2";
+        assert_eq!(scrub("auth pw1 / pw2", sentinel), "auth *** / ***");
+        let key_value = "host=db password='two words' user=app";
+        assert_eq!(scrub("password 'two words' refused", key_value), "password *** refused");
+        assert_eq!(scrub("password it's refused", "host=db password='it\\'s'"), "password *** refused");
     }
 
     #[test]
