@@ -29,6 +29,26 @@
 //!   writes the new key. If that second step fails the user is logged out, never
 //!   left on the old id. On a single node `renew` is one atomic script
 //!   (`rename.rs`).
+//! - **TLS** (`rediss://`, `rediss+cluster://`, `rediss+sentinel://`; `tls.rs`): rustls
+//!   through the redis client's own support. `sslmode=verify-full` (the default: chain
+//!   and host name), `verify-ca` (chain only; not on a cluster, whose later-found nodes
+//!   could not be held to it) or `require` (nothing verified: development only);
+//!   `sslrootcert=/path/ca.pem` (default: the system's roots), `sslcert` + `sslkey`
+//!   for mutual TLS. Files are read once, at open. A failed handshake is a start-up
+//!   error that names the fix (`diagnose.rs`): `rediss://app:KEY@cache:6380?sslrootcert=/etc/ssl/ca.pem`.
+//! - **Sentinel** (`redis+sentinel://HOST:PORT,HOST:PORT/SERVICE[/DB]`; `sentinel.rs`):
+//!   the master is asked of the sentinels and must answer `ROLE` as master; the store
+//!   follows a failover within a second of the sentinels naming the new master (asked
+//!   every second, and at once after a lost connection or a `READONLY` reply), empties
+//!   its client-side cache at the switch, and meanwhile fails calls honestly (a replica
+//!   refuses writes with `READONLY`, which is "not applied"). Redis replicates
+//!   asynchronously: writes the old master acknowledged just before it died can be
+//!   missing on the new one. Bound that window on the master with
+//!   `min-replicas-to-write 1` and `min-replicas-max-lag 10` (writes are then refused,
+//!   as errors, while no replica keeps up). `sentinel_password=` (and
+//!   `sentinel_username=`) in the query are the sentinels' credentials; the URL's are
+//!   the master's. [`SessionStore::endpoint`] names the master in use and the failovers
+//!   followed.
 //! - **Users** ([`UserIndex`], `users.rs`): one hash per user,
 //!   `<prefix>u:{<hex SHA-256 of the user id>}`, a field per session key whose
 //!   value is the member's state; the binding itself is the session's
@@ -60,6 +80,7 @@
 //! `nex-session-core`'s public API only.
 //!
 //! [`UserIndex`]: nex_session_core::store::UserIndex
+//! [`SessionStore::endpoint`]: nex_session_core::store::SessionStore::endpoint
 //! [`USER_FIELD`]: nex_session_core::store::users::USER_FIELD
 //! [`StoreError`]: nex_session_core::StoreError
 //! [`StoreError::OutcomeUnknown`]: nex_session_core::StoreError::OutcomeUnknown

@@ -94,12 +94,34 @@ impl RedisStore {
     /// The default bound on every Redis call.
     pub const DEFAULT_TIMEOUT: Duration = crate::connect::DEFAULT_TIMEOUT;
 
-    /// Connects to `redis://HOST:PORT[/DB]` (single node) or
-    /// `redis+cluster://HOST:PORT,HOST:PORT,…` (Redis Cluster), with the default
-    /// prefix and a 1 s timeout.
+    /// Connects with the default prefix and a 1 s timeout to:
+    ///
+    /// | URL | what |
+    /// |---|---|
+    /// | `redis://[USER:PASSWORD@]HOST:PORT[/DB]` | one node |
+    /// | `redis+cluster://HOST:PORT,HOST:PORT,…` | Redis Cluster |
+    /// | `redis+sentinel://[USER:PASSWORD@]HOST:PORT,…/SERVICE[/DB]` | the master of `SERVICE`, found through the sentinels, followed across failovers |
+    ///
+    /// Each with `rediss` for TLS (`rediss://`, `rediss+cluster://`,
+    /// `rediss+sentinel://`), and the query parameters `sslmode` (`verify-full`,
+    /// the default; `verify-ca`; `require`), `sslrootcert`, `sslcert`, `sslkey`,
+    /// and for sentinels `sentinel_username`, `sentinel_password` (see the
+    /// [crate docs](crate)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::RedisStore;
+    /// // A managed Redis with in-transit encryption: verified against the system's roots.
+    /// let store = RedisStore::open("rediss://:AUTH_TOKEN@master.sessions.abc123.euw1.cache.amazonaws.com:6379").await?;
+    /// // Sentinel, TLS with a private CA.
+    /// let ha = RedisStore::open("rediss+sentinel://s1:26379,s2:26379,s3:26379/sessions?sslrootcert=/etc/ssl/redis-ca.pem").await?;
+    /// # let _ = (store, ha); Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Timeout`] if Redis cannot be reached.
+    /// [`StoreError::Unavailable`] or [`StoreError::Timeout`] if Redis cannot be
+    /// reached, a TLS handshake fails or a certificate file cannot be read (the
+    /// message names the URL parameter to fix), or no sentinel names a master.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with_options(url, RedisOptions::default()).await
     }
@@ -126,7 +148,8 @@ impl RedisStore {
     }
 
     /// The client-side cache's `(hits, misses)` so far, or `None` when it is off
-    /// (Redis Cluster, a server older than Redis 6, or `client_cache: 0`).
+    /// (Redis Cluster, a server older than Redis 6, or `client_cache: 0`). Through
+    /// Sentinel the cache is on, and emptied at every failover.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), nex_session::StoreError> {
