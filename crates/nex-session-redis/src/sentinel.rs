@@ -216,7 +216,7 @@ async fn find_master(
         match tokio::time::timeout(timeout, ask).await {
             Ok(Ok(Some(addr))) => return Ok(addr),
             Ok(Ok(None)) => {
-                reasons.push(format!("{server} does not know the service name (check SERVICE_NAME in the URL)"))
+                reasons.push(format!("{server} does not know the service name (check SERVICE_NAME in the URL)"));
             }
             Ok(Err(err)) => reasons.push(err.to_string()),
             Err(_) => reasons.push(format!("{server} did not answer within {timeout:?}")),

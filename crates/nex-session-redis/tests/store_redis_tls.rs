@@ -136,7 +136,7 @@ async fn unreadable_certificate_files_are_start_up_errors_naming_the_parameter()
 async fn a_tls_only_cluster_is_reached_with_rediss_cluster_and_loses_no_update() {
     let pki = Pki::new("redis-cluster");
     // Nodes announce themselves by IP: their certificates name it.
-    let cluster = RedisCluster::start_tls(ServerTls {
+    let cluster = RedisCluster::start_tls(&ServerTls {
         ca: pki.ca_file(),
         server: pki.server("node", &["localhost", "127.0.0.1"]),
         client: None,

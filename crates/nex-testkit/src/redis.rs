@@ -228,11 +228,11 @@ impl RedisCluster {
     }
 
     /// Three masters that speak TLS only, between themselves too (`tls-cluster`).
-    pub fn start_tls(tls: ServerTls) -> Self {
+    pub fn start_tls(tls: &ServerTls) -> Self {
         Self::start_with(Some(tls))
     }
 
-    fn start_with(tls: Option<ServerTls>) -> Self {
+    fn start_with(tls: Option<&ServerTls>) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
                 let port = free_port();
@@ -248,11 +248,11 @@ impl RedisCluster {
                 if tls.is_some() {
                     extra.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
                 }
-                RedisServer::spawn_with(port, dir, extra.iter().map(|s| (*s).to_owned()).collect(), tls.clone())
+                RedisServer::spawn_with(port, dir, extra.iter().map(|s| (*s).to_owned()).collect(), tls.cloned())
             })
             .collect();
         let mut create = Command::new("redis-cli");
-        if let Some(tls) = &tls {
+        if let Some(tls) = tls {
             create.args(tls.cli_args());
         }
         create.arg("--cluster").arg("create");

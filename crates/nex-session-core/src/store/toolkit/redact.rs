@@ -165,7 +165,7 @@ fn push_query_redacted(out: &mut String, text: &str) {
 /// A PostgreSQL key=value connection string (`host=db password=… dbname=app`)
 /// rather than a URL.
 fn is_key_value(text: &str) -> bool {
-    !text.contains("://") && text.trim_start().split_whitespace().next().is_some_and(|first| first.contains('='))
+    !text.contains("://") && text.split_whitespace().next().is_some_and(|first| first.contains('='))
 }
 
 /// The `name=value` words of a key=value string, as `(name, value as written)`;
@@ -173,9 +173,8 @@ fn is_key_value(text: &str) -> bool {
 fn key_values(text: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let mut rest = text.trim_start();
-    while let Some(eq) = rest.find('=') {
-        let name = rest[..eq].trim();
-        let after = rest[eq + 1..].trim_start();
+    while let Some((name, after)) = rest.split_once('=') {
+        let after = after.trim_start();
         let end = if after.starts_with('\'') {
             let mut escaped = false;
             let close = after.char_indices().skip(1).find(|&(_, c)| {
@@ -187,8 +186,9 @@ fn key_values(text: &str) -> Vec<(&str, &str)> {
         } else {
             after.find(char::is_whitespace).unwrap_or(after.len())
         };
-        out.push((name, &after[..end]));
-        rest = after[end..].trim_start();
+        let (value, tail) = after.split_at(end);
+        out.push((name.trim(), value));
+        rest = tail.trim_start();
     }
     out
 }
