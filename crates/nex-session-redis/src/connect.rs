@@ -48,6 +48,9 @@ pub struct RedisOptions {
     ///
     /// Needs Redis 6 or newer on a single node (RESP3 and `CLIENT TRACKING`);
     /// with an older server, or on Redis Cluster, the store works without it.
+    /// Through Sentinel it needs Redis 6 or newer too, and a master that refuses
+    /// RESP3 fails the open: set `0` for an older Redis. It is emptied whenever
+    /// the store moves to a new master.
     /// Guarantee: this instance's own writes are visible to its next read at once;
     /// a write made by *another* app instance becomes visible here when Redis'
     /// invalidation message arrives, one network hop after that write. Turn it
@@ -204,8 +207,14 @@ impl Redis {
         let RedisOptions { prefix, timeout, client_cache } = options;
         let prefix: Arc<str> = prefix.into();
         let Target { topology, tls } = Target::parse(url).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
-        // Connecting may take a few round trips (handshake, RESP3, cluster slots; sentinels, then the master).
-        let bound = timeout.saturating_mul(3);
+        // Connecting may take a few round trips (handshake, RESP3, cluster slots); through
+        // Sentinel, each sentinel may take its timeout before the master is asked, so a
+        // silent sentinel is reported by name rather than cut short by this bound.
+        let rounds = match &topology {
+            Topology::Sentinel(target) => u32::try_from(target.sentinels.len()).unwrap_or(u32::MAX).saturating_add(2),
+            _ => 3,
+        };
+        let bound = timeout.saturating_mul(rounds);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))

@@ -41,11 +41,15 @@
 //!   follows a failover within a second of the sentinels naming the new master (asked
 //!   every second, and at once after a lost connection or a `READONLY` reply), empties
 //!   its client-side cache at the switch, and meanwhile fails calls honestly (a replica
-//!   refuses writes with `READONLY`, which is "not applied"). Redis replicates
+//!   refuses writes with `READONLY`, which is "not applied"). Until the sentinels
+//!   demote it, an old master still takes writes: the store stops sending them there
+//!   within a second of the promotion, and what it took meanwhile is dropped at its
+//!   resync. Redis replicates
 //!   asynchronously: writes the old master acknowledged just before it died can be
 //!   missing on the new one. Bound that window on the master with
 //!   `min-replicas-to-write 1` and `min-replicas-max-lag 10` (writes are then refused,
-//!   as errors, while no replica keeps up). `sentinel_password=` (and
+//!   as errors, while no replica keeps up; an old master that restarts before the
+//!   sentinels demote it then takes no write it would drop at its resync). `sentinel_password=` (and
 //!   `sentinel_username=`) in the query are the sentinels' credentials; the URL's are
 //!   the master's. [`SessionStore::endpoint`] names the master in use and the failovers
 //!   followed.

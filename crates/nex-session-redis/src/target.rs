@@ -69,6 +69,8 @@ pub(crate) enum TargetError {
     Scheme,
     #[error("sentinel_username and sentinel_password only apply to redis+sentinel:// URLs")]
     SentinelParamElsewhere,
+    #[error("a Redis URL takes no #fragment (for no certificate checks, write ?sslmode=require; a `#` in a password is written %23)")]
+    Fragment,
 }
 
 impl Target {
@@ -84,6 +86,10 @@ impl Target {
             "rediss+sentinel" => (Kind::Sentinel, true),
             _ => return Err(TargetError::Scheme),
         };
+        if rest.contains('#') {
+            // The redis client reads `#insecure` as "verify nothing": never behind the user's back.
+            return Err(TargetError::Fragment);
+        }
         let (body, query) = match rest.split_once('?') {
             Some((body, query)) => (body, query),
             None => (rest, ""),
@@ -170,11 +176,12 @@ impl Ours {
 
 /// `[USER[:PASSWORD]@]HOST:PORT,…/SERVICE[/DB]` of a sentinel URL.
 fn parse_sentinel(body: &str, ours: Ours) -> Result<SentinelTarget, TargetError> {
-    let (hosts, path) = body.split_once('/').ok_or(TargetError::SentinelShape)?;
-    let (userinfo, hosts) = match hosts.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, hosts),
+    // The user information first, up to the last `@`: a password may hold a raw `/`.
+    let (userinfo, rest) = match body.rsplit_once('@') {
+        Some((userinfo, rest)) => (Some(userinfo), rest),
+        None => (None, body),
     };
+    let (hosts, path) = rest.split_once('/').ok_or(TargetError::SentinelShape)?;
     let (username, password) = match userinfo {
         Some(info) => match info.split_once(':') {
             Some((user, pass)) => (non_empty(percent_decode(user)), non_empty(percent_decode(pass))),
@@ -291,6 +298,8 @@ mod tests {
         assert!(err.contains("redis://"), "{err}");
         let err = Target::parse("rediss+cluster://a:1?sslmode=verify-ca").unwrap_err().to_string();
         assert!(err.contains("verify-ca"), "{err}");
+        let err = Target::parse("rediss://a:1?sslmode=verify-ca").unwrap_err().to_string();
+        assert!(err.contains("needs sslrootcert"), "verify-ca against the public roots checks nothing: {err}");
     }
 
     #[test]
@@ -314,6 +323,11 @@ mod tests {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
         assert!(Target::parse("redis://cache?sentinel_password=x").is_err());
+        // A raw `/` in the password stays in the password, never in a host shown in an error.
+        let target = sentinel("redis+sentinel://app:pa/ss@s1/svc");
+        assert_eq!((target.password.as_deref(), target.service.as_str()), (Some("pa/ss"), "svc"));
+        // `#insecure` would silently turn every check off.
+        assert!(Target::parse("rediss://cache:6380#insecure").is_err());
         assert!(Target::parse("mongodb://x").is_err());
     }
 }

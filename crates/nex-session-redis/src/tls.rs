@@ -4,7 +4,7 @@
 //! | `sslmode` | encrypted | chain checked | host name checked |
 //! |---|---|---|---|
 //! | `verify-full` (default for `rediss`) | yes | yes | yes |
-//! | `verify-ca` | yes | yes | no |
+//! | `verify-ca` (needs `sslrootcert`) | yes | yes | no |
 //! | `require` (development only) | yes | no | no |
 //!
 //! The chain is checked against `sslrootcert` (a PEM bundle) when given, else
@@ -73,6 +73,8 @@ pub(crate) enum TlsError {
     Empty { param: &'static str, path: String, what: &'static str },
     #[error("sslcert and sslkey go together (mutual TLS): {0} is missing")]
     Half(&'static str),
+    #[error("sslmode=verify-ca needs sslrootcert=/path/to/ca.pem (the system's roots trust every public CA, and verify-ca does not check the host name): give the CA, or use sslmode=verify-full")]
+    CaWithoutRoots,
 }
 
 impl Tls {
@@ -89,6 +91,11 @@ impl Tls {
             "require" => Verify::None,
             other => return Err(TlsError::Mode(other.to_owned())),
         };
+        if verify == Verify::Ca && rootcert.is_none() {
+            // The system's roots trust every public CA: a chain to one, with no host
+            // name check, would accept any site's certificate (libpq refuses it too).
+            return Err(TlsError::CaWithoutRoots);
+        }
         let root_cert = rootcert.map(|path| read_pem("sslrootcert", path, "CERTIFICATE")).transpose()?;
         let client_tls = match (cert, key) {
             (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {

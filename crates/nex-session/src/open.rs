@@ -35,6 +35,7 @@ use nex_session_core::StoreError;
 /// assert!(matches!(StoreUrl::parse("rediss+sentinel://s1:26379,s2:26379/sessions"), Ok(StoreUrl::Redis(_))));
 /// assert!(matches!(StoreUrl::parse("host=db1,db2 dbname=app sslmode=verify-full"), Ok(StoreUrl::Postgres(_))));
 /// assert!(!format!("{:?}", StoreUrl::parse("host=db password=s3cret").unwrap()).contains("s3cret"));
+/// assert!(!format!("{:?}", StoreUrl::parse("host = db password = s3cret").unwrap()).contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -108,12 +109,8 @@ impl StoreUrl {
 /// `name=value` naming a connection setting.
 fn is_postgres_key_value(text: &str) -> bool {
     const KEYS: [&str; 6] = ["host", "hostaddr", "port", "dbname", "user", "service"];
-    !text.contains("://")
-        && text
-            .split_whitespace()
-            .next()
-            .and_then(|word| word.split_once('='))
-            .is_some_and(|(name, _)| KEYS.contains(&name))
+    // libpq allows spaces around `=`: `host = db dbname = app`.
+    !text.contains("://") && text.split_once('=').is_some_and(|(name, _)| KEYS.contains(&name.trim()))
 }
 
 /// The `max_sessions=N` of a `memory?…` URL, the only parameter it takes.

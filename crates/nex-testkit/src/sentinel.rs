@@ -1,7 +1,8 @@
 //! A private Redis Sentinel deployment for tests: one master, one replica and
 //! three sentinels (`redis-server --sentinel`, what Debian's `redis-sentinel`
 //! runs) on free loopback ports, quick to fail over (the master is judged down
-//! after 1 s). Stopped and cleaned up on drop.
+//! after 2 s: short, yet long enough that a loaded test machine does not fail
+//! over by mistake). Stopped and cleaned up on drop.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -86,6 +87,23 @@ impl SentinelSet {
         assert_eq!(acked, "1", "the replica did not acknowledge the master's writes");
     }
 
+    /// Asks the sentinels for a planned failover (`SENTINEL FAILOVER`): the
+    /// replica is promoted and the old master, still running, becomes its replica.
+    pub fn failover(&self) {
+        let out = sentinel_cli(self.sentinels[0].port, &["sentinel", "failover", SERVICE]);
+        assert_eq!(out, "OK", "SENTINEL FAILOVER refused");
+    }
+
+    /// Waits until the server on `port` answers `ROLE` with `role` (`master`, `slave`).
+    pub fn await_role(&self, port: u16, role: &str, within: Duration) {
+        let server = self.servers.iter().find(|s| s.port == port).expect("one of the set's servers");
+        let deadline = Instant::now() + within;
+        while server.cli(&["role"]).lines().next() != Some(role) {
+            assert!(Instant::now() < deadline, "the server on {port} did not become a {role} within {within:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the sentinels name a master other than the server on `old_port`.
     pub fn await_failover(&self, old_port: u16, within: Duration) -> u16 {
         let deadline = Instant::now() + within;
@@ -109,7 +127,7 @@ impl Sentinel {
         // Sentinels rewrite their file as they learn: it must be theirs to write.
         let text = format!(
             "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n\
-             sentinel down-after-milliseconds {SERVICE} 1000\nsentinel failover-timeout {SERVICE} 5000\n\
+             sentinel down-after-milliseconds {SERVICE} 2000\nsentinel failover-timeout {SERVICE} 5000\n\
              sentinel parallel-syncs {SERVICE} 1\n",
             dir.display()
         );

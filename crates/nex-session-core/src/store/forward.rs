@@ -204,6 +204,7 @@ mod tests {
         assert!(store.users().is_some());
         assert_eq!(store.kind(), "probe");
         store.health().await.unwrap();
+        assert_eq!(store.endpoint().as_deref(), Some("probe"));
     }
 
     /// The names of the methods `pub trait SessionStore` declares, read from its source.

@@ -10,7 +10,7 @@
 //! | absent, `disable` | no | — |
 //! | `prefer` | when the server offers TLS | no |
 //! | `require` | yes, or no connection | no (as `verify-ca` when `sslrootcert` is given) |
-//! | `verify-ca` | yes | chain to `sslrootcert` (or the system roots), validity |
+//! | `verify-ca` | yes | chain to `sslrootcert` (required), validity |
 //! | `verify-full` | yes | as `verify-ca`, and the host name of the URL |
 
 pub(crate) mod params;
@@ -100,10 +100,12 @@ impl Tls {
             Some(path) => Some(Roots::File(PathBuf::from(path))),
             None => verified.then_some(Roots::System),
         };
-        if roots == Some(Roots::System) && params.root_cert.is_some() && mode != SslMode::VerifyFull {
-            // libpq refuses it too: any public CA signs certificates for any name.
+        if roots == Some(Roots::System) && mode == SslMode::VerifyCa {
+            // libpq refuses it too: any public CA signs certificates for any name, so a
+            // chain to a public root proves nothing when the name is not checked.
             return Err(TlsSetupError::Combination(
-                "sslrootcert=system trusts every public CA, so it needs sslmode=verify-full",
+                "sslmode=verify-ca needs sslrootcert=/path/to/ca.pem (the system's roots trust every public CA, \
+                 and verify-ca does not check the host name): give the CA, or use sslmode=verify-full",
             ));
         }
         if mode == SslMode::Disable {
@@ -264,9 +266,12 @@ mod tests {
     }
 
     #[test]
-    fn system_roots_named_explicitly_need_verify_full() {
-        let err = load("postgres://h/db?sslmode=verify-ca&sslrootcert=system").err().unwrap();
-        assert!(err.to_string().contains("needs sslmode=verify-full"), "{err}");
+    fn verify_ca_needs_a_ca_of_its_own_as_in_libpq() {
+        // The public roots, with no host name check, would accept any site's certificate.
+        for url in ["postgres://h/db?sslmode=verify-ca&sslrootcert=system", "postgres://h/db?sslmode=verify-ca"] {
+            let err = load(url).err().unwrap();
+            assert!(err.to_string().contains("verify-ca needs sslrootcert"), "{url}: {err}");
+        }
     }
 
     #[test]

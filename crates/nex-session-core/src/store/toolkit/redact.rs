@@ -165,7 +165,12 @@ fn push_query_redacted(out: &mut String, text: &str) {
 /// A PostgreSQL key=value connection string (`host=db password=… dbname=app`)
 /// rather than a URL.
 fn is_key_value(text: &str) -> bool {
-    !text.contains("://") && text.split_whitespace().next().is_some_and(|first| first.contains('='))
+    // libpq allows spaces around `=`: `host = db password = …`.
+    !text.contains("://")
+        && text.split_once('=').is_some_and(|(name, _)| {
+            let name = name.trim();
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// The `name=value` words of a key=value string, as `(name, value as written)`;
@@ -184,7 +189,14 @@ fn key_values(text: &str) -> Vec<(&str, &str)> {
             });
             close.map_or(after.len(), |(i, _)| i + 1)
         } else {
-            after.find(char::is_whitespace).unwrap_or(after.len())
+            // Unquoted, a backslash escapes the next character (a space included).
+            let mut escaped = false;
+            let stop = after.char_indices().find(|&(_, c)| {
+                let found = c.is_whitespace() && !escaped;
+                escaped = c == '\\' && !escaped;
+                found
+            });
+            stop.map_or(after.len(), |(i, _)| i)
         };
         let (value, tail) = after.split_at(end);
         out.push((name.trim(), value));
@@ -357,6 +369,8 @@ mod tests {
             ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
             ("host=db password='s3cret word' sslmode=verify-full", "host=db password=*** sslmode=verify-full"),
             ("host=db dbname=app", "host=db dbname=app"),
+            ("host = db password = s3cret", "host=db password=***"),
+            ("host=db password=s3c\\ ret user=app", "host=db password=*** user=app"),
         ];
         for (url, shown) in cases {
             assert_eq!(RedactedUrl::new(url).to_string(), shown, "{url}");
