@@ -5,7 +5,8 @@
 //!   (`SENTINEL GET-MASTER-ADDR-BY-NAME`); the first that names a master wins.
 //!   The named server must then answer `ROLE` with `master`, so the store never
 //!   starts on a replica (a sentinel may lag behind a promotion).
-//! - **Following**: a task asks the sentinels again every [`POLL`], and at once
+//! - **Following**: a task asks the sentinels again every [`POLL`] (on the
+//!   connection to the one that answered last, kept open), and at once
 //!   when a command fails with a lost connection or `READONLY` (the old master
 //!   was demoted). When they name another master, the store connects to it
 //!   (checking `ROLE` again), switches every later command to it, and empties
@@ -22,9 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{RedisConnectionInfo, Value};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 
 use crate::cache::{ClientCache, Invalidator};
 use crate::diagnose::connect_failed;
@@ -48,6 +49,8 @@ pub(crate) struct SentinelLink {
     wake: Arc<Notify>,
     /// Masters switched to since the store opened.
     failovers: AtomicU64,
+    /// The connection to the sentinel that answered last (only the follower asks).
+    sentinel: Mutex<Option<MultiplexedConnection>>,
 }
 
 /// A master and the connection to it.
@@ -88,7 +91,8 @@ impl SentinelLink {
         timeout: Duration,
     ) -> Result<Arc<Self>, StoreError> {
         let cache = cache.map(Arc::downgrade);
-        let (host, port) = find_master(&target, tls.as_ref(), timeout).await?;
+        let sentinel = Mutex::new(None);
+        let (host, port) = find_master(&target, tls.as_ref(), timeout, &sentinel).await?;
         let conn = connect_master(&target, tls.as_ref(), &config, cache.as_ref(), &host, port).await?;
         let wake = Arc::new(Notify::new());
         let link = Arc::new(Self {
@@ -100,6 +104,7 @@ impl SentinelLink {
             current: RwLock::new(Master { host, port, conn }),
             wake: wake.clone(),
             failovers: AtomicU64::new(0),
+            sentinel,
         });
         tokio::spawn(follow(Arc::downgrade(&link), wake));
         Ok(link)
@@ -151,7 +156,7 @@ impl SentinelLink {
 
     /// Asks the sentinels where the master is, and switches to it if it moved.
     async fn check(&self) {
-        let Ok((host, port)) = find_master(&self.target, self.tls.as_ref(), self.timeout).await else {
+        let Ok((host, port)) = find_master(&self.target, self.tls.as_ref(), self.timeout, &self.sentinel).await else {
             // No sentinel answered: keep what we have (it may still work), try again later.
             return;
         };
@@ -197,7 +202,18 @@ async fn find_master(
     target: &SentinelTarget,
     tls: Option<&Tls>,
     timeout: Duration,
+    last: &Mutex<Option<MultiplexedConnection>>,
 ) -> Result<(String, u16), StoreError> {
+    // The connection to the sentinel that answered last: one command per poll, not a
+    // new connection (and TLS handshake) every second.
+    let mut last = last.lock().await;
+    if let Some(conn) = last.as_mut() {
+        if let Ok(Ok(Some(addr))) = tokio::time::timeout(timeout, ask_master(conn, &target.service)).await {
+            return Ok(addr);
+        }
+        // It failed, or forgot the service: ask them all, in order.
+        *last = None;
+    }
     let mut reasons = Vec::new();
     for (host, port) in &target.sentinels {
         let server = format!("sentinel {host}:{port}");
@@ -206,16 +222,16 @@ async fn find_master(
                 .map_err(|e| connect_failed(server.clone(), tls, e))?;
             let mut conn =
                 client.get_multiplexed_async_connection().await.map_err(|e| connect_failed(server.clone(), tls, e))?;
-            redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&target.service)
-                .query_async::<Option<(String, u16)>>(&mut conn)
-                .await
-                .map_err(|e| connect_failed(server.clone(), tls, e))
+            let answer =
+                ask_master(&mut conn, &target.service).await.map_err(|e| connect_failed(server.clone(), tls, e))?;
+            Ok::<_, StoreError>((answer, conn))
         };
         match tokio::time::timeout(timeout, ask).await {
-            Ok(Ok(Some(addr))) => return Ok(addr),
-            Ok(Ok(None)) => {
+            Ok(Ok((Some(addr), conn))) => {
+                *last = Some(conn);
+                return Ok(addr);
+            }
+            Ok(Ok((None, _))) => {
                 reasons.push(format!("{server} does not know the service name (check SERVICE_NAME in the URL)"));
             }
             Ok(Err(err)) => reasons.push(err.to_string()),
@@ -223,6 +239,12 @@ async fn find_master(
         }
     }
     Err(StoreError::Unavailable(Box::new(NoMaster { service: target.service.clone(), reasons: reasons.join("; ") })))
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME service`: the master's address, or `None`
+/// when this sentinel does not know the service.
+async fn ask_master(conn: &mut MultiplexedConnection, service: &str) -> redis::RedisResult<Option<(String, u16)>> {
+    redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(service).query_async(conn).await
 }
 
 /// A connection to the master at `host:port`, checked to be one.

@@ -42,6 +42,21 @@ async fn the_store_finds_the_master_and_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinels_are_polled_on_one_kept_connection() {
+    let set = SentinelSet::start();
+    let store = RedisStore::open_with_options(&set.url(), options("nex:poll:")).await.unwrap();
+    // Let the first polls settle, then count what five more seconds of polling cost.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = set.connections_received();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let opened = set.connections_received() - before;
+    // Each of the 3 sentinels' own `INFO` asks above count once per call on their side too;
+    // a connection per poll would add 5 more.
+    assert!(opened <= 3 + 1, "{opened} connections in 5 s of polls: one per poll?");
+    store.health().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_the_sentinels_do_not_know_is_a_start_up_error_that_says_so() {
     let set = SentinelSet::start();
     let url = set.url().replace(nex_testkit::sentinel::SERVICE, "no-such-service");

@@ -94,6 +94,23 @@ impl SentinelSet {
         assert_eq!(out, "OK", "SENTINEL FAILOVER refused");
     }
 
+    /// Connections the sentinels have accepted so far, all three together
+    /// (`total_connections_received`), less the one each `redis-cli` call makes.
+    pub fn connections_received(&self) -> u64 {
+        self.sentinels
+            .iter()
+            .map(|s| {
+                let stats = sentinel_cli(s.port, &["info", "stats"]);
+                let total = stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix("total_connections_received:"))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .expect("INFO stats has total_connections_received");
+                total - 1
+            })
+            .sum()
+    }
+
     /// Waits until the server on `port` answers `ROLE` with `role` (`master`, `slave`).
     pub fn await_role(&self, port: u16, role: &str, within: Duration) {
         let server = self.servers.iter().find(|s| s.port == port).expect("one of the set's servers");

@@ -83,7 +83,10 @@ mod tests {
         let shown = Health::new("redis", ms, Ok(()), Some("10.0.0.5:6380 (TLS verify-full)".into())).to_string();
         assert_eq!(shown, "ok: redis store answered in 0.212 ms; connected to 10.0.0.5:6380 (TLS verify-full)");
         let down = Health::new("redis", ms, Err(StoreError::Timeout(Duration::from_secs(1))), Some("db:1".into()));
-        assert!(down.to_string().starts_with("unavailable: redis store") && down.to_string().ends_with("; connected to db:1"));
+        assert!(
+            down.to_string().starts_with("unavailable: redis store")
+                && down.to_string().ends_with("; connected to db:1")
+        );
         assert!(!Health::new("memory", ms, Ok(()), None).to_string().contains("connected"));
     }
 }
