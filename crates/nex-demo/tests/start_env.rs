@@ -146,3 +146,21 @@ fn tls_and_sentinel_misconfigurations_refuse_to_start_and_name_the_fix() {
     assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(stderr.contains("sslmode=verify-full"), "{stderr}");
 }
+
+/// Cookie settings each valid alone but not together: exit 1 with the rule,
+/// before the port is bound (no "listening" line) and without a panic.
+#[test]
+fn cookie_settings_that_do_not_go_together_refuse_to_start_without_a_panic() {
+    let cases: [&[(&str, &str)]; 2] = [
+        &[("NEX_SESSION_SAME_SITE", "none"), ("NEX_SESSION_SECURE_COOKIE", "false")],
+        &[("NEX_SESSION_COOKIE_NAME", "__Host-session"), ("NEX_SESSION_COOKIE_DOMAIN", "example.com")],
+    ];
+    for env in cases {
+        let mut all: Vec<(&str, OsString)> = env.iter().map(|(k, v)| (*k, OsString::from(v))).collect();
+        all.push(("NEX_ENV", "dev".into()));
+        let (code, stderr) = refused_start(&all);
+        assert_eq!(code, Some(1), "{env:?}: {stderr}");
+        assert!(stderr.contains("do not go together") && !stderr.contains("panicked"), "{env:?}: {stderr}");
+        assert!(!stderr.contains("listening"), "{env:?}: {stderr}");
+    }
+}

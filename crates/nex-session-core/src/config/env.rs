@@ -7,7 +7,7 @@ use super::run_mode::RunMode;
 use super::session_config::{Expiry, SessionConfig};
 use crate::cookie_header::SameSite;
 use crate::cookie_rules;
-use crate::error::{debug_as_message, write_nested, VariantPath};
+use crate::error::{debug_as_message, write_nested, CookieConfigError, VariantPath};
 use crate::token::{SecretError, SecretKeyBase};
 
 /// Why the configuration could not be read from the environment.
@@ -47,6 +47,12 @@ pub enum ConfigError {
         /// The variable.
         name: &'static str,
     },
+    /// Each cookie variable is valid alone, but together they break a rule
+    /// ([`SessionConfig::validate`]), such as `NEX_SESSION_SAME_SITE=none` with
+    /// `NEX_SESSION_SECURE_COOKIE=false`: reported here, at start, rather than
+    /// by a panic when the layer is built.
+    #[error("the session cookie settings from the environment do not go together: {0}")]
+    Cookie(#[source] CookieConfigError),
 }
 
 debug_as_message!(ConfigError);
@@ -57,6 +63,7 @@ impl VariantPath for ConfigError {
             Self::Secret(inner) => write_nested(f, "ConfigError::Secret", inner),
             Self::Invalid { .. } => f.write_str("ConfigError::Invalid"),
             Self::NotUnicode { .. } => f.write_str("ConfigError::NotUnicode"),
+            Self::Cookie(_) => f.write_str("ConfigError::Cookie"),
         }
     }
 }
@@ -85,7 +92,8 @@ impl SessionConfig {
     ///
     /// # Errors
     /// A missing or short secret outside development mode, a secret that is not
-    /// UTF-8 (in every mode), or an unreadable value.
+    /// UTF-8 (in every mode), an unreadable value, or cookie settings that do
+    /// not go together ([`ConfigError::Cookie`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_env_with_mode(RunMode::from_env(RunMode::Production))
     }
@@ -145,6 +153,8 @@ impl SessionConfig {
         }
         config = expiry_from_env(config)?;
         config = cookie_options_from_env(config, var)?;
+        // The layer would refuse these (with a panic from `SessionLayer::new`): say so now.
+        config.validate().map_err(ConfigError::Cookie)?;
         Ok(config)
     }
 }
