@@ -5,17 +5,28 @@
 //! token from [`Csrf::token`](crate::csrf::Csrf::token), sent in the
 //! `x-csrf-token` header or, for an `application/x-www-form-urlencoded` body, in
 //! the `_csrf_token` field. Without a valid one the answer is `403 Forbidden` and
-//! the handler never runs. The body of a form is read (up to a limit) to find the
-//! field and handed on unchanged; other bodies (JSON, multipart) are not parsed,
-//! so send the header with them.
+//! the handler never runs. The body of a form is read to find the field and
+//! handed on unchanged; other bodies (JSON, multipart) are never read or
+//! buffered here, so send the header with them.
+//!
+//! Reading a form body is bounded three ways, so that clients cannot make the
+//! layer hold memory: its size ([`DEFAULT_FORM_LIMIT`], 64 KiB: a token needs a
+//! few dozen bytes; larger is `413`), the time to receive it
+//! ([`DEFAULT_FORM_TIMEOUT`], 10 s; a slower client gets `408` and the
+//! connection is closed), and the bytes all requests of one layer may buffer at
+//! once ([`DEFAULT_BUFFER_BUDGET`], 16 MiB; beyond it `503` with `Retry-After:
+//! 1`, rather than growth). Each has a `with_…` setter.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
-use http::header::CONTENT_TYPE;
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
@@ -23,8 +34,17 @@ use tower_service::Service;
 
 use crate::session::{Session, CSRF_FIELD, CSRF_HEADER};
 
-/// The default limit on a form body read to find the token: 1 MiB.
-pub const DEFAULT_FORM_LIMIT: usize = 1 << 20;
+/// The default limit on a form body read to find the token: 64 KiB. A form
+/// that needs more (a long text field) raises it with [`CsrfLayer::with_form_limit`],
+/// or sends the token in the `x-csrf-token` header (its body is then never read).
+pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+
+/// The default time a client has to send a form body: 10 s.
+pub const DEFAULT_FORM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default bound on form bytes buffered at once by all requests of one
+/// layer (one app): 16 MiB, 256 forms at the default limit.
+pub const DEFAULT_BUFFER_BUDGET: usize = 16 << 20;
 
 /// The tower layer that checks CSRF tokens. Put it inside
 /// [`SessionLayer`](crate::SessionLayer) (add it with `.layer` *before* the
@@ -44,16 +64,83 @@ pub const DEFAULT_FORM_LIMIT: usize = 1 << 20;
 ///     .layer(CsrfLayer::new())
 ///     .layer(SessionLayer::memory(config));
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CsrfLayer {
+    limits: Limits,
+}
+
+/// How a form body is read; shared by every service of one layer.
+#[derive(Debug, Clone)]
+struct Limits {
     form_limit: usize,
+    form_timeout: Duration,
+    budget: Arc<Budget>,
+}
+
+/// Bytes that requests may buffer at once, and how many they hold now.
+#[derive(Debug)]
+struct Budget {
+    limit: usize,
+    held: AtomicUsize,
+}
+
+/// Bytes taken from a [`Budget`], given back on drop (the request ended, however).
+struct Reservation {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Takes `bytes`, or `None` when that would pass the limit.
+    fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let taken = self.held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            held.checked_add(bytes).filter(|total| *total <= self.limit)
+        });
+        taken.ok().map(|_| Reservation { budget: self.clone(), bytes })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl CsrfLayer {
-    /// A layer reading form bodies up to [`DEFAULT_FORM_LIMIT`].
+    /// A layer reading form bodies up to [`DEFAULT_FORM_LIMIT`], within
+    /// [`DEFAULT_FORM_TIMEOUT`], and [`DEFAULT_BUFFER_BUDGET`] at once.
     #[must_use]
     pub fn new() -> Self {
-        Self { form_limit: DEFAULT_FORM_LIMIT }
+        let budget = Arc::new(Budget { limit: DEFAULT_BUFFER_BUDGET, held: AtomicUsize::new(0) });
+        Self { limits: Limits { form_limit: DEFAULT_FORM_LIMIT, form_timeout: DEFAULT_FORM_TIMEOUT, budget } }
+    }
+
+    /// The time a client has to send a form body (default [`DEFAULT_FORM_TIMEOUT`]);
+    /// a slower one is answered `408 Request Timeout` and its connection closed.
+    ///
+    /// ```
+    /// let layer = nex_session::csrf::CsrfLayer::new().with_form_timeout(std::time::Duration::from_secs(5));
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn with_form_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.form_timeout = timeout;
+        self
+    }
+
+    /// The form bytes all requests of this layer may buffer at once (default
+    /// [`DEFAULT_BUFFER_BUDGET`]). A form that would pass it is answered `503`
+    /// with `Retry-After: 1` before its body is read. Each form counts for its
+    /// `Content-Length`, or the form limit when it sends none, until its request ends.
+    ///
+    /// ```
+    /// let layer = nex_session::csrf::CsrfLayer::new().with_buffer_budget(64 << 20);
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn with_buffer_budget(mut self, bytes: usize) -> Self {
+        self.limits.budget = Arc::new(Budget { limit: bytes, held: AtomicUsize::new(0) });
+        self
     }
 
     /// Reads form bodies up to `bytes` to find the token; a larger form without
@@ -65,7 +152,7 @@ impl CsrfLayer {
     /// ```
     #[must_use]
     pub fn with_form_limit(mut self, bytes: usize) -> Self {
-        self.form_limit = bytes;
+        self.limits.form_limit = bytes;
         self
     }
 }
@@ -80,7 +167,7 @@ impl<S> Layer<S> for CsrfLayer {
     type Service = CsrfService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CsrfService { inner, form_limit: self.form_limit }
+        CsrfService { inner, limits: self.limits.clone() }
     }
 }
 
@@ -88,7 +175,7 @@ impl<S> Layer<S> for CsrfLayer {
 #[derive(Debug, Clone)]
 pub struct CsrfService<S> {
     inner: S,
-    form_limit: usize,
+    limits: Limits,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -113,13 +200,14 @@ where
         if is_safe(request.method()) {
             return Box::pin(inner.call(request));
         }
-        let form_limit = self.form_limit;
+        let limits = self.limits.clone();
         Box::pin(async move {
             let Some(session) = request.extensions().get::<Session>().cloned() else {
                 tracing::error!(target: "nex_session", "CsrfLayer needs SessionLayer around it; answering 500");
                 return Ok((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response());
             };
-            let (token, request) = match find_token(request, form_limit).await {
+            // `_held` keeps the form's bytes counted until the handler is done with them.
+            let (token, request, _held) = match find_token(request, &limits).await {
                 Ok(found) => found,
                 Err(refusal) => return Ok(refusal),
             };
@@ -144,11 +232,15 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// The token of a request: the header, else the form field (the body is read
-/// and put back). `Err` is the answer for a body that cannot be read.
-async fn find_token(request: Request<Body>, form_limit: usize) -> Result<(Option<String>, Request<Body>), Response> {
+/// and put back, its bytes reserved from the budget). `Err` is the answer for a
+/// body that cannot be read within the limits.
+async fn find_token(
+    request: Request<Body>,
+    limits: &Limits,
+) -> Result<(Option<String>, Request<Body>, Option<Reservation>), Response> {
     if let Some(header) = request.headers().get(CSRF_HEADER) {
         let token = header.to_str().ok().map(str::to_owned);
-        return Ok((token, request));
+        return Ok((token, request, None));
     }
     let is_form = request
         .headers()
@@ -156,18 +248,42 @@ async fn find_token(request: Request<Body>, form_limit: usize) -> Result<(Option
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Ok((None, request));
+        return Ok((None, request, None));
     }
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limits.form_limit) {
+        return Err(too_large());
+    }
+    let Some(reservation) = limits.budget.reserve(declared.unwrap_or(limits.form_limit)) else {
+        tracing::warn!(target: "nex_session", budget = limits.budget.limit, "form bodies buffered at once reached the budget: answering 503");
+        let mut busy =
+            (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable: too many forms at once\n").into_response();
+        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(busy);
+    };
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, form_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return Err((StatusCode::PAYLOAD_TOO_LARGE, "Payload too large\n").into_response());
+    let read = tokio::time::timeout(limits.form_timeout, Limited::new(body, limits.form_limit).collect());
+    let bytes = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(_)) => return Err((StatusCode::BAD_REQUEST, "Bad request: unreadable body\n").into_response()),
+        Err(_) => {
+            // The rest of the body is not wanted: close the connection rather than wait for it.
+            let mut slow =
+                (StatusCode::REQUEST_TIMEOUT, "Request timeout: the form body came too slowly\n").into_response();
+            slow.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            return Err(slow);
         }
-        Err(_) => return Err((StatusCode::BAD_REQUEST, "Bad request: unreadable body\n").into_response()),
     };
     let token = form_field(&bytes, CSRF_FIELD);
-    Ok((token, Request::from_parts(parts, Body::from(bytes))))
+    Ok((token, Request::from_parts(parts, Body::from(bytes)), Some(reservation)))
+}
+
+fn too_large() -> Response {
+    let mut refused = (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large\n").into_response();
+    // The body was not read to its end: the connection cannot carry another request.
+    refused.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    refused
 }
 
 /// The value of `field` in a URL-encoded form. Tokens are base64url, which a
@@ -191,6 +307,20 @@ mod tests {
         assert_eq!(form_field(b"_csrf_token", "_csrf_token").as_deref(), Some(""));
         assert_eq!(form_field(b"x_csrf_token=1", "_csrf_token"), None);
         assert_eq!(form_field(b"", "_csrf_token"), None);
+    }
+
+    #[test]
+    fn the_budget_refuses_what_would_pass_it_and_takes_back_what_ends() {
+        let budget = Arc::new(Budget { limit: 100, held: AtomicUsize::new(0) });
+        let first = budget.reserve(60).unwrap();
+        assert!(budget.reserve(41).is_none(), "60 + 41 > 100");
+        let second = budget.reserve(40).unwrap();
+        assert!(budget.reserve(1).is_none());
+        drop(first);
+        assert!(budget.reserve(60).is_some(), "given back on drop");
+        drop(second);
+        assert_eq!(budget.held.load(Ordering::Acquire), 0);
+        assert!(budget.reserve(usize::MAX).is_none(), "no overflow");
     }
 
     #[test]

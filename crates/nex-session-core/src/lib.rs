@@ -182,7 +182,9 @@ pub mod csrf {
     pub use crate::ambient::csrf::{token, verify};
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-    pub use crate::csrf_layer::{CsrfLayer, CsrfService, DEFAULT_FORM_LIMIT};
+    pub use crate::csrf_layer::{
+        CsrfLayer, CsrfService, DEFAULT_BUFFER_BUDGET, DEFAULT_FORM_LIMIT, DEFAULT_FORM_TIMEOUT,
+    };
     pub use crate::session::{Csrf, CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
     pub use crate::session_cookie::CSRF_COOKIE;
 }
