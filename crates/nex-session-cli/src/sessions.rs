@@ -77,7 +77,8 @@ pub(crate) enum SessionsCommand {
         #[arg(allow_hyphen_values = true)]
         user: String,
         /// Spare the session with this handle (from `list --user`).
-        #[arg(long)]
+        // A handle is base64url: one in 64 starts with `-`, which must not read as a flag.
+        #[arg(long, allow_hyphen_values = true)]
         except: Option<String>,
     },
     /// Remove expired sessions now.

@@ -329,6 +329,9 @@ fn check_user_commands(url: &str) {
     assert_eq!(typo.status.code(), Some(1));
     assert!(stderr(&typo).contains("nothing revoked"), "{}", stderr(&typo));
     let not_a_handle = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "x"]);
+    // One handle in 64 starts with `-` (base64url): still a value, not a flag.
+    let hyphen = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "-AAAAAAAAAAAAAAAAAAAAA"]);
+    assert!(stderr(&hyphen).contains("nothing revoked"), "read as a handle: {}", stderr(&hyphen));
     assert_eq!(not_a_handle.status.code(), Some(1));
     assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "alice"])).contains("2 sessions"));
 
