@@ -15,6 +15,7 @@
 //! libpq's, so one vocabulary serves both of our network stores.
 
 use crate::tls::{Tls, TlsError};
+use nex_session_core::store::toolkit::url;
 
 /// A parsed Redis store URL.
 #[derive(Debug)]
@@ -241,25 +242,10 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// `%XX` escapes decoded (a malformed escape stays as written).
+/// `%XX` escapes decoded; text whose escapes are broken is kept as written
+/// (the redis client then meets it as it is).
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (byte, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            _ => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    url::percent_decode(text).unwrap_or_else(|| text.to_owned())
 }
 
 #[cfg(test)]

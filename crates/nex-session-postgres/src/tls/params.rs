@@ -10,6 +10,7 @@
 //! escapes). These four parameters are removed; every other one is handed on
 //! exactly as written.
 
+use nex_session_core::store::toolkit::url::percent_decode;
 use std::fmt;
 
 /// libpq's `sslmode` values this store takes (`allow` is refused: see [`ParamError`]).
@@ -124,26 +125,6 @@ fn split_url(url: &str) -> Result<(TlsParams, String), ParamError> {
     }
     let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
     Ok((params, rest))
-}
-
-/// `text` with `%XX` escapes decoded (`+` stays `+`, as in libpq); `None` when an
-/// escape is cut short or the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        if byte == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(byte);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// One `key=value` pair of the key=value form: its decoded value and where it

@@ -12,6 +12,7 @@
 //! | [`client_cache`] | the core of a client-side read cache kept current by the server's invalidations: generation-fenced entries and a liveness clock |
 //! | [`shards`] | per-session tables split into independently locked shards, with a hasher for [`StoreKey`](crate::StoreKey)s |
 //! | [`redact`] | store URLs and errors with their passwords hidden |
+//! | [`url`] | percent-decoding of store URL parts |
 //!
 //! Each module's docs say what it guarantees and what the store must do for it.
 
@@ -19,3 +20,4 @@ pub mod client_cache;
 pub mod redact;
 pub mod shards;
 pub mod update_chain;
+pub mod url;

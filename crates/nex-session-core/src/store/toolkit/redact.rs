@@ -251,40 +251,13 @@ fn secrets(url: &str) -> Vec<String> {
             }
         }
     }
-    let decoded: Vec<String> = found.iter().filter_map(|s| percent_decoded(s)).collect();
+    let decoded: Vec<String> =
+        found.iter().filter(|s| s.contains('%')).filter_map(|s| super::url::percent_decode(s)).collect();
     found.extend(decoded);
     found.retain(|s| !s.is_empty());
     // Longest first, so that a secret inside another is not replaced half-way.
     found.sort_by_key(|s| std::cmp::Reverse(s.len()));
     found
-}
-
-/// `text` percent-decoded, when it holds an escape and decodes to UTF-8.
-fn percent_decoded(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return None;
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = (b == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// `text` with every password of `url` replaced by `***`.
