@@ -281,7 +281,7 @@ fn bind_sessions(url: &str) -> Vec<nex_session::StoreKey> {
             store.apply(key, &batch, exp, nex_session::store::Presence::New).await.unwrap();
             let binding =
                 nex_session::users::Binding::new(user, nex_session::token::now_ms(), Some(meta.into())).unwrap();
-            index.bind(key, &binding, exp).await.unwrap();
+            index.bind(key, &binding, exp, None).await.unwrap();
             if user == "alice" {
                 alices.push(key);
             }

@@ -33,7 +33,9 @@
 //! `load`, `apply`, `update` and `touch` never read or write the table; `rename`
 //! and `remove` run one more primary-key lookup that finds nothing.
 
-use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
+use nex_session_core::store::users::{
+    Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD,
+};
 use nex_session_core::store::{BoxFuture, Presence, WriteOutcome};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -43,6 +45,23 @@ use crate::pool::Lease;
 use crate::rows::session::{claim, lock, read_field, store_key, write_field, Row};
 use crate::rows::user_index::lock_index_row;
 use crate::store::PostgresStore;
+
+/// The first key of the advisory locks that serialise the index changes of one
+/// user (the second is a hash of the user id): "nexu". The two-key form of
+/// `pg_advisory_xact_lock` is its own key space, apart from the schema's lock.
+const USER_LOCK: i32 = 0x6e65_7875;
+
+/// Index rows one transaction of `revoke_all` takes.
+const REVOKE_BATCH: i64 = 1_000;
+
+/// Takes the transaction's lock on `user`'s index changes: binds with a cap,
+/// revokes and each batch of a revoke-all of one user run one at a time, so a
+/// check made under it (the asker is still the user's, how many sessions there
+/// are) holds until the commit. Always the first lock such a transaction takes.
+async fn lock_user(c: &mut Lease<'_>, user: &str) -> Result<(), tokio_postgres::Error> {
+    c.query_opt("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&USER_LOCK, &user]).await?;
+    Ok(())
+}
 
 /// Locks every index row of `user` (in key order) and returns their keys.
 async fn lock_user_rows(c: &mut Lease<'_>, user: &str) -> Result<Vec<StoreKey>, tokio_postgres::Error> {
@@ -124,11 +143,16 @@ impl UserIndex for PostgresStore {
         key: StoreKey,
         binding: &'a Binding,
         expires_at_ms: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let encoded = binding.encode();
         Box::pin(self.pool.write(move |mut c| async move {
             c.changed(key);
+            let signing_in = key;
             let key = key.as_bytes().as_slice();
+            if cap.is_some() {
+                lock_user(&mut c, &binding.user).await?;
+            }
             lock_index_row(&mut c, key).await?;
             // As `apply` writes an existing session: presence, expiry, then the field.
             let row = lock(&mut c, key, now_ms()).await?;
@@ -143,6 +167,9 @@ impl UserIndex for PostgresStore {
                 &[&key, &binding.user],
             )
             .await?;
+            if let Some(cap) = cap {
+                enforce_cap(&mut c, signing_in, &binding.user, cap).await?;
+            }
             Ok((c, WriteOutcome::Done))
         }))
     }
@@ -189,6 +216,7 @@ impl UserIndex for PostgresStore {
 
     fn revoke<'a>(&'a self, user: &'a str, handle: &'a SessionHandle) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.pool.write(move |mut c| async move {
+            lock_user(&mut c, user).await?;
             let found = lock_user_rows(&mut c, user).await?.into_iter().find(|key| SessionHandle::of(*key) == *handle);
             let Some(key) = found else { return Ok((c, false)) };
             c.changed(key);
@@ -198,19 +226,172 @@ impl UserIndex for PostgresStore {
     }
 
     fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.pool.write(move |mut c| async move {
-            let now = now_ms();
-            let mut revoked = 0u64;
-            for key in lock_user_rows(&mut c, user).await? {
-                if keep.spares(key) {
-                    continue;
+        Box::pin(async move {
+            // Kept by handle (an operator's `--except`): found once, by key from then on.
+            let kept = match &keep {
+                Keep::None => None,
+                Keep::Session(key) => Some(*key),
+                Keep::Handle(handle) => {
+                    let keys = self
+                        .pool
+                        .read(move |mut c| async move {
+                            let rows =
+                                c.query("SELECT store_key FROM nex_session_users WHERE user_id = $1", &[&user]).await?;
+                            let mut keys = Vec::with_capacity(rows.len());
+                            for row in rows {
+                                keys.extend(store_key(row.try_get::<_, &[u8]>(0)?));
+                            }
+                            Ok((c, keys))
+                        })
+                        .await?;
+                    keys.into_iter().find(|key| SessionHandle::of(*key) == *handle)
                 }
-                c.changed(key);
-                if revoke_one(&mut c, key.as_bytes(), user, now).await? {
-                    revoked += 1;
+            };
+            let asker = match keep {
+                Keep::Session(key) => Some(key),
+                Keep::None | Keep::Handle(_) => None,
+            };
+            // One transaction per batch, each committed within the store timeout:
+            // any number of sessions is revoked by steps that each make progress,
+            // and a failure leaves what is left still indexed for the next attempt.
+            let mut revoked = 0u64;
+            loop {
+                let batch = self.pool.write(move |c| revoke_batch(c, user, kept, asker)).await;
+                match batch {
+                    Ok(Batch::Done { revoked: n, more }) => {
+                        revoked += n;
+                        if !more {
+                            return Ok(revoked);
+                        }
+                    }
+                    Ok(Batch::AskerGone) => return Ok(revoked),
+                    Err(StoreError::OutcomeUnknown(err)) => return Err(StoreError::OutcomeUnknown(err)),
+                    Err(err) if revoked > 0 => return Err(StoreError::OutcomeUnknown(Box::new(err))),
+                    Err(err) => return Err(err),
                 }
             }
-            Ok((c, revoked))
-        }))
+        })
     }
+}
+
+/// What one batch of `revoke_all` did.
+enum Batch {
+    /// Revoked this many live sessions; `more`: the batch was full, go on.
+    Done { revoked: u64, more: bool },
+    /// The session that asked is no longer the user's: nothing was revoked.
+    AskerGone,
+}
+
+/// One transaction of `revoke_all`: under the user's lock, checks the asker is
+/// still the user's, then takes up to [`REVOKE_BATCH`] of the user's index rows
+/// (but the kept one) and deletes their sessions with set-based statements. Every
+/// row it takes it drops, so the next batch starts from the first row left; a
+/// rename that committed before it moved its row to the new key (found by a
+/// later batch), one after it finds its source gone.
+async fn revoke_batch<'p>(
+    mut c: Lease<'p>,
+    user: &str,
+    kept: Option<StoreKey>,
+    asker: Option<StoreKey>,
+) -> Result<(Lease<'p>, Batch), tokio_postgres::Error> {
+    lock_user(&mut c, user).await?;
+    let now = now_ms();
+    if let Some(asker) = asker {
+        let asker = asker.as_bytes().as_slice();
+        let owned = c
+            .query_opt(
+                "SELECT 1 FROM nex_session_users WHERE store_key = $1 AND user_id = $2 FOR UPDATE",
+                &[&asker, &user],
+            )
+            .await?
+            .is_some();
+        if !owned || !bound_to(&mut c, asker, user, now).await? {
+            return Ok((c, Batch::AskerGone));
+        }
+    }
+    let kept: Vec<u8> = kept.map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+    // Lock the index rows first, alone: a row a rename was moving is returned with
+    // its new key once the rename commits. Its session is read by the next
+    // statement, which sees every commit made before the locks were granted (a
+    // join in the locking statement would pair the new key with the old row).
+    let locked = c
+        .query(
+            "SELECT store_key FROM nex_session_users WHERE user_id = $1 AND store_key <> $2
+             ORDER BY store_key LIMIT $3 FOR UPDATE",
+            &[&user, &kept, &REVOKE_BATCH],
+        )
+        .await?;
+    let keys: Vec<&[u8]> = locked.iter().map(|row| row.try_get::<_, &[u8]>(0)).collect::<Result<_, _>>()?;
+    let rows = c
+        .query(
+            "SELECT s.key, s.expires_at, b.value
+             FROM nex_sessions s
+             LEFT JOIN nex_session_fields b ON b.key = s.key AND b.field = $2
+             WHERE s.key = ANY($1)",
+            &[&keys, &USER_FIELD],
+        )
+        .await?;
+    let more = i64::try_from(keys.len()).unwrap_or(i64::MAX) >= REVOKE_BATCH;
+    let mut sessions = Vec::new();
+    let mut revoked = 0u64;
+    for row in &rows {
+        let bytes: &[u8] = row.try_get(0)?;
+        let expires_at: i64 = row.try_get(1)?;
+        let binding: Option<&[u8]> = row.try_get(2)?;
+        if binding.and_then(Binding::decode).is_some_and(|b| b.user == user) {
+            revoked += u64::from(expires_at > now);
+            sessions.push(bytes);
+        }
+    }
+    for key in &keys {
+        if let Some(key) = store_key(key) {
+            c.changed(key);
+        }
+    }
+    // The session rows' locks come after the index rows', the order every
+    // transaction keeps; their index rows go with them (`ON DELETE CASCADE`).
+    if !sessions.is_empty() {
+        c.execute("DELETE FROM nex_sessions WHERE key = ANY($1)", &[&sessions]).await?;
+    }
+    // Rows whose session is gone or bound elsewhere: dropped, as the listing would.
+    c.execute("DELETE FROM nex_session_users WHERE store_key = ANY($1)", &[&keys]).await?;
+    Ok((c, Batch::Done { revoked, more }))
+}
+
+/// The cap's part of a sign-in, in its transaction (under the user's lock): ends
+/// the least recently seen of `user`'s other live sessions until at most `cap`
+/// remain with `signing_in`, and drops index rows whose session is gone. Reads
+/// the user's rows, which the cap keeps to about `cap`.
+async fn enforce_cap(
+    c: &mut Lease<'_>,
+    signing_in: StoreKey,
+    user: &str,
+    cap: SessionCap,
+) -> Result<(), tokio_postgres::Error> {
+    let mut others = Vec::new();
+    let mut dead = Vec::new();
+    for listed in list(c, user, now_ms()).await? {
+        match listed {
+            Listed::Live(session) if session.handle != SessionHandle::of(signing_in) => others.push(session),
+            Listed::Live(_) => {}
+            Listed::Dead(key) => dead.push(key),
+        }
+    }
+    let excess = (others.len() + 1).saturating_sub(cap.as_usize());
+    if excess == 0 && dead.is_empty() {
+        return Ok(());
+    }
+    others.sort_by(|a, b| (a.last_seen_ms, &a.handle).cmp(&(b.last_seen_ms, &b.handle)));
+    let ending: Vec<SessionHandle> = others.into_iter().take(excess).map(|s| s.handle).collect();
+    let now = now_ms();
+    for key in lock_user_rows(c, user).await? {
+        if key == signing_in {
+            continue;
+        }
+        if ending.contains(&SessionHandle::of(key)) || dead.contains(&key) {
+            c.changed(key);
+            revoke_one(c, key.as_bytes(), user, now).await?;
+        }
+    }
+    Ok(())
 }

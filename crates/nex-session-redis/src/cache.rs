@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{AsyncPushSender, ConnectionLike, SendError};
 use redis::{PushInfo, PushKind, Value};
 
-use crate::scripts::INDEX_INFIX;
+use crate::scripts::{INDEX_INFIX, ORDER_INFIX};
 use nex_session_core::observe;
 use nex_session_core::store::toolkit::client_cache::{Entries, Liveness};
 pub(crate) use nex_session_core::store::toolkit::client_cache::{Ticket, ANSWERS_FOR};
@@ -138,8 +138,8 @@ impl ClientCache {
                         .and_then(|name| name.strip_prefix(&*self.prefix));
                         match own.map(|rest| (rest, StoreKey::from_hex(rest))) {
                             Some((_, Some(key))) => self.invalidate(key),
-                            // A user's index, read by the store's user calls: never cached.
-                            Some((rest, None)) if rest.starts_with(INDEX_INFIX) => {}
+                            // A user's index or order, read by the store's user calls: never cached.
+                            Some((rest, None)) if rest.starts_with(INDEX_INFIX) || rest.starts_with(ORDER_INFIX) => {}
                             // Not a name we know how to map: be safe.
                             _ => self.clear(),
                         }

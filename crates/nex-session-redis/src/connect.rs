@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::{heartbeat, ClientCache, Invalidator};
 use crate::diagnose::connect_failed;
-use crate::scripts::{Scripts, INDEX_INFIX};
+use crate::scripts::{Scripts, INDEX_INFIX, ORDER_INFIX};
 use crate::sentinel::SentinelLink;
 use crate::target::{Target, Topology};
 use crate::tls::{self, Tls, Verify};
@@ -290,6 +290,17 @@ impl Redis {
         }
         out.push('}');
         out
+    }
+
+    /// The Redis key of the order beside the index `index` (`users.rs`): the same
+    /// name with [`ORDER_INFIX`] for [`INDEX_INFIX`], so the same hash tag and slot.
+    pub(super) fn order_key(index: &str) -> String {
+        // An index key ends with INDEX_INFIX, `{`, 64 hex digits and `}`.
+        let tail = INDEX_INFIX.len() + 66;
+        let split = index.len().saturating_sub(tail);
+        let (head, rest) = index.split_at(split);
+        let digest = rest.get(INDEX_INFIX.len()..).unwrap_or_default();
+        format!("{head}{ORDER_INFIX}{digest}")
     }
 
     /// The store key of a Redis key of this store, if it is one.

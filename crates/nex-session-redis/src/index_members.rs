@@ -79,6 +79,7 @@ pub(crate) async fn probe(
 /// rename targets still moving in; how many it dropped.
 pub(crate) async fn prune(redis: &Redis, index: &str, dead: &[&str], deadline: Instant) -> Result<u64, StoreError> {
     let mut invocation = redis.scripts.index_prune.key(index);
+    invocation.key(Redis::order_key(index));
     invocation.arg(now_ms());
     for member in dead {
         invocation.arg(*member);

@@ -199,6 +199,7 @@ async fn rename_bound(
     }
     // The data has moved: a failure from here on is not "nothing applied".
     let mut settle = store.redis.scripts.index_settle.key(&index);
+    settle.key(Redis::order_key(&index));
     settle.arg(&source).arg(&target);
     let settled: i64 = store.redis.write(deadline, settle.invoke_async(&mut conn)).await.map_err(taken_away)?;
     if settled == 1 {

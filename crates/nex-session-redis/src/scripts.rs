@@ -18,6 +18,10 @@ pub(super) const MARKER: &str = "\u{0}nex";
 /// a session key's hex, so the two kinds of keys cannot be confused.
 pub(super) const INDEX_INFIX: &str = "u:";
 
+/// What follows the prefix in the name of a user's order (`<prefix>o:{…}`, beside
+/// the index, in its slot): never a session key's hex either.
+pub(super) const ORDER_INFIX: &str = "o:";
+
 /// A batch of puts and deletes, if the presence condition holds.
 /// KEYS: session. ARGV: presence, expires_at, marker, then `p field value` or `d field` per change.
 const APPLY: &str = r"
@@ -94,15 +98,55 @@ return 1";
 
 // The per-user index (`users.rs`): one hash per user, a field per session key
 // (64 hex characters) whose value is the member's state: `b` bound, `r` taken
-// by a revoke, `m<until ms>:<source key>` the target of a rename in flight.
+// by a revoke, `m<until ms>:<source key>` the target of a rename in flight; and
+// beside it, in the same slot, the user's order: a sorted set of the members
+// scored by last use (ms), which the cap reads from the least recently seen.
+// Every script that drops a member from the hash drops it from the order too.
 
-/// `bind`, step one: index the session. Answers -1 (and changes nothing) if a
-/// revoke has taken it, else the number of members after.
-/// KEYS: index. ARGV: member.
+/// `bind`, step one: index the session, seen at its sign-in. Answers -1 (and
+/// changes nothing) if a revoke has taken it, else the number of members after.
+/// KEYS: index, order. ARGV: member, sign-in time (ms).
 const INDEX_BIND: &str = r"
 if redis.call('HGET', KEYS[1], ARGV[1]) == 'r' then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], 'b')
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return redis.call('HLEN', KEYS[1])";
+
+/// `bind`, last step, with a cap: while the index has more than `cap` members,
+/// takes the least recently seen bound member other than the one signing in,
+/// marks it `r` (as a revoke does) and answers it. Order entries without a member
+/// are dropped on the way. Reads at most `excess + 64` order entries: the work
+/// is bounded by the cap, not by the user's history.
+/// KEYS: index, order. ARGV: member signing in, cap.
+const INDEX_CAP: &str = r"
+local excess = redis.call('HLEN', KEYS[1]) - tonumber(ARGV[2])
+local taken = {}
+if excess <= 0 then return taken end
+local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + 63)
+for _, member in ipairs(candidates) do
+  if #taken >= excess then break end
+  local state = redis.call('HGET', KEYS[1], member)
+  if not state then
+    redis.call('ZREM', KEYS[2], member)
+  elseif state == 'b' and member ~= ARGV[1] then
+    redis.call('HSET', KEYS[1], member, 'r')
+    taken[#taken + 1] = member
+  end
+end
+return taken";
+
+/// A session was used: its member moves up the order (members only).
+/// KEYS: index, order. ARGV: member, when (ms).
+const INDEX_SEEN: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1";
+
+/// Drops one member (its session turned out missing, or moved to another user).
+/// KEYS: index, order. ARGV: member.
+const INDEX_DROP: &str = r"
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('HDEL', KEYS[1], ARGV[1])";
 
 /// `bind`, step two: write the binding of a live session and set its expiry.
 /// Answers `{1, previous binding or ''}`, or `{0, ''}` when there is no session.
@@ -128,12 +172,16 @@ return 1";
 /// `rename` of a bound session, last step: the data has moved, so the source is
 /// dropped; the target becomes bound unless a revoke took it meanwhile (answers
 /// 1), else answers 0 and the caller deletes the target.
-/// KEYS: index. ARGV: source, target.
+/// The target takes the source's place in the order.
+/// KEYS: index, order. ARGV: source, target.
 const INDEX_SETTLE: &str = r"
 redis.call('HDEL', KEYS[1], ARGV[1])
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 local state = redis.call('HGET', KEYS[1], ARGV[2])
 if not state or state == 'r' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], 'b')
+if score then redis.call('ZADD', KEYS[2], score, ARGV[2]) end
 return 1";
 
 /// `rename` of a bound session that moved nothing: drop the target if it is
@@ -146,7 +194,7 @@ return 1";
 
 /// Lazy cleanup: drop members seen without a session, but not a rename target
 /// still moving in (it has no session yet). Answers how many were dropped.
-/// KEYS: index. ARGV: now (ms), then the members.
+/// KEYS: index, order. ARGV: now (ms), then the members.
 const INDEX_PRUNE: &str = r"
 local dropped = 0
 for i = 2, #ARGV do
@@ -155,6 +203,7 @@ for i = 2, #ARGV do
   local until_ms = pending and tonumber(pending)
   if state and not (until_ms and until_ms >= tonumber(ARGV[1])) then
     dropped = dropped + redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
   end
 end
 return dropped";
@@ -162,8 +211,12 @@ return dropped";
 /// A revoke, step one: mark members as taken (`r`), so no rename or bind can
 /// use them any more, and answer them. Mode `all`: every member but `ARGV[2]` and
 /// the targets of its renames in flight; mode `one`: `ARGV[2]` and those targets.
-/// KEYS: index. ARGV: mode, member (empty: none).
+/// With `ARGV[3]` = `asker`, the member kept in mode `all` is the session
+/// asking: unless it is still bound (`b`: no revoke took it), nothing is marked
+/// and the answer is `{'!gone'}`.
+/// KEYS: index. ARGV: mode, member (empty: none), `asker` or empty.
 const INDEX_MARK: &str = r"
+if ARGV[3] == 'asker' and redis.call('HGET', KEYS[1], ARGV[2]) ~= 'b' then return {'!gone'} end
 local all = redis.call('HGETALL', KEYS[1])
 local marked = {}
 for i = 1, #all, 2 do
@@ -193,12 +246,13 @@ return 1";
 
 /// A revoke, last step: members still marked are dropped (`g`: their session is
 /// gone) or bound again (`s`: spared, bound to someone else or not yet bound).
-/// KEYS: index. ARGV: member, `g` or `s`, member, ...
+/// KEYS: index, order. ARGV: member, `g` or `s`, member, ...
 const INDEX_RELEASE: &str = r"
 for i = 1, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) == 'r' then
     if ARGV[i + 1] == 'g' then
       redis.call('HDEL', KEYS[1], ARGV[i])
+      redis.call('ZREM', KEYS[2], ARGV[i])
     else
       redis.call('HSET', KEYS[1], ARGV[i], 'b')
     end
@@ -214,6 +268,9 @@ pub(super) struct Scripts {
     pub(super) take: Script,
     pub(super) put_all_if_absent: Script,
     pub(super) index_bind: Script,
+    pub(super) index_cap: Script,
+    pub(super) index_seen: Script,
+    pub(super) index_drop: Script,
     pub(super) bind: Script,
     pub(super) index_move_in: Script,
     pub(super) index_settle: Script,
@@ -233,6 +290,9 @@ impl Scripts {
             take: Script::new(TAKE),
             put_all_if_absent: Script::new(PUT_ALL_IF_ABSENT),
             index_bind: Script::new(INDEX_BIND),
+            index_cap: Script::new(INDEX_CAP),
+            index_seen: Script::new(INDEX_SEEN),
+            index_drop: Script::new(INDEX_DROP),
             bind: Script::new(BIND),
             index_move_in: Script::new(INDEX_MOVE_IN),
             index_settle: Script::new(INDEX_SETTLE),

@@ -95,7 +95,7 @@ use tokio::time::Instant;
 use crate::connect::{taken_away, Redis};
 use crate::index_members::{each, members, probe, prune, tidy};
 use crate::store::RedisStore;
-use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, USER_FIELD};
+use nex_session_core::store::users::{Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession, USER_FIELD};
 use nex_session_core::store::{BoxFuture, WriteOutcome};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -148,30 +148,68 @@ async fn live_sessions(redis: &Redis, user: &str, deadline: Instant) -> Result<V
     Ok(live)
 }
 
-/// Takes `member` out of `index` (its session turned out missing, or moved to another user).
+/// Takes `member` out of `index` and its order (its session turned out missing,
+/// or moved to another user).
 async fn unindex(redis: &Redis, index: &str, member: &str, deadline: Instant) -> Result<(), StoreError> {
     let mut conn = redis.conn.clone();
-    let _: i64 = redis.write(deadline, redis::cmd("HDEL").arg(index).arg(member).query_async(&mut conn)).await?;
+    let mut invocation = redis.scripts.index_drop.key(index);
+    invocation.key(Redis::order_key(index)).arg(member);
+    let _: i64 = redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
     Ok(())
 }
 
-/// Revokes the members `mark` names in `user`'s index: mark, delete, release
-/// (see the module docs). Returns how many live sessions of `user` it deleted.
+/// Sessions a revoke deletes under one deadline: a revoke of any number of
+/// sessions is a sequence of such batches, each with the store's timeout.
+const REVOKE_BATCH: usize = 1_000;
+
+/// What `INDEX_MARK` answers when the session asking is no longer the user's.
+const ASKER_GONE: &str = "!gone";
+
+/// Revokes the members `mark` names in `user`'s index: mark, then delete and
+/// release in batches (see the module docs). Returns how many live sessions of
+/// `user` it deleted. `asker`: the kept member is the session asking, which must
+/// still be the user's (not taken by a revoke), or nothing is revoked.
 async fn revoke_marked(
     store: &RedisStore,
     user: &str,
     index: &str,
     mark: Mark<'_>,
-    deadline: Instant,
+    asker: bool,
 ) -> Result<u64, StoreError> {
     let (mode, named) = match mark {
         Mark::AllBut(kept) => ("all", kept),
         Mark::One(member) => ("one", member),
     };
     let mut invocation = store.redis.scripts.index_mark.key(index);
-    invocation.arg(mode).arg(named);
+    invocation.arg(mode).arg(named).arg(if asker { "asker" } else { "" });
     let mut conn = store.redis.conn.clone();
-    let marked: Vec<String> = store.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+    let marked: Vec<String> = store.redis.write(store.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
+    if marked.first().is_some_and(|m| m == ASKER_GONE) {
+        return Ok(0);
+    }
+    let mut revoked = 0u64;
+    for batch in marked.chunks(REVOKE_BATCH) {
+        match delete_marked(store, user, index, batch, store.redis.deadline()).await {
+            Ok(n) => revoked += n,
+            // Some sessions are gone already: the revoke did change the store.
+            Err(err) if revoked > 0 => return Err(taken_away(err)),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(revoked)
+}
+
+/// Deletes the sessions of `marked` members bound to `user` and releases the
+/// members; how many live sessions it deleted. A member whose deletion failed
+/// stays marked, so a retry finds it.
+async fn delete_marked(
+    store: &RedisStore,
+    user: &str,
+    index: &str,
+    marked: &[String],
+    deadline: Instant,
+) -> Result<u64, StoreError> {
+    let mut conn = store.redis.conn.clone();
     let keys: Vec<Option<StoreKey>> = marked.iter().map(|m| StoreKey::from_hex(m)).collect();
     let outcomes = each(keys, |key| async move {
         let Some(key) = key else { return Ok(Revoked::Gone) };
@@ -189,6 +227,7 @@ async fn revoke_marked(
     .await;
     let mut revoked = 0u64;
     let mut release = store.redis.scripts.index_release.key(index);
+    release.key(Redis::order_key(index));
     let mut failure = None;
     for (member, outcome) in marked.iter().zip(outcomes) {
         match outcome {
@@ -222,6 +261,7 @@ impl UserIndex for RedisStore {
         key: StoreKey,
         binding: &'a Binding,
         expires_at_ms: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
             let deadline = self.redis.deadline();
@@ -229,7 +269,7 @@ impl UserIndex for RedisStore {
             let member = key.to_hex();
             let mut conn = self.redis.conn.clone();
             let mut indexing = self.redis.scripts.index_bind.key(&index);
-            indexing.arg(&member);
+            indexing.key(Redis::order_key(&index)).arg(&member).arg(binding.signed_in_ms);
             let members: i64 = self.redis.write(deadline, indexing.invoke_async(&mut conn)).await?;
             if members < 0 {
                 // A revoke of this user took the session: it is on its way out.
@@ -247,14 +287,28 @@ impl UserIndex for RedisStore {
                 let previous_index = self.redis.index_key(&previous.user);
                 tidy(unindex(&self.redis, &previous_index, &member, deadline).await, "unindexing a rebound session");
             }
-            if members > 1 {
-                // A sign-in is when a user's dead members are cleared out.
-                tidy(
-                    live_sessions(&self.redis, &binding.user, deadline).await.map(drop),
-                    "dropping dead index members",
-                );
+            if let Some(cap) = cap.filter(|cap| members > i64::from(cap.get())) {
+                // Over the cap: the least recently seen members go, marked and
+                // deleted as a revoke does. Commands: a constant few per sign-in.
+                let mut capping = self.redis.scripts.index_cap.key(&index);
+                capping.key(Redis::order_key(&index)).arg(&member).arg(cap.get());
+                let taken: Vec<String> = self.redis.write(deadline, capping.invoke_async(&mut conn)).await?;
+                if !taken.is_empty() {
+                    delete_marked(self, &binding.user, &index, &taken, deadline).await.map_err(taken_away)?;
+                }
             }
             Ok(WriteOutcome::Done)
+        })
+    }
+
+    fn seen<'a>(&'a self, key: StoreKey, user: &'a str, seen_ms: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let index = self.redis.index_key(user);
+            let mut seen = self.redis.scripts.index_seen.key(&index);
+            seen.key(Redis::order_key(&index)).arg(key.to_hex()).arg(seen_ms);
+            let mut conn = self.redis.conn.clone();
+            let _: i64 = self.redis.write(self.redis.deadline(), seen.invoke_async(&mut conn)).await?;
+            Ok(())
         })
     }
 
@@ -273,7 +327,7 @@ impl UserIndex for RedisStore {
             let members = members(&self.redis, &index, deadline).await?;
             let named = members.iter().find(|m| StoreKey::from_hex(m).is_some_and(|k| SessionHandle::of(k) == *handle));
             let Some(member) = named else { return Ok(false) };
-            Ok(revoke_marked(self, user, &index, Mark::One(member), deadline).await? > 0)
+            Ok(revoke_marked(self, user, &index, Mark::One(member), false).await? > 0)
         })
     }
 
@@ -291,7 +345,8 @@ impl UserIndex for RedisStore {
                     kept.unwrap_or_default()
                 }
             };
-            revoke_marked(self, user, &index, Mark::AllBut(&kept), deadline).await
+            let asker = matches!(keep, Keep::Session(_));
+            revoke_marked(self, user, &index, Mark::AllBut(&kept), asker).await
         })
     }
 }

@@ -93,7 +93,7 @@ async fn sessions_without_a_user_write_nothing_to_any_index() {
 
     // Binding one makes exactly one index, named by a digest of the user id.
     let binding = Binding::new("alice@example.com", nex_session::token::now_ms(), None).unwrap();
-    store.users().unwrap().bind(keys[1], &binding, later).await.unwrap();
+    store.users().unwrap().bind(keys[1], &binding, later, None).await.unwrap();
     let indexes: Vec<String> =
         keys_on(&server.url(), p).into_iter().filter(|k| k.starts_with(&format!("{p}u:"))).collect();
     assert_eq!(indexes.len(), 1, "{indexes:?}");
@@ -114,7 +114,7 @@ async fn list_on_a_cluster_gathers_the_sessions_of_every_primary() {
     }
     // A bound session's index shares the prefix and is not listed as a session.
     let binding = nex_session::store::users::Binding::new("lister", later, None).unwrap();
-    store.users().unwrap().bind(*keys.first().unwrap(), &binding, later).await.unwrap();
+    store.users().unwrap().bind(*keys.first().unwrap(), &binding, later, None).await.unwrap();
     for node in &cluster.nodes {
         assert!(!keys_on(&node.url(), p).is_empty(), "60 random sessions and none on the primary at {}", node.url());
     }
@@ -537,7 +537,7 @@ async fn bound(store: &RedisStore, user: &str) -> nex_session::StoreKey {
     let later = nex_session::token::now_ms() + 60_000;
     store.apply(key, &one_field("f", b"1"), later, Presence::New).await.unwrap();
     let binding = nex_session::store::users::Binding::new(user, nex_session::token::now_ms(), None).unwrap();
-    let bound = store.users().unwrap().bind(key, &binding, later).await.unwrap();
+    let bound = store.users().unwrap().bind(key, &binding, later, None).await.unwrap();
     assert_eq!(bound, nex_session::store::WriteOutcome::Done);
     key
 }

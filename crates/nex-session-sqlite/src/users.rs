@@ -50,7 +50,9 @@ use crate::cache::Touched;
 use crate::rows::{claim, delete_session, live, read_field, write_field};
 use crate::store::SqliteStore;
 use crate::user_rows::unindex;
-use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
+use nex_session_core::store::users::{
+    Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD,
+};
 use nex_session_core::store::{BoxFuture, Presence, WriteOutcome};
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -90,8 +92,8 @@ fn store_key(bytes: &[u8]) -> rusqlite::Result<StoreKey> {
 
 /// What the listing query found for one index row.
 enum Listed {
-    /// A live session bound to the user.
-    Live(UserSession),
+    /// A live session bound to the user, and its key.
+    Live(StoreKey, UserSession),
     /// A row to drop: its session is gone, expired or bound elsewhere.
     Dead(StoreKey),
 }
@@ -122,7 +124,7 @@ fn list(conn: &Connection, user: &str, now: i64) -> rusqlite::Result<Vec<Listed>
         let binding = binding.and_then(|bytes| Binding::decode(&bytes)).filter(|b| b.user == user);
         listed.push(match (expires_at, binding) {
             (Some(expires_at_ms), Some(binding)) => {
-                Listed::Live(UserSession::new(key, binding, seen.as_deref(), expires_at_ms))
+                Listed::Live(key, UserSession::new(key, binding, seen.as_deref(), expires_at_ms))
             }
             _ => Listed::Dead(key),
         });
@@ -136,9 +138,12 @@ impl UserIndex for SqliteStore {
         key: StoreKey,
         binding: &'a Binding,
         expires_at_ms: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let (user, encoded) = (binding.user.clone(), binding.encode());
-        Box::pin(self.run(Touched::key(key), move |conn| {
+        // Ending other sessions changes them too: the cache forgets everything then.
+        let touched = if cap.is_some() { Touched::Everything } else { Touched::key(key) };
+        Box::pin(self.run(touched, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = key.as_bytes().as_slice();
             // As `apply` writes an existing session: presence, expiry, then the field.
@@ -152,6 +157,9 @@ impl UserIndex for SqliteStore {
                  ON CONFLICT (store_key) DO UPDATE SET user = excluded.user",
             )?
             .execute(params![key, user])?;
+            if let Some(cap) = cap {
+                enforce_cap(&tx, key, &user, cap, now_ms())?;
+            }
             tx.commit()?;
             Ok(WriteOutcome::Done)
         }))
@@ -165,7 +173,7 @@ impl UserIndex for SqliteStore {
             let mut dead = Vec::new();
             for listed in list(conn, &user, now)? {
                 match listed {
-                    Listed::Live(session) => sessions.push(session),
+                    Listed::Live(_, session) => sessions.push(session),
                     Listed::Dead(key) => dead.push(key),
                 }
             }
@@ -205,24 +213,116 @@ impl UserIndex for SqliteStore {
     }
 
     fn revoke_all<'a>(&'a self, user: &'a str, keep: Keep) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let user = user.to_owned();
-        Box::pin(self.run(Touched::Everything, move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = now_ms();
+        Box::pin(async move {
+            // Kept by handle (an operator's `--except`): found once, by key from then on.
+            let kept = match &keep {
+                Keep::None => None,
+                Keep::Session(key) => Some(*key),
+                Keep::Handle(handle) => {
+                    let (user, handle) = (user.to_owned(), handle.clone());
+                    self.run(Touched::Nothing, move |conn| {
+                        Ok(indexed_keys(conn, &user)?.into_iter().find(|key| SessionHandle::of(*key) == handle))
+                    })
+                    .await?
+                }
+            };
+            let asker = match keep {
+                Keep::Session(key) => Some(key),
+                Keep::None | Keep::Handle(_) => None,
+            };
+            // One transaction per batch, each committed: other writers get the
+            // file between them, and a failure leaves what is left still indexed.
             let mut revoked = 0u64;
-            for key in indexed_keys(&tx, &user)? {
-                if keep.spares(key) {
-                    continue;
+            loop {
+                let user = user.to_owned();
+                let batch = self.run(Touched::Everything, move |conn| revoke_batch(conn, &user, kept, asker)).await;
+                match batch {
+                    Ok(Batch::Done { revoked: n, more }) => {
+                        revoked += n;
+                        if !more {
+                            return Ok(revoked);
+                        }
+                    }
+                    Ok(Batch::AskerGone) => return Ok(revoked),
+                    Err(err) if revoked > 0 => return Err(StoreError::OutcomeUnknown(Box::new(err))),
+                    Err(err) => return Err(err),
                 }
-                let key = key.as_bytes().as_slice();
-                if bound_to(&tx, key, &user, now)? {
-                    delete_session(&tx, key)?;
-                    revoked += 1;
-                }
-                unindex(&tx, key)?;
             }
-            tx.commit()?;
-            Ok(revoked)
-        }))
+        })
     }
+}
+
+/// Index rows one transaction of `revoke_all` takes.
+const REVOKE_BATCH: usize = 1_000;
+
+/// What one batch of `revoke_all` did.
+enum Batch {
+    /// Revoked this many live sessions; `more`: the batch was full, go on.
+    Done { revoked: u64, more: bool },
+    /// The session that asked is no longer the user's: nothing was revoked.
+    AskerGone,
+}
+
+/// One committed step of `revoke_all`: up to [`REVOKE_BATCH`] of the user's index
+/// rows (but the kept one), their sessions deleted when live and bound to the
+/// user, the rows dropped either way. Every row it reads it drops, so the next
+/// batch starts over from the first row left, and a rename that committed
+/// before it (the row follows the session) is found by a later batch.
+fn revoke_batch(
+    conn: &mut Connection,
+    user: &str,
+    kept: Option<StoreKey>,
+    asker: Option<StoreKey>,
+) -> rusqlite::Result<Batch> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    if let Some(asker) = asker {
+        // Inside the transaction: a revoke of the asker cannot slip in between.
+        if !bound_to(&tx, asker.as_bytes(), user, now)? {
+            return Ok(Batch::AskerGone);
+        }
+    }
+    let kept_bytes: Vec<u8> = kept.map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+    let mut rows = Vec::with_capacity(REVOKE_BATCH);
+    {
+        let mut stmt =
+            tx.prepare_cached("SELECT store_key FROM nex_session_users WHERE user = ?1 AND store_key != ?2 LIMIT ?3")?;
+        let found = stmt.query_map(params![user, kept_bytes, REVOKE_BATCH as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        for key in found {
+            rows.push(key?);
+        }
+    }
+    let mut revoked = 0u64;
+    for key in &rows {
+        if bound_to(&tx, key, user, now)? {
+            delete_session(&tx, key)?;
+            revoked += 1;
+        }
+        unindex(&tx, key)?;
+    }
+    tx.commit()?;
+    Ok(Batch::Done { revoked, more: rows.len() == REVOKE_BATCH })
+}
+
+/// The cap's part of a sign-in, in its transaction: ends the least recently seen
+/// of `user`'s other live sessions until at most `cap` remain with `signing_in`,
+/// and drops index rows whose session is gone. Reads the user's rows, which the
+/// cap keeps to about `cap`.
+fn enforce_cap(tx: &Connection, signing_in: &[u8], user: &str, cap: SessionCap, now: i64) -> rusqlite::Result<()> {
+    let signing_in = store_key(signing_in)?;
+    let mut others = Vec::new();
+    for listed in list(tx, user, now)? {
+        match listed {
+            Listed::Live(key, session) if key != signing_in => others.push((key, session)),
+            Listed::Live(..) => {}
+            Listed::Dead(key) => unindex(tx, key.as_bytes())?,
+        }
+    }
+    let excess = (others.len() + 1).saturating_sub(cap.as_usize());
+    others.sort_by(|(_, a), (_, b)| (a.last_seen_ms, &a.handle).cmp(&(b.last_seen_ms, &b.handle)));
+    for (key, _) in others.into_iter().take(excess) {
+        delete_session(tx, key.as_bytes())?;
+        unindex(tx, key.as_bytes())?;
+    }
+    Ok(())
 }

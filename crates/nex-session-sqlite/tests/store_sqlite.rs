@@ -192,11 +192,11 @@ async fn the_index_row_follows_bind_rename_and_remove() {
     let key = SessionId::generate().unwrap().store_key();
     store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
     let alice = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
-    assert_eq!(users.bind(key, &alice, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(users.bind(key, &alice, in_an_hour(), None).await.unwrap(), WriteOutcome::Done);
     assert_eq!(index_rows(&db), vec![key.as_bytes().to_vec()]);
     // Rebinding to another user keeps one row: one user per session.
     let bob = Binding::new("bob", nex_session::token::now_ms(), None).unwrap();
-    assert_eq!(users.bind(key, &bob, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(users.bind(key, &bob, in_an_hour(), None).await.unwrap(), WriteOutcome::Done);
     assert_eq!(index_rows(&db).len(), 1);
     let renamed = SessionId::generate().unwrap().store_key();
     assert!(store.rename(key, renamed, in_an_hour()).await.unwrap());
@@ -216,7 +216,7 @@ async fn the_purge_removes_index_rows_of_expired_sessions() {
     for _ in 0..600 {
         let key = SessionId::generate().unwrap().store_key();
         store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
-        assert_eq!(users.bind(key, &binding, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+        assert_eq!(users.bind(key, &binding, in_an_hour(), None).await.unwrap(), WriteOutcome::Done);
         keys.push(key);
     }
     let live = keys.pop().unwrap();
@@ -240,7 +240,7 @@ async fn listing_drops_rows_of_sessions_that_are_gone() {
     let (expired, live) = (SessionId::generate().unwrap().store_key(), SessionId::generate().unwrap().store_key());
     for key in [expired, live] {
         store.apply(key, &one_field(b"1"), in_an_hour(), Presence::New).await.unwrap();
-        users.bind(key, &binding, in_an_hour()).await.unwrap();
+        users.bind(key, &binding, in_an_hour(), None).await.unwrap();
     }
     assert!(store.touch(expired, nex_session::token::now_ms()).await.unwrap());
     let listed = users.sessions("alice").await.unwrap();
@@ -270,7 +270,7 @@ async fn a_version_1_file_gains_the_user_index_on_open_and_keeps_its_sessions() 
     let store = SqliteStore::open(&db.0).await.unwrap();
     assert_eq!(store.load(key).await.unwrap().unwrap().fields["user_id"], b"7");
     let binding = Binding::new("alice", nex_session::token::now_ms(), None).unwrap();
-    assert_eq!(store.users().unwrap().bind(key, &binding, in_an_hour()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(store.users().unwrap().bind(key, &binding, in_an_hour(), None).await.unwrap(), WriteOutcome::Done);
     assert_eq!(index_rows(&db), vec![key.as_bytes().to_vec()]);
     let conn = rusqlite::Connection::open(&db.0).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();

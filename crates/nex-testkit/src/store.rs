@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
-use nex_session_core::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
+use nex_session_core::store::users::{Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession};
 use nex_session_core::store::{
     BoxFuture, Changes, Presence, Record, SessionAdmin, SessionStore, UpdateFn, WriteOutcome,
 };
@@ -151,12 +151,20 @@ impl UserIndex for Instrumented {
         key: StoreKey,
         binding: &'a Binding,
         exp: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         if let Err(e) = self.write_gate() {
             return Self::failed(e);
         }
         match self.index() {
-            Ok(index) => index.bind(key, binding, exp),
+            Ok(index) => index.bind(key, binding, exp, cap),
+            Err(e) => Self::failed(e),
+        }
+    }
+
+    fn seen<'a>(&'a self, key: StoreKey, user: &'a str, seen_ms: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        match self.index() {
+            Ok(index) => index.seen(key, user, seen_ms),
             Err(e) => Self::failed(e),
         }
     }

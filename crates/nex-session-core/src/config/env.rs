@@ -8,6 +8,7 @@ use super::session_config::{Expiry, SessionConfig};
 use crate::cookie_header::SameSite;
 use crate::cookie_rules;
 use crate::error::{debug_as_message, write_nested, CookieConfigError, VariantPath};
+use crate::store::SessionCap;
 use crate::token::{SecretError, SecretKeyBase};
 
 /// Why the configuration could not be read from the environment.
@@ -85,6 +86,7 @@ impl SessionConfig {
     /// | `NEX_SESSION_COOKIE_DOMAIN` | the cookie's `Domain` | none (host-only) |
     /// | `NEX_SESSION_SAME_SITE` | `lax`, `strict` or `none` | `lax` |
     /// | `NEX_SESSION_HTTP_ONLY` | `true`/`false`: mark the cookie `HttpOnly` (turning it off is dangerous) | `true` |
+    /// | `NEX_SESSION_MAX_SESSIONS_PER_USER` | the most sessions one user holds at once ([`SessionConfig::with_max_sessions_per_user`]); `none` for no limit | `100` |
     ///
     /// A name, path or domain a cookie cannot carry is an error naming the variable;
     /// combinations (`SameSite=None` without `Secure`, `__Host-` rules) are checked
@@ -151,6 +153,9 @@ impl SessionConfig {
             })?;
             config = config.with_secure_cookie(flag);
         }
+        if let Some(cap) = var("NEX_SESSION_MAX_SESSIONS_PER_USER")? {
+            config = config.with_max_sessions_per_user(parse_cap(&cap)?);
+        }
         config = expiry_from_env(config)?;
         config = cookie_options_from_env(config, var)?;
         // The layer would refuse these (with a panic from `SessionLayer::new`): say so now.
@@ -184,6 +189,22 @@ fn expiry_from_env(mut config: SessionConfig) -> Result<SessionConfig, ConfigErr
         config = config.with_absolute_lifetime(Duration::from_secs(seconds));
     }
     Ok(config)
+}
+
+/// Reads `NEX_SESSION_MAX_SESSIONS_PER_USER`: a positive number, or `none` for no limit.
+fn parse_cap(value: &str) -> Result<Option<SessionCap>, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match trimmed.parse::<u32>().ok().and_then(SessionCap::new) {
+        Some(cap) => Ok(Some(cap)),
+        None => Err(ConfigError::Invalid {
+            name: "NEX_SESSION_MAX_SESSIONS_PER_USER",
+            value: value.to_owned(),
+            expected: "a positive number of sessions, or none",
+        }),
+    }
 }
 
 /// The variable's value; set but not UTF-8 is an error, never "unset".
@@ -328,5 +349,17 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let value = OsStr::from_bytes(b"dev\xff");
         assert_eq!(RunMode::from_nex_env(Some(value), RunMode::Development), RunMode::Production);
+    }
+
+    #[test]
+    fn the_session_cap_reads_a_positive_number_or_none() {
+        assert_eq!(parse_cap("25").unwrap(), SessionCap::new(25));
+        assert_eq!(parse_cap(" None ").unwrap(), None);
+        for bad in ["0", "-1", "many", ""] {
+            assert!(
+                matches!(parse_cap(bad), Err(ConfigError::Invalid { name: "NEX_SESSION_MAX_SESSIONS_PER_USER", .. })),
+                "{bad}"
+            );
+        }
     }
 }

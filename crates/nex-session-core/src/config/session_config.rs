@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::cookie_header::{CookieOptions, SameSite};
 use crate::cookie_rules::{self, CookieSettings};
 use crate::error::CookieConfigError;
+use crate::store::SessionCap;
 use crate::token::SecretKeyBase;
 
 /// The default name of the session cookie (as Nex); see [`SessionConfig::with_cookie_name`].
@@ -47,6 +48,8 @@ pub struct SessionConfig {
     pub(crate) cookie_path: String,
     pub(crate) same_site: SameSite,
     pub(crate) http_only: bool,
+    // Per-user sessions.
+    pub(crate) max_sessions_per_user: Option<SessionCap>,
 }
 
 impl SessionConfig {
@@ -69,6 +72,7 @@ impl SessionConfig {
             cookie_path: "/".to_owned(),
             same_site: SameSite::Lax,
             http_only: true,
+            max_sessions_per_user: Some(SessionCap::DEFAULT),
         }
     }
 
@@ -96,6 +100,32 @@ impl SessionConfig {
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = Some(interval);
         self
+    }
+
+    /// The most sessions one user may be signed in with at once. Default: 100
+    /// ([`SessionCap::DEFAULT`]); `None` turns the limit off. A sign-in beyond it
+    /// ends the user's least recently seen other sessions, in the same atomic
+    /// step as the sign-in, so a stolen password cannot pile up sessions that
+    /// "sign out everywhere" then has to chew through, and a user's device list
+    /// stays short. Set with `NEX_SESSION_MAX_SESSIONS_PER_USER` too.
+    ///
+    /// ```
+    /// use nex_session::{store::SessionCap, token::SecretKeyBase, SessionConfig};
+    ///
+    /// let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len")?)
+    ///     .with_max_sessions_per_user(SessionCap::new(10));
+    /// assert_eq!(config.max_sessions_per_user(), SessionCap::new(10));
+    /// # Ok::<(), nex_session::token::SecretError>(())
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions_per_user(mut self, cap: Option<SessionCap>) -> Self {
+        self.max_sessions_per_user = cap;
+        self
+    }
+
+    /// The per-user session cap ([`SessionConfig::with_max_sessions_per_user`]).
+    pub fn max_sessions_per_user(&self) -> Option<SessionCap> {
+        self.max_sessions_per_user
     }
 
     /// Whether the cookie gets the `Secure` attribute. Default: `true` (and

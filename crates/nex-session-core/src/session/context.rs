@@ -24,6 +24,9 @@ pub(crate) struct Context {
     pub(crate) csrf_cookie: SideCookie,
     /// Mark responses that depend on the session so shared caches keep them private.
     pub(crate) cache_protection: bool,
+    /// The most sessions one user may hold; a sign-in beyond it ends the least
+    /// recently seen (`None`: no limit).
+    pub(crate) user_cap: Option<crate::store::SessionCap>,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
             flash_cookie: SideCookie::flash(config)?,
             csrf_cookie: SideCookie::csrf(config)?,
             cache_protection: config.cache_protection,
+            user_cap: config.max_sessions_per_user,
         })
     }
 }

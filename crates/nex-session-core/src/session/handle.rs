@@ -422,11 +422,15 @@ impl Session {
         let context = &self.inner.context;
         let mut state = self.inner.state.lock().await;
         let expiry = state.store_expiry(context, self.inner.started_ms);
-        if state.seen_due(context, self.inner.started_ms) {
+        let seen = state.seen_due(context, self.inner.started_ms);
+        if seen {
             // Rides on the write below, or replaces the touch of a read-only request.
             state.record_seen(self.inner.started_ms);
         }
         state.flush(context, expiry).await?;
+        if seen {
+            state.report_seen(context, self.inner.started_ms).await;
+        }
         let touch = match state.id() {
             Some(id) if state.touch_due(context, self.inner.started_ms) => {
                 match context.instruments.call(Operation::Touch, context.store.touch(id.store_key(), expiry)).await? {

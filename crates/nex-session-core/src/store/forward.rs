@@ -81,7 +81,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::store::{Binding, Keep, SessionHandle, Summary, UserSession};
+    use crate::store::{Binding, Keep, SessionCap, SessionHandle, Summary, UserSession};
 
     /// The methods a probe saw called.
     type Seen = Arc<Mutex<BTreeSet<&'static str>>>;
@@ -175,7 +175,13 @@ mod tests {
     }
 
     impl UserIndex for Probe {
-        fn bind<'a>(&'a self, _: StoreKey, _: &'a Binding, _: i64) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
+        fn bind<'a>(
+            &'a self,
+            _: StoreKey,
+            _: &'a Binding,
+            _: i64,
+            _: Option<SessionCap>,
+        ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
             ready(Ok(WriteOutcome::Done))
         }
         fn sessions<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>> {

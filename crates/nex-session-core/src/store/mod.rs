@@ -183,4 +183,4 @@ pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
 pub use record::{BoxFuture, Change, Changes, Fields, Presence, Record, Summary, UpdateAction, UpdateFn, WriteOutcome};
 pub use snapshot::Snapshot;
 pub use toolkit::redact::RedactedUrl;
-pub use users::{Binding, Keep, SessionHandle, UserIndex, UserSession};
+pub use users::{Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession};

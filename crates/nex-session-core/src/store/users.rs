@@ -285,6 +285,43 @@ impl Keep {
     }
 }
 
+/// The most sessions one user may hold at once ([`UserIndex::bind`] ends the
+/// least recently seen beyond it): [`SessionConfig::with_max_sessions_per_user`](crate::SessionConfig::with_max_sessions_per_user).
+///
+/// ```
+/// use nex_session::store::users::SessionCap;
+///
+/// let cap = SessionCap::new(100).unwrap();
+/// assert_eq!(cap.get(), 100);
+/// assert_eq!(SessionCap::new(0), None);
+/// assert_eq!(SessionCap::DEFAULT.get(), 100);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionCap(std::num::NonZeroU32);
+
+impl SessionCap {
+    /// The default cap: 100 sessions per user.
+    pub const DEFAULT: Self = Self(std::num::NonZeroU32::MIN.saturating_add(99));
+
+    /// A cap of `sessions`; `None` for 0 (a user must keep the session they sign in with).
+    pub const fn new(sessions: u32) -> Option<Self> {
+        match std::num::NonZeroU32::new(sessions) {
+            Some(n) => Some(Self(n)),
+            None => None,
+        }
+    }
+
+    /// How many sessions it allows.
+    pub const fn get(self) -> u32 {
+        self.0.get()
+    }
+
+    /// How many sessions it allows, as a count.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0.get()).unwrap_or(usize::MAX)
+    }
+}
+
 /// A store's per-user index, offered through [`SessionStore::users`](super::SessionStore::users).
 ///
 /// # Contract
@@ -308,12 +345,31 @@ impl Keep {
 pub trait UserIndex: Send + Sync {
     /// Binds the live session `key` to `binding.user`, setting its expiry.
     /// [`WriteOutcome::PresenceFailed`] (and no change) if there is no such session.
+    ///
+    /// With a `cap`, the same atomic step ends the user's least recently seen
+    /// other sessions (by [`UserSession::last_seen_ms`], then by handle) until at
+    /// most `cap` remain, this one included; the session being bound is never
+    /// the one ended. A store may count sessions that ended since the user's
+    /// sessions were last read (logged out, expired) towards the cap until it
+    /// drops them; it never lets more than `cap` live ones remain. Ending sessions
+    /// costs work bounded by the cap, not by how many sessions the user ever had.
     fn bind<'a>(
         &'a self,
         key: StoreKey,
         binding: &'a Binding,
         expires_at_ms: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>>;
+
+    /// Tells the index that the session `key` of `user` was seen at `seen_ms` (the
+    /// session layer calls it after writing the session's [`SEEN_FIELD`]), for a
+    /// store whose index orders sessions by last use apart from the sessions
+    /// themselves. The default does nothing: the SQL and memory stores read
+    /// [`SEEN_FIELD`] where they need it. A failure here loses nothing but order.
+    fn seen<'a>(&'a self, key: StoreKey, user: &'a str, seen_ms: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (key, user, seen_ms);
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// The live sessions bound to `user`, oldest sign-in first.
     fn sessions<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<UserSession>, StoreError>>;

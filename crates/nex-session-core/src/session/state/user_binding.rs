@@ -46,7 +46,11 @@ impl State {
             self.put(SEEN_FIELD, users::encode_seen(binding.signed_in_ms))?;
             self.flush(context, expiry).await?;
             let Current::Stored(id) = &self.current else { continue };
-            match context.instruments.call(Operation::UserBind, index.bind(id.store_key(), binding, expiry)).await? {
+            match context
+                .instruments
+                .call(Operation::UserBind, index.bind(id.store_key(), binding, expiry, context.user_cap))
+                .await?
+            {
                 WriteOutcome::Done => {
                     self.written.insert(USER_FIELD.to_owned(), Change::Put(binding.encode()));
                     self.wrote = true;
@@ -101,5 +105,18 @@ impl State {
     /// Queues the last-seen time of a bound session (see [`State::seen_due`]).
     pub(in crate::session) fn record_seen(&mut self, now_ms: i64) {
         self.pending.insert(SEEN_FIELD.to_owned(), Change::Put(users::encode_seen(now_ms)));
+    }
+
+    /// After a flush that wrote the last-seen time queued by [`State::record_seen`]:
+    /// tells the store's index ([`UserIndex::seen`](crate::store::UserIndex::seen)),
+    /// for a store that orders a user's sessions by last use. A failure costs
+    /// only that order (the cap may end this session a little early), so it is
+    /// logged, not returned.
+    pub(in crate::session) async fn report_seen(&self, context: &Context, seen_ms: i64) {
+        let (Some(index), Some(key)) = (context.store.users(), self.stored_key()) else { return };
+        let Some(binding) = self.view(USER_FIELD).and_then(Binding::decode) else { return };
+        if let Err(err) = index.seen(key, &binding.user, seen_ms).await {
+            tracing::debug!(target: "nex_session", error = %err, "could not record last use in the user index");
+        }
     }
 }

@@ -40,10 +40,11 @@ mod users;
 use self::fixtures::{changes, fresh_key, later};
 use crate::token::now_ms;
 pub use users::{
-    a_session_has_one_user_at_a_time, binding_indexes_the_session_and_lists_it_by_handle, binding_needs_a_live_session,
+    a_revoke_all_that_keeps_a_revoked_session_revokes_nothing, a_session_has_one_user_at_a_time,
+    binding_indexes_the_session_and_lists_it_by_handle, binding_needs_a_live_session,
     removed_and_expired_sessions_drop_out, revoke_all_removes_every_session_but_the_one_kept,
     revoke_all_wins_over_racing_requests, revoke_by_handle_removes_one_session_of_that_user_only, run_users,
-    the_binding_follows_renames,
+    the_binding_follows_renames, the_cap_ends_the_least_recently_seen_sessions,
 };
 
 /// What a store's administration can do, so the suite checks the right thing.

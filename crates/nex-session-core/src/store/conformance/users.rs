@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fixtures::{changes, fresh_key, later};
 use crate::id::StoreKey;
-use crate::store::users::{Binding, Keep, SessionHandle, UserIndex};
+use crate::store::users::{self, Binding, Keep, SessionCap, SessionHandle, UserIndex, SEEN_FIELD};
 use crate::store::{Presence, SessionStore, UpdateAction, WriteOutcome};
 use crate::token::now_ms;
 
@@ -24,7 +24,7 @@ async fn bound_session(store: &dyn SessionStore, user: &str, meta: Option<&str>)
     let key = fresh_key();
     store.apply(key, &changes(&[("a", Some(b"1"))]), later(), Presence::New).await.unwrap();
     let binding = Binding::new(user, now_ms(), meta.map(str::to_owned)).unwrap();
-    assert_eq!(users(store).bind(key, &binding, later()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(users(store).bind(key, &binding, later(), None).await.unwrap(), WriteOutcome::Done);
     key
 }
 
@@ -50,7 +50,75 @@ pub async fn run_users(store: Arc<dyn SessionStore>, other: Arc<dyn SessionStore
     removed_and_expired_sessions_drop_out(&*store).await;
     revoke_by_handle_removes_one_session_of_that_user_only(&*store).await;
     revoke_all_removes_every_session_but_the_one_kept(&*store).await;
+    a_revoke_all_that_keeps_a_revoked_session_revokes_nothing(&*store).await;
+    the_cap_ends_the_least_recently_seen_sessions(&*store).await;
     revoke_all_wins_over_racing_requests(store, other, 8).await;
+}
+
+/// A session bound to `user`, last seen at `seen_ms` (as the session layer
+/// records it: the field, then [`UserIndex::seen`]).
+async fn seen_session(store: &dyn SessionStore, user: &str, seen_ms: i64) -> StoreKey {
+    let key = bound_session(store, user, None).await;
+    let seen = users::encode_seen(seen_ms);
+    store.apply(key, &changes(&[(SEEN_FIELD, Some(&seen))]), later(), Presence::Existing).await.unwrap();
+    users(store).seen(key, user, seen_ms).await.unwrap();
+    key
+}
+
+/// A sign-in beyond the cap ends the user's least recently seen other sessions,
+/// never the one signing in, and no other user's; without a cap nothing ends.
+pub async fn the_cap_ends_the_least_recently_seen_sessions(store: &dyn SessionStore) {
+    let (user, bystander) = (fresh_user("capped"), fresh_user("bystander"));
+    let now = now_ms();
+    // Seen in this order: `stale` longest ago, then `old`, then `recent`, `fresh`.
+    let recent = seen_session(store, &user, now + 3_000).await;
+    let stale = seen_session(store, &user, now + 1_000).await;
+    let fresh = seen_session(store, &user, now + 4_000).await;
+    let old = seen_session(store, &user, now + 2_000).await;
+    let other = bound_session(store, &bystander, None).await;
+
+    let uncapped = fresh_key();
+    store.apply(uncapped, &changes(&[("a", Some(b"1"))]), later(), Presence::New).await.unwrap();
+    let binding = Binding::new(&user, now_ms(), None).unwrap();
+    assert_eq!(users(store).bind(uncapped, &binding, later(), None).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(handles(store, &user).await.len(), 5, "without a cap, a sign-in ends nothing");
+
+    let signing_in = fresh_key();
+    store.apply(signing_in, &changes(&[("a", Some(b"1"))]), later(), Presence::New).await.unwrap();
+    let cap = SessionCap::new(3);
+    assert_eq!(users(store).bind(signing_in, &binding, later(), cap).await.unwrap(), WriteOutcome::Done);
+    let mut expected = sorted(&[recent, fresh, signing_in]);
+    // `uncapped` was seen at its sign-in (now), before every seen time above.
+    expected.sort();
+    assert_eq!(handles(store, &user).await, expected, "the cap must keep the most recently seen sessions");
+    for ended in [stale, old, uncapped] {
+        assert_eq!(store.load(ended).await.unwrap(), None, "a session ended by the cap is still alive");
+    }
+    assert!(store.load(other).await.unwrap().is_some(), "the cap of one user ended another user's session");
+
+    // A cap of one keeps only the session signing in, even when it was seen least recently.
+    let last = fresh_key();
+    store.apply(last, &changes(&[("a", Some(b"1"))]), later(), Presence::New).await.unwrap();
+    let early = Binding::new(&user, now - 60_000, None).unwrap();
+    assert_eq!(users(store).bind(last, &early, later(), SessionCap::new(1)).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(handles(store, &user).await, sorted(&[last]));
+}
+
+/// A "sign out my other devices" asked for by a session that is no longer the
+/// user's (revoked in the same instant by another device) revokes nothing: the
+/// store checks the kept session inside its atomic step.
+pub async fn a_revoke_all_that_keeps_a_revoked_session_revokes_nothing(store: &dyn SessionStore) {
+    let user = fresh_user("stale-asker");
+    let asker = bound_session(store, &user, None).await;
+    let survivor = bound_session(store, &user, None).await;
+    assert!(users(store).revoke(&user, &SessionHandle::of(asker)).await.unwrap());
+    assert_eq!(users(store).revoke_all(&user, Keep::Session(asker)).await.unwrap(), 0);
+    assert!(store.load(survivor).await.unwrap().is_some(), "a revoked session signed out its user's other devices");
+    assert_eq!(handles(store, &user).await, sorted(&[survivor]));
+    // A session that is live but bound to someone else cannot speak for this user either.
+    let stranger = bound_session(store, &fresh_user("stranger"), None).await;
+    assert_eq!(users(store).revoke_all(&user, Keep::Session(stranger)).await.unwrap(), 0);
+    assert_eq!(handles(store, &user).await, sorted(&[survivor]));
 }
 
 /// `bind` writes the binding and indexes the session; `sessions` lists it by
@@ -84,10 +152,10 @@ pub async fn binding_indexes_the_session_and_lists_it_by_handle(store: &dyn Sess
 pub async fn binding_needs_a_live_session(store: &dyn SessionStore) {
     let user = fresh_user("ghost");
     let binding = Binding::new(&user, now_ms(), None).unwrap();
-    assert_eq!(users(store).bind(fresh_key(), &binding, later()).await.unwrap(), WriteOutcome::PresenceFailed);
+    assert_eq!(users(store).bind(fresh_key(), &binding, later(), None).await.unwrap(), WriteOutcome::PresenceFailed);
     let expired = fresh_key();
     store.apply(expired, &changes(&[("a", Some(b"1"))]), now_ms() - 1, Presence::New).await.unwrap();
-    assert_eq!(users(store).bind(expired, &binding, later()).await.unwrap(), WriteOutcome::PresenceFailed);
+    assert_eq!(users(store).bind(expired, &binding, later(), None).await.unwrap(), WriteOutcome::PresenceFailed);
     assert!(handles(store, &user).await.is_empty());
     assert_eq!(store.load(expired).await.unwrap(), None);
 }
@@ -98,7 +166,7 @@ pub async fn a_session_has_one_user_at_a_time(store: &dyn SessionStore) {
     let (first, second) = (fresh_user("first"), fresh_user("second"));
     let key = bound_session(store, &first, None).await;
     let binding = Binding::new(&second, now_ms(), None).unwrap();
-    assert_eq!(users(store).bind(key, &binding, later()).await.unwrap(), WriteOutcome::Done);
+    assert_eq!(users(store).bind(key, &binding, later(), None).await.unwrap(), WriteOutcome::Done);
     assert!(handles(store, &first).await.is_empty(), "rebinding must take the session from its first user");
     assert_eq!(handles(store, &second).await, sorted(&[key]));
     assert_eq!(users(store).revoke_all(&first, Keep::None).await.unwrap(), 0);

@@ -37,7 +37,7 @@ async fn evicted_and_expired_bound_sessions_leave_the_index() {
     let later = now_ms() + 60_000;
     create(&store, first, later).await;
     let binding = Binding::new("alice", now_ms(), None).unwrap();
-    store.bind(first, &binding, later).await.unwrap();
+    store.bind(first, &binding, later, None).await.unwrap();
     assert!(store.users().contains_key("alice"));
     create(&store, second, later).await;
     assert!(!present(&store, first), "the first session was evicted");
@@ -45,7 +45,7 @@ async fn evicted_and_expired_bound_sessions_leave_the_index() {
 
     // Expired, then purged: gone from the index too.
     create(&store, first, later).await;
-    store.bind(first, &binding, now_ms() + 20).await.unwrap();
+    store.bind(first, &binding, now_ms() + 20, None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     assert!(store.users().contains_key("alice"), "expired but not purged yet");
     store.purge_expired(now_ms()).await.unwrap();

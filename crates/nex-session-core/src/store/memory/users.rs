@@ -7,7 +7,7 @@ use super::index::{forget, Index};
 use super::store::MemoryStore;
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::users::{Binding, Keep, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
+use crate::store::users::{Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession, SEEN_FIELD, USER_FIELD};
 use crate::store::{BoxFuture, WriteOutcome};
 use crate::token::now_ms;
 
@@ -57,6 +57,7 @@ impl UserIndex for MemoryStore {
         key: StoreKey,
         binding: &'a Binding,
         expires_at_ms: i64,
+        cap: Option<SessionCap>,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         let now = now_ms();
         let mut index = self.users();
@@ -74,7 +75,17 @@ impl UserIndex for MemoryStore {
                     forget(&mut index, &previous.user, key);
                 }
                 // A sign-in is when a user's dead keys are cleared out.
-                self.live_sessions(&mut index, &binding.user, now);
+                let mut others = self.live_sessions(&mut index, &binding.user, now);
+                others.retain(|(other, _)| *other != key);
+                if let Some(cap) = cap {
+                    // Under the index lock, so the sign-in and its evictions are one step.
+                    let excess = (others.len() + 1).saturating_sub(cap.as_usize());
+                    others.sort_by(|(_, a), (_, b)| (a.last_seen_ms, &a.handle).cmp(&(b.last_seen_ms, &b.handle)));
+                    for (evicted, _) in others.iter().take(excess) {
+                        self.remove_bound(*evicted, &binding.user, now);
+                        forget(&mut index, &binding.user, *evicted);
+                    }
+                }
                 index.entry(binding.user.clone()).or_default().insert(key);
                 WriteOutcome::Done
             }
@@ -110,6 +121,16 @@ impl UserIndex for MemoryStore {
         let now = now_ms();
         let mut index = self.users();
         let mut revoked = 0u64;
+        // The session asking must still be the user's (not revoked meanwhile):
+        // checked under the index lock, which every revoke holds.
+        let asker_gone = match keep {
+            Keep::Session(asker) => self.listing(asker, user, now).is_none(),
+            Keep::None | Keep::Handle(_) => false,
+        };
+        if asker_gone {
+            drop(index);
+            return Box::pin(std::future::ready(Ok(0)));
+        }
         if let Some(keys) = index.remove(user) {
             let mut kept = HashSet::new();
             for key in keys {
