@@ -239,24 +239,28 @@ async fn revoke_user(index: &dyn UserIndex, shown: &str, user: &str, except: Opt
         Some(Ok(handle)) => Keep::Handle(handle),
         Some(Err(e)) => return Err(Failure::refused(format!("--except: {e}"))),
     };
-    let sessions = index
-        .sessions(user)
-        .await
-        .map_err(|e| Failure::refused(format!("listing the sessions of user {user:?} in {shown}: {e}")))?;
     if let Keep::Handle(handle) = &keep {
+        // A mistyped handle must not turn "all but one" into "all": look it up
+        // first. Without --except nothing is listed, so a user with any number
+        // of sessions is revoked without reading them all first.
+        let sessions = index
+            .sessions(user)
+            .await
+            .map_err(|e| Failure::refused(format!("listing the sessions of user {user:?} in {shown}: {e}")))?;
         if !sessions.iter().any(|s| s.handle == *handle) {
             return Err(Failure::refused(format!(
                 "--except: user {user:?} has no live session with handle {handle}: nothing revoked"
             )));
         }
     }
-    if sessions.is_empty() {
-        return Err(Failure::refused(format!("user {user:?} has no live sessions in {shown}: nothing revoked")));
-    }
+    let everything = matches!(keep, Keep::None);
     let n = index
         .revoke_all(user, keep)
         .await
         .map_err(|e| Failure::refused(format!("revoking the sessions of user {user:?} in {shown}: {e}")))?;
+    if n == 0 && everything {
+        return Err(Failure::refused(format!("user {user:?} has no live sessions in {shown}: nothing revoked")));
+    }
     Ok(format!("revoked {n} sessions of user {user:?}"))
 }
 

@@ -349,6 +349,36 @@ fn check_user_commands(url: &str) {
     assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "bob"])).contains("1 sessions"));
 }
 
+/// `revoke-user` of a user with 100,000 sessions (made through the library)
+/// finishes and leaves none: the operator's "sign out everywhere" at scale.
+fn revoke_user_at_scale(url: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let store = rt.block_on(async {
+        let options = nex_session::store::OpenOptions::new().create_missing(true);
+        std::sync::Arc::from(nex_session::store::open_with(url, options).await.unwrap())
+    });
+    let keys = rt.block_on(nex_testkit::scale::sign_in_many(std::sync::Arc::clone(&store), "heavy", 100_000));
+    let started = std::time::Instant::now();
+    let revoked = run(None, &["sessions", "--store", url, "revoke-user", "heavy"]);
+    println!("revoke-user took {:.2} s", started.elapsed().as_secs_f64());
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(stdout(&revoked), "revoked 100000 sessions of user \"heavy\"");
+    rt.block_on(nex_testkit::scale::assert_none_left(&*store, "heavy", &keys));
+}
+
+#[test]
+fn revoke_user_signs_out_100_000_sessions_on_sqlite() {
+    let dir = temp_dir("scale");
+    revoke_user_at_scale(&format!("sqlite://{}", dir.join("scale.db").display()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn revoke_user_signs_out_100_000_sessions_on_redis() {
+    let server = nex_testkit::RedisServer::start_private();
+    revoke_user_at_scale(&server.url());
+}
+
 #[test]
 fn a_users_sessions_are_listed_by_handle_and_revoked_on_sqlite() {
     let dir = temp_dir("users");

@@ -474,3 +474,18 @@ async fn updates_add_replace_remove_and_keep_absent_fields_and_slide_the_expiry(
     assert_eq!(outcome, nex_session::store::WriteOutcome::PresenceFailed);
     assert!(b.load(k).await.unwrap().is_none(), "no session brought back");
 }
+
+/// "Sign out everywhere" for a user with 100,000 sessions, by one library call:
+/// committed batches of set-based statements, each within the 1 s store timeout
+/// (one transaction for all of them failed from about 14,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_100_000_sessions_is_signed_out_everywhere() {
+    let (url, _server) = single_node();
+    let store: Arc<dyn SessionStore> = Arc::new(open(&url, Duration::from_secs(1)).await);
+    let keys = nex_testkit::scale::sign_in_many(Arc::clone(&store), "heavy", 100_000).await;
+    let started = Instant::now();
+    let revoked = store.users().unwrap().revoke_all("heavy", nex_session::store::Keep::None).await.unwrap();
+    println!("revoked {revoked} in {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(revoked, 100_000);
+    nex_testkit::scale::assert_none_left(&*store, "heavy", &keys).await;
+}

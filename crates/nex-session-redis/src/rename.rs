@@ -178,7 +178,7 @@ async fn rename_bound(
     let (source, target) = (from.to_hex(), to.to_hex());
     let until = now_ms().saturating_add(left_ms(deadline)).saturating_add(MOVING_GRACE_MS);
     let mut move_in = store.redis.scripts.index_move_in.key(&index);
-    move_in.arg(&source).arg(&target).arg(format!("m{until}:{source}"));
+    move_in.arg(&source).arg(&target).arg(format!("m{until}:{source}")).arg(now_ms());
     let mut conn = store.redis.conn.clone();
     let indexed: i64 = store.redis.write(deadline, move_in.invoke_async(&mut conn)).await?;
     if indexed != 1 {

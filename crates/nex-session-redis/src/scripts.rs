@@ -160,11 +160,17 @@ return {1, previous}";
 
 /// `rename` of a bound session, step one: index the target as moving in, if the
 /// source is a member no revoke has taken and the target is not a member yet.
-/// Answers 1, or 0 (nothing changed).
-/// KEYS: index. ARGV: source, target, the target's state (`m<until>:<source>`).
+/// Refused too while a revoke-all scans the index (see `INDEX_MARK_STEP`), but for
+/// the session it keeps. Answers 1, or 0 (nothing changed).
+/// KEYS: index. ARGV: source, target, the target's state (`m<until>:<source>`), now (ms).
 const INDEX_MOVE_IN: &str = r"
 local state = redis.call('HGET', KEYS[1], ARGV[1])
 if not state or state == 'r' then return 0 end
+local revoking = redis.call('HGET', KEYS[1], '!revoking')
+if revoking then
+  local until_ms, kept = string.match(revoking, '^(%d+):(%x*)$')
+  if until_ms and tonumber(until_ms) >= tonumber(ARGV[4]) and kept ~= ARGV[1] then return 0 end
+end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 return 1";
@@ -201,34 +207,59 @@ for i = 2, #ARGV do
   local state = redis.call('HGET', KEYS[1], ARGV[i])
   local pending = state and string.match(state, '^m(%d+):')
   local until_ms = pending and tonumber(pending)
-  if state and not (until_ms and until_ms >= tonumber(ARGV[1])) then
+  if state and string.sub(ARGV[i], 1, 1) ~= '!' and not (until_ms and until_ms >= tonumber(ARGV[1])) then
     dropped = dropped + redis.call('HDEL', KEYS[1], ARGV[i])
     redis.call('ZREM', KEYS[2], ARGV[i])
   end
 end
 return dropped";
 
-/// A revoke, step one: mark members as taken (`r`), so no rename or bind can
-/// use them any more, and answer them. Mode `all`: every member but `ARGV[2]` and
-/// the targets of its renames in flight; mode `one`: `ARGV[2]` and those targets.
-/// With `ARGV[3]` = `asker`, the member kept in mode `all` is the session
-/// asking: unless it is still bound (`b`: no revoke took it), nothing is marked
-/// and the answer is `{'!gone'}`.
-/// KEYS: index. ARGV: mode, member (empty: none), `asker` or empty.
+/// A revoke of one session, step one: mark the member and the targets of its
+/// renames in flight as taken (`r`), so no rename or bind can use them any
+/// more, and answer them.
+/// KEYS: index. ARGV: member.
 const INDEX_MARK: &str = r"
-if ARGV[3] == 'asker' and redis.call('HGET', KEYS[1], ARGV[2]) ~= 'b' then return {'!gone'} end
 local all = redis.call('HGETALL', KEYS[1])
 local marked = {}
 for i = 1, #all, 2 do
   local member, state = all[i], all[i + 1]
   local source = string.match(state, '^m%d+:(%x+)$')
-  local named = member == ARGV[2] or source == ARGV[2]
-  if named == (ARGV[1] == 'one') then
+  if string.sub(member, 1, 1) ~= '!' and (member == ARGV[1] or source == ARGV[1]) then
     redis.call('HSET', KEYS[1], member, 'r')
     marked[#marked + 1] = member
   end
 end
 return marked";
+
+/// A revoke-all, step one, in steps: one `HSCAN` step over the index, marking
+/// the members it returns as taken (`r`) but the kept one and the targets of
+/// its renames in flight, and answering `{next cursor, marked...}`. While the
+/// scan runs, the index holds the field `!revoking` (`<until ms>:<kept member>`: `!`
+/// starts no member, members are hex), renewed
+/// each step, dropped at the last): `INDEX_MOVE_IN` refuses to move any other
+/// member, so no session can move from where the scan has yet to go to where
+/// it has been (`HSCAN` returns every member present for the whole scan). With
+/// `ARGV[3]` = `asker`, the kept member is the session asking: unless it is still
+/// bound (`b`: no revoke took it), nothing is marked and the answer is `{'!gone'}`.
+/// KEYS: index. ARGV: cursor, kept member (empty: none), `asker` or empty, hold until (ms), count.
+const INDEX_MARK_STEP: &str = r"
+if ARGV[3] == 'asker' and redis.call('HGET', KEYS[1], ARGV[2]) ~= 'b' then return {'!gone'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0'} end
+redis.call('HSET', KEYS[1], '!revoking', ARGV[4] .. ':' .. ARGV[2])
+local step = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[5])
+local out = {step[1]}
+local found = step[2]
+for i = 1, #found, 2 do
+  local member, state = found[i], found[i + 1]
+  local source = string.match(state, '^m%d+:(%x+)$')
+  local kept = member == ARGV[2] or (source ~= nil and source == ARGV[2])
+  if string.sub(member, 1, 1) ~= '!' and not kept then
+    redis.call('HSET', KEYS[1], member, 'r')
+    out[#out + 1] = member
+  end
+end
+if step[1] == '0' then redis.call('HDEL', KEYS[1], '!revoking') end
+return out";
 
 /// A revoke, step two, per session: delete it if its binding names the user.
 /// Answers 1 deleted, 0 no session, -1 spared (bound to no one or someone else).
@@ -277,6 +308,7 @@ pub(super) struct Scripts {
     pub(super) index_unpend: Script,
     pub(super) index_prune: Script,
     pub(super) index_mark: Script,
+    pub(super) index_mark_step: Script,
     pub(super) revoke: Script,
     pub(super) index_release: Script,
 }
@@ -299,6 +331,7 @@ impl Scripts {
             index_unpend: Script::new(INDEX_UNPEND),
             index_prune: Script::new(INDEX_PRUNE),
             index_mark: Script::new(INDEX_MARK),
+            index_mark_step: Script::new(INDEX_MARK_STEP),
             revoke: Script::new(REVOKE),
             index_release: Script::new(INDEX_RELEASE),
         }

@@ -101,15 +101,6 @@ use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
-/// Which members a revoke takes (see `INDEX_MARK` in `scripts.rs`).
-#[derive(Debug, Clone, Copy)]
-enum Mark<'a> {
-    /// Every member but this one (empty: none) and its rename targets.
-    AllBut(&'a str),
-    /// This member and its rename targets.
-    One(&'a str),
-}
-
 /// What a revoke did to one marked member's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Revoked {
@@ -165,38 +156,63 @@ const REVOKE_BATCH: usize = 1_000;
 /// What `INDEX_MARK` answers when the session asking is no longer the user's.
 const ASKER_GONE: &str = "!gone";
 
-/// Revokes the members `mark` names in `user`'s index: mark, then delete and
-/// release in batches (see the module docs). Returns how many live sessions of
-/// `user` it deleted. `asker`: the kept member is the session asking, which must
-/// still be the user's (not taken by a revoke), or nothing is revoked.
-async fn revoke_marked(
+/// Revokes one session of `user` and the targets of its renames in flight:
+/// mark, delete, release (see the module docs). Returns how many live sessions
+/// of `user` it deleted.
+async fn revoke_one(store: &RedisStore, user: &str, index: &str, member: &str) -> Result<u64, StoreError> {
+    let mut invocation = store.redis.scripts.index_mark.key(index);
+    invocation.arg(member);
+    let mut conn = store.redis.conn.clone();
+    let marked: Vec<String> = store.redis.write(store.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
+    delete_marked(store, user, index, &marked, store.redis.deadline()).await
+}
+
+/// Revokes every session of `user` but `kept` (empty: none) and its rename
+/// targets: `HSCAN` steps of [`REVOKE_BATCH`] members, each marked, deleted and
+/// released under its own deadline (see the module docs and `INDEX_MARK_STEP`).
+/// Returns how many live sessions of `user` it deleted. `asker`: `kept` is the
+/// session asking, which must still be the user's at every step, or the revoke
+/// stops there.
+async fn revoke_all_but(
     store: &RedisStore,
     user: &str,
     index: &str,
-    mark: Mark<'_>,
+    kept: &str,
     asker: bool,
 ) -> Result<u64, StoreError> {
-    let (mode, named) = match mark {
-        Mark::AllBut(kept) => ("all", kept),
-        Mark::One(member) => ("one", member),
-    };
-    let mut invocation = store.redis.scripts.index_mark.key(index);
-    invocation.arg(mode).arg(named).arg(if asker { "asker" } else { "" });
     let mut conn = store.redis.conn.clone();
-    let marked: Vec<String> = store.redis.write(store.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
-    if marked.first().is_some_and(|m| m == ASKER_GONE) {
-        return Ok(0);
-    }
-    let mut revoked = 0u64;
-    for batch in marked.chunks(REVOKE_BATCH) {
-        match delete_marked(store, user, index, batch, store.redis.deadline()).await {
+    let (mut cursor, mut revoked) = (String::from("0"), 0u64);
+    loop {
+        let deadline = store.redis.deadline();
+        // The hold outlives this step's deadline and the next one's: a revoke
+        // that dies leaves renames refused for two timeouts at most.
+        let hold = now_ms()
+            .saturating_add(i64::try_from(store.redis.timeout.saturating_mul(2).as_millis()).unwrap_or(i64::MAX));
+        let mut step = store.redis.scripts.index_mark_step.key(index);
+        step.arg(&cursor).arg(kept).arg(if asker { "asker" } else { "" }).arg(hold).arg(REVOKE_BATCH);
+        let answer = store.redis.write(deadline, step.invoke_async::<Vec<String>>(&mut conn)).await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) if revoked > 0 => return Err(taken_away(err)),
+            Err(err) => return Err(err),
+        };
+        let mut answer = answer.into_iter();
+        let next = answer.next().unwrap_or_else(|| String::from("0"));
+        if next == ASKER_GONE {
+            return Ok(revoked);
+        }
+        let marked: Vec<String> = answer.collect();
+        match delete_marked(store, user, index, &marked, deadline).await {
             Ok(n) => revoked += n,
             // Some sessions are gone already: the revoke did change the store.
             Err(err) if revoked > 0 => return Err(taken_away(err)),
             Err(err) => return Err(err),
         }
+        if next == "0" {
+            return Ok(revoked);
+        }
+        cursor = next;
     }
-    Ok(revoked)
 }
 
 /// Deletes the sessions of `marked` members bound to `user` and releases the
@@ -327,7 +343,7 @@ impl UserIndex for RedisStore {
             let members = members(&self.redis, &index, deadline).await?;
             let named = members.iter().find(|m| StoreKey::from_hex(m).is_some_and(|k| SessionHandle::of(k) == *handle));
             let Some(member) = named else { return Ok(false) };
-            Ok(revoke_marked(self, user, &index, Mark::One(member), false).await? > 0)
+            Ok(revoke_one(self, user, &index, member).await? > 0)
         })
     }
 
@@ -346,7 +362,7 @@ impl UserIndex for RedisStore {
                 }
             };
             let asker = matches!(keep, Keep::Session(_));
-            revoke_marked(self, user, &index, Mark::AllBut(&kept), asker).await
+            revoke_all_but(self, user, &index, &kept, asker).await
         })
     }
 }

@@ -461,3 +461,17 @@ async fn a_chain_never_overwrites_what_another_process_wrote() {
     increment(&a, key).await;
     assert_eq!(loaded(&b, key).await.as_deref(), Some(&b"101"[..]), "the stale tip made the batch retry");
 }
+
+/// "Sign out everywhere" for a user with 100,000 sessions: one library call ends
+/// them all, in committed batches that leave other writers the file between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_100_000_sessions_is_signed_out_everywhere() {
+    let db = TempDb::new("scale");
+    let store: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db.0).await.unwrap());
+    let keys = nex_testkit::scale::sign_in_many(Arc::clone(&store), "heavy", 100_000).await;
+    let started = std::time::Instant::now();
+    let revoked = store.users().unwrap().revoke_all("heavy", nex_session::store::Keep::None).await.unwrap();
+    println!("revoked {revoked} in {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(revoked, 100_000);
+    nex_testkit::scale::assert_none_left(&*store, "heavy", &keys).await;
+}

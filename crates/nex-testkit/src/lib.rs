@@ -15,6 +15,7 @@ pub mod fs;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod scale;
 pub mod sentinel;
 pub mod store;
 pub mod tls;
