@@ -355,7 +355,7 @@ fn revoke_user_at_scale(url: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let store = rt.block_on(async {
         let options = nex_session::store::OpenOptions::new().create_missing(true);
-        std::sync::Arc::from(nex_session::store::open_with(url, options).await.unwrap())
+        nex_session::store::open_with(url, options).await.unwrap()
     });
     let keys = rt.block_on(nex_testkit::scale::sign_in_many(std::sync::Arc::clone(&store), "heavy", 100_000));
     let started = std::time::Instant::now();
