@@ -63,11 +63,34 @@ pub struct DemoState {
 /// let app = nex_demo::app(config, std::sync::Arc::new(MemoryStore::new()));
 /// # let _ = app;
 /// ```
+///
+/// # Panics
+/// When `config` breaks a cookie rule ([`SessionConfig::validate`]); the demo's
+/// `main` calls [`try_app`] instead, and exits 1 with the reason before listening.
 pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
+    match try_app(config, store) {
+        Ok(app) => app,
+        #[allow(clippy::panic)]
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// [`app`], with a configuration the session layer refuses as an error.
+///
+/// ```
+/// use nex_session::{cookie::SameSite, store::MemoryStore, token::SecretKeyBase, SessionConfig};
+/// let bad = SessionConfig::new(SecretKeyBase::development()).with_same_site(SameSite::None).with_secure_cookie(false);
+/// let err = nex_demo::try_app(bad, std::sync::Arc::new(MemoryStore::new())).unwrap_err();
+/// assert!(err.to_string().contains("SameSite=None"), "{err}");
+/// ```
+///
+/// # Errors
+/// The session layer's refusal ([`SessionLayer::try_with_shared_store`]).
+pub fn try_app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Result<Router, StartError> {
     // The built-in hash is pinned valid by a unit test; failing here would be a build defect.
     #[allow(clippy::expect_used)]
     let logins = login_gate::LoginGate::for_this_machine().expect("the demo's password hash is valid");
-    app_with_login_gate(config, store, logins)
+    try_app_with_login_gate(config, store, logins)
 }
 
 /// [`app`] with the given login gate (its number of hashers and queue length).
@@ -81,19 +104,39 @@ pub fn app(config: SessionConfig, store: Arc<dyn SessionStore>) -> Router {
 /// # let _ = app;
 /// # Ok::<(), nex_demo::auth::HashError>(())
 /// ```
+///
+/// # Panics
+/// As [`app`].
 pub fn app_with_login_gate(
     config: SessionConfig,
     store: Arc<dyn SessionStore>,
     logins: login_gate::LoginGate,
 ) -> Router {
+    match try_app_with_login_gate(config, store, logins) {
+        Ok(app) => app,
+        #[allow(clippy::panic)]
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// [`app_with_login_gate`], with a configuration the session layer refuses as an error.
+///
+/// # Errors
+/// As [`try_app`].
+pub fn try_app_with_login_gate(
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
+    logins: login_gate::LoginGate,
+) -> Result<Router, StartError> {
     let state = DemoState { logins };
-    let sessions = SessionLayer::with_shared_store(store, config);
+    let sessions = SessionLayer::try_with_shared_store(store, config)
+        .map_err(|err| StartError(format!("invalid session configuration: {err}")))?;
     let operations = operations::Operations { sessions: sessions.clone(), metrics: operations::prometheus() };
     let operator_routes = Router::new()
         .route("/metrics", get(operations::metrics))
         .route("/healthz", get(operations::healthz))
         .with_state(operations);
-    Router::new()
+    Ok(Router::new()
         .route("/", get(routes::home))
         .route("/login", get(routes::login_page).post(routes::login))
         .route("/dashboard", get(routes::dashboard))
@@ -105,7 +148,7 @@ pub fn app_with_login_gate(
         .layer(CsrfLayer::new())
         .layer(sessions)
         // Added after the layers, so they do not wrap these.
-        .merge(operator_routes)
+        .merge(operator_routes))
 }
 
 /// Why the demo could not start.

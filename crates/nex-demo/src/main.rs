@@ -50,10 +50,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let addr: SocketAddr =
         format!("{host}:{port}").parse().map_err(|_| format!("HOST={host:?} is not an IP address"))?;
+    // Built before binding: a configuration the session layer refuses exits 1 here.
+    let app = nex_demo::try_app(config.clone(), store)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, secure_cookie = config.secure_cookie(), "nex-demo listening");
     println!("nex-demo listening on http://{addr}  (sign in as demo@example.com / nex-demo)");
-    axum::serve(listener, nex_demo::app(config, store))
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -611,3 +611,37 @@ async fn a_put_after_the_response_was_sent_is_refused_not_silently_lost() {
     }
     assert!(LATE_PUT_REFUSED.load(std::sync::atomic::Ordering::SeqCst), "the late put returns ResponseSent");
 }
+
+/// The layer's cap on sessions per user: signing in a third browser with a cap
+/// of two ends the least recently seen one, which is signed out on its next
+/// request; the other two stay signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_beyond_the_cap_signs_out_the_least_recently_seen_browser() {
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|session: Session| async move { text(session.sign_in("alice", None).await.map(|()| "ok".into())) }),
+        )
+        .route(
+            "/whoami",
+            get(|session: Session| async move { text(session.user().await.map(|u| u.unwrap_or_default())) }),
+        );
+    let config = config().with_secure_cookie(false).with_max_sessions_per_user(nex_session::store::SessionCap::new(2));
+    let app = app.layer(SessionLayer::new(Arc::new(MemoryStore::new()), config));
+    let client = HttpClient::new(serve(app).await);
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let reply = client.post("/login", None).await;
+        assert_eq!(reply.body, "ok");
+        cookies.push(reply.session_cookie().unwrap());
+        // Distinct sign-in (and so last-seen) times.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let whoami = |cookie: String| {
+        let client = client.clone();
+        async move { client.get("/whoami", Some(&cookie)).await.body }
+    };
+    assert_eq!(whoami(cookies[0].clone()).await, "", "the least recently seen browser is signed out");
+    assert_eq!(whoami(cookies[1].clone()).await, "alice");
+    assert_eq!(whoami(cookies[2].clone()).await, "alice");
+}

@@ -694,3 +694,58 @@ async fn a_user_with_100_000_sessions_is_signed_out_everywhere_on_a_cluster() {
     let store = RedisStore::open_with(&cluster.url(), "nex:scale:", Duration::from_secs(1)).await.unwrap();
     sign_out_100_000(Arc::new(store)).await;
 }
+
+/// Every command the server ran so far (`INFO commandstats`, those inside
+/// scripts included), but `INFO` itself.
+fn commands_run(server: &RedisServer) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
+        .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// 1,000 sign-ins of one user with the default cap (100): at most 100 sessions
+/// remain, and the commands a sign-in costs (its session write and its bind,
+/// counted by the server, inside scripts too) do not grow with the sessions the
+/// user already has: flat below the cap, flat again above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_costs_the_same_commands_whatever_the_users_history() {
+    use nex_session::store::{Binding, SessionCap};
+    let server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:cap:", Duration::from_secs(2)).await.unwrap();
+    let users = store.users().unwrap();
+    let mut costs = Vec::new();
+    for _ in 0..1_000 {
+        let key = SessionId::generate().unwrap().store_key();
+        let expires = nex_session::token::now_ms() + 3_600_000;
+        let mut changes = Changes::new();
+        changes.insert("cart".to_owned(), Change::Put(b"[]".to_vec()));
+        let before = commands_run(&server);
+        store.apply(key, &changes, expires, Presence::New).await.unwrap();
+        let binding = Binding::new("busy", nex_session::token::now_ms(), None).unwrap();
+        users.bind(key, &binding, expires, Some(SessionCap::DEFAULT)).await.unwrap();
+        costs.push(commands_run(&server) - before);
+    }
+    let live = users.sessions("busy").await.unwrap().len();
+    assert_eq!(live, 100, "the default cap keeps 100 sessions");
+    let at = |n: usize| costs[n - 1];
+    println!(
+        "commands per sign-in: 10th {}, 90th {}, 101st {}, 200th {}, 1000th {}",
+        at(10),
+        at(90),
+        at(101),
+        at(200),
+        at(1000)
+    );
+    // Flat: within 2 of the least (the store's heartbeat `PING`s land in the
+    // count now and then); the first eviction also loads its script.
+    let flat = |range: &[u64]| {
+        let least = range.iter().min().copied().unwrap_or_default();
+        range.iter().all(|c| *c <= least + 2)
+    };
+    assert!(flat(&costs[9..100]), "below the cap: {:?}", &costs[9..100]);
+    assert!(flat(&costs[101..]), "above the cap: {:?}", &costs[101..]);
+    assert!(at(200) <= at(10) + 16, "ending one session costs a bounded few more: {} vs {}", at(200), at(10));
+}

@@ -43,6 +43,25 @@ impl SessionLayer {
         Self::with_shared_store(Arc::new(store), config)
     }
 
+    /// Like [`SessionLayer::new`], with bad cookie options as an error instead of
+    /// a panic: what an app that reads its settings at start-up calls, to exit
+    /// with the reason before it listens.
+    ///
+    /// ```
+    /// use nex_session::{cookie::SameSite, store::MemoryStore, token::SecretKeyBase, SessionConfig, SessionLayer};
+    ///
+    /// let good = SessionConfig::new(SecretKeyBase::development());
+    /// assert!(SessionLayer::try_new(MemoryStore::new(), good).is_ok());
+    /// let bad = SessionConfig::new(SecretKeyBase::development()).with_same_site(SameSite::None).with_secure_cookie(false);
+    /// assert!(SessionLayer::try_new(MemoryStore::new(), bad).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SessionLayer::try_with_shared_store`].
+    pub fn try_new(store: impl SessionStore, config: SessionConfig) -> Result<Self, SessionError> {
+        Self::try_with_shared_store(Arc::new(store), config)
+    }
+
     /// A layer over an already shared (possibly `dyn`) store.
     ///
     /// # Panics
