@@ -154,6 +154,10 @@ pub(super) struct Redis {
     prefix: Arc<str>,
     pub(super) timeout: Duration,
     pub(super) scripts: Arc<Scripts>,
+    /// The server knows `PEXPIRETIME` (Redis 7+), so a load reads the expiry that
+    /// was written, exactly; cleared at the first "unknown command" (Redis 6),
+    /// after which loads compute it from `PTTL` (off by the round trip).
+    pub(super) exact_expiry: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A connection just opened.
@@ -261,7 +265,14 @@ impl Redis {
         };
         let (conn, cache, endpoint) =
             tokio::time::timeout(bound, connect).await.map_err(|_| StoreError::Timeout(bound))??;
-        let redis = Self { conn, endpoint: endpoint.into(), prefix, timeout, scripts: Arc::new(Scripts::new()) };
+        let redis = Self {
+            conn,
+            endpoint: endpoint.into(),
+            prefix,
+            timeout,
+            scripts: Arc::new(Scripts::new()),
+            exact_expiry: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        };
         Ok(Opened { redis, cache })
     }
 

@@ -5,7 +5,8 @@
 //! key's own (`PEXPIREAT`), so Redis drops expired sessions by itself and
 //! `purge_expired` has none to remove (it tidies users' indexes).
 //!
-//! - **load**: `HGETALL` and `PTTL` in one pipeline, one round trip, or none at
+//! - **load**: `HGETALL` and `PEXPIRETIME` in one pipeline (so the expiry read is exactly the one
+//!   written; `PTTL` on Redis 6, off by the round trip), one round trip, or none at
 //!   all when the session is in the client-side cache (single node, on by
 //!   default): Redis "client tracking" tells this connection the moment a cached
 //!   session changes, so it is dropped before anyone can read it stale; and

@@ -1,6 +1,8 @@
 //! [`SessionStore`] and [`FastReads`] on Redis: a load from the client-side
-//! cache when it holds the session, else `HGETALL` and `PTTL` in one round trip;
+//! cache when it holds the session, else `HGETALL` and `PEXPIRETIME` (`PTTL` on Redis 6) in one round trip;
 //! each write one script or command; `update` through the group commit.
+
+use std::sync::atomic::Ordering;
 
 use crate::rename;
 use crate::scripts::{presence_arg, MARKER};
@@ -28,17 +30,33 @@ impl SessionStore for RedisStore {
             let k = self.redis.key(key);
             let mut conn = self.redis.conn.clone();
             let ticket = self.cache.as_ref().map(|c| c.ticket(key));
-            let mut pipe = redis::pipe();
-            if ticket.is_some() {
-                // Idempotent, and it makes sure the connection that answers (maybe a
-                // fresh one after a reconnect) tracks the key before reading it.
-                pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
-            }
-            let (all, pttl): (RawFields, i64) =
-                self.redis.read(self.redis.deadline(), pipe.hgetall(&k).pttl(&k).query_async(&mut conn)).await?;
-            if all.is_empty() || pttl == -2 {
+            let deadline = self.redis.deadline();
+            let (all, expiry) = loop {
+                let exact = self.redis.exact_expiry.load(Ordering::Relaxed);
+                let mut pipe = redis::pipe();
+                if ticket.is_some() {
+                    // Idempotent, and it makes sure the connection that answers (maybe a
+                    // fresh one after a reconnect) tracks the key before reading it.
+                    pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
+                }
+                pipe.hgetall(&k);
+                match exact {
+                    true => pipe.cmd("PEXPIRETIME").arg(&k),
+                    false => pipe.pttl(&k),
+                };
+                let read: Result<(RawFields, i64), StoreError> =
+                    self.redis.read(deadline, pipe.query_async(&mut conn)).await;
+                match read {
+                    Ok((all, value)) => break (all, Expiry::read(exact, value)),
+                    Err(err) if exact && unknown_command(&err) => {
+                        self.redis.exact_expiry.store(false, Ordering::Relaxed);
+                    }
+                    Err(err) => return Err(err),
+                }
+            };
+            let Some(expires_at_ms) = expiry.at_ms().filter(|_| !all.is_empty()) else {
                 return Ok(None);
-            }
+            };
             let mut fields = Fields::new();
             for (field, value) in all {
                 if field == MARKER.as_bytes() {
@@ -47,7 +65,6 @@ impl SessionStore for RedisStore {
                 let field = String::from_utf8(field).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
                 fields.insert(field, value);
             }
-            let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
             let record = Record { fields, expires_at_ms };
             if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
                 cache.insert(key, &record, ticket);
@@ -150,5 +167,55 @@ impl FastReads for RedisStore {
             Some(fields) => LoadNow::Found(fields),
             None => LoadNow::Unknown,
         }
+    }
+}
+
+/// A session's expiry as `load` reads it: `PEXPIRETIME` (an absolute time in
+/// ms, the one `PEXPIREAT` wrote) or, on Redis 6, `PTTL` (the time left). Both
+/// answer -2 for no such key and -1 for a key without an expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    At(i64),
+    Left(i64),
+}
+
+impl Expiry {
+    fn read(exact: bool, value: i64) -> Self {
+        if exact {
+            Self::At(value)
+        } else {
+            Self::Left(value)
+        }
+    }
+
+    /// When the session expires (`i64::MAX`: never), `None` when there is no session.
+    fn at_ms(self) -> Option<i64> {
+        match self {
+            Self::At(-2) | Self::Left(-2) => None,
+            Self::At(-1) | Self::Left(-1) => Some(i64::MAX),
+            Self::At(at) => Some(at),
+            Self::Left(left) => Some(now_ms().saturating_add(left)),
+        }
+    }
+}
+
+/// Whether `err` is Redis refusing a command it does not know (`PEXPIRETIME`
+/// before Redis 7: "ERR unknown command").
+fn unknown_command(err: &StoreError) -> bool {
+    err.to_string().contains("unknown command")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_read_the_same_from_either_command() {
+        assert_eq!(Expiry::At(-2).at_ms(), None);
+        assert_eq!(Expiry::Left(-2).at_ms(), None);
+        assert_eq!(Expiry::At(-1).at_ms(), Some(i64::MAX));
+        assert_eq!(Expiry::At(1_700_000_000_123).at_ms(), Some(1_700_000_000_123));
+        let left = Expiry::Left(60_000).at_ms().unwrap() - now_ms();
+        assert!((59_000..=60_000).contains(&left), "{left}");
     }
 }

@@ -749,3 +749,24 @@ async fn a_sign_in_costs_the_same_commands_whatever_the_users_history() {
     assert!(flat(&costs[101..]), "above the cap: {:?}", &costs[101..]);
     assert!(at(200) <= at(10) + 16, "ending one session costs a bounded few more: {} vs {}", at(200), at(10));
 }
+
+/// A load answers exactly the expiry that was written (`PEXPIRETIME`), on a
+/// single node and on a cluster: 100 of 100 (with `now + PTTL`, tower-sessions'
+/// own `test_load` failed 22 times in 100).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_reads_back_exactly_the_expiry_written() {
+    let (url, _server) = single_node();
+    let cluster = RedisCluster::start();
+    let options = nex_session::store::RedisOptions { client_cache: 0, ..Default::default() };
+    let on_cluster = RedisStore::open_with_options(&cluster.url(), options).await.unwrap();
+    for store in [store(&url, "exact-expiry").await, Arc::new(on_cluster) as Arc<dyn SessionStore>] {
+        for i in 0..100 {
+            let key = SessionId::generate().unwrap().store_key();
+            let expires = nex_session::token::now_ms() + 3_600_000 + i;
+            let mut changes = Changes::new();
+            changes.insert("a".to_owned(), Change::Put(b"1".to_vec()));
+            store.apply(key, &changes, expires, Presence::New).await.unwrap();
+            assert_eq!(store.load(key).await.unwrap().unwrap().expires_at_ms, expires);
+        }
+    }
+}
