@@ -13,16 +13,28 @@
 //!
 //! # What is atomic, and in what order
 //!
-//! Every change is one transaction. PostgreSQL runs them concurrently, so the
-//! order comes from row locks, always taken in one order, index row before session
+//! Every change is one transaction, but `revoke_all`, which is one per batch of
+//! 1,000 index rows. PostgreSQL runs them concurrently, so the order comes from
+//! locks, always taken in one order: the user's advisory lock (a transaction-level
+//! `pg_advisory_xact_lock` on a hash of the user id, taken by `revoke`, each batch
+//! of `revoke_all` and a `bind` with a cap: they run one at a time per user), then
+//! the index row before the session
 //! row (so two transactions never wait on each other in a cycle):
 //!
 //! - `bind`, `rename` and `remove` lock the session's index row (if it has one),
 //!   then the session row;
-//! - `revoke` and `revoke_all` lock every index row of the user, then each
-//!   session row. A `rename` that locked its index row first commits before
-//!   `revoke_all` reads the row, which then names the new key (revoked); one that
-//!   comes later finds its source gone (`Ok(false)`);
+//! - `revoke` locks every index row of the user, then the session row;
+//! - each batch of `revoke_all` checks the session asking (`Keep::Session`) is
+//!   still live and the user's (else it stops, revoking nothing more), locks up to
+//!   1,000 of the user's index rows (first in key order, the kept one excepted),
+//!   reads their sessions in a second statement, and deletes them set-based
+//!   (`= ANY($1)`), dropping every row it took; the next batch starts over from
+//!   the first row left. A `rename` that locked its index row first commits before
+//!   the batch gets the row, which then names the new key (revoked by this batch or
+//!   a later one); one that comes later finds its source gone (`Ok(false)`). Each
+//!   batch commits within the store timeout: 100,000 sessions take 100 batches;
+//! - a `bind` with a cap, after binding, reads the user's rows, locks them in key
+//!   order and ends the least recently seen others beyond the cap (as `revoke`);
 //! - the purge locks the index rows of expired bound sessions before their session
 //!   rows too (and skips rows others hold);
 //! - a write of another field needs a live session (`apply` and `update` lock the

@@ -15,7 +15,13 @@
 //!   (the hash tag keeps it in one slot), a field per session key (64 hex
 //!   characters) whose value is the member's state: `b` bound; `r` taken by a
 //!   revoke; `m<until>:<source>` the target of a rename in flight, moving in
-//!   from `<source>`.
+//!   from `<source>`. While a revoke-all scans it, the index also holds the field
+//!   `!revoking` (`<until>:<kept member>`; `!` starts no member).
+//! - Beside the index, in its slot, the user's **order**: `<prefix>o:{<same hex>}`, a
+//!   sorted set of the members scored by last use (ms): the sign-in time at `bind`,
+//!   then what [`UserIndex::seen`] reports (the layer calls it when it records
+//!   [`SEEN_FIELD`], at most once per refresh interval). The cap reads it from the
+//!   least recently seen; every script that drops a member drops it here too.
 //! - A session without a user has no member anywhere, and nothing here runs for
 //!   it: `load`, `apply`, `update`, `touch` and `remove` are what they were, and
 //!   `rename` still costs one script (it answers the binding when there is one).
@@ -28,20 +34,36 @@
 //! Each script is atomic on its one key (the index, or one session). A call is a
 //! sequence of them, in this order:
 //!
-//! - **bind**: (1) index the session as `b` (refused if a revoke took it);
-//!   (2) write the binding and the expiry if the session exists, answering the
-//!   previous binding (else the member is taken out again:
-//!   [`WriteOutcome::PresenceFailed`]); (3) drop the member from the previous
-//!   user's index; (4) drop dead members of the user. Indexed before bound: a
-//!   revoke-all that starts after `bind` returns always finds the session.
-//! - **revoke** and **revoke_all**: (1) one script marks the members `r` and
-//!   answers them: every one but the kept session (and the targets of its
-//!   renames in flight), or the one session named and its rename targets;
-//!   (2) each session is deleted if its binding names the user (a script per
-//!   session, many in flight); (3) the marks are released: members whose session
-//!   is gone are dropped, spared ones (bound to no one or someone else) are `b`
-//!   again. A failure after (1) is [`StoreError::OutcomeUnknown`] when a session
-//!   may have been deleted; the marks stay, so a retry finds every session again.
+//! - **bind**: (1) index the session as `b` and put it in the order at its sign-in
+//!   time (refused if a revoke took it); (2) write the binding and the expiry if
+//!   the session exists, answering the previous binding (else the member is taken
+//!   out again: [`WriteOutcome::PresenceFailed`]); (3) drop the member from the
+//!   previous user's index; (4) with a cap, and only when the index holds more
+//!   members than it: one script marks the least recently seen bound members `r`
+//!   (never the one signing in) until the cap holds, and they are deleted and
+//!   released as a revoke does. Indexed before bound: a revoke-all that starts
+//!   after `bind` returns always finds the session. A sign-in costs 2 commands, 5
+//!   when it ends a session (15 and 27 counted by the server, inside scripts too),
+//!   whatever the user's history.
+//! - **revoke** (one session): (1) one script marks the member and the targets of
+//!   its renames in flight `r` and answers them; (2) each session is deleted if
+//!   its binding names the user (a script per session, many in flight); (3) the
+//!   marks are released: members whose session is gone are dropped, spared ones
+//!   (bound to no one or someone else) are `b` again.
+//! - **revoke_all**: the same three steps, in `HSCAN` steps of 1,000 members, each
+//!   step under its own deadline: a step marks what the scan returns but the kept
+//!   session and its rename targets, and renews the index's `!revoking` hold
+//!   (dropped at the last step). While the hold lasts, `rename` refuses to move any
+//!   member but the kept one, so no session can move from where the scan has yet to
+//!   go to where it has been, and `HSCAN` returns every member present for the whole
+//!   scan: the steps together mark every session bound before the revoke started.
+//!   A hold left by a revoke that died ends after two timeouts. With
+//!   `Keep::Session` (revoke-others), each step first checks that the kept member
+//!   is still `b` (no revoke took it), and stops otherwise.
+//!
+//!   A failure after a step's marks is [`StoreError::OutcomeUnknown`] when a
+//!   session may have been deleted; the marks stay, so a retry finds every
+//!   session again.
 //! - **rename** of a bound session (an unbound one is one script, as before):
 //!   (1) if the source is a member no revoke took, index the target as moving in
 //!   (else `Ok(false)`: the session is being revoked); (2) move the data (single
@@ -77,7 +99,9 @@
 //!
 //! Redis expires sessions by itself but not index members. A member whose
 //! session is gone (expired, removed at logout, renamed) is dropped when the
-//! user's sessions are read, bound or revoked: no scan of all sessions. A target
+//! user's sessions are read or revoked, or when the cap reaches it (such members
+//! count towards the cap until then, and go first, being least recently seen,
+//! unless logged out recently): no scan of all sessions. A target
 //! moving in is spared for a minute past its rename's deadline (clock
 //! differences between app instances), since its data may not be there yet.
 //! The background purge (`purge_expired`) sweeps the indexes of users who never
@@ -87,6 +111,11 @@
 //! Use a `maxmemory-policy` of `noeviction` or a `volatile-*` one: indexes have
 //! no expiry, and an `allkeys-*` policy could evict one, and with it the
 //! revokes of its user's sessions.
+//!
+//! Indexes get no expiry of their own on purpose: a session's expiry slides with
+//! every write and touch, which never touch the index, so any expiry set at sign-in
+//! could end an index while its sessions live on, and revokes would miss them.
+//! The purge's sweep removes an index once its members are all gone.
 //!
 //! [`SEEN_FIELD`]: nex_session_core::store::users::SEEN_FIELD
 

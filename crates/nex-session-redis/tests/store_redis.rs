@@ -770,3 +770,27 @@ async fn a_load_reads_back_exactly_the_expiry_written() {
         }
     }
 }
+
+/// The first calls after Redis restarted are served: the store reconnects
+/// before answering (within its timeout) instead of failing the request that
+/// found the old connection dead. Ten restarts, a read and a write each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_calls_after_a_restart_are_served() {
+    let mut server = RedisServer::start_private();
+    let store = RedisStore::open_with(&server.url(), "nex:restart:", Duration::from_secs(1)).await.unwrap();
+    let mut batch = Changes::new();
+    batch.insert("a".to_owned(), Change::Put(b"1".to_vec()));
+    for round in 0..10 {
+        let key = SessionId::generate().unwrap().store_key();
+        let later = nex_session::token::now_ms() + 60_000;
+        store.apply(key, &batch, later, Presence::New).await.unwrap();
+        server.stop();
+        server.start();
+        // Redis answers again: the very next calls must work.
+        let loaded = store.load(key).await;
+        assert!(matches!(loaded, Ok(None)), "round {round}: the first read after the restart: {loaded:?}");
+        let fresh = SessionId::generate().unwrap().store_key();
+        let written = store.apply(fresh, &batch, later, Presence::New).await;
+        assert!(written.is_ok(), "round {round}: the first write after the restart: {written:?}");
+    }
+}

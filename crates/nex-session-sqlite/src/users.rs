@@ -15,13 +15,17 @@
 //! # What is atomic, and in what order
 //!
 //! Every change is one `IMMEDIATE` transaction: `bind` (check the session is
-//! live, write the field and the expiry, upsert the row), `rename` (the row moves
-//! with the fields), `remove` (the row goes with the session), `revoke`,
-//! `revoke_all`, and each batch of the purge (rows go with their sessions). SQLite
+//! live, write the field and the expiry, upsert the row, and with a cap end the
+//! least recently seen others beyond it), `rename` (the row moves with the
+//! fields), `remove` (the row goes with the session), `revoke`, each batch of
+//! `revoke_all` (up to 1,000 of the user's rows, every one dropped, so the next
+//! batch starts from the first row left; the session asking is checked first) and
+//! each batch of the purge (rows go with their sessions). SQLite
 //! runs write transactions one at a time, across connections and processes
 //! sharing the file, so they are ordered:
 //!
-//! - a `revoke_all` sees every session bound before it began;
+//! - a `revoke_all`'s batches together see every session bound before it began
+//!   (a session renamed between two batches keeps its row, under its new key);
 //! - a `rename` racing with it either commits first (its new key is indexed, and
 //!   revoked) or runs after it (its source is gone: `Ok(false)`);
 //! - a write of another field needs a live session (`apply` and `update` check
