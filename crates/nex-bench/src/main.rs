@@ -17,6 +17,8 @@
 //!    each memory store, each in a fresh process (`nex-bench memory --store nex|ts`).
 //! 4. **Instructions** (on demand): `nex-bench inproc` runs requests in process for
 //!    callgrind (see `inproc.rs`).
+//! 5. **Per-user sessions at scale** (on demand): `nex-bench users --store URL`
+//!    times a sign-in and a revoke-all against the sessions a user has (`users.rs`).
 //!
 //! Results go to `<out-dir>/results.md` and `<out-dir>/ratio.svg` (default `target/bench`).
 
@@ -28,6 +30,7 @@ mod lost;
 mod memory;
 mod pin;
 mod server;
+mod users;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -91,6 +94,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("memory") {
         if let Err(e) = memory::run(&args) {
+            exit(&e);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("users") {
+        if let Err(e) = users::run(&args) {
             exit(&e);
         }
         return;

@@ -334,6 +334,19 @@ async fn revoke_batch<'p>(
         )
         .await?;
     let keys: Vec<&[u8]> = locked.iter().map(|row| row.try_get::<_, &[u8]>(0)).collect::<Result<_, _>>()?;
+    let more = i64::try_from(keys.len()).unwrap_or(i64::MAX) >= REVOKE_BATCH;
+    let revoked = revoke_locked(&mut c, user, &keys, now).await?;
+    Ok((c, Batch::Done { revoked, more }))
+}
+
+/// Revokes the sessions under `keys`, whose index rows this transaction holds:
+/// reads their bindings in one statement (which sees every commit made before
+/// the locks were granted), deletes those bound to `user` in one, and drops every
+/// row of `keys` in one. Returns how many live sessions it deleted.
+async fn revoke_locked(c: &mut Lease<'_>, user: &str, keys: &[&[u8]], now: i64) -> Result<u64, tokio_postgres::Error> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
     let rows = c
         .query(
             "SELECT s.key, s.expires_at, b.value
@@ -343,7 +356,6 @@ async fn revoke_batch<'p>(
             &[&keys, &USER_FIELD],
         )
         .await?;
-    let more = i64::try_from(keys.len()).unwrap_or(i64::MAX) >= REVOKE_BATCH;
     let mut sessions = Vec::new();
     let mut revoked = 0u64;
     for row in &rows {
@@ -355,7 +367,7 @@ async fn revoke_batch<'p>(
             sessions.push(bytes);
         }
     }
-    for key in &keys {
+    for key in keys {
         if let Some(key) = store_key(key) {
             c.changed(key);
         }
@@ -367,43 +379,61 @@ async fn revoke_batch<'p>(
     }
     // Rows whose session is gone or bound elsewhere: dropped, as the listing would.
     c.execute("DELETE FROM nex_session_users WHERE store_key = ANY($1)", &[&keys]).await?;
-    Ok((c, Batch::Done { revoked, more }))
+    Ok(revoked)
 }
 
-/// The cap's part of a sign-in, in its transaction (under the user's lock): ends
-/// the least recently seen of `user`'s other live sessions until at most `cap`
-/// remain with `signing_in`, and drops index rows whose session is gone. Reads
-/// the user's rows, which the cap keeps to about `cap`.
+/// Sessions a sign-in ends at most, beyond the cap: a user far over it (the cap
+/// lowered, or turned on late) comes down over several sign-ins (or at once with
+/// `revoke_all`), each one still within the store timeout.
+const CAP_BATCH: i64 = 1_000;
+
+/// The cap's part of a sign-in, in its transaction (under the user's lock): counts
+/// the user's index rows and, beyond `cap`, ends the least recently seen others
+/// (rows whose session is expired or gone first), at most [`CAP_BATCH`]. The
+/// choice is one sorted statement in the database; only the sessions ended are
+/// locked, in key order, and read.
 async fn enforce_cap(
     c: &mut Lease<'_>,
     signing_in: StoreKey,
     user: &str,
     cap: SessionCap,
 ) -> Result<(), tokio_postgres::Error> {
-    let mut others = Vec::new();
-    let mut dead = Vec::new();
-    for listed in list(c, user, now_ms()).await? {
-        match listed {
-            Listed::Live(session) if session.handle != SessionHandle::of(signing_in) => others.push(session),
-            Listed::Live(_) => {}
-            Listed::Dead(key) => dead.push(key),
-        }
-    }
-    let excess = (others.len() + 1).saturating_sub(cap.as_usize());
-    if excess == 0 && dead.is_empty() {
+    let counted = c.query_opt("SELECT count(*) FROM nex_session_users WHERE user_id = $1", &[&user]).await?;
+    let rows: i64 = counted.map(|row| row.try_get(0)).transpose()?.unwrap_or(0);
+    let excess = rows.saturating_sub(i64::from(cap.get())).min(CAP_BATCH);
+    if excess <= 0 {
         return Ok(());
     }
-    others.sort_by(|a, b| (a.last_seen_ms, &a.handle).cmp(&(b.last_seen_ms, &b.handle)));
-    let ending: Vec<SessionHandle> = others.into_iter().take(excess).map(|s| s.handle).collect();
     let now = now_ms();
-    for key in lock_user_rows(c, user).await? {
-        if key == signing_in {
-            continue;
-        }
-        if ending.contains(&SessionHandle::of(key)) || dead.contains(&key) {
-            c.changed(key);
-            revoke_one(c, key.as_bytes(), user, now).await?;
-        }
-    }
+    let signing_in_bytes = signing_in.as_bytes().as_slice();
+    // Last seen as stored (ASCII digits, `encode_seen`); anything else counts as never.
+    let chosen = c
+        .query(
+            "SELECT u.store_key FROM nex_session_users u
+             LEFT JOIN nex_sessions s ON s.key = u.store_key
+             LEFT JOIN nex_session_fields seen ON seen.key = u.store_key AND seen.field = $3
+             WHERE u.user_id = $1 AND u.store_key <> $2
+             ORDER BY CASE WHEN s.expires_at IS NULL OR s.expires_at <= $4 THEN -1
+                           WHEN encode(seen.value, 'escape') ~ '^[0-9]{1,18}$'
+                           THEN encode(seen.value, 'escape')::bigint
+                           ELSE 0 END,
+                      u.store_key
+             LIMIT $5",
+            &[&user, &signing_in_bytes, &SEEN_FIELD, &now, &excess],
+        )
+        .await?;
+    let chosen: Vec<&[u8]> = chosen.iter().map(|row| row.try_get::<_, &[u8]>(0)).collect::<Result<_, _>>()?;
+    // Locked in key order, as every transaction locks index rows; a row a rename
+    // moved meanwhile is not locked here, and its session stays (a later sign-in
+    // or the listing deals with it).
+    let locked = c
+        .query(
+            "SELECT store_key FROM nex_session_users WHERE store_key = ANY($1) AND user_id = $2
+             ORDER BY store_key FOR UPDATE",
+            &[&chosen, &user],
+        )
+        .await?;
+    let keys: Vec<&[u8]> = locked.iter().map(|row| row.try_get::<_, &[u8]>(0)).collect::<Result<_, _>>()?;
+    revoke_locked(c, user, &keys, now).await?;
     Ok(())
 }

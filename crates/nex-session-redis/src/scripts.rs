@@ -114,12 +114,13 @@ return redis.call('HLEN', KEYS[1])";
 
 /// `bind`, last step, with a cap: while the index has more than `cap` members,
 /// takes the least recently seen bound member other than the one signing in,
-/// marks it `r` (as a revoke does) and answers it. Order entries without a member
-/// are dropped on the way. Reads at most `excess + 64` order entries: the work
-/// is bounded by the cap, not by the user's history.
-/// KEYS: index, order. ARGV: member signing in, cap.
+/// marks it `r` (as a revoke does) and answers it, at most `batch` of them (a
+/// user far over the cap comes down over several sign-ins). Order entries
+/// without a member are dropped on the way. Reads at most `excess + 64` order
+/// entries: the work is bounded, not by the user's history.
+/// KEYS: index, order. ARGV: member signing in, cap, batch.
 const INDEX_CAP: &str = r"
-local excess = redis.call('HLEN', KEYS[1]) - tonumber(ARGV[2])
+local excess = math.min(redis.call('HLEN', KEYS[1]) - tonumber(ARGV[2]), tonumber(ARGV[3]))
 local taken = {}
 if excess <= 0 then return taken end
 local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + 63)

@@ -336,7 +336,7 @@ impl UserIndex for RedisStore {
                 // Over the cap: the least recently seen members go, marked and
                 // deleted as a revoke does. Commands: a constant few per sign-in.
                 let mut capping = self.redis.scripts.index_cap.key(&index);
-                capping.key(Redis::order_key(&index)).arg(&member).arg(cap.get());
+                capping.key(Redis::order_key(&index)).arg(&member).arg(cap.get()).arg(REVOKE_BATCH);
                 let taken: Vec<String> = self.redis.write(deadline, capping.invoke_async(&mut conn)).await?;
                 if !taken.is_empty() {
                     delete_marked(self, &binding.user, &index, &taken, deadline).await.map_err(taken_away)?;

@@ -96,8 +96,8 @@ fn store_key(bytes: &[u8]) -> rusqlite::Result<StoreKey> {
 
 /// What the listing query found for one index row.
 enum Listed {
-    /// A live session bound to the user, and its key.
-    Live(StoreKey, UserSession),
+    /// A live session bound to the user.
+    Live(UserSession),
     /// A row to drop: its session is gone, expired or bound elsewhere.
     Dead(StoreKey),
 }
@@ -128,7 +128,7 @@ fn list(conn: &Connection, user: &str, now: i64) -> rusqlite::Result<Vec<Listed>
         let binding = binding.and_then(|bytes| Binding::decode(&bytes)).filter(|b| b.user == user);
         listed.push(match (expires_at, binding) {
             (Some(expires_at_ms), Some(binding)) => {
-                Listed::Live(key, UserSession::new(key, binding, seen.as_deref(), expires_at_ms))
+                Listed::Live(UserSession::new(key, binding, seen.as_deref(), expires_at_ms))
             }
             _ => Listed::Dead(key),
         });
@@ -177,7 +177,7 @@ impl UserIndex for SqliteStore {
             let mut dead = Vec::new();
             for listed in list(conn, &user, now)? {
                 match listed {
-                    Listed::Live(_, session) => sessions.push(session),
+                    Listed::Live(session) => sessions.push(session),
                     Listed::Dead(key) => dead.push(key),
                 }
             }
@@ -308,25 +308,46 @@ fn revoke_batch(
     Ok(Batch::Done { revoked, more: rows.len() == REVOKE_BATCH })
 }
 
-/// The cap's part of a sign-in, in its transaction: ends the least recently seen
-/// of `user`'s other live sessions until at most `cap` remain with `signing_in`,
-/// and drops index rows whose session is gone. Reads the user's rows, which the
-/// cap keeps to about `cap`.
+/// Sessions a sign-in ends at most, beyond the cap: a user far over it (the cap
+/// lowered, or turned on late) comes down over several sign-ins (or at once with
+/// `revoke_all`), each one short.
+const CAP_BATCH: i64 = 1_000;
+
+/// The cap's part of a sign-in, in its transaction: counts the user's index rows
+/// and, beyond `cap`, ends the least recently seen others (rows whose session is
+/// expired or gone first), at most [`CAP_BATCH`]. The choice is one sorted
+/// statement; only the sessions ended are read.
 fn enforce_cap(tx: &Connection, signing_in: &[u8], user: &str, cap: SessionCap, now: i64) -> rusqlite::Result<()> {
-    let signing_in = store_key(signing_in)?;
-    let mut others = Vec::new();
-    for listed in list(tx, user, now)? {
-        match listed {
-            Listed::Live(key, session) if key != signing_in => others.push((key, session)),
-            Listed::Live(..) => {}
-            Listed::Dead(key) => unindex(tx, key.as_bytes())?,
+    let rows: i64 = tx
+        .prepare_cached("SELECT count(*) FROM nex_session_users WHERE user = ?1")?
+        .query_row(params![user], |r| r.get(0))?;
+    let excess = rows.saturating_sub(i64::from(cap.get())).min(CAP_BATCH);
+    if excess <= 0 {
+        return Ok(());
+    }
+    let mut ending = Vec::new();
+    {
+        // Last seen as stored (ASCII digits, `encode_seen`); SQLite reads anything else as 0.
+        let mut stmt = tx.prepare_cached(
+            "SELECT u.store_key FROM nex_session_users u
+             LEFT JOIN nex_sessions s ON s.key = u.store_key
+             LEFT JOIN nex_session_fields seen ON seen.key = u.store_key AND seen.field = ?3
+             WHERE u.user = ?1 AND u.store_key != ?2
+             ORDER BY CASE WHEN s.expires_at IS NULL OR s.expires_at <= ?4 THEN -1
+                           ELSE COALESCE(CAST(CAST(seen.value AS TEXT) AS INTEGER), 0) END,
+                      u.store_key
+             LIMIT ?5",
+        )?;
+        let chosen = stmt.query_map(params![user, signing_in, SEEN_FIELD, now, excess], |r| r.get::<_, Vec<u8>>(0))?;
+        for key in chosen {
+            ending.push(key?);
         }
     }
-    let excess = (others.len() + 1).saturating_sub(cap.as_usize());
-    others.sort_by(|(_, a), (_, b)| (a.last_seen_ms, &a.handle).cmp(&(b.last_seen_ms, &b.handle)));
-    for (key, _) in others.into_iter().take(excess) {
-        delete_session(tx, key.as_bytes())?;
-        unindex(tx, key.as_bytes())?;
+    for key in &ending {
+        if bound_to(tx, key, user, now)? {
+            delete_session(tx, key)?;
+        }
+        unindex(tx, key)?;
     }
     Ok(())
 }

@@ -63,3 +63,25 @@ pub async fn assert_none_left(store: &dyn SessionStore, user: &str, keys: &[Stor
         assert_eq!(store.load(*key).await.expect("a load"), None, "a revoked session still loads");
     }
 }
+
+/// One more sign-in of `user` with `cap`, as the layer makes it (the session
+/// written, then bound): its key.
+///
+/// # Panics
+/// When the store refuses it: a sign-in over the cap must still work.
+pub async fn sign_in_capped(
+    store: &dyn SessionStore,
+    user: &str,
+    cap: nex_session_core::store::SessionCap,
+) -> StoreKey {
+    let key = SessionId::generate().expect("an id").store_key();
+    let expires = now_ms() + 3_600_000;
+    let mut changes = Changes::new();
+    changes.insert("cart".to_owned(), Change::Put(b"[]".to_vec()));
+    store.apply(key, &changes, expires, Presence::New).await.expect("a session write");
+    let binding = Binding::new(user, now_ms(), None).expect("a binding");
+    let users = store.users().expect("a store with a user index");
+    let bound = users.bind(key, &binding, expires, Some(cap)).await.expect("a sign-in far over the cap");
+    assert_eq!(bound, WriteOutcome::Done);
+    key
+}

@@ -347,12 +347,15 @@ pub trait UserIndex: Send + Sync {
     /// [`WriteOutcome::PresenceFailed`] (and no change) if there is no such session.
     ///
     /// With a `cap`, the same atomic step ends the user's least recently seen
-    /// other sessions (by [`UserSession::last_seen_ms`], then by handle) until at
-    /// most `cap` remain, this one included; the session being bound is never
-    /// the one ended. A store may count sessions that ended since the user's
-    /// sessions were last read (logged out, expired) towards the cap until it
-    /// drops them; it never lets more than `cap` live ones remain. Ending sessions
-    /// costs work bounded by the cap, not by how many sessions the user ever had.
+    /// other sessions (by their [`SEEN_FIELD`], or what [`seen`](Self::seen)
+    /// reported; ties in an order of the store's choosing) until at most `cap`
+    /// remain, this one included; the session being bound is never the one ended.
+    /// A store may count sessions that ended since the user's sessions were last
+    /// read (logged out, expired) towards the cap until it drops them (they go
+    /// first). Ending sessions costs work bounded by the cap, not by how many
+    /// sessions the user ever had; a user far over the cap (a cap lowered or
+    /// turned on later) may come down over several sign-ins, each ending a
+    /// bounded batch (1,000 in this crate's stores), or at once by `revoke_all`.
     fn bind<'a>(
         &'a self,
         key: StoreKey,
