@@ -28,8 +28,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         match arg.as_str() {
             "--store" => url = Some(value.clone()),
             "--sizes" => {
-                sizes =
-                    value.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|e| format!("--sizes: {e}"))?
+                let parsed = value.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>();
+                sizes = parsed.map_err(|e| format!("--sizes: {e}"))?;
             }
             _ => return Err(format!("unknown argument {arg}")),
         }
