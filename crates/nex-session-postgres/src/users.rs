@@ -123,8 +123,9 @@ enum Listed {
 /// One read: every index row of `user`, with its session's expiry (if live) and
 /// its binding and last-seen fields.
 async fn list(c: &mut Lease<'_>, user: &str, now: i64) -> Result<Vec<Listed>, tokio_postgres::Error> {
+    // Planned for this user's row count each time (see `Lease::query_custom_plan`).
     let rows = c
-        .query(
+        .query_custom_plan(
             "SELECT u.store_key, s.expires_at, b.value, seen.value
              FROM nex_session_users u
              LEFT JOIN nex_sessions s ON s.key = u.store_key AND s.expires_at > $2
@@ -407,8 +408,9 @@ async fn enforce_cap(
     let now = now_ms();
     let signing_in_bytes = signing_in.as_bytes().as_slice();
     // Last seen as stored (ASCII digits, `encode_seen`); anything else counts as never.
+    // Planned for this user's row count each time (see `Lease::query_custom_plan`).
     let chosen = c
-        .query(
+        .query_custom_plan(
             "SELECT u.store_key FROM nex_session_users u
              LEFT JOIN nex_sessions s ON s.key = u.store_key
              LEFT JOIN nex_session_fields seen ON seen.key = u.store_key AND seen.field = $3
