@@ -81,8 +81,18 @@ async fn after_the_master_dies_the_store_follows_the_promoted_replica_and_loses_
         acknowledged = increment(store, key, later).await.unwrap();
         assert_eq!(counter(&b, key).await.unwrap(), acknowledged);
     }
-    // b's client cache holds the session now (read from the old master).
-    let cached = b.fast_reads().unwrap().load_now(key, nex_session::token::now_ms());
+    // b's client cache holds the session now (read from the old master). A read
+    // caches only if no invalidation came in while it ran, and the one for b's own
+    // last write may arrive late on a loaded machine: read again until it sticks.
+    let mut cached = LoadNow::Unknown;
+    for _ in 0..50 {
+        assert_eq!(counter(&b, key).await.unwrap(), acknowledged);
+        cached = b.fast_reads().unwrap().load_now(key, nex_session::token::now_ms());
+        if matches!(cached, LoadNow::Found(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(matches!(cached, LoadNow::Found(_)), "the client cache is on through Sentinel");
     assert_eq!(acknowledged, 100);
     set.wait_replicated(0);
