@@ -670,33 +670,18 @@ async fn the_cleanup_spares_a_renews_new_key_until_its_grace_is_over() {
     assert_eq!(members.len(), 2, "{members:?}");
 }
 
-/// "Sign out everywhere" for a user with 100,000 sessions, by one library call:
-/// the marks are set at once, the sessions deleted in batches, each batch within
-/// the store timeout.
-async fn sign_out_100_000(store: Arc<dyn SessionStore>) {
-    let keys = nex_testkit::scale::sign_in_many(Arc::clone(&store), "heavy", 100_000).await;
-    // Far over the default cap (turned on late): a sign-in still works within the
-    // timeout, ending a bounded batch of the least recently seen (1,000).
-    let fresh = nex_testkit::scale::sign_in_capped(&*store, "heavy", nex_session::store::SessionCap::DEFAULT).await;
-    let started = Instant::now();
-    let revoked = store.users().unwrap().revoke_all("heavy", nex_session::store::Keep::None).await.unwrap();
-    println!("revoked {revoked} in {:.2} s", started.elapsed().as_secs_f64());
-    assert_eq!(revoked, 100_000 + 1 - 1_000, "the capped sign-in ended 1,000, the revoke the rest");
-    assert_eq!(store.load(fresh).await.unwrap(), None);
-    nex_testkit::scale::assert_none_left(&*store, "heavy", &keys).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_with_100_000_sessions_is_signed_out_everywhere() {
     let (url, _server) = single_node();
-    sign_out_100_000(store(&url, "scale").await).await;
+    // HSCAN steps of 1,000, each marked, deleted and released within the timeout.
+    nex_testkit::scale::sign_out_100_000(store(&url, "scale").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_with_100_000_sessions_is_signed_out_everywhere_on_a_cluster() {
     let cluster = RedisCluster::start();
     let store = RedisStore::open_with(&cluster.url(), "nex:scale:", Duration::from_secs(1)).await.unwrap();
-    sign_out_100_000(Arc::new(store)).await;
+    nex_testkit::scale::sign_out_100_000(Arc::new(store)).await;
 }
 
 /// Every command the server ran so far (`INFO commandstats`, those inside

@@ -85,3 +85,22 @@ pub async fn sign_in_capped(
     assert_eq!(bound, WriteOutcome::Done);
     key
 }
+
+/// The whole scenario of the stores' scale tests: 100,000 sessions of one user;
+/// one sign-in with the default cap (far over it: it must still work within the
+/// store timeout, ending a batch of 1,000); then one `revoke_all`, which must end
+/// the other 99,001, leaving nothing.
+///
+/// # Panics
+/// When any step fails or a session survives.
+pub async fn sign_out_100_000(store: Arc<dyn SessionStore>) {
+    let keys = sign_in_many(Arc::clone(&store), "heavy", 100_000).await;
+    let fresh = sign_in_capped(&*store, "heavy", nex_session_core::store::SessionCap::DEFAULT).await;
+    let started = Instant::now();
+    let users = store.users().expect("a store with a user index");
+    let revoked = users.revoke_all("heavy", nex_session_core::store::Keep::None).await.expect("a revoke_all");
+    println!("revoked {revoked} in {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(revoked, 100_000 + 1 - 1_000, "the capped sign-in ended 1,000, the revoke the rest");
+    assert_eq!(store.load(fresh).await.expect("a load"), None);
+    assert_none_left(&*store, "heavy", &keys).await;
+}
