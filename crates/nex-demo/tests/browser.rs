@@ -90,7 +90,9 @@ async fn an_expired_session_is_told_on_the_login_page_in_a_real_browser() {
     // A browser-session cookie (no Max-Age) outlives its session, as after a long
     // pause with the browser left open. (With the default cookie, Max-Age is the
     // TTL, so Chromium drops it when the session expires and comes back as a stranger.)
-    let config = config().with_ttl(Duration::from_secs(2)).with_expiry(nex_session::Expiry::BrowserSession);
+    // The TTL must outlast filling in the login form on a loaded machine (the form's
+    // CSRF token lives in the session; a 2 s TTL once expired it mid-form in CI).
+    let config = config().with_ttl(Duration::from_secs(6)).with_expiry(nex_session::Expiry::BrowserSession);
     let addr = serve_demo(config).await;
     let base = base_url(addr);
     let browser = Driver::start().await;
@@ -102,8 +104,8 @@ async fn an_expired_session_is_told_on_the_login_page_in_a_real_browser() {
     assert!(text.contains(STRANGER) && !text.contains(EXPIRED), "{text}");
 
     sign_in(&browser, &base).await;
-    // Let the 2 s TTL pass untouched (any visit would slide it), then come back.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Let the 6 s TTL pass untouched (any visit would slide it), then come back.
+    tokio::time::sleep(Duration::from_millis(7000)).await;
     browser.goto(&format!("{base}/dashboard")).await;
     let text = browser.wait_for_text(EXPIRED).await;
     assert!(browser.url().await.ends_with("/login"), "{}", browser.url().await);

@@ -4,14 +4,16 @@
 //! as a cookie, and the health check tells a store that answers from one that
 //! does not, within its timeout.
 //!
-//! Each test runs on a current-thread runtime with a *local* metrics recorder and
-//! tracing subscriber (thread-local), so the server, the client and the store's
-//! tasks all report to this test's recorder and no other test's.
+//! Each test runs on a current-thread runtime with a *local* metrics recorder
+//! (thread-local), so the server, the client and the store's tasks all report to
+//! this test's recorder and no other test's. Tracing goes to one global subscriber
+//! that each test empties first (see `SharedTracer::installed`); the tests run one
+//! at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
@@ -28,11 +30,9 @@ use nex_testkit::{RedisServer, TempDb};
 const SECRET: &str = "observe-secret-observe-secret-observe-0";
 const TTL_S: i64 = 7 * 86_400;
 
-/// One test of this binary at a time: the tests install thread-local tracing
-/// subscribers and metrics recorders, and `tracing` keeps its level hint and
-/// callsite interest process-wide, so a test ending on one thread could turn a
-/// span of another test's request off (seen: no `session` span recorded on a
-/// loaded machine).
+/// One test of this binary at a time: they share the one global tracing
+/// subscriber, emptied by each test as it starts, and counting metrics per test
+/// needs no other test's requests in flight.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn config() -> SessionConfig {
@@ -487,6 +487,26 @@ impl tracing::Subscriber for SharedTracer {
 }
 
 impl SharedTracer {
+    /// The binary's one tracing subscriber, emptied for the calling test (which
+    /// holds `SERIAL`). It is installed globally, once, rather than per test with
+    /// `set_default`: a thread-local subscriber comes and goes with its test while
+    /// `tracing` caches each callsite's interest process-wide, so a test's
+    /// `session` span could be left switched off by another test's subscriber
+    /// ending (seen once on a loaded machine). A global subscriber that is always
+    /// interested cannot be raced that way.
+    fn installed() -> SharedTracer {
+        static GLOBAL: OnceLock<SharedTracer> = OnceLock::new();
+        let tracer = GLOBAL.get_or_init(|| {
+            let tracer = SharedTracer::default();
+            tracing::subscriber::set_global_default(tracer.clone()).expect("the only global subscriber of this binary");
+            tracer
+        });
+        tracer.0.spans.lock().unwrap().clear();
+        tracer.0.events.lock().unwrap().clear();
+        tracer.0.stack.lock().unwrap().clear();
+        tracer.clone()
+    }
+
     /// The `session` spans in the order they were made.
     fn session_spans(&self) -> Vec<Recorded> {
         let spans = self.0.spans.lock().unwrap();
@@ -515,8 +535,7 @@ fn short_handle(id: &str) -> String {
 #[tokio::test]
 async fn each_request_has_a_session_span_with_its_store_handle_and_outcome() {
     let _serial = SERIAL.lock().await;
-    let tracer = SharedTracer::default();
-    let _default = tracing::subscriber::set_default(tracer.clone());
+    let tracer = SharedTracer::installed();
     let c = serve_on(Arc::new(MemoryStore::new())).await;
 
     let created = c.post("/put", None).await;
@@ -575,8 +594,7 @@ async fn each_request_has_a_session_span_with_its_store_handle_and_outcome() {
 #[tokio::test]
 async fn a_failed_save_is_an_error_event_with_the_session_handle_and_a_failed_span() {
     let _serial = SERIAL.lock().await;
-    let tracer = SharedTracer::default();
-    let _default = tracing::subscriber::set_default(tracer.clone());
+    let tracer = SharedTracer::installed();
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let db = TempDb::new("observe-deleted");
