@@ -245,6 +245,7 @@ mod tests {
             last_seen_ms: now - 5 * 60_000,
             expires_at_ms: now + 3_600_000,
             meta: meta.map(str::to_owned),
+            sign_in_id: None,
             current,
         }
     }

@@ -257,6 +257,48 @@ async fn requests_racing_with_a_revoke_never_bring_the_session_back_on_every_sto
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_this_device_wins_over_a_renew_of_it_by_a_racing_request_on_every_store() {
+    use tokio::sync::Barrier;
+    let stores = stores("nex-users", "own-renew").await;
+    for (name, store) in &stores.list {
+        // `/revoke-me` loads its session, waits while the test renews the same
+        // session from a second request, then revokes the handle it loaded: the
+        // order that left the renewed id signed in.
+        let (loaded, renewed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let (l, r) = (loaded.clone(), renewed.clone());
+        let revoke_me = post(move || async move {
+            let me = users::sessions().await.unwrap().into_iter().find(|s| s.current).expect("signed in");
+            l.wait().await;
+            r.wait().await;
+            text(users::revoke(&me.handle).await)
+        });
+        let store = Instrumented::new(store.clone());
+        let addr =
+            serve(routes().route("/revoke-me", revoke_me).layer(SessionLayer::new(store.clone(), config()))).await;
+        let app = Arc::new(App { client: HttpClient::new(addr), store });
+        let a = app.sign_in("alice", "a").await;
+        let b = app.sign_in("alice", "b").await;
+
+        let revoking = tokio::spawn({
+            let (app, a) = (app.clone(), a.clone());
+            async move { app.client.post("/revoke-me", Some(&a)).await }
+        });
+        loaded.wait().await;
+        let renew = app.client.post("/renew", Some(&a)).await;
+        let renewed_cookie = renew.session_cookie().expect("the renew went through first");
+        assert_eq!(app.whoami(&renewed_cookie).await, r#"Some("alice")"#, "{name}: renewed before the revoke");
+        renewed.wait().await;
+        let reply = revoking.await.unwrap();
+
+        assert_eq!(reply.body, "true", "{name}: the renewed session was revoked");
+        assert_eq!(app.whoami(&renewed_cookie).await, "None", "{name}: the renewed id is signed out");
+        assert_eq!(app.whoami(&a).await, "None", "{name}");
+        let left: Vec<_> = app.devices(&b).await.into_iter().map(|d| d.1).collect();
+        assert_eq!(left, ["b"], "{name}: only the other device is left");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_without_a_user_never_touch_the_index_and_reading_a_user_costs_one_load() {
     let app = serve_on(Arc::new(MemoryStore::new()), config()).await;
     let anonymous = app.client.post("/put/x", None).await.session_cookie().unwrap();

@@ -120,7 +120,9 @@ impl Session {
     /// Signs out one session of this session's user, named by its handle (from
     /// [`user_sessions`](Self::user_sessions)); `Ok(false)` if the user has no such
     /// session (a handle of another user's session revokes nothing). Revoking the
-    /// current session clears it, as [`clear`](Self::clear) does.
+    /// current session clears it, as [`clear`](Self::clear) does, and wins over a
+    /// [`renew`](Self::renew) of it by a concurrent request of the same browser:
+    /// the renewed session (its new id has a new handle) is revoked too.
     ///
     /// # Errors
     /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].
@@ -131,9 +133,38 @@ impl Session {
             return Ok(false);
         };
         let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
-        let revoked = context.instruments.call(Operation::UserRevoke, index.revoke(&binding.user, handle)).await?;
+        let mut revoked = context.instruments.call(Operation::UserRevoke, index.revoke(&binding.user, handle)).await?;
         if state.stored_key().map(SessionHandle::of).as_ref() == Some(handle) {
+            if !revoked {
+                revoked = self.revoke_renamed(&binding).await?;
+            }
             state.clear(context).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes this session after a concurrent request renamed it: the request
+    /// loaded it under the id its cookie names, and found that id gone when it
+    /// came to revoke it. The session may have expired or been revoked meanwhile,
+    /// or been renewed (a new id, a new handle, the same binding): it is then the
+    /// user's session with this binding's [`sign_in_id`](Binding::sign_in_id).
+    /// The old id is already gone, so nothing can rename from it again; a request
+    /// carrying the new id may rename once more, hence a few rounds.
+    async fn revoke_renamed(&self, binding: &Binding) -> Result<bool, SessionError> {
+        /// Renames of the same session within one revoke: each needs a request of
+        /// the browser to come and go in between, so three is generous.
+        const ROUNDS: usize = 3;
+        let Some(sign_in_id) = binding.sign_in_id else { return Ok(false) };
+        let context = &self.inner.context;
+        let index = context.store.users().ok_or(SessionError::NoUserIndex)?;
+        let mut revoked = false;
+        for _ in 0..ROUNDS {
+            let sessions = context.instruments.call(Operation::UserList, index.sessions(&binding.user)).await?;
+            let Some(successor) = sessions.iter().find(|s| s.sign_in_id == Some(sign_in_id)) else {
+                return Ok(revoked);
+            };
+            let call = index.revoke(&binding.user, &successor.handle);
+            revoked |= context.instruments.call(Operation::UserRevoke, call).await?;
         }
         Ok(revoked)
     }

@@ -56,7 +56,13 @@ const HANDLE_CONTEXT: &[u8] = b"nex-session handle v1\0";
 ///
 /// let binding = Binding::new("alice", 1_700_000_000_000, Some("Firefox on Linux".into())).unwrap();
 /// let stored = binding.encode();
-/// assert_eq!(Binding::decode(&stored), Some(binding));
+/// assert_eq!(Binding::decode(&stored), Some(binding.clone()));
+/// // Each sign-in has its own id, even for the same user at the same instant.
+/// let again = Binding::new("alice", 1_700_000_000_000, Some("Firefox on Linux".into())).unwrap();
+/// assert_ne!(again.sign_in_id, binding.sign_in_id);
+/// // A binding stored before sign-in ids existed still reads.
+/// let old = Binding::decode(br#"{"user":"alice","signed_in_ms":1}"#).unwrap();
+/// assert_eq!((old.user.as_str(), old.sign_in_id), ("alice", None));
 /// assert!(Binding::new("", 0, None).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +73,13 @@ pub struct Binding {
     pub signed_in_ms: i64,
     /// What the app recorded at sign-in, for the user's list (a device summary, say).
     pub meta: Option<String>,
+    /// A random number drawn at sign-in, naming the sign-in for as long as it
+    /// lasts: a `renew` gives the session a new id and handle but moves its
+    /// binding unchanged, so the session layer can still find a session renewed
+    /// under its feet (revoking your own session while another request of the
+    /// same browser renews it). `None` in bindings stored before it existed, and
+    /// if the system could not give randomness.
+    pub sign_in_id: Option<u64>,
 }
 
 impl Binding {
@@ -81,14 +94,24 @@ impl Binding {
                 return Err(BindingError::MetaTooLong(meta.len()));
             }
         }
-        Ok(Self { user: user.to_owned(), signed_in_ms, meta })
+        let mut random = [0_u8; 8];
+        // Without randomness a binding still works; only the renew race above is
+        // then not followed, so this is not worth failing a sign-in for.
+        let sign_in_id = getrandom::fill(&mut random).ok().map(|()| u64::from_le_bytes(random));
+        Ok(Self { user: user.to_owned(), signed_in_ms, meta, sign_in_id })
     }
 
-    /// The stored form: JSON `{"user":…,"signed_in_ms":…,"meta":…}` (no `meta` when none).
+    /// The stored form: JSON `{"user":…,"signed_in_ms":…,"meta":…,"sign_in_id":…}`
+    /// (no `meta` or `sign_in_id` when none).
     pub fn encode(&self) -> Vec<u8> {
         let mut object = json!({ "user": self.user, "signed_in_ms": self.signed_in_ms });
-        if let (Some(meta), Value::Object(map)) = (&self.meta, &mut object) {
-            map.insert("meta".to_owned(), Value::String(meta.clone()));
+        if let Value::Object(map) = &mut object {
+            if let Some(meta) = &self.meta {
+                map.insert("meta".to_owned(), Value::String(meta.clone()));
+            }
+            if let Some(id) = self.sign_in_id {
+                map.insert("sign_in_id".to_owned(), Value::from(id));
+            }
         }
         object.to_string().into_bytes()
     }
@@ -102,7 +125,11 @@ impl Binding {
             None | Some(Value::Null) => None,
             Some(meta) => Some(meta.as_str()?.to_owned()),
         };
-        Some(Self { user, signed_in_ms, meta })
+        let sign_in_id = match value.get("sign_in_id") {
+            None | Some(Value::Null) => None,
+            Some(id) => Some(id.as_u64()?),
+        };
+        Some(Self { user, signed_in_ms, meta, sign_in_id })
     }
 
     /// The binding in a session's fields, if it has one.
@@ -227,6 +254,9 @@ pub struct UserSession {
     pub expires_at_ms: i64,
     /// What the app recorded at sign-in.
     pub meta: Option<String>,
+    /// The binding's [`Binding::sign_in_id`]: the same across a `renew`, which
+    /// changes the handle.
+    pub sign_in_id: Option<u64>,
     /// It is the session of the request that asked (set by the session layer;
     /// always `false` in a store's answer).
     pub current: bool,
@@ -242,6 +272,7 @@ impl UserSession {
             last_seen_ms,
             expires_at_ms,
             meta: binding.meta,
+            sign_in_id: binding.sign_in_id,
             current: false,
         }
     }
