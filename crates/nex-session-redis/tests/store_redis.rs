@@ -762,7 +762,8 @@ async fn a_load_reads_back_exactly_the_expiry_written() {
 
 /// The first calls after Redis restarted are served: the store reconnects
 /// before answering (within its timeout) instead of failing the request that
-/// found the old connection dead. Ten restarts, a read and a write each.
+/// found the old connection dead. Ten restarts, a read and a write each; then five
+/// with 64 calls at once right after (the report was "under load").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_calls_after_a_restart_are_served() {
     let mut server = RedisServer::start_private();
@@ -781,5 +782,28 @@ async fn the_first_calls_after_a_restart_are_served() {
         let fresh = SessionId::generate().unwrap().store_key();
         let written = store.apply(fresh, &batch, later, Presence::New).await;
         assert!(written.is_ok(), "round {round}: the first write after the restart: {written:?}");
+    }
+    // Under load: many requests arrive at once on the reconnected client.
+    for round in 0..5 {
+        server.stop();
+        server.start();
+        let calls: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, batch) = (store.clone(), batch.clone());
+                tokio::spawn(async move {
+                    let key = SessionId::generate().unwrap().store_key();
+                    let later = nex_session::token::now_ms() + 60_000;
+                    if i % 2 == 0 {
+                        store.load(key).await.map(|_| ())
+                    } else {
+                        store.apply(key, &batch, later, Presence::New).await.map(|_| ())
+                    }
+                })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let answer = call.await.unwrap();
+            assert!(answer.is_ok(), "round {round}, call {i} of 64 at once after the restart: {answer:?}");
+        }
     }
 }
