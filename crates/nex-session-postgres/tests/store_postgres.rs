@@ -203,6 +203,52 @@ async fn every_acknowledged_write_survives_a_postgres_restart() {
     }
 }
 
+/// The first calls after PostgreSQL came back are served: pooled connections
+/// that died with the old server are not handed to them (a store that found one
+/// dead retries on a fresh connection within its timeout). One read and one write,
+/// then 64 calls at once, after each of three restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_calls_after_a_restart_are_served() {
+    let mut server = PostgresServer::start_private();
+    let store = open(&server.url(), Duration::from_secs(1)).await;
+    for round in 0..3 {
+        // Fill the pool with connections that the restart will kill.
+        let warm: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.apply(key(), &pair(i), later(), Presence::New).await })
+            })
+            .collect();
+        for call in warm {
+            call.await.unwrap().unwrap();
+        }
+        server.stop();
+        server.start();
+        let loaded = store.load(key()).await;
+        assert!(matches!(loaded, Ok(None)), "round {round}: the first read after the restart: {loaded:?}");
+        let written = store.apply(key(), &pair(1), later(), Presence::New).await;
+        assert!(written.is_ok(), "round {round}: the first write after the restart: {written:?}");
+        server.stop();
+        server.start();
+        let calls: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        store.load(key()).await.map(|_| ())
+                    } else {
+                        store.apply(key(), &pair(i), later(), Presence::New).await.map(|_| ())
+                    }
+                })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let answer = call.await.unwrap();
+            assert!(answer.is_ok(), "round {round}, call {i} of 64 at once after the restart: {answer:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_within_the_timeout() {
     // A port nothing listens on, after the server there is killed.
