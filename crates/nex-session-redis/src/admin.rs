@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use crate::connect::Redis;
 use crate::scan::{nodes, scan};
+use crate::scripts::INDEX_KEPT;
 use crate::store::RedisStore;
 use crate::sweep::sweep_indexes;
 use nex_session_core::store::{BoxFuture, SessionAdmin, Summary};
@@ -66,11 +67,13 @@ impl SessionAdmin for RedisStore {
 /// The listing of the session under the Redis key `key`, if it is still there.
 async fn summary(redis: &Redis, key: &str, store_key: StoreKey) -> Result<Option<Summary>, StoreError> {
     let mut conn = redis.conn.clone();
-    let lookup = redis::pipe().hlen(key).pttl(key).clone();
-    let (len, pttl): (usize, i64) = redis.read(redis.deadline(), lookup.query_async(&mut conn)).await?;
+    let lookup = redis::pipe().hlen(key).hexists(key, INDEX_KEPT).pttl(key).clone();
+    let (len, kept, pttl): (usize, bool, i64) = redis.read(redis.deadline(), lookup.query_async(&mut conn)).await?;
     if pttl == -2 {
         return Ok(None);
     }
     let expires_at_ms = if pttl >= 0 { now_ms() + pttl } else { i64::MAX };
-    Ok(Some(Summary { key: store_key, fields: len.saturating_sub(1), expires_at_ms }))
+    // The store's own fields are not the session's: MARKER always, INDEX_KEPT when bound.
+    let own = 1 + usize::from(kept);
+    Ok(Some(Summary { key: store_key, fields: len.saturating_sub(own), expires_at_ms }))
 }

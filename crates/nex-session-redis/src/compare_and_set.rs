@@ -7,9 +7,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::connect::Redis;
-use crate::scripts::{cas_op_arg, presence_arg, MARKER};
+use crate::index_expiry::keep_index;
+use crate::scripts::{cas_op_arg, presence_arg, INDEX_KEPT, MARKER};
 use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
+use nex_session_core::store::users::USER_FIELD;
 use nex_session_core::store::BoxFuture;
+use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
@@ -53,9 +56,16 @@ async fn run_compare_and_set(redis: &Redis, cas: &Cas<'_>, deadline: Instant) ->
         .arg(if cas.expected.is_some() { "1" } else { "0" })
         .arg(cas.expected.unwrap_or_default())
         .arg(cas_op_arg(cas.op))
-        .arg(cas.new.unwrap_or_default());
+        .arg(cas.new.unwrap_or_default())
+        .arg(INDEX_KEPT)
+        .arg(USER_FIELD)
+        .arg(now_ms());
     let mut conn = redis.conn.clone();
-    Ok(match redis.write(deadline, invocation.invoke_async::<i64>(&mut conn)).await? {
+    let (answer, due): (i64, Vec<u8>) = redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+    if !due.is_empty() {
+        keep_index(redis, cas.key, &due, cas.expires_at_ms, deadline).await;
+    }
+    Ok(match answer {
         1 => CasAnswer::Done,
         -1 => CasAnswer::PresenceFailed,
         _ => CasAnswer::Conflict,

@@ -97,6 +97,7 @@ mod cache;
 mod compare_and_set;
 mod connect;
 mod diagnose;
+mod index_expiry;
 mod index_members;
 mod rename;
 mod scan;

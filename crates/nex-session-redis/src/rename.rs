@@ -7,6 +7,7 @@
 use tokio::time::Instant;
 
 use crate::connect::{taken_away, Connection, Redis};
+use crate::index_expiry::index_until;
 use crate::index_members::tidy;
 use crate::store::RedisStore;
 use nex_session_core::store::users::{Binding, USER_FIELD};
@@ -178,7 +179,8 @@ async fn rename_bound(
     let (source, target) = (from.to_hex(), to.to_hex());
     let until = now_ms().saturating_add(left_ms(deadline)).saturating_add(MOVING_GRACE_MS);
     let mut move_in = store.redis.scripts.index_move_in.key(&index);
-    move_in.arg(&source).arg(&target).arg(format!("m{until}:{source}")).arg(now_ms());
+    move_in.key(Redis::order_key(&index)).arg(&source).arg(&target).arg(format!("m{until}:{source}")).arg(now_ms());
+    move_in.arg(index_until(expires_at_ms));
     let mut conn = store.redis.conn.clone();
     let indexed: i64 = store.redis.write(deadline, move_in.invoke_async(&mut conn)).await?;
     if indexed != 1 {
@@ -200,7 +202,7 @@ async fn rename_bound(
     // The data has moved: a failure from here on is not "nothing applied".
     let mut settle = store.redis.scripts.index_settle.key(&index);
     settle.key(Redis::order_key(&index));
-    settle.arg(&source).arg(&target);
+    settle.arg(&source).arg(&target).arg(now_ms());
     let settled: i64 = store.redis.write(deadline, settle.invoke_async(&mut conn)).await.map_err(taken_away)?;
     if settled == 1 {
         return Ok(Moved::Done);

@@ -14,6 +14,56 @@ use nex_session_core::store::Presence;
 /// The field that marks a session as existing even with no keys.
 pub(super) const MARKER: &str = "\u{0}nex";
 
+/// A bound session's field holding until when (ms) its user's index was last
+/// made to live (`index_expiry.rs`). Like [`MARKER`], it starts with NUL, which
+/// no field the session layer writes can, and loads skip it.
+pub(super) const INDEX_KEPT: &str = "\u{0}ix";
+
+/// The Lua function `index_due(kept_field, user_field, expires_at, now)`, for the
+/// scripts that slide the expiry of the session `KEYS[1]`: its binding when it
+/// is bound and its index was told to live less than half the session's new
+/// lifetime beyond its new expiry (then the caller tells it again,
+/// `index_expiry.rs`), else `''`. Sessions bound before indexes expired have no
+/// `kept_field` and are never due.
+macro_rules! index_due {
+    () => {
+        r"
+local function index_due(kept_field, user_field, expires_at, now)
+  local kept = redis.call('HGET', KEYS[1], kept_field)
+  if not kept then return '' end
+  local e, n = tonumber(expires_at), tonumber(now)
+  if tonumber(kept) >= e + math.floor((e - n) / 2) then return '' end
+  return redis.call('HGET', KEYS[1], user_field) or ''
+end
+"
+    };
+}
+
+/// The Lua function `keep_alive(until_ms, now_ms)` for the scripts on a user's
+/// index `KEYS[1]` and order `KEYS[2]`: the index lives at least until `until_ms`
+/// and the order ends with it. An index without an expiry (made before indexes
+/// expired) keeps none, and its order none either; the purge's sweep ends it
+/// once its members are gone. (`PEXPIREAT … GT` would do it in one command, but
+/// needs Redis 7.)
+macro_rules! keep_alive {
+    () => {
+        r"
+local function keep_alive(until_ms, now_ms)
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl == -2 then return end
+  if ttl == -1 then
+    redis.call('PERSIST', KEYS[2])
+    return
+  end
+  local now = tonumber(now_ms)
+  local at = math.max(now + ttl, tonumber(until_ms))
+  if at > now + ttl then redis.call('PEXPIREAT', KEYS[1], at) end
+  redis.call('PEXPIREAT', KEYS[2], at)
+end
+"
+    };
+}
+
 /// What follows the prefix in the name of a user's index (`<prefix>u:{…}`): never
 /// a session key's hex, so the two kinds of keys cannot be confused.
 pub(super) const INDEX_INFIX: &str = "u:";
@@ -22,13 +72,17 @@ pub(super) const INDEX_INFIX: &str = "u:";
 /// the index, in its slot): never a session key's hex either.
 pub(super) const ORDER_INFIX: &str = "o:";
 
-/// A batch of puts and deletes, if the presence condition holds.
-/// KEYS: session. ARGV: presence, expires_at, marker, then `p field value` or `d field` per change.
-const APPLY: &str = r"
+/// A batch of puts and deletes, if the presence condition holds. Answers
+/// `{0, ''}` (presence failed) or `{1, index_due}`.
+/// KEYS: session. ARGV: presence, expires_at, marker, index-kept field, binding
+/// field, now (ms), then `p field value` or `d field` per change.
+const APPLY: &str = concat!(
+    index_due!(),
+    r"
 local exists = redis.call('EXISTS', KEYS[1]) == 1
-if (ARGV[1] == 'existing' and not exists) or (ARGV[1] == 'new' and exists) then return 0 end
+if (ARGV[1] == 'existing' and not exists) or (ARGV[1] == 'new' and exists) then return {0, ''} end
 redis.call('HSET', KEYS[1], ARGV[3], '1')
-local i = 4
+local i = 7
 while i <= #ARGV do
   if ARGV[i] == 'p' then
     redis.call('HSET', KEYS[1], ARGV[i + 1], ARGV[i + 2]); i = i + 3
@@ -37,26 +91,42 @@ while i <= #ARGV do
   end
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1";
+return {1, index_due(ARGV[4], ARGV[5], ARGV[2], ARGV[6])}"
+);
 
-/// One field's compare-and-set. Answers 1 done, 0 conflict (the field is not as
-/// expected), -1 presence failed (the session is missing, or exists when it must be new).
+/// One field's compare-and-set. Answers `{1, index_due}` done, `{0, ''}` conflict
+/// (the field is not as expected), `{-1, ''}` presence failed (the session is
+/// missing, or exists when it must be new).
 /// KEYS: session. ARGV: presence, expires_at, marker, field, expected_value_present
-/// (0/1), expected_value, op (`p` put, `d` delete, `k` keep: check only), new_value.
-const COMPARE_AND_SET: &str = r"
+/// (0/1), expected_value, op (`p` put, `d` delete, `k` keep: check only), new_value,
+/// index-kept field, binding field, now (ms).
+const COMPARE_AND_SET: &str = concat!(
+    index_due!(),
+    r"
 local exists = redis.call('EXISTS', KEYS[1])
-if (ARGV[1] == 'existing' and exists == 0) or (ARGV[1] == 'new' and exists == 1) then return -1 end
+if (ARGV[1] == 'existing' and exists == 0) or (ARGV[1] == 'new' and exists == 1) then return {-1, ''} end
 local current = redis.call('HGET', KEYS[1], ARGV[4])
 if ARGV[5] == '1' then
-  if current ~= ARGV[6] then return 0 end
+  if current ~= ARGV[6] then return {0, ''} end
 elseif current then
-  return 0
+  return {0, ''}
 end
-if ARGV[7] == 'k' then return 1 end
+if ARGV[7] == 'k' then return {1, ''} end
 redis.call('HSET', KEYS[1], ARGV[3], '1')
 if ARGV[7] == 'p' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[8]) else redis.call('HDEL', KEYS[1], ARGV[4]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1";
+return {1, index_due(ARGV[9], ARGV[10], ARGV[2], ARGV[11])}"
+);
+
+/// `touch`: slide the expiry of an existing session. Answers `{0, ''}` (no
+/// session) or `{1, index_due}`.
+/// KEYS: session. ARGV: expires_at, index-kept field, binding field, now (ms).
+const TOUCH: &str = concat!(
+    index_due!(),
+    r"
+if redis.call('PEXPIREAT', KEYS[1], ARGV[1]) == 0 then return {0, ''} end
+return {1, index_due(ARGV[2], ARGV[3], ARGV[1], ARGV[4])}"
+);
 
 /// `renew` on one node: moves the session if the source exists, the target does
 /// not, and the source's binding is the expected one (empty: none). Answers
@@ -103,14 +173,21 @@ return 1";
 // scored by last use (ms), which the cap reads from the least recently seen.
 // Every script that drops a member from the hash drops it from the order too.
 
-/// `bind`, step one: index the session, seen at its sign-in. Answers -1 (and
-/// changes nothing) if a revoke has taken it, else the number of members after.
-/// KEYS: index, order. ARGV: member, sign-in time (ms).
-const INDEX_BIND: &str = r"
+/// `bind`, step one: index the session, seen at its sign-in, and keep the index
+/// alive until `until` (a new index expires then). Answers -1 (and changes
+/// nothing) if a revoke has taken it, else the number of members after.
+/// KEYS: index, order. ARGV: member, sign-in time (ms), until (ms), now (ms).
+const INDEX_BIND: &str = concat!(
+    keep_alive!(),
+    r"
 if redis.call('HGET', KEYS[1], ARGV[1]) == 'r' then return -1 end
+local fresh = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('HSET', KEYS[1], ARGV[1], 'b')
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return redis.call('HLEN', KEYS[1])";
+if fresh then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+keep_alive(ARGV[3], ARGV[4])
+return redis.call('HLEN', KEYS[1])"
+);
 
 /// `bind`, last step, with a cap: while the index has more than `cap` members,
 /// takes the least recently seen bound member other than the one signing in,
@@ -136,11 +213,39 @@ for _, member in ipairs(candidates) do
 end
 return taken";
 
-/// A session was used: its member moves up the order (members only).
-/// KEYS: index, order. ARGV: member, when (ms).
-const INDEX_SEEN: &str = r"
+/// A session was used: its member moves up the order (members only), which
+/// ends with the index.
+/// KEYS: index, order. ARGV: member, when (ms, also now).
+const INDEX_SEEN: &str = concat!(
+    keep_alive!(),
+    r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+keep_alive(0, ARGV[2])
+return 1"
+);
+
+/// After a write found the index due (`index_due`): keep it alive until
+/// `until`. An index gone while this session lives (a revoke emptied it as the
+/// write landed) is made again with the member, so the session stays revocable.
+/// KEYS: index, order. ARGV: member, until (ms), now (ms).
+const INDEX_KEEP: &str = concat!(
+    keep_alive!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], 'b')
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+keep_alive(ARGV[2], ARGV[3])
+return 1"
+);
+
+/// After [`INDEX_KEEP`]: record on the session until when its index lives
+/// (never creating a session that is gone).
+/// KEYS: session. ARGV: index-kept field, until (ms).
+const SESSION_KEPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1";
 
 /// Drops one member (its session turned out missing, or moved to another user).
@@ -149,22 +254,27 @@ const INDEX_DROP: &str = r"
 redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('HDEL', KEYS[1], ARGV[1])";
 
-/// `bind`, step two: write the binding of a live session and set its expiry.
-/// Answers `{1, previous binding or ''}`, or `{0, ''}` when there is no session.
-/// KEYS: session. ARGV: binding field, binding, expires_at.
+/// `bind`, step two: write the binding of a live session, until when its index
+/// lives, and its expiry. Answers `{1, previous binding or ''}`, or `{0, ''}` when
+/// there is no session.
+/// KEYS: session. ARGV: binding field, binding, expires_at, index-kept field, until (ms).
 const BIND: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local previous = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return {1, previous}";
 
 /// `rename` of a bound session, step one: index the target as moving in, if the
 /// source is a member no revoke has taken and the target is not a member yet.
 /// Refused too while a revoke-all scans the index (see `INDEX_MARK_STEP`), but for
-/// the session it keeps. Answers 1, or 0 (nothing changed).
-/// KEYS: index. ARGV: source, target, the target's state (`m<until>:<source>`), now (ms).
-const INDEX_MOVE_IN: &str = r"
+/// the session it keeps. Keeps the index alive until `until` (the target's
+/// expiry allows for). Answers 1, or 0 (nothing changed).
+/// KEYS: index, order. ARGV: source, target, the target's state (`m<until>:<source>`),
+/// now (ms), until (ms).
+const INDEX_MOVE_IN: &str = concat!(
+    keep_alive!(),
+    r"
 local state = redis.call('HGET', KEYS[1], ARGV[1])
 if not state or state == 'r' then return 0 end
 local revoking = redis.call('HGET', KEYS[1], '!revoking')
@@ -174,14 +284,18 @@ if revoking then
 end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-return 1";
+keep_alive(ARGV[5], ARGV[4])
+return 1"
+);
 
 /// `rename` of a bound session, last step: the data has moved, so the source is
 /// dropped; the target becomes bound unless a revoke took it meanwhile (answers
 /// 1), else answers 0 and the caller deletes the target.
-/// The target takes the source's place in the order.
-/// KEYS: index, order. ARGV: source, target.
-const INDEX_SETTLE: &str = r"
+/// The target takes the source's place in the order, which ends with the index.
+/// KEYS: index, order. ARGV: source, target, now (ms).
+const INDEX_SETTLE: &str = concat!(
+    keep_alive!(),
+    r"
 redis.call('HDEL', KEYS[1], ARGV[1])
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -189,7 +303,9 @@ local state = redis.call('HGET', KEYS[1], ARGV[2])
 if not state or state == 'r' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], 'b')
 if score then redis.call('ZADD', KEYS[2], score, ARGV[2]) end
-return 1";
+keep_alive(0, ARGV[3])
+return 1"
+);
 
 /// `rename` of a bound session that moved nothing: drop the target if it is
 /// still moving in.
@@ -296,12 +412,15 @@ return 1";
 pub(super) struct Scripts {
     pub(super) apply: Script,
     pub(super) compare_and_set: Script,
+    pub(super) touch: Script,
     pub(super) rename: Script,
     pub(super) take: Script,
     pub(super) put_all_if_absent: Script,
     pub(super) index_bind: Script,
     pub(super) index_cap: Script,
     pub(super) index_seen: Script,
+    pub(super) index_keep: Script,
+    pub(super) session_kept: Script,
     pub(super) index_drop: Script,
     pub(super) bind: Script,
     pub(super) index_move_in: Script,
@@ -319,12 +438,15 @@ impl Scripts {
         Self {
             apply: Script::new(APPLY),
             compare_and_set: Script::new(COMPARE_AND_SET),
+            touch: Script::new(TOUCH),
             rename: Script::new(RENAME),
             take: Script::new(TAKE),
             put_all_if_absent: Script::new(PUT_ALL_IF_ABSENT),
             index_bind: Script::new(INDEX_BIND),
             index_cap: Script::new(INDEX_CAP),
             index_seen: Script::new(INDEX_SEEN),
+            index_keep: Script::new(INDEX_KEEP),
+            session_kept: Script::new(SESSION_KEPT),
             index_drop: Script::new(INDEX_DROP),
             bind: Script::new(BIND),
             index_move_in: Script::new(INDEX_MOVE_IN),

@@ -4,11 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::index_expiry::keep_index;
 use crate::rename;
-use crate::scripts::{presence_arg, MARKER};
+use crate::scripts::{presence_arg, INDEX_KEPT, MARKER};
 use crate::store::RedisStore;
 use nex_session_core::store::toolkit::update_chain;
-use nex_session_core::store::users::UserIndex;
+use nex_session_core::store::users::{UserIndex, USER_FIELD};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn,
     WriteOutcome,
@@ -59,7 +60,8 @@ impl SessionStore for RedisStore {
             };
             let mut fields = Fields::new();
             for (field, value) in all {
-                if field == MARKER.as_bytes() {
+                // The store's own fields (MARKER, INDEX_KEPT) start with NUL.
+                if field.first() == Some(&0) {
                     continue;
                 }
                 let field = String::from_utf8(field).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
@@ -84,6 +86,7 @@ impl SessionStore for RedisStore {
             self.forget(key);
             let mut invocation = self.redis.scripts.apply.key(self.redis.key(key));
             invocation.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
+            invocation.arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
             for (field, change) in changes {
                 match change.value() {
                     Some(value) => invocation.arg("p").arg(field).arg(value),
@@ -91,7 +94,11 @@ impl SessionStore for RedisStore {
                 };
             }
             let mut conn = self.redis.conn.clone();
-            let done: i64 = self.redis.write(self.redis.deadline(), invocation.invoke_async(&mut conn)).await?;
+            let deadline = self.redis.deadline();
+            let (done, due): (i64, Vec<u8>) = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+            if !due.is_empty() {
+                keep_index(&self.redis, key, &due, expires_at_ms, deadline).await;
+            }
             Ok(if done == 1 { WriteOutcome::Done } else { WriteOutcome::PresenceFailed })
         })
     }
@@ -114,9 +121,13 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             self.forget(key);
             let mut conn = self.redis.conn.clone();
-            // PEXPIREAT answers 1 only when the key exists: exactly `touch`.
-            let command = redis::cmd("PEXPIREAT").arg(self.redis.key(key)).arg(expires_at_ms).clone();
-            let set: i64 = self.redis.write(self.redis.deadline(), command.query_async(&mut conn)).await?;
+            let deadline = self.redis.deadline();
+            let mut touch = self.redis.scripts.touch.key(self.redis.key(key));
+            touch.arg(expires_at_ms).arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
+            let (set, due): (i64, Vec<u8>) = self.redis.write(deadline, touch.invoke_async(&mut conn)).await?;
+            if !due.is_empty() {
+                keep_index(&self.redis, key, &due, expires_at_ms, deadline).await;
+            }
             Ok(set == 1)
         })
     }

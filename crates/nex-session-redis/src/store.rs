@@ -48,9 +48,10 @@ use nex_session_core::StoreKey;
 ///   are next read, bound or revoked; nothing scans all sessions.
 ///
 /// Sessions without a user never touch an index: `load`, `apply`, `update`,
-/// `touch` and `remove` are unchanged, and `renew` stays one script. Run Redis
-/// with a `maxmemory-policy` of `noeviction` or `volatile-*`: indexes have no
-/// expiry, and evicting one would hide its user's sessions from revokes.
+/// `touch` and `remove` cost what they did, and `renew` stays one script. An
+/// index expires with its user's last session. Run Redis with `maxmemory-policy
+/// noeviction`: evicting an index would hide its user's sessions from revokes,
+/// and indexes carry expiries, so `volatile-*` policies may evict them.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), nex_session::StoreError> {

@@ -22,9 +22,11 @@
 //!   then what [`UserIndex::seen`] reports (the layer calls it when it records
 //!   [`SEEN_FIELD`], at most once per refresh interval). The cap reads it from the
 //!   least recently seen; every script that drops a member drops it here too.
+//! - A bound session also holds until when its index was last made to live
+//!   (`INDEX_KEPT`, a NUL-prefixed field loads skip; see `index_expiry.rs`).
 //! - A session without a user has no member anywhere, and nothing here runs for
-//!   it: `load`, `apply`, `update`, `touch` and `remove` are what they were, and
-//!   `rename` still costs one script (it answers the binding when there is one).
+//!   it: `load`, `apply`, `update`, `touch` and `remove` cost one command or script
+//!   each, and `rename` still costs one script (it answers the binding when there is one).
 //!
 //! **Invariant**: a live session whose binding names a user is a member of that
 //! user's index. Every step below keeps it, which is what makes revokes final.
@@ -43,7 +45,7 @@
 //!   (never the one signing in) until the cap holds, and they are deleted and
 //!   released as a revoke does. Indexed before bound: a revoke-all that starts
 //!   after `bind` returns always finds the session. A sign-in costs 2 commands, 5
-//!   when it ends a session (15 and 27 counted by the server, inside scripts too),
+//!   when it ends a session (20 and 32 counted by the server, inside scripts too),
 //!   whatever the user's history.
 //! - **revoke** (one session): (1) one script marks the member and the targets of
 //!   its renames in flight `r` and answers them; (2) each session is deleted if
@@ -108,21 +110,23 @@
 //! come back, a bounded slice of `SCAN` steps per run, resuming where the last
 //! run stopped; an index whose members are all gone is gone too.
 //!
-//! Use a `maxmemory-policy` of `noeviction` or a `volatile-*` one: indexes have
-//! no expiry, and an `allkeys-*` policy could evict one, and with it the
-//! revokes of its user's sessions.
+//! An index (and its order) expires with its user's last session: each outlives
+//! every member by at least half the member's lifetime, though the writes that
+//! slide a session's expiry run on the session's key alone (`index_expiry.rs`).
+//! Indexes made before that have no expiry, and the sweep ends them.
 //!
-//! Indexes get no expiry of their own on purpose: a session's expiry slides with
-//! every write and touch, which never touch the index, so any expiry set at sign-in
-//! could end an index while its sessions live on, and revokes would miss them.
-//! The purge's sweep removes an index once its members are all gone.
+//! Use a `maxmemory-policy` of `noeviction`: an evicted index would take the
+//! revokes of its user's sessions with it, and since indexes carry expiries,
+//! `volatile-*` policies may evict them too.
 //!
 //! [`SEEN_FIELD`]: nex_session_core::store::users::SEEN_FIELD
 
 use tokio::time::Instant;
 
 use crate::connect::{taken_away, Redis};
+use crate::index_expiry::index_until;
 use crate::index_members::{each, members, probe, prune, tidy};
+use crate::scripts::INDEX_KEPT;
 use crate::store::RedisStore;
 use nex_session_core::store::users::{Binding, Keep, SessionCap, SessionHandle, UserIndex, UserSession, USER_FIELD};
 use nex_session_core::store::{BoxFuture, WriteOutcome};
@@ -314,7 +318,8 @@ impl UserIndex for RedisStore {
             let member = key.to_hex();
             let mut conn = self.redis.conn.clone();
             let mut indexing = self.redis.scripts.index_bind.key(&index);
-            indexing.key(Redis::order_key(&index)).arg(&member).arg(binding.signed_in_ms);
+            let until = index_until(expires_at_ms);
+            indexing.key(Redis::order_key(&index)).arg(&member).arg(binding.signed_in_ms).arg(until).arg(now_ms());
             let members: i64 = self.redis.write(deadline, indexing.invoke_async(&mut conn)).await?;
             if members < 0 {
                 // A revoke of this user took the session: it is on its way out.
@@ -322,7 +327,7 @@ impl UserIndex for RedisStore {
             }
             self.forget(key);
             let mut write = self.redis.scripts.bind.key(self.redis.key(key));
-            write.arg(USER_FIELD).arg(binding.encode()).arg(expires_at_ms);
+            write.arg(USER_FIELD).arg(binding.encode()).arg(expires_at_ms).arg(INDEX_KEPT).arg(until);
             let (bound, previous): (i64, Vec<u8>) = self.redis.write(deadline, write.invoke_async(&mut conn)).await?;
             if bound != 1 {
                 tidy(unindex(&self.redis, &index, &member, deadline).await, "unindexing a missing session");

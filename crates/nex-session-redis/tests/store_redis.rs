@@ -807,3 +807,88 @@ async fn the_first_calls_after_a_restart_are_served() {
         }
     }
 }
+
+/// `PTTL` of `key` on whichever of `nodes` holds it (-2: none does).
+fn pttl_on(nodes: &[String], key: &str) -> i64 {
+    for node in nodes {
+        let mut conn = redis::Client::open(node.as_str()).unwrap().get_connection().unwrap();
+        match redis::cmd("PTTL").arg(key).query::<i64>(&mut conn) {
+            Ok(-2) => {}
+            Ok(ttl) => return ttl,
+            // A cluster node that does not serve the key's slot.
+            Err(err) if err.redirect_node().is_some() => {}
+            Err(err) => panic!("PTTL {key} on {node}: {err}"),
+        }
+    }
+    -2
+}
+
+/// A user's index and order expire with the user's last session, on a single
+/// node and on a cluster: while writes, touches, updates and a renew slide the
+/// session's expiry (none of which calls the index itself), the index and the
+/// order always outlive it; once it expires, they go by themselves, with no
+/// purge run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_index_expires_with_their_last_session() {
+    use nex_session::store::UpdateAction;
+    let server = RedisServer::start_private();
+    let cluster = RedisCluster::start();
+    for (url, nodes) in
+        [(server.url(), vec![server.url()]), (cluster.url(), cluster.nodes.iter().map(|n| n.url()).collect())]
+    {
+        let p = "nex:expiring:";
+        let store = RedisStore::open_with(&url, p, Duration::from_secs(2)).await.unwrap();
+        let ttl_ms = 1_500;
+        let exp = || nex_session::token::now_ms() + ttl_ms;
+        let mut key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("n", b"0"), exp(), Presence::New).await.unwrap();
+        let binding = nex_session::store::users::Binding::new("expiring", nex_session::token::now_ms(), None).unwrap();
+        store.users().unwrap().bind(key, &binding, exp(), None).await.unwrap();
+        let index = nodes.iter().flat_map(|node| keys_on(node, &format!("{p}u:"))).next().expect("an index");
+        let order = nodes.iter().flat_map(|node| keys_on(node, &format!("{p}o:"))).next().expect("an order");
+
+        // Slide the session for 4 s, almost three lifetimes, without the index hearing of it.
+        let (started, mut round) = (Instant::now(), 0);
+        while started.elapsed() < Duration::from_secs(4) {
+            match round % 4 {
+                0 => assert!(store.touch(key, exp()).await.unwrap()),
+                1 => {
+                    let mut set = |_: Option<&[u8]>| UpdateAction::Set(b"1".to_vec());
+                    store.update(key, "n", &mut set, exp(), Presence::Existing).await.unwrap();
+                }
+                2 if round == 10 => {
+                    let renewed = SessionId::generate().unwrap().store_key();
+                    assert!(store.rename(key, renewed, exp()).await.unwrap());
+                    key = renewed;
+                }
+                _ => {
+                    store.apply(key, &one_field("m", b"1"), exp(), Presence::Existing).await.unwrap();
+                }
+            }
+            let session = pttl_on(&nodes, &format!("{p}{}", key.to_hex()));
+            let (i, o) = (pttl_on(&nodes, &index), pttl_on(&nodes, &order));
+            assert!(
+                session > 0 && i >= session && o >= session,
+                "{url} round {round}: session {session} ms, index {i} ms, order {o} ms"
+            );
+            round += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(store.users().unwrap().sessions("expiring").await.unwrap().len(), 1, "{url}");
+        // The store's record of the index's life is not a field of the session.
+        let loaded = store.load(key).await.unwrap().unwrap();
+        assert!(loaded.fields.keys().all(|f| !f.starts_with('\0')), "{url}: {:?}", loaded.fields.keys());
+        let listed = store.admin().unwrap().list(1_000).await.unwrap();
+        let summary = listed.iter().find(|s| s.key == key).expect("listed");
+        assert_eq!(summary.fields, loaded.fields.len(), "{url}: the listing counts the session's fields only");
+
+        // Left alone, the session expires, and the index and order follow within
+        // one more lifetime (they outlive the session by at most twice its time left).
+        let deadline = Instant::now() + Duration::from_millis(2 * ttl_ms as u64 + 1_000);
+        while pttl_on(&nodes, &index) != -2 || pttl_on(&nodes, &order) != -2 {
+            assert!(Instant::now() < deadline, "{url}: the index outlived its last session by over a lifetime");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(pttl_on(&nodes, &format!("{p}{}", key.to_hex())), -2, "{url}: the session went first");
+    }
+}
