@@ -70,13 +70,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     runtime.block_on(async {
         // `with_state` turns the handlers into services once, as `axum::serve` does.
         let mut app = apps::build(&variant.kind).await?.with_state(());
-        let login = app.call(request("POST", "/login", None)?).await.map_err(|e| e.to_string())?;
-        let cookie = login
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-            .unwrap_or_else(|| "nex=none".to_owned());
+        let cookie = sign_in(&mut app).await?;
         for _ in 0..=opts.requests {
             let response = app.call(request("GET", &opts.route, Some(&cookie))?).await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
@@ -87,7 +81,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     })
 }
 
-fn request(method: &str, path: &str, cookie: Option<&str>) -> Result<Request<Body>, String> {
+/// `POST /login` through `app`: the cookie to send from then on (`nex=none` when
+/// the variant sets none, as bare axum).
+pub(crate) async fn sign_in(app: &mut axum::Router) -> Result<String, String> {
+    let login = app.call(request("POST", "/login", None)?).await.map_err(|e| e.to_string())?;
+    Ok(login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| "nex=none".to_owned()))
+}
+
+/// A request of `path` with no body, sending `cookie` if any.
+pub(crate) fn request(method: &str, path: &str, cookie: Option<&str>) -> Result<Request<Body>, String> {
     let mut builder = Request::builder().method(method).uri(path);
     if let Some(cookie) = cookie {
         builder = builder.header("cookie", cookie);

@@ -19,11 +19,14 @@
 //!    callgrind (see `inproc.rs`).
 //! 5. **Per-user sessions at scale** (on demand): `nex-bench users --store URL`
 //!    times a sign-in and a revoke-all against the sessions a user has (`users.rs`).
+//! 6. **Cores** (on demand): `nex-bench cores` runs requests in process with one
+//!    worker thread and with more, and compares the throughput (`cores.rs`).
 //!
 //! Results go to `<out-dir>/results.md` and `<out-dir>/ratio.svg` (default `target/bench`).
 
 mod apps;
 mod chart;
+mod cores;
 mod inproc;
 mod load;
 mod lost;
@@ -71,7 +74,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
                      [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|ts [--sessions N]\n\
-                     \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]"
+                     \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]\n\
+                     \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]"
                     .into())
             }
         }
@@ -100,6 +104,12 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("users") {
         if let Err(e) = users::run(&args) {
+            exit(&e);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("cores") {
+        if let Err(e) = cores::run(&args) {
             exit(&e);
         }
         return;
