@@ -144,6 +144,7 @@ pub fn try_app_with_login_gate(
         .route("/logout", axum::routing::post(routes::logout))
         .route("/sessions/revoke", axum::routing::post(routes::revoke_session))
         .route("/sessions/revoke-others", axum::routing::post(routes::revoke_other_sessions))
+        .fallback(routes::not_found)
         .with_state(state)
         .layer(CsrfLayer::new())
         .layer(sessions)

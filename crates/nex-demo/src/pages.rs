@@ -217,6 +217,18 @@ pub(crate) fn unavailable(failure: Failure, status: axum::http::StatusCode) -> M
     )
 }
 
+/// The 404 page: a path the demo does not serve.
+pub(crate) fn not_found() -> Markup {
+    layout(
+        "Not found",
+        &html! {
+            h2 { "404 Not found" }
+            p { "There is no page at this address." }
+            p { a href="/" { "Back to the start page" } }
+        },
+    )
+}
+
 /// The 503 page for a login that found every password hasher busy.
 pub(crate) fn busy() -> Markup {
     layout(

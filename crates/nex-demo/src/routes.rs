@@ -46,6 +46,11 @@ async fn current_user() -> Result<Option<User>, SessionError> {
     Ok(users::current_user().await?.as_deref().and_then(auth::find_bound))
 }
 
+/// Any path the demo does not serve: a 404 page (never touches the session).
+pub(crate) async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::not_found().into_string())).into_response()
+}
+
 /// `GET /`: who is signed in. Anonymous visits set no cookie (no form, no session).
 pub(crate) async fn home() -> Result<Response, PageError> {
     let user = current_user().await?;

@@ -21,6 +21,16 @@ async fn anonymous_home_says_not_signed_in_and_sets_no_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_is_a_404_page_that_sets_no_cookie() {
+    let b = start().await;
+    let page = b.get("/no-such-page").await;
+    assert_eq!(page.status, 404);
+    assert!(page.content_type.as_deref().is_some_and(|t| t.starts_with("text/html")), "{:?}", page.content_type);
+    assert!(page.body.contains("404 Not found") && page.body.contains("href=\"/\""), "{}", page.body);
+    assert!(page.set_cookies.is_empty(), "{:?}", page.set_cookies);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_page_has_the_form_with_a_csrf_field() {
     let b = start().await;
     let page = b.get("/login").await;

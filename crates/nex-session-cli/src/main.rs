@@ -98,6 +98,7 @@ enum TokenCommand {
         data: String,
     },
     /// Verify TOKEN: print its data on stdout (exit 0), or `invalid`/`expired`/`missing` on stderr (exit 1).
+    /// For a session cookie, the first line is the session id, then its expiry mode and times, labelled.
     Verify {
         /// Salt (nex-session cookies use `nex.session`).
         #[arg(long, default_value = "nex.session")]
@@ -112,6 +113,11 @@ enum TokenCommand {
         /// without SECRET_KEY_BASE (the demo, for one).
         #[arg(long)]
         dev: bool,
+        /// Print one JSON document: `{"data","signed_at_ms","signed_at","max_age_s","key_index"}`, and for a
+        /// session cookie also `"id","expiry"` (`default`, `browser_session`, `persistent` or null for the
+        /// short form), `"ttl_s"` (persistent), `"created_ms","created_at"` (null in the short form).
+        #[arg(long)]
+        json: bool,
         /// The token, e.g. the value of the `_nex_session` cookie (or `name=value`, or a whole `Cookie` header).
         token: String,
     },
@@ -151,7 +157,7 @@ fn token(command: TokenCommand) -> ExitCode {
             let token = secrets.keyring(&salt).sign_at(data.as_bytes(), signed_at_ms, max_age);
             print_line(&token)
         }
-        TokenCommand::Verify { salt, max_age, cookie_name, dev, token } => {
+        TokenCommand::Verify { salt, max_age, cookie_name, dev, json, token } => {
             let token = match cookie_input::pick(&token, &cookie_name) {
                 Ok(token) => token,
                 Err(message) => return usage_error(&format!("TOKEN: {message}")),
@@ -162,7 +168,7 @@ fn token(command: TokenCommand) -> ExitCode {
             };
             match secrets.keyring(&salt).verify_at(token, Some(max_age), now_ms()) {
                 Ok(verified) => {
-                    let code = print_line(&String::from_utf8_lossy(&verified.data));
+                    let code = print_line(&render::verified(&verified, &salt, json));
                     if verified.key_index > 0 {
                         eprintln!(
                             "note: signed with previous secret #{} of SECRET_KEY_BASE_OLD; \

@@ -12,10 +12,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nex_session::store::users::UserSession;
 use nex_session::store::{Record, Summary};
-use nex_session::StoreKey;
+use nex_session::token::Verified;
+use nex_session::{CookieExpiry, SessionCookieData, StoreKey, SESSION_SALT};
 use serde_json::{json, Map, Value};
 
-use crate::time::{rfc3339, utc};
+use crate::time::{count, human, rfc3339, utc};
 
 /// Prints `text` and a newline on stdout; a closed stdout (a pipe to `head`) is a failure, not a panic.
 pub(crate) fn print_line(text: &str) -> ExitCode {
@@ -26,27 +27,34 @@ pub(crate) fn print_line(text: &str) -> ExitCode {
     }
 }
 
-/// `sessions list`: every listed session by store key, with its key count and expiry.
-pub(crate) fn session_list(sessions: &[Summary], now_ms: i64, as_json: bool) -> String {
+/// `sessions list`: every listed session by store key, with its key count, its
+/// expiry and the user it is bound to (`users[i]` for `sessions[i]`; `-` for none).
+pub(crate) fn session_list(sessions: &[Summary], users: &[Option<String>], now_ms: i64, as_json: bool) -> String {
+    let user_of = |i: usize| users.get(i).cloned().flatten();
     if as_json {
         let list: Vec<Value> = sessions
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 json!({
                     "store_key": s.key.to_hex(),
                     "keys": s.fields,
+                    "user": user_of(i),
                     "expires_at_ms": s.expires_at_ms,
                     "expires_at": rfc3339(s.expires_at_ms),
+                    "expires_in_s": (s.expires_at_ms - now_ms) / 1000,
                 })
             })
             .collect();
         return json!({ "sessions": list }).to_string();
     }
-    let mut out = format!("{:<64}  {:>5}  expires in\n", "store key (sha256 of id)", "keys");
-    for s in sessions {
-        out += &format!("{}  {:>5}  {}s\n", s.key.to_hex(), s.fields, (s.expires_at_ms - now_ms) / 1000);
+    let mut out = format!("{:<64}  {:>5}  {:>10}  user\n", "store key (sha256 of id)", "keys", "expires in");
+    for (i, s) in sessions.iter().enumerate() {
+        let expires = human((s.expires_at_ms - now_ms) / 1000);
+        let user = user_of(i).unwrap_or_else(|| "-".to_owned());
+        out += &format!("{}  {:>5}  {expires:>10}  {user}\n", s.key.to_hex(), s.fields);
     }
-    out + &format!("{} sessions", sessions.len())
+    out + &count(sessions.len() as u64, "session")
 }
 
 /// `sessions list --user`: one user's sessions by handle, oldest sign-in first.
@@ -63,6 +71,7 @@ pub(crate) fn user_sessions(user: &str, sessions: &[UserSession], now_ms: i64, a
                     "last_seen": rfc3339(s.last_seen_ms),
                     "expires_at_ms": s.expires_at_ms,
                     "expires_at": rfc3339(s.expires_at_ms),
+                    "expires_in_s": (s.expires_at_ms - now_ms) / 1000,
                     "meta": s.meta,
                 })
             })
@@ -75,15 +84,56 @@ pub(crate) fn user_sessions(user: &str, sessions: &[UserSession], now_ms: i64, a
     );
     for s in sessions {
         out += &format!(
-            "{}  {:<20}  {:<20}  {:>9}s  {}\n",
+            "{}  {:<20}  {:<20}  {:>10}  {}\n",
             s.handle,
             utc(s.signed_in_ms),
             utc(s.last_seen_ms),
-            (s.expires_at_ms - now_ms) / 1000,
+            human((s.expires_at_ms - now_ms) / 1000),
             s.meta.as_deref().unwrap_or("-"),
         );
     }
-    out + &format!("{} sessions of user {user:?}", sessions.len())
+    out + &format!("{} of user {user:?}", count(sessions.len() as u64, "session"))
+}
+
+/// `token verify`: the token's data; for a session cookie (salt `nex.session`),
+/// the session id on the first line, then what else the cookie carries, labelled.
+pub(crate) fn verified(token: &Verified, salt: &str, as_json: bool) -> String {
+    let cookie = (salt == SESSION_SALT).then(|| SessionCookieData::parse(&token.data)).flatten();
+    let data = String::from_utf8_lossy(&token.data);
+    let expiry_text = |expiry: Option<CookieExpiry>| match expiry {
+        None | Some(CookieExpiry::Default) => "the app's default".to_owned(),
+        Some(CookieExpiry::BrowserSession) => "browser session (the cookie ends with the browser)".to_owned(),
+        Some(CookieExpiry::Persistent { ttl_s }) => format!("remember me, {} of inactivity", human(ttl_s)),
+    };
+    if as_json {
+        let mut doc = json!({
+            "data": data,
+            "signed_at_ms": token.signed_at_ms,
+            "signed_at": rfc3339(token.signed_at_ms),
+            "max_age_s": token.embedded_max_age,
+            "key_index": token.key_index,
+        });
+        if let (Some(cookie), Value::Object(map)) = (&cookie, &mut doc) {
+            let (expiry, ttl_s) = match cookie.expiry {
+                None => (Value::Null, Value::Null),
+                Some(CookieExpiry::Default) => (json!("default"), Value::Null),
+                Some(CookieExpiry::BrowserSession) => (json!("browser_session"), Value::Null),
+                Some(CookieExpiry::Persistent { ttl_s }) => (json!("persistent"), json!(ttl_s)),
+            };
+            map.insert("id".into(), json!(cookie.id.as_str()));
+            map.insert("expiry".into(), expiry);
+            map.insert("ttl_s".into(), ttl_s);
+            map.insert("created_ms".into(), json!(cookie.created_ms));
+            map.insert("created_at".into(), json!(cookie.created_ms.map(rfc3339)));
+        }
+        return doc.to_string();
+    }
+    let Some(cookie) = cookie else { return data.into_owned() };
+    let mut out = format!("{}\nexpiry: {}", cookie.id.as_str(), expiry_text(cookie.expiry));
+    if let Some(created) = cookie.created_ms {
+        out += &format!("\ncreated: {} UTC", utc(created));
+    }
+    out + &format!("\nsigned: {} UTC", utc(token.signed_at_ms))
 }
 
 /// What `show` prints instead of the session's CSRF secret.
@@ -114,12 +164,14 @@ pub(crate) fn record(key: StoreKey, record: &Record, now_ms: i64, as_json: bool)
             "store_key": key.to_hex(),
             "expires_at_ms": record.expires_at_ms,
             "expires_at": rfc3339(record.expires_at_ms),
+            "expires_in_s": (record.expires_at_ms - now_ms) / 1000,
             "values": values,
             "raw_values": raw,
         })
         .to_string();
     }
-    let mut out = format!("store key: {}\nexpires in: {}s", key.to_hex(), (record.expires_at_ms - now_ms) / 1000);
+    let expires = human((record.expires_at_ms - now_ms) / 1000);
+    let mut out = format!("store key: {}\nexpires in: {expires} (at {} UTC)", key.to_hex(), utc(record.expires_at_ms));
     for (name, value) in &record.fields {
         match name == nex_session::csrf::CSRF_KEY {
             true => out += &format!("\n{name} = {HIDDEN}"),

@@ -10,13 +10,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use nex_session::store::users::{Keep, SessionHandle, UserIndex};
+use nex_session::store::users::{Binding, Keep, SessionHandle, UserIndex};
 use nex_session::store::{OpenOptions, RedactedUrl, SessionAdmin, SessionStore, StoreUrl};
 use nex_session::token::now_ms;
 use nex_session::{SessionId, StoreKey, SESSION_SALT};
 
 use crate::render::{self, print_line};
 use crate::secrets::Secrets;
+use crate::time::count;
 
 /// The variable that names the store when `--store` is not given.
 pub(crate) const STORE_VAR: &str = "NEX_SESSION_STORE";
@@ -42,8 +43,9 @@ pub(crate) struct SessionsArgs {
 /// What to do with the sessions of a store.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
-    /// List live sessions: store key (SHA-256 of the id), key count, expiry; or,
-    /// with `--user`, one user's sessions by handle, with sign-in and last-seen times.
+    /// List live sessions: store key (SHA-256 of the id), key count, expiry and the
+    /// user each is bound to; or, with `--user`, one user's sessions by handle, with
+    /// sign-in and last-seen times.
     List {
         /// At most this many sessions (without `--user`).
         #[arg(long, default_value_t = 100)]
@@ -51,9 +53,10 @@ pub(crate) enum SessionsCommand {
         /// Only the sessions bound to this user id.
         #[arg(long)]
         user: Option<String>,
-        /// Print one JSON document: `{"sessions":[{"store_key","keys","expires_at_ms","expires_at"}]}`,
-        /// or with `--user`: `{"user","sessions":[{"handle","signed_in_ms","signed_in","last_seen_ms",
-        /// "last_seen","expires_at_ms","expires_at","meta"}]}` (times: ms since the epoch, RFC 3339 UTC).
+        /// Print one JSON document: `{"sessions":[{"store_key","keys","user","expires_at_ms","expires_at",
+        /// "expires_in_s"}]}` (`user` null when unbound), or with `--user`: `{"user","sessions":[{"handle",
+        /// "signed_in_ms","signed_in","last_seen_ms","last_seen","expires_at_ms","expires_at","expires_in_s",
+        /// "meta"}]}` (times: ms since the epoch, RFC 3339 UTC; spans in seconds).
         #[arg(long)]
         json: bool,
     },
@@ -61,7 +64,7 @@ pub(crate) enum SessionsCommand {
     Show {
         #[command(flatten)]
         session: SessionArg,
-        /// Print one JSON document: `{"store_key","expires_at_ms","expires_at","values":{KEY: VALUE},
+        /// Print one JSON document: `{"store_key","expires_at_ms","expires_at","expires_in_s","values":{KEY: VALUE},
         /// "raw_values":{KEY: BASE64}}`; values are the JSON the app stored, `raw_values` holds any that is not JSON.
         #[arg(long)]
         json: bool,
@@ -150,7 +153,7 @@ async fn execute(args: SessionsArgs, origin: &str) -> Result<String, Failure> {
         SessionsCommand::List { user: Some(user), json, .. } => {
             list_user(store.index()?, &store.shown, &user, json).await
         }
-        SessionsCommand::List { limit, user: None, json } => list(store.admin()?, &store.shown, limit, json).await,
+        SessionsCommand::List { limit, user: None, json } => list(&store, limit, json).await,
         SessionsCommand::RevokeUser { user, except } => {
             revoke_user(store.index()?, &store.shown, &user, except.as_deref()).await
         }
@@ -160,7 +163,7 @@ async fn execute(args: SessionsArgs, origin: &str) -> Result<String, Failure> {
             let purged = store.admin()?.purge_expired(now_ms()).await;
             let n =
                 purged.map_err(|e| Failure::refused(format!("purging expired sessions in {}: {e}", store.shown)))?;
-            Ok(format!("purged {n} expired sessions"))
+            Ok(format!("purged {}", count(n, "expired session")))
         }
     }
 }
@@ -214,10 +217,20 @@ impl Target {
     }
 }
 
-async fn list(admin: &dyn SessionAdmin, shown: &str, limit: usize, json: bool) -> Result<String, Failure> {
+/// Every session (up to `limit`), with the user each is bound to: one load per
+/// listed session, since the listing itself does not read the sessions.
+async fn list(target: &Target, limit: usize, json: bool) -> Result<String, Failure> {
+    let shown = &target.shown;
     let sessions =
-        admin.list(limit).await.map_err(|e| Failure::refused(format!("listing sessions in {shown}: {e}")))?;
-    Ok(render::session_list(&sessions, now_ms(), json))
+        target.admin()?.list(limit).await.map_err(|e| Failure::refused(format!("listing sessions in {shown}: {e}")))?;
+    let mut users = Vec::with_capacity(sessions.len());
+    for session in &sessions {
+        let record = target.store.load(session.key).await;
+        let record = record
+            .map_err(|e| Failure::refused(format!("reading session {} in {shown}: {e}", session.key.to_hex())))?;
+        users.push(record.and_then(|r| Binding::of_fields(&r.fields)).map(|b| b.user));
+    }
+    Ok(render::session_list(&sessions, &users, now_ms(), json))
 }
 
 /// One user's sessions, oldest sign-in first.
@@ -261,7 +274,7 @@ async fn revoke_user(index: &dyn UserIndex, shown: &str, user: &str, except: Opt
     if n == 0 && everything {
         return Err(Failure::refused(format!("user {user:?} has no live sessions in {shown}: nothing revoked")));
     }
-    Ok(format!("revoked {n} sessions of user {user:?}"))
+    Ok(format!("revoked {} of user {user:?}", count(n, "session")))
 }
 
 /// Deletes one session; a session that is not there is an error (exit 1), so a

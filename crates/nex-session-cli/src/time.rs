@@ -1,6 +1,7 @@
 //! Times for people and scripts: milliseconds since the Unix epoch as
 //! `YYYY-MM-DD HH:MM:SS` in UTC (tables) or RFC 3339 (`--json`), without a date
-//! crate (the proleptic Gregorian calendar is a few lines).
+//! crate (the proleptic Gregorian calendar is a few lines); spans as `29d 23h`;
+//! counts with their noun in the right number.
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub(crate) fn utc(ms: i64) -> String {
@@ -38,9 +39,47 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// A span of `seconds` for people: the two largest units, `29d 23h`, `5h 3m`,
+/// `2m 5s`, `42s` (negative spans, already past, get a leading `-`).
+pub(crate) fn human(seconds: i64) -> String {
+    let sign = if seconds < 0 { "-" } else { "" };
+    let s = seconds.unsigned_abs();
+    let (days, hours, minutes, secs) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    let text = match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, _) => format!("{minutes}m {secs}s"),
+        (0, _, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    };
+    format!("{sign}{text}")
+}
+
+/// `count` and `noun`, the noun in the plural unless the count is one: `1 session`, `2 sessions`.
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{rfc3339, utc};
+    use super::{count, human, rfc3339, utc};
+
+    #[test]
+    fn spans_for_people_and_counts_in_the_right_number() {
+        assert_eq!(human(2_591_991), "29d 23h");
+        assert_eq!(human(18_180), "5h 3m");
+        assert_eq!(human(125), "2m 5s");
+        assert_eq!(human(42), "42s");
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(-90), "-1m 30s");
+        assert_eq!(count(1u64, "session"), "1 session");
+        assert_eq!(count(0u64, "session"), "0 sessions");
+        assert_eq!(count(2u64, "expired session"), "2 expired sessions");
+    }
 
     #[test]
     fn known_instants() {

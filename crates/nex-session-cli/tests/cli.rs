@@ -21,6 +21,11 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap().trim_end().to_owned()
 }
 
+/// The first line of stdout (`token verify` prints a session cookie's id there).
+fn first_line(o: &Output) -> String {
+    stdout(o).lines().next().unwrap_or_default().to_owned()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
@@ -47,7 +52,13 @@ fn sign_reproduces_a_plug_crypto_vector_and_verify_reads_it_back() {
     assert_eq!(stdout(&signed), expected);
     let verified = run(Some(secret), &["token", "verify", "--max-age", "999999999", expected]);
     assert!(verified.status.success(), "{}", stderr(&verified));
-    assert_eq!(stdout(&verified), data);
+    // The data is a session id, so it comes first, then the cookie's expiry, labelled.
+    assert_eq!(first_line(&verified), data);
+    assert!(
+        stdout(&verified).contains("\nexpiry: the app's default\nsigned: 2021-01-05 19:55:43 UTC"),
+        "{}",
+        stdout(&verified)
+    );
 }
 
 #[test]
@@ -72,6 +83,46 @@ fn verify_prints_invalid_expired_or_missing_first_on_stderr_and_exits_1() {
 
     let other_salt = run(Some(SECRET), &["token", "verify", "--salt", "other", &token]);
     assert!(stderr(&other_salt).starts_with("invalid"));
+}
+
+/// A session cookie's data as the layer writes it: the id alone (defaults), or
+/// `<id>.<created_ms>.<mode>`. `token verify` prints the id first, then the rest
+/// labelled, and all of it in `--json`.
+#[test]
+fn verify_tells_the_id_then_the_expiry_mode_and_times_of_a_session_cookie() {
+    let id = nex_session::SessionId::generate().unwrap();
+    let remembered = format!("{}.1796550368793.p2592000", id.as_str());
+    let token = stdout(&run(Some(SECRET), &["token", "sign", &remembered]));
+    let shown = run(Some(SECRET), &["token", "verify", &token]);
+    let lines: Vec<String> = stdout(&shown).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], id.as_str(), "{lines:?}");
+    assert_eq!(lines[1], "expiry: remember me, 30d 0h of inactivity");
+    assert_eq!(lines[2], "created: 2026-12-06 09:46:08 UTC");
+    assert!(lines[3].starts_with("signed: ") && lines[3].ends_with(" UTC"), "{lines:?}");
+
+    let json = run(Some(SECRET), &["token", "verify", "--json", &token]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(doc["id"], id.as_str());
+    assert_eq!((doc["expiry"].as_str(), doc["ttl_s"].as_i64()), (Some("persistent"), Some(2_592_000)));
+    assert_eq!(
+        (doc["created_ms"].as_i64(), doc["created_at"].as_str()),
+        (Some(1_796_550_368_793), Some("2026-12-06T09:46:08Z"))
+    );
+    assert_eq!(doc["data"], remembered);
+
+    let browser = stdout(&run(Some(SECRET), &["token", "sign", &format!("{}.5.b", id.as_str())]));
+    let out = stdout(&run(Some(SECRET), &["token", "verify", &browser]));
+    assert!(out.contains("expiry: browser session"), "{out}");
+    let plain = stdout(&run(Some(SECRET), &["token", "sign", id.as_str()]));
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&run(Some(SECRET), &["token", "verify", "--json", &plain]))).unwrap();
+    assert_eq!(
+        (doc["id"].as_str(), doc["expiry"].is_null(), doc["created_ms"].is_null()),
+        (Some(id.as_str()), true, true)
+    );
+    // Not a session cookie (another salt, or other data): the data as it is.
+    let other = stdout(&run(Some(SECRET), &["token", "sign", "--salt", "other", &remembered]));
+    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", "--salt", "other", &other])), remembered);
 }
 
 #[test]
@@ -135,7 +186,7 @@ fn sessions_list_show_revoke_and_purge_on_sqlite() {
     assert!(listed.status.success(), "{}", stderr(&listed));
     let out = stdout(&listed);
     let key = nex_session::SessionId::parse(&id).unwrap().store_key().to_hex();
-    assert!(out.contains(&key) && out.contains("1 sessions"), "{out}");
+    assert!(out.contains(&key) && out.contains("\n1 session"), "{out}");
     assert!(!out.contains(&id), "list must not print the id (it works as a cookie)");
 
     let cookie =
@@ -324,6 +375,24 @@ fn check_user_commands(url: &str) {
         assert!(s["signed_in"].as_str().unwrap().ends_with('Z') && s["last_seen_ms"].as_i64().unwrap() >= signed_in);
     }
 
+    // Plain `list` says whose each session is, with expiries for people (and seconds in JSON).
+    let all = run(None, &["sessions", "--store", url, "list"]);
+    let out = stdout(&all);
+    let user_column = |key: &nex_session::StoreKey| {
+        let line = out.lines().find(|l| l.starts_with(&key.to_hex())).unwrap_or_else(|| panic!("{out}"));
+        line.split_whitespace().last().unwrap().to_owned()
+    };
+    assert!(alices.iter().all(|k| user_column(k) == "alice"), "{out}");
+    assert!(out.contains("bob") && out.contains("\n3 sessions") && out.contains("59m "), "{out}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&run(None, &["sessions", "--store", url, "list", "--json"]))).unwrap();
+    let mut users: Vec<&str> =
+        doc["sessions"].as_array().unwrap().iter().map(|s| s["user"].as_str().unwrap()).collect();
+    users.sort_unstable();
+    assert_eq!(users, ["alice", "alice", "bob"]);
+    let left = doc["sessions"][0]["expires_in_s"].as_i64().unwrap();
+    assert!((3_000..=3_600).contains(&left), "{left}");
+
     // A handle that is not alice's: refused, nothing revoked.
     let typo = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", "AAAAAAAAAAAAAAAAAAAAAA"]);
     assert_eq!(typo.status.code(), Some(1));
@@ -337,16 +406,16 @@ fn check_user_commands(url: &str) {
 
     let spared = run(None, &["sessions", "--store", url, "revoke-user", "alice", "--except", &handles[0]]);
     assert!(spared.status.success(), "{}", stderr(&spared));
-    assert_eq!(stdout(&spared), "revoked 1 sessions of user \"alice\"");
+    assert_eq!(stdout(&spared), "revoked 1 session of user \"alice\"");
     let left = stdout(&run(None, &["sessions", "--store", url, "list", "--user", "alice"]));
     assert!(left.contains(&handles[0]) && !left.contains(&handles[1]), "{left}");
 
     let all = run(None, &["sessions", "--store", url, "revoke-user", "alice"]);
-    assert_eq!(stdout(&all), "revoked 1 sessions of user \"alice\"");
+    assert_eq!(stdout(&all), "revoked 1 session of user \"alice\"");
     let none = run(None, &["sessions", "--store", url, "revoke-user", "alice"]);
     assert_eq!(none.status.code(), Some(1), "nothing to revoke is an error, as for a mistyped user id");
     assert!(stderr(&none).contains("no live sessions"), "{}", stderr(&none));
-    assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "bob"])).contains("1 sessions"));
+    assert!(stdout(&run(None, &["sessions", "--store", url, "list", "--user", "bob"])).contains("\n1 session"));
 }
 
 /// `revoke-user` of a user with 100,000 sessions (made through the library)
@@ -399,7 +468,7 @@ fn a_users_sessions_are_listed_by_handle_and_revoked_on_redis_cluster() {
     // Listing every session works on a cluster too: each master is scanned.
     let listed = run(None, &["sessions", "--store", &cluster.url(), "list"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
-    assert!(stdout(&listed).contains("1 sessions"), "bob's session is left: {}", stdout(&listed));
+    assert!(stdout(&listed).contains("\n1 session"), "bob's session is left: {}", stdout(&listed));
 }
 
 /// `run` with extra environment variables.
@@ -424,7 +493,7 @@ fn the_store_is_accepted_before_or_after_the_subcommand_or_from_the_environment(
     ] {
         let out = run(None, &args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        assert!(stdout(&out).contains(&key) && stdout(&out).contains("1 sessions"), "{args:?}: {}", stdout(&out));
+        assert!(stdout(&out).contains(&key) && stdout(&out).contains("\n1 session"), "{args:?}: {}", stdout(&out));
     }
     let shown = run(None, &["sessions", "show", &id, "--store", &store]);
     assert!(stdout(&shown).contains("user_id = 42"), "{}", stderr(&shown));
@@ -502,9 +571,14 @@ fn dev_reads_cookies_made_with_the_development_secret() {
     let cookie = nex_session::token::Signer::new(&dev, "nex.session").sign(id.as_str().as_bytes());
 
     let with_dev = run(None, &["token", "verify", "--dev", &cookie]);
-    assert_eq!((with_dev.status.code(), stdout(&with_dev)), (Some(0), id.as_str().to_owned()), "{}", stderr(&with_dev));
+    assert_eq!(
+        (with_dev.status.code(), first_line(&with_dev)),
+        (Some(0), id.as_str().to_owned()),
+        "{}",
+        stderr(&with_dev)
+    );
     // --dev wins over an exported production secret.
-    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", "--dev", &cookie])), id.as_str());
+    assert_eq!(first_line(&run(Some(SECRET), &["token", "verify", "--dev", &cookie])), id.as_str());
     let with_prod = run(Some(SECRET), &["token", "verify", &cookie]);
     assert_eq!(with_prod.status.code(), Some(1));
     assert!(stderr(&with_prod).starts_with("invalid"), "{}", stderr(&with_prod));
@@ -518,7 +592,7 @@ fn dev_reads_cookies_made_with_the_development_secret() {
     );
     // As the app: NEX_ENV=dev without SECRET_KEY_BASE means the development secret.
     let nex_env = run_env(&[("NEX_ENV", "dev")], &["token", "verify", &cookie]);
-    assert_eq!(stdout(&nex_env), id.as_str(), "{}", stderr(&nex_env));
+    assert_eq!(first_line(&nex_env), id.as_str(), "{}", stderr(&nex_env));
     let staging = run_env(&[("NEX_ENV", "staging")], &["token", "verify", &cookie]);
     assert_eq!(staging.status.code(), Some(2), "any other NEX_ENV is production");
 
@@ -644,7 +718,7 @@ fn a_session_id_or_data_starting_with_a_hyphen_is_a_value_not_an_option() {
     }
     let signed = run(Some(SECRET), &["token", "sign", &hyphen_id]);
     assert!(signed.status.success(), "{}", stderr(&signed));
-    assert_eq!(stdout(&run(Some(SECRET), &["token", "verify", &stdout(&signed)])), hyphen_id);
+    assert_eq!(first_line(&run(Some(SECRET), &["token", "verify", &stdout(&signed)])), hyphen_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -197,15 +197,16 @@ where
         // The clone that was polled ready serves this request; keep a fresh one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Checked on every request, safe ones too, so a layer in the wrong order
+        // fails on the first page load, not on the first form sent.
+        let Some(session) = request.extensions().get::<Session>().cloned() else {
+            return Box::pin(async { Ok(outside_session_layer()) });
+        };
         if is_safe(request.method()) {
             return Box::pin(inner.call(request));
         }
         let limits = self.limits.clone();
         Box::pin(async move {
-            let Some(session) = request.extensions().get::<Session>().cloned() else {
-                tracing::error!(target: "nex_session", "CsrfLayer needs SessionLayer around it; answering 500");
-                return Ok((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response());
-            };
             // `_held` keeps the form's bytes counted until the handler is done with them.
             let (token, request, _held) = match find_token(request, &limits).await {
                 Ok(found) => found,
@@ -225,6 +226,20 @@ where
             }
         })
     }
+}
+
+/// What the layer tells when no session layer runs outside it: a programming
+/// error of the app, so a 500 whose body and log say how to order the layers.
+#[cold]
+fn outside_session_layer() -> Response {
+    tracing::error!(
+        target: "nex_session",
+        "CsrfLayer found no session: SessionLayer must wrap it. With axum, add CsrfLayer with \
+         `.layer` before SessionLayer: `.layer(CsrfLayer::new()).layer(session_layer)`. Answering 500"
+    );
+    let body = "Internal server error: CsrfLayer found no session. SessionLayer must wrap it: with axum, \
+                `.layer(CsrfLayer::new()).layer(session_layer)` (the last `.layer` is the outermost).\n";
+    (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
 }
 
 fn is_safe(method: &Method) -> bool {

@@ -96,7 +96,7 @@ pub use extract::MissingSessionLayer;
 pub use id::{SessionId, StoreKey};
 pub use middleware::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
-pub use session_cookie::{SessionExpiry, COOKIE_NAME, SESSION_SALT};
+pub use session_cookie::{CookieExpiry, SessionCookieData, SessionExpiry, COOKIE_NAME, SESSION_SALT};
 
 pub mod cookie {
     //! The cookie helper (Nex.Cookie): read request cookies, queue response cookies.

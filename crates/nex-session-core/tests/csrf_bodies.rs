@@ -105,3 +105,31 @@ async fn bodies_that_are_not_forms_are_never_buffered() {
     let (reply, _) = read_to_close(&mut stream, Duration::from_secs(5)).await;
     assert!(reply.starts_with("HTTP/1.1 403"), "refused for its missing token, not for the budget: {reply}");
 }
+
+/// `CsrfLayer` outside `SessionLayer` (an easy mistake: the last `.layer` is the
+/// outermost) answers the very first request, a page load, with a 500 whose body
+/// says which order to use, not a bare 500 at the first form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csrf_layer_outside_the_session_layer_says_so_on_the_first_request() {
+    let config = SessionConfig::new(SecretKeyBase::new("test-secret-test-secret-test-secret-42").unwrap())
+        .with_secure_cookie(false);
+    let wrong: Router = Router::new()
+        .route("/save", post(|| async { "saved" }).get(|| async { "page" }))
+        .layer(SessionLayer::memory(config))
+        .layer(CsrfLayer::new());
+    let client = nex_testkit::http::HttpClient::new(serve(wrong).await);
+    for reply in [client.get("/save", None).await, client.post("/save", None).await] {
+        assert_eq!(reply.status, 500, "{reply:?}");
+        assert!(reply.body.contains("SessionLayer must wrap it"), "{}", reply.body);
+        assert!(reply.body.contains(".layer(CsrfLayer::new()).layer(session_layer)"), "{}", reply.body);
+    }
+    // In the right order the page loads.
+    let config = SessionConfig::new(SecretKeyBase::new("test-secret-test-secret-test-secret-42").unwrap())
+        .with_secure_cookie(false);
+    let right: Router = Router::new()
+        .route("/save", post(|| async { "saved" }).get(|| async { "page" }))
+        .layer(CsrfLayer::new())
+        .layer(SessionLayer::memory(config));
+    let client = nex_testkit::http::HttpClient::new(serve(right).await);
+    assert_eq!(client.get("/save", None).await.body, "page");
+}

@@ -78,6 +78,13 @@ fn cause(err: &tokio_postgres::Error, tls: &Tls) -> Option<String> {
     }
     if let Some(db) = err.as_db_error() {
         let message = db.message();
+        if *db.code() == SqlState::INVALID_CATALOG_NAME {
+            return Some(
+                "the database named in the URL does not exist: create it (`createdb NAME`, or `CREATE DATABASE`) \
+                 or fix the URL's path"
+                    .to_owned(),
+            );
+        }
         if *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION && message.contains("no encryption") {
             return Some(match tls.mode {
                 SslMode::Disable => "the server accepts only TLS connections: add sslmode=verify-full (or require) \

@@ -249,6 +249,18 @@ async fn the_first_calls_after_a_restart_are_served() {
     }
 }
 
+/// A URL naming a database that does not exist: the error says so and how to fix
+/// it, not only tokio-postgres' "db error".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_named_with_the_fix() {
+    let (url, _server) = single_node();
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base).to_owned();
+    let missing = format!("{base}/no_such_database_here");
+    let err = PostgresStore::open_with_options(&missing, PostgresOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("does not exist") && err.contains("createdb"), "{err}");
+    assert!(err.contains("no_such_database_here"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_within_the_timeout() {
     // A port nothing listens on, after the server there is killed.

@@ -58,6 +58,8 @@ pub async fn sessions() -> Result<Vec<UserSession>, SessionError> {
 }
 
 /// Signs out one session of the current user ([`Session::revoke_session`](crate::Session::revoke_session)).
+/// `Ok(true)` if it ended a session, `Ok(false)` if the user has no live session
+/// with that handle (already ended, or another user's).
 ///
 /// ```
 /// # async fn handler(posted: &str) -> Result<(), nex_session::SessionError> {
@@ -73,7 +75,16 @@ pub async fn revoke(handle: &SessionHandle) -> Result<bool, SessionError> {
     current()?.revoke_session(handle).await
 }
 
-/// Signs out the current user's other sessions ([`Session::revoke_other_sessions`](crate::Session::revoke_other_sessions)).
+/// Signs out the current user's other sessions ([`Session::revoke_other_sessions`](crate::Session::revoke_other_sessions));
+/// returns how many it ended (this session is kept, so not counted). `Ok(0)` without a user.
+///
+/// ```
+/// async fn after_password_change() -> Result<String, nex_session::SessionError> {
+///     let ended = nex_session::users::revoke_others().await?;
+///     let noun = if ended == 1 { "device" } else { "devices" };
+///     Ok(format!("Signed out {ended} other {noun}"))
+/// }
+/// ```
 ///
 /// # Errors
 /// As [`bind`].
@@ -83,6 +94,19 @@ pub async fn revoke_others() -> Result<u64, SessionError> {
 
 /// Signs out all of the current user's sessions, this one included
 /// ([`Session::revoke_all_sessions`](crate::Session::revoke_all_sessions)).
+/// Returns how many **other** sessions it ended: this one ends too but is not
+/// counted, so a user signed in on two devices gets `Ok(1)`, and one on this
+/// device only `Ok(0)`. `Ok(0)` without a user.
+///
+/// ```
+/// async fn log_out_everywhere() -> Result<String, nex_session::SessionError> {
+///     let others = nex_session::users::revoke_all().await?;
+///     // This session ended too: count it for the user.
+///     let ended = others + 1;
+///     let noun = if ended == 1 { "session" } else { "sessions" };
+///     Ok(format!("Logged out of {ended} {noun}"))
+/// }
+/// ```
 ///
 /// # Errors
 /// As [`bind`].

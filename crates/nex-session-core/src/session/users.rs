@@ -189,8 +189,9 @@ impl Session {
     }
 
     /// Signs out every session of this session's user, this one included ("log
-    /// out everywhere"); returns how many others there were. This session is
-    /// cleared as by [`clear`](Self::clear). Nothing without a user.
+    /// out everywhere"); returns how many **other** sessions it ended (this one
+    /// ends too but is not counted: a user on two devices gets 1). This session is
+    /// cleared as by [`clear`](Self::clear). `Ok(0)`, and nothing done, without a user.
     ///
     /// # Errors
     /// [`SessionError::NoUserIndex`] or [`SessionError::Store`].

@@ -20,11 +20,13 @@ use crate::id::SessionId;
 use crate::observe::{self, Rejected};
 use crate::token::{Keyring, TokenError};
 
+mod data;
 mod expiry;
 mod request;
 mod side;
 mod verified;
 
+pub use data::{CookieExpiry, SessionCookieData};
 pub use expiry::SessionExpiry;
 pub(crate) use expiry::{ExpiryRules, Lifetime, Mode};
 pub(crate) use request::RequestCookie;
