@@ -159,6 +159,12 @@
 //!   own ([`SessionConfig::with_cache_protection`]).
 //! - The README's "Security" section lists what the library guarantees under
 //!   abuse and what the app must still do.
+//!
+//! ## Coming from tower-sessions
+//!
+//! [`guide::from_tower_sessions`] maps every `SessionManagerLayer`, `Session`,
+//! `Expiry` and store item to its equivalent here, lists what behaves differently
+//! on purpose, and shows one app before and after.
 
 // docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
 
@@ -166,6 +172,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod open;
+
+pub mod guide {
+    //! Guides that are longer than an item's docs. Their code blocks compile as tests.
+
+    #[doc = include_str!("../../../docs/from-tower-sessions.md")]
+    pub mod from_tower_sessions {}
+}
 
 pub use nex_session_core::*;
 
