@@ -38,7 +38,8 @@ and salt reads them, and `token verify` reads the Elixir app's.
 
 Debugging a cookie: copy the value of the `_nex_session` cookie from the browser and run
   SECRET_KEY_BASE=... nex-session token verify '<cookie value>'
-It prints the session id, or `invalid` / `expired` / `missing` on stderr (exit 1).
+It prints the session id, then the cookie's expiry mode and times (--json: one document),
+or `invalid` / `expired` / `missing` on stderr (exit 1).
 A whole `Cookie` header or `name=value` works too: the cookie called --cookie-name
 (default `_nex_session`, or NEX_SESSION_COOKIE_NAME) is picked from it.
 
@@ -48,6 +49,7 @@ const SESSIONS_AFTER_HELP: &str = "\
 The store comes from --store or NEX_SESSION_STORE, before or after the subcommand:
   nex-session sessions --store sqlite://sessions.db list
   nex-session sessions list --store redis://127.0.0.1:6379 --json
+  nex-session sessions --store postgres://app@db.internal/app?sslmode=verify-full list
 Messages show the store URL without its password.
 
 Exit codes: 0 success, 1 the store failed or the session is not there (nothing revoked),
@@ -72,7 +74,7 @@ enum Command {
     /// Sign or verify Phoenix.Token-compatible tokens, e.g. to debug a `_nex_session` cookie.
     #[command(subcommand, after_help = AFTER_HELP)]
     Token(TokenCommand),
-    /// List, show, revoke or purge the sessions of the app's SQLite or Redis store.
+    /// List, show, revoke or purge the sessions of the app's SQLite, Redis or PostgreSQL store.
     #[command(after_help = SESSIONS_AFTER_HELP)]
     Sessions(sessions::SessionsArgs),
 }

@@ -12,54 +12,8 @@
 //! (implement [`store::SessionStore`], use [`store::toolkit`], run
 //! `store::conformance`) without pulling in the others.
 //!
-//! ## Inside this crate
-//!
-//! Imports point one way, from the request lifecycle down to the pieces it uses
-//! (each line: a module, then what it may import):
-//!
-//! ```text
-//! testing         → middleware, ambient, session, store, …
-//! middleware/     → ambient, session, session_cookie, store, token, config
-//! csrf_layer      → session
-//! ambient/        → session, cookie_header
-//! extract         → session
-//! session/        → session_cookie, store, cookie_header, token (constant-time compare), config
-//! session_cookie/ → token, cookie_header, config
-//! config          → token, cookie_header, cookie_rules
-//! cookie_rules    → cookie_header, error
-//! store/          → token (its clock)
-//! every module    → error, id, absence (why a request has no session),
-//!                   observe (metric names, emitting them, `Health`)
-//! ```
-//!
-//! - `middleware/`: the lifecycle (load, call, persist, clean up), readable top to
-//!   bottom in `service.rs`, with the load step (`load.rs`), the layer and its
-//!   shared state (`layer.rs`, `shared.rs`), the persist step (`persist.rs`), the
-//!   response future (`future.rs`) and the background purge (`sweep.rs`).
-//! - `ambient/`: every function of the ambient API (session, cookie helper, flash),
-//!   each finding the request's [`Session`] in a task-local.
-//! - `session/`: the per-request [`Session`] (`handle.rs`) and its state
-//!   (`state/`: reads, buffered writes, the store calls of `update`/`renew`/`clear`,
-//!   the user binding, the end of the request), flash, CSRF tokens, queued
-//!   cookies, and what the response needs (`ending.rs`).
-//! - `csrf_layer`: the tower layer that refuses unsafe requests without a valid
-//!   CSRF token ([`csrf::CsrfLayer`]).
-//! - `session_cookie/`: the session cookie itself (verify, remember, sign, format),
-//!   and the signed side cookies of visitors without a session (flash, CSRF secret).
-//! - `observe/`: every metric name and label, emitting them through the
-//!   `metrics` facade, and the health check's [`observe::Health`] ([`observe`]
-//!   documents the metrics, the request span and the health check).
-//! - `store/`: the [`store::SessionStore`] trait and its optional extensions
-//!   (`contract.rs`), the values stores exchange (`record.rs`), the memory store,
-//!   the conformance suite and the toolkit of the networked stores; `token/`: the
-//!   Phoenix.Token-compatible token; `cookie_header`: cookie header syntax;
-//!   `cookie_rules`: the rules a configured cookie name, path, domain and
-//!   `SameSite` must follow, checked once when a layer is built.
-//!
-//! No module adds methods to another module's type, and nothing points back up,
-//! between modules or between files (`.ci/import-cycles` checks it). The SQLite,
-//! Redis and PostgreSQL stores are crates of their own that use only this crate's
-//! public API.
+//! How the crate is laid out inside (modules, which way imports point) is in
+//! `docs/architecture.md` of the repository, for maintainers.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -17,7 +17,55 @@ use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
 use nex_session_core::StoreKey;
 
-/// Sessions in a SQLite file. Cloning shares the connection.
+/// Sessions in a SQLite file: durable sessions on one machine, with no server
+/// to run. Cloning shares the connection.
+///
+/// **Pick it** for an app on one machine (or several processes sharing one
+/// file on a local disk) that must keep its users signed in across restarts.
+/// For several machines use the Redis or PostgreSQL store; for throwaway
+/// sessions, the memory store.
+///
+/// **URL** ([`nex_session::store::open`](https://docs.rs/nex-session/latest/nex_session/store/fn.open.html),
+/// `NEX_SESSION_STORE`, the CLI's `--store`): `sqlite://PATH`, e.g.
+/// `sqlite://sessions.db` or `sqlite:///var/lib/app/sessions.db`. The file is
+/// created with its schema on first open ([`open`](Self::open)); tools that must
+/// not create one use [`open_existing`](Self::open_existing).
+///
+/// **Guarantees**:
+/// - every acknowledged write survives a crash or `kill -9` of the app (WAL,
+///   `synchronous=NORMAL`; a power cut of the machine may lose the last ones);
+/// - `update` never loses an increment, also with several processes on one
+///   file (a compare-and-set per transaction, concurrent updates of this process
+///   grouped into one);
+/// - reads of a session this process loaded are served from a read cache while
+///   the file is unchanged (checked with one `stat` and `PRAGMA data_version`),
+///   so another process's write is seen by the next read;
+/// - per-user sessions (`users()`), revocation of any number of them in
+///   committed batches of 1,000, the background purge of expired sessions.
+///
+/// **Failures**: SQLite calls run on the store's own thread, never on the async
+/// workers. A file locked by another process is waited for up to 5 s (SQLite's
+/// busy timeout), then the call fails with [`StoreError::Unavailable`]; an
+/// `update` past its own timeout answers [`StoreError::Timeout`] (or
+/// [`StoreError::OutcomeUnknown`] when its write may have landed). A file deleted
+/// or replaced under the running app fails every call with
+/// [`StoreError::Unavailable`] naming the path (the app answers 503 rather than
+/// acknowledging writes into a file nobody reads).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nex_session::StoreError> {
+/// use std::sync::Arc;
+/// use nex_session::store::SqliteStore;
+/// use nex_session::{SessionConfig, SessionLayer};
+///
+/// let store = SqliteStore::open("sessions.db").await?;
+/// let config = SessionConfig::from_env().expect("SECRET_KEY_BASE");
+/// let layer = SessionLayer::with_shared_store(Arc::new(store), config);
+/// # let _ = layer; Ok(()) }
+/// ```
+///
+/// How it works inside (tables, migrations, the read cache) is in the crate
+/// docs of `nex-session-sqlite`.
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) conn: Arc<Mutex<Connection>>,

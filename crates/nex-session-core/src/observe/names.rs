@@ -42,7 +42,7 @@ pub const OUTCOME: &str = "outcome";
 /// Label key: why a cookie was rejected.
 pub const REASON: &str = "reason";
 /// Label key: the store's kind ([`SessionStore::kind`](crate::store::SessionStore::kind):
-/// `memory`, `sqlite`, `redis`, or what a custom store names itself).
+/// `memory`, `sqlite`, `redis`, `postgres`, or what a custom store names itself).
 pub const STORE: &str = "store";
 /// Label key: the store call ([`Operation`]).
 pub const OPERATION: &str = "operation";
