@@ -28,18 +28,16 @@ pub(crate) fn print_line(text: &str) -> ExitCode {
 }
 
 /// `sessions list`: every listed session by store key, with its key count, its
-/// expiry and the user it is bound to (`users[i]` for `sessions[i]`; `-` for none).
-pub(crate) fn session_list(sessions: &[Summary], users: &[Option<String>], now_ms: i64, as_json: bool) -> String {
-    let user_of = |i: usize| users.get(i).cloned().flatten();
+/// expiry and the user it is bound to (`-` for none).
+pub(crate) fn session_list(sessions: &[(Summary, Option<String>)], now_ms: i64, as_json: bool) -> String {
     if as_json {
         let list: Vec<Value> = sessions
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|(s, user)| {
                 json!({
                     "store_key": s.key.to_hex(),
                     "keys": s.fields,
-                    "user": user_of(i),
+                    "user": user,
                     "expires_at_ms": s.expires_at_ms,
                     "expires_at": rfc3339(s.expires_at_ms),
                     "expires_in_s": (s.expires_at_ms - now_ms) / 1000,
@@ -49,9 +47,9 @@ pub(crate) fn session_list(sessions: &[Summary], users: &[Option<String>], now_m
         return json!({ "sessions": list }).to_string();
     }
     let mut out = format!("{:<64}  {:>5}  {:>10}  user\n", "store key (sha256 of id)", "keys", "expires in");
-    for (i, s) in sessions.iter().enumerate() {
+    for (s, user) in sessions {
         let expires = human((s.expires_at_ms - now_ms) / 1000);
-        let user = user_of(i).unwrap_or_else(|| "-".to_owned());
+        let user = user.as_deref().unwrap_or("-");
         out += &format!("{}  {:>5}  {expires:>10}  {user}\n", s.key.to_hex(), s.fields);
     }
     out + &count(sessions.len() as u64, "session")

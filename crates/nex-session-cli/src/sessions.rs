@@ -223,14 +223,15 @@ async fn list(target: &Target, limit: usize, json: bool) -> Result<String, Failu
     let shown = &target.shown;
     let sessions =
         target.admin()?.list(limit).await.map_err(|e| Failure::refused(format!("listing sessions in {shown}: {e}")))?;
-    let mut users = Vec::with_capacity(sessions.len());
-    for session in &sessions {
+    let mut listed = Vec::with_capacity(sessions.len());
+    for session in sessions {
         let record = target.store.load(session.key).await;
         let record = record
             .map_err(|e| Failure::refused(format!("reading session {} in {shown}: {e}", session.key.to_hex())))?;
-        users.push(record.and_then(|r| Binding::of_fields(&r.fields)).map(|b| b.user));
+        let user = record.and_then(|r| Binding::of_fields(&r.fields)).map(|b| b.user);
+        listed.push((session, user));
     }
-    Ok(render::session_list(&sessions, &users, now_ms(), json))
+    Ok(render::session_list(&listed, now_ms(), json))
 }
 
 /// One user's sessions, oldest sign-in first.

@@ -199,12 +199,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // Checked on every request, safe ones too, so a layer in the wrong order
         // fails on the first page load, not on the first form sent.
-        let Some(session) = request.extensions().get::<Session>().cloned() else {
+        let Some(session) = request.extensions().get::<Session>() else {
             return Box::pin(async { Ok(outside_session_layer()) });
         };
         if is_safe(request.method()) {
             return Box::pin(inner.call(request));
         }
+        // Only an unsafe request needs its own handle on the session.
+        let session = session.clone();
         let limits = self.limits.clone();
         Box::pin(async move {
             // `_held` keeps the form's bytes counted until the handler is done with them.
