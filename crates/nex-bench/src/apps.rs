@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     Bare,
     /// The bare app burning this many ns of CPU per request (a calibration baseline).
     BareSpin(u64),
+    /// The bare app under a layer that does nothing: what any layer costs in axum.
+    BareLayer,
     /// nex-session over the store at this URL.
     Nex(String),
     /// tower-sessions with its memory store.
@@ -44,6 +46,17 @@ pub(crate) struct Variant {
 /// separates what the cookie's bytes cost (parsing, copying) from what the layer costs.
 pub(crate) const BARE_WITH_COOKIE: &str = "bare-cookie";
 
+/// The bare app under a layer that does nothing ([`crate::passthrough`]), sent a
+/// session-sized cookie too: the floor of any session layer applied with
+/// `Router::layer`, before it does any work of its own.
+pub(crate) const BARE_LAYER: &str = "bare-layer";
+
+/// Whether load runs of this variant send [`session_sized_cookie`] (instead of
+/// the cookie its own `/login` sets).
+pub(crate) fn sends_session_sized_cookie(name: &str) -> bool {
+    name == BARE_WITH_COOKIE || name == BARE_LAYER
+}
+
 /// `_nex_session=<a genuine Phoenix.Token of a session id>`, as a browser would send it.
 pub(crate) fn session_sized_cookie() -> String {
     let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
@@ -53,7 +66,7 @@ pub(crate) fn session_sized_cookie() -> String {
     format!("{}={}", nex_session::COOKIE_NAME, signer.sign(id.as_bytes()))
 }
 
-/// Every variant (`bare-cookie`, `bare-spin` and `nex-postgres` only when asked for). The Redis
+/// Every variant (`bare-cookie`, `bare-layer`, `bare-spin` and `nex-postgres` only when asked for). The Redis
 /// URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`), the PostgreSQL one
 /// from `NEX_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 pub(crate) fn variants() -> Vec<Variant> {
@@ -64,6 +77,7 @@ pub(crate) fn variants() -> Vec<Variant> {
     vec![
         Variant { name: "bare", kind: Kind::Bare, default: true },
         Variant { name: BARE_WITH_COOKIE, kind: Kind::Bare, default: false },
+        Variant { name: BARE_LAYER, kind: Kind::BareLayer, default: false },
         Variant { name: "bare-spin", kind: Kind::BareSpin(spin_ns), default: false },
         Variant { name: "nex-memory", kind: Kind::Nex("memory".into()), default: true },
         Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()), default: true },
@@ -80,6 +94,7 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
     match kind {
         Kind::Bare => Ok(bare()),
         Kind::BareSpin(ns) => Ok(bare_spinning(*ns)),
+        Kind::BareLayer => Ok(bare().layer(crate::passthrough::PassThroughLayer)),
         Kind::Nex(url) => {
             if let Some(path) = url.strip_prefix("sqlite://") {
                 if let Some(dir) = std::path::Path::new(path).parent() {

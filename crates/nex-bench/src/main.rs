@@ -31,6 +31,7 @@ mod inproc;
 mod load;
 mod lost;
 mod memory;
+mod passthrough;
 mod pin;
 mod server;
 mod users;
@@ -72,7 +73,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--no-pin" => opts.pin = false,
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
-                     [--variants bare,bare-cookie,nex-memory,nex-sqlite,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
+                     [--variants bare,bare-cookie,bare-layer,nex-memory,nex-sqlite,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|ts [--sessions N]\n\
                      \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]\n\
                      \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]"
@@ -129,7 +130,7 @@ fn main() {
         selected.iter().map(|v| (v.name, Server::start(v.name, v.kind.clone(), 1))).collect();
     let mut cookies = Vec::new();
     for (name, server) in &servers {
-        let cookie = if *name == apps::BARE_WITH_COOKIE {
+        let cookie = if apps::sends_session_sized_cookie(name) {
             apps::session_sized_cookie()
         } else {
             load::login(server.addr).unwrap_or_else(|e| exit(&format!("{name}: login failed: {e}")))
@@ -203,7 +204,10 @@ fn main() {
 
     // 2. Lost updates.
     let mut lost_rows = Vec::new();
-    for v in selected.iter().filter(|v| !matches!(v.kind, apps::Kind::Bare | apps::Kind::BareSpin(_))) {
+    for v in selected
+        .iter()
+        .filter(|v| !matches!(v.kind, apps::Kind::Bare | apps::Kind::BareSpin(_) | apps::Kind::BareLayer))
+    {
         for threads in [1, 2] {
             let server = Server::start(v.name, v.kind.clone(), threads);
             match lost::check(server.addr) {

@@ -33,9 +33,12 @@ pin_project! {
     enum State<F, B> {
         /// The inner service is handling the request.
         Calling {
+            // Holds the request's session as the ambient one, and gives it back
+            // (`take_value`) once the handler is done: no second handle to keep.
             #[pin]
             inner: TaskLocalFuture<Session, F>,
-            session: Session,
+            // The request's span, when a subscriber wants it (`None`: nothing to clone).
+            span: Option<Span>,
         },
         /// The response is ready; the session is being saved.
         Persisting {
@@ -49,8 +52,8 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn new(inner: TaskLocalFuture<Session, F>, session: Session) -> Self {
-        Self { state: State::Calling { inner, session } }
+    pub(crate) fn new(inner: TaskLocalFuture<Session, F>, span: Option<Span>) -> Self {
+        Self { state: State::Calling { inner, span } }
     }
 }
 
@@ -65,11 +68,11 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { inner, session } => {
+                StateProj::Calling { mut inner, span } => {
                     // The request's span (`observe` docs) while the handler and the
                     // persist step run; left before the state changes.
-                    let entered = session.span().map(Span::enter);
-                    let response = match ready!(inner.poll(cx)) {
+                    let entered = span.as_ref().map(Span::enter);
+                    let response = match ready!(inner.as_mut().poll(cx)) {
                         Ok(response) => response,
                         Err(err) => {
                             drop(entered);
@@ -77,14 +80,18 @@ where
                             return Poll::Ready(Err(err));
                         }
                     };
-                    if let Some(result) = persist_now(session) {
-                        let response = finish(response, result, session);
+                    let Some(session) = inner.take_value() else {
+                        drop(entered);
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(broken_invariant("the session of a finished handler is gone")));
+                    };
+                    if let Some(result) = persist_now(&session) {
+                        let response = finish(response, result, &session);
                         drop(entered);
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response));
                     }
-                    let session = session.clone();
-                    let span = session.span().cloned();
+                    let span = span.clone();
                     let persist = async move { (persist(&session).await, session) };
                     let persist: BoxFuture<'static, _> = match span {
                         Some(span) => Box::pin(persist.instrument(span)),

@@ -46,9 +46,10 @@ where
         request.extensions_mut().insert(session.clone());
         // 2. call: the inner future runs with the ambient session set. Calling the
         //    inner service here (not in a spawned future) needs no clone of it.
-        let inner = ambient::scope(session.clone(), self.inner.call(request));
+        let span = session.span().cloned();
+        let inner = ambient::scope(session, self.inner.call(request));
         // 3. persist happens in ResponseFuture once the inner future is done;
-        // 4. clean up: the state lives in `session`, dropped with the future.
-        ResponseFuture::new(inner, session)
+        // 4. clean up: the state lives in the session, dropped with the future.
+        ResponseFuture::new(inner, span)
     }
 }

@@ -110,7 +110,7 @@ impl CookieCodec {
     }
 
     /// The session a cookie value names, if it is genuine, unexpired and holds an id.
-    fn verify(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
+    fn verify(&self, value: &[u8], now_ms: i64) -> Result<RequestCookie, NoSession> {
         let cookie = match self.verified.get(value, now_ms) {
             Some(known) => known,
             None => self.verify_fully(value, now_ms)?,
@@ -137,8 +137,10 @@ impl CookieCodec {
     /// load, instruction-cache misses cost more than the instructions themselves.
     #[cold]
     #[inline(never)]
-    fn verify_fully(&self, value: &str, now_ms: i64) -> Result<RequestCookie, NoSession> {
-        match self.check(value, now_ms) {
+    fn verify_fully(&self, value: &[u8], now_ms: i64) -> Result<RequestCookie, NoSession> {
+        // A token is base64url and dots: bytes that are not even UTF-8 are malformed.
+        let checked = std::str::from_utf8(value).map_err(|_| Rejected::Malformed);
+        match checked.and_then(|value| self.check(value, now_ms)) {
             Ok(cookie) => {
                 self.verified.insert(value, &cookie);
                 Ok(cookie)

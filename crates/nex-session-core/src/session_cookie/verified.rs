@@ -43,10 +43,10 @@ impl VerifiedCookies {
     }
 
     /// The remembered verification of exactly `token`, if it is still within its max age.
-    pub(crate) fn get(&self, token: &str, now_ms: i64) -> Option<RequestCookie> {
+    pub(crate) fn get(&self, token: &[u8], now_ms: i64) -> Option<RequestCookie> {
         let guard = self.slot(token)?.try_lock().ok()?;
         let entry = guard.as_ref()?;
-        if !ct::bytes_equal(&entry.token, token.as_bytes()) {
+        if !ct::bytes_equal(&entry.token, token) {
             return None;
         }
         check_age(entry.cookie.signed_at_ms, Some(entry.cookie.max_age_s), now_ms).ok()?;
@@ -54,18 +54,18 @@ impl VerifiedCookies {
     }
 
     /// Remembers a cookie that just passed full verification.
-    pub(crate) fn insert(&self, token: &str, cookie: &RequestCookie) {
+    pub(crate) fn insert(&self, token: &[u8], cookie: &RequestCookie) {
         let Some(slot) = self.slot(token) else { return };
         if let Ok(mut guard) = slot.try_lock() {
-            *guard = Some(Entry { token: token.as_bytes().into(), cookie: cookie.clone() });
+            *guard = Some(Entry { token: token.into(), cookie: cookie.clone() });
         }
     }
 
     /// The slot of a token: picked by its last eight characters, which for a
     /// genuine cookie are HMAC output and so spread evenly. A forged cookie can
     /// at worst evict an entry, never match one.
-    fn slot(&self, token: &str) -> Option<&Mutex<Option<Entry>>> {
-        let tail: [u8; 8] = token.as_bytes().get(token.len().checked_sub(8)?..)?.try_into().ok()?;
+    fn slot(&self, token: &[u8]) -> Option<&Mutex<Option<Entry>>> {
+        let tail: [u8; 8] = token.get(token.len().checked_sub(8)?..)?.try_into().ok()?;
         let mixed = u64::from_le_bytes(tail).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let index = usize::try_from(mixed >> (64 - SLOT_BITS)).ok()?;
         self.slots.get(index)
@@ -94,15 +94,15 @@ mod tests {
         let cache = VerifiedCookies::new();
         let token = "SFMyNTY.g2gDbQAAACBrbF9NQjk4N3lNaHFPdzZWZTQzQjE2WXNzU0swVGxPcG4GAK1.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
         let c = cookie();
-        cache.insert(token, &c);
-        let hit = cache.get(token, 1_000_000 + 59_000).expect("same token, in time");
+        cache.insert(token.as_bytes(), &c);
+        let hit = cache.get(token.as_bytes(), 1_000_000 + 59_000).expect("same token, in time");
         assert_eq!(hit.id, c.id);
-        assert!(cache.get(token, 1_000_000 + 61_000).is_none(), "expired on a hit too");
+        assert!(cache.get(token.as_bytes(), 1_000_000 + 61_000).is_none(), "expired on a hit too");
         let mut forged = token.to_owned();
         forged.replace_range(10..11, "X");
-        assert!(cache.get(&forged, 1_000_000).is_none(), "same slot, other bytes");
-        assert!(cache.get(&token[1..], 1_000_000).is_none(), "other length");
-        assert!(cache.get("short", 1_000_000).is_none());
+        assert!(cache.get(forged.as_bytes(), 1_000_000).is_none(), "same slot, other bytes");
+        assert!(cache.get(&token.as_bytes()[1..], 1_000_000).is_none(), "other length");
+        assert!(cache.get(b"short", 1_000_000).is_none());
     }
 
     #[test]
@@ -110,9 +110,9 @@ mod tests {
         let cache = VerifiedCookies::new();
         let a = "a-token-ending-in-the-same-12345678";
         let b = "b-token-ending-in-the-same-12345678";
-        cache.insert(a, &cookie());
-        cache.insert(b, &cookie());
-        assert!(cache.get(a, 1_000_000).is_none());
-        assert!(cache.get(b, 1_000_000).is_some());
+        cache.insert(a.as_bytes(), &cookie());
+        cache.insert(b.as_bytes(), &cookie());
+        assert!(cache.get(a.as_bytes(), 1_000_000).is_none());
+        assert!(cache.get(b.as_bytes(), 1_000_000).is_some());
     }
 }
