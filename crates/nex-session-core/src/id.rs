@@ -141,7 +141,7 @@ impl StoreKey {
         }
     }
 
-    /// Parses 64 hex characters (either case).
+    /// Parses 64 hex characters (either case); `None` for any other text.
     pub fn from_hex(hex: &str) -> Option<Self> {
         fn nibble(c: u8) -> Option<u8> {
             match c {

@@ -69,7 +69,8 @@
 //!
 //! Values are stored as JSON (`serde_json`): any serde type works, and a value that
 //! no longer decodes as the requested type is a [`SessionError::Decode`] for that
-//! key only. Keys starting with `_nex` are reserved (flash lives under `_nex_flash`, the CSRF secret under `_nex_csrf`).
+//! key only. Keys starting with `_nex` are the library's (flash lives under `_nex_flash`, the CSRF secret under `_nex_csrf`): writing
+//! `_nex_user` or `_nex_seen` is refused (`SessionError::ReservedKey`), and an app should leave the rest alone too.
 //!
 //! ## Expiry modes
 //!
@@ -167,8 +168,6 @@
 //! on purpose, and shows one app before and after.
 
 // docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
-
-// docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items there.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod open;
@@ -178,6 +177,18 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/from-tower-sessions.md")]
     pub mod from_tower_sessions {}
+
+    #[doc = include_str!("../../../docs/sessions.md")]
+    pub mod sessions {}
+
+    #[doc = include_str!("../../../docs/production.md")]
+    pub mod production {}
+
+    #[doc = include_str!("../../../docs/observability.md")]
+    pub mod observability {}
+
+    #[doc = include_str!("../../../docs/configuration.md")]
+    pub mod configuration {}
 }
 
 pub use nex_session_core::*;

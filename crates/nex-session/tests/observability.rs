@@ -392,9 +392,9 @@ async fn the_redis_client_cache_counts_its_hits_and_misses() {
 #[test]
 fn every_metric_is_in_the_docs_tables() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
+    let guide = std::fs::read_to_string(root.join("../../docs/observability.md")).unwrap();
     let crate_docs = std::fs::read_to_string(root.join("../nex-session-core/src/observe/mod.rs")).unwrap();
-    for (doc, text) in [("README.md", &readme), ("nex-session-core/src/observe/mod.rs", &crate_docs)] {
+    for (doc, text) in [("docs/observability.md", &guide), ("nex-session-core/src/observe/mod.rs", &crate_docs)] {
         let rows: Vec<&str> =
             text.lines().filter(|l| l.trim_start_matches("//! ").starts_with("| `nex_session_")).collect();
         assert_eq!(rows.len(), METRICS.len(), "{doc}: one table row per metric");

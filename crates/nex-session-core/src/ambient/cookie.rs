@@ -30,6 +30,7 @@ pub async fn delete(name: &str) -> Result<(), SessionError> {
 }
 
 /// A cookie's value: as queued in this request if it was, else as the request sent it.
+/// `None` when the request sent no such cookie, or this request queued its deletion.
 ///
 /// # Errors
 /// [`SessionError::NoLayer`] outside a request.
@@ -37,7 +38,8 @@ pub async fn get(name: &str) -> Result<Option<String>, SessionError> {
     Ok(current()?.get_cookie(name).await)
 }
 
-/// Every request cookie, with this request's queued changes applied.
+/// Every request cookie as `(name, value)`, in the order sent, with this request's
+/// queued changes applied: deleted ones left out, queued ones last.
 ///
 /// # Errors
 /// [`SessionError::NoLayer`] outside a request.

@@ -19,10 +19,10 @@ pub async fn put(kind: &str, message: impl Into<String>) -> Result<(), SessionEr
     current()?.flash().put(kind, message).await
 }
 
-/// The message of `kind`, left in place.
+/// The message of `kind`, left in place; `None` when there is none.
 ///
 /// # Errors
-/// As [`put`].
+/// [`SessionError::NoLayer`] outside a request, or as [`Flash::get`](crate::flash::Flash::get).
 pub async fn get(kind: &str) -> Result<Option<String>, SessionError> {
     current()?.flash().get(kind).await
 }
@@ -30,7 +30,7 @@ pub async fn get(kind: &str) -> Result<Option<String>, SessionError> {
 /// Every message, left in place.
 ///
 /// # Errors
-/// As [`put`].
+/// [`SessionError::NoLayer`] outside a request, or as [`Flash::peek_all`](crate::flash::Flash::peek_all).
 pub async fn peek_all() -> Result<Messages, SessionError> {
     current()?.flash().peek_all().await
 }
@@ -38,7 +38,7 @@ pub async fn peek_all() -> Result<Messages, SessionError> {
 /// Every message, removed: shown once.
 ///
 /// # Errors
-/// As [`put`].
+/// [`SessionError::NoLayer`] outside a request, or as [`Flash::pop_all`](crate::flash::Flash::pop_all).
 pub async fn pop_all() -> Result<Messages, SessionError> {
     current()?.flash().pop_all().await
 }
@@ -46,7 +46,7 @@ pub async fn pop_all() -> Result<Messages, SessionError> {
 /// Removes every message.
 ///
 /// # Errors
-/// As [`put`].
+/// [`SessionError::NoLayer`] outside a request, or as [`Flash::clear`](crate::flash::Flash::clear).
 pub async fn clear() -> Result<(), SessionError> {
     current()?.flash().clear().await
 }

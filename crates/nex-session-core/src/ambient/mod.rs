@@ -62,7 +62,8 @@ pub fn named(cookie_name: &str) -> Result<Session, SessionError> {
     current()?.named(cookie_name)
 }
 
-/// The value of `key` in the current session; see [`Session::get`].
+/// The value of `key` in the current session, or `None` when absent or when
+/// there is no session; see [`Session::get`].
 ///
 /// ```
 /// # async fn handler() -> Result<(), nex_session::SessionError> {
@@ -98,7 +99,8 @@ pub async fn put<T: Serialize>(key: &str, value: T) -> Result<(), SessionError> 
     current()?.put(key, value).await
 }
 
-/// Atomically updates `key`; see [`Session::update`] (`f` may run more than once).
+/// Atomically updates `key` and returns the new value; see [`Session::update`]
+/// (`f` may run more than once).
 ///
 /// ```
 /// # async fn handler() -> Result<(), nex_session::SessionError> {
@@ -119,7 +121,7 @@ where
 /// Removes `key`; see [`Session::delete`].
 ///
 /// # Errors
-/// [`SessionError::NoLayer`] outside a request.
+/// [`SessionError::NoLayer`] outside a request, or as [`Session::delete`].
 pub async fn delete(key: &str) -> Result<(), SessionError> {
     current()?.delete(key).await
 }

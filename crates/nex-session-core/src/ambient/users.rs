@@ -35,7 +35,8 @@ pub async fn sign_in(user: &str, meta: Option<&str>) -> Result<(), SessionError>
     current()?.sign_in(user, meta).await
 }
 
-/// The user the current session is bound to ([`Session::user`](crate::Session::user)).
+/// The user the current session is bound to, or `None` when it is bound to none
+/// ([`Session::user`](crate::Session::user)).
 ///
 /// ```
 /// # async fn handler() -> Result<(), nex_session::SessionError> {
@@ -49,7 +50,8 @@ pub async fn current_user() -> Result<Option<String>, SessionError> {
     current()?.user().await
 }
 
-/// The sessions of the current session's user ([`Session::user_sessions`](crate::Session::user_sessions)).
+/// The sessions of the current session's user, oldest sign-in first; empty
+/// without a user ([`Session::user_sessions`](crate::Session::user_sessions)).
 ///
 /// # Errors
 /// As [`bind`].

@@ -123,7 +123,8 @@ impl SessionConfig {
         self
     }
 
-    /// The per-user session cap ([`SessionConfig::with_max_sessions_per_user`]).
+    /// The per-user session cap ([`SessionConfig::with_max_sessions_per_user`]);
+    /// `None` when there is no limit.
     pub fn max_sessions_per_user(&self) -> Option<SessionCap> {
         self.max_sessions_per_user
     }

@@ -105,7 +105,7 @@ impl Flash {
         inner.state.lock().await.cookies.delete_if_present(&inner.context.flash_cookie);
     }
 
-    /// The message of `kind`, leaving it in place.
+    /// The message of `kind`, leaving it in place; `None` when there is none.
     ///
     /// # Errors
     /// [`SessionError::Store`] if the store fails.

@@ -29,7 +29,8 @@ pub trait SessionStore: Send + Sync + 'static {
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
 
     /// Applies a batch of per-field puts and deletes atomically and sets the
-    /// expiry, if `presence` holds.
+    /// expiry, if `presence` holds: [`WriteOutcome::Done`] when it did,
+    /// [`WriteOutcome::PresenceFailed`] (and no change) when `presence` did not hold.
     fn apply<'a>(
         &'a self,
         key: StoreKey,
@@ -40,7 +41,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Atomically replaces one field with what `f` decides from its current
     /// value, and sets the expiry (unless `f` says `Keep`), if `presence` holds.
-    /// `f` may run more than once.
+    /// `f` may run more than once. [`WriteOutcome::Done`] once `f`'s last decision
+    /// took effect (`Keep` included); [`WriteOutcome::PresenceFailed`] as for `apply`.
     fn update<'a>(
         &'a self,
         key: StoreKey,
@@ -190,7 +192,8 @@ pub trait SessionAdmin: Send + Sync {
     /// that expires data by itself answers `Ok(0)`.
     fn purge_expired(&self, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    /// Lists live sessions, at most `limit` of them.
+    /// Lists live sessions, at most `limit` of them, in no set order (the SQL
+    /// stores give the latest expiry first).
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>>;
 }
 

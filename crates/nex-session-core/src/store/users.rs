@@ -167,7 +167,8 @@ pub fn is_reserved(field: &str) -> bool {
     field == USER_FIELD || field == SEEN_FIELD
 }
 
-/// Reads a stored [`SEEN_FIELD`] value.
+/// Reads a stored [`SEEN_FIELD`] value: when the session was last seen, in
+/// milliseconds since the Unix epoch; `None` if the bytes are not one.
 pub fn decode_seen(bytes: &[u8]) -> Option<i64> {
     serde_json::from_slice(bytes).ok()
 }

@@ -33,7 +33,8 @@ pub use signer::{Keyring, Signer, TokenError, Verified, DEFAULT_EMBEDDED_MAX_AGE
 pub use signer::now_ms;
 pub(crate) use signer::{check_age, well_formed};
 
-/// Decodes a payload the way `verify` does, without any signature check.
+/// Decodes a payload the way `verify` does, without any signature check:
+/// `true` when the bytes are a well-formed payload (data, signing time, max age).
 ///
 /// Exposed for the fuzz target only: it must never panic on any input.
 #[doc(hidden)]

@@ -86,12 +86,12 @@ impl Signer {
         Self { mac }
     }
 
-    /// Signs `data` now, embedding Phoenix's default max age of one day.
+    /// Signs `data` now, embedding Phoenix's default max age of one day; returns the token.
     pub fn sign(&self, data: &[u8]) -> String {
         self.sign_at(data, now_ms(), DEFAULT_EMBEDDED_MAX_AGE)
     }
 
-    /// Signs `data` as if at `signed_at_ms`, embedding `max_age_s`.
+    /// Signs `data` as if at `signed_at_ms`, embedding `max_age_s`; returns the token.
     ///
     /// ```
     /// # use nex_session::token::{SecretKeyBase, Signer};
@@ -123,7 +123,8 @@ impl Signer {
         token
     }
 
-    /// Verifies `token` now. `max_age` (seconds) overrides the embedded one when given.
+    /// Verifies `token` now, returning the data it signs. `max_age` (seconds)
+    /// overrides the embedded one when given.
     ///
     /// # Errors
     /// [`TokenError::Missing`], [`TokenError::Invalid`] or [`TokenError::Expired`].
@@ -211,6 +212,7 @@ impl Keyring {
     }
 
     /// Verifies with any listed secret as of `now_ms`; see [`Signer::verify_at`].
+    /// [`Verified::key_index`] says which secret matched.
     ///
     /// # Errors
     /// As [`Signer::verify`].

@@ -14,7 +14,8 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{BoxFuture, Presence, UpdateAction, UpdateFn, WriteOutcome};
 
-/// Atomically updates one field (see the module docs).
+/// Atomically updates one field (see the module docs); the outcome means what
+/// [`SessionStore::update`](crate::store::SessionStore::update)'s does.
 pub async fn update<S: CasStore>(
     store: &S,
     updates: &Arc<Updates>,
