@@ -81,6 +81,11 @@ pub(crate) fn variants() -> Vec<Variant> {
         Variant { name: "bare-spin", kind: Kind::BareSpin(spin_ns), default: false },
         Variant { name: "nex-memory", kind: Kind::Nex("memory".into()), default: true },
         Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()), default: true },
+        Variant {
+            name: "nex-sqlite-exclusive",
+            kind: Kind::Nex("sqlite://target/bench/nex-bench-exclusive.db?locking=exclusive".into()),
+            default: true,
+        },
         Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()), default: true },
         // Asked for by name: most benchmark machines run Redis but no PostgreSQL.
         Variant { name: "nex-postgres", kind: Kind::Nex(postgres), default: false },
@@ -96,13 +101,14 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
         Kind::BareSpin(ns) => Ok(bare_spinning(*ns)),
         Kind::BareLayer => Ok(bare().layer(crate::passthrough::PassThroughLayer)),
         Kind::Nex(url) => {
+            let url = own_file(url);
             if let Some(path) = url.strip_prefix("sqlite://") {
                 if let Some(dir) = std::path::Path::new(path).parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
             }
-            let shown = nex_session::store::RedactedUrl::new(url);
-            let store = nex_session::store::open(url).await.map_err(|e| format!("store {shown}: {e}"))?;
+            let shown = nex_session::store::RedactedUrl::new(&url);
+            let store = nex_session::store::open(&url).await.map_err(|e| format!("store {shown}: {e}"))?;
             let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
                 .unwrap_or_else(|_| SecretKeyBase::development());
             let config = SessionConfig::new(secret).with_secure_cookie(false);
@@ -128,6 +134,25 @@ pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
             Ok(tower_routes().layer(layer))
         }
     }
+}
+
+/// An exclusive SQLite store holds its file until the process exits, and the
+/// harness starts several servers of one variant (throughput, then lost updates
+/// on 1 and 2 threads): each gets a fresh file of its own (`…-1.db`, `…-2.db`).
+fn own_file(url: &str) -> String {
+    static BUILT: AtomicU64 = AtomicU64::new(0);
+    let Some((path, query)) = url.strip_prefix("sqlite://").and_then(|rest| rest.split_once('?')) else {
+        return url.to_owned();
+    };
+    if query != "locking=exclusive" {
+        return url.to_owned();
+    }
+    let n = BUILT.fetch_add(1, Ordering::Relaxed) + 1;
+    let path = format!("{}-{n}.db", path.strip_suffix(".db").unwrap_or(path));
+    for stale in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let _ = std::fs::remove_file(stale);
+    }
+    format!("sqlite://{path}?{query}")
 }
 
 fn bare() -> Router {

@@ -186,7 +186,8 @@ async fn open(url: &str, origin: &str, create: bool) -> Result<Arc<dyn SessionSt
     }
     let options = OpenOptions::new().create_missing(create);
     nex_session::store::open_with(url, options).await.map_err(|e| {
-        let hint = if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Sqlite(_))) {
+        let hint = if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Sqlite(_) | StoreUrl::SqliteExclusive(_)))
+        {
             "; to create a new database there, pass --create"
         } else if !create && matches!(StoreUrl::parse(url), Ok(StoreUrl::Postgres(_))) {
             "; to create the session tables there, pass --create"

@@ -95,6 +95,16 @@ impl ReadCache {
         None
     }
 
+    /// The cached fields of `key`, if unexpired, without comparing versions: only
+    /// for a store that holds its file exclusively (`SqliteStore::open_exclusive`),
+    /// where no other connection can commit and this one keeps the cache in step
+    /// with each of its own writes.
+    pub(super) fn get_exclusive(&self, key: StoreKey, now_ms: i64) -> Option<(Snapshot, i64)> {
+        let entries = self.entries();
+        let entry = entries.get(&key).filter(|entry| entry.expires_at_ms > now_ms)?;
+        Some((entry.fields.clone(), entry.expires_at_ms))
+    }
+
     /// Remembers `record`, read at `data_version`, and hands back its fields as
     /// cached. Call with the connection locked.
     pub(super) fn put(&self, key: StoreKey, record: &Record, data_version: i64) -> Snapshot {

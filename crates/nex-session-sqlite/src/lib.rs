@@ -16,7 +16,8 @@
 //! a session in the read cache (`cache.rs`): it waits for the next shared check
 //! that nothing changed the file (`validation.rs`: one `stat` and one `PRAGMA
 //! data_version` for all the reads waiting at the time), which runs on an async
-//! thread when the connection is free (it waits for no writer). Batches run in one
+//! thread when the connection is free (it waits for no writer); a store opened with
+//! `open_exclusive` holds the file alone and skips that check. Batches run in one
 //! `IMMEDIATE` transaction. `update`
 //! is a compare-and-set (one `IMMEDIATE` transaction writes only if the field
 //! still holds what the closure saw, else the closure runs again on a fresh read),

@@ -10,8 +10,8 @@ use crate::store::SqliteStore;
 use crate::user_rows::{reindex, unindex};
 use nex_session_core::store::toolkit::update_chain;
 use nex_session_core::store::{
-    BoxFuture, Changes, FastReads, Fields, Presence, Record, SessionAdmin, SessionStore, Snapshot, UpdateFn, UserIndex,
-    WriteOutcome,
+    BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Snapshot, UpdateFn,
+    UserIndex, WriteOutcome,
 };
 use nex_session_core::token::now_ms;
 use nex_session_core::StoreError;
@@ -167,6 +167,15 @@ impl SessionStore for SqliteStore {
 }
 
 impl FastReads for SqliteStore {
+    fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
+        // Only a store that holds its file alone knows without asking: for the
+        // others a cached session must first be checked against the file.
+        match self.exclusive.then(|| self.cache.get_exclusive(key, now_ms)).flatten() {
+            Some((fields, _)) => LoadNow::Found(fields),
+            None => LoadNow::Unknown,
+        }
+    }
+
     fn load_snapshot(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
         // The cached snapshot itself: no map built, no bytes copied.
         Box::pin(async move {

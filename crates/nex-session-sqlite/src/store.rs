@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 
 use crate::cache::{data_version, ReadCache, Touched};
-use crate::connection::{open_blocking, unavailable, Missing};
+use crate::connection::{open_blocking, unavailable, Locking, Missing};
 use crate::file_identity::FileIdentity;
 use crate::validation::Validation;
 use crate::worker::Worker;
@@ -39,7 +39,9 @@ use nex_session_core::StoreKey;
 ///   grouped into one);
 /// - reads of a session this process loaded are served from a read cache while
 ///   the file is unchanged (checked with one `stat` and `PRAGMA data_version`),
-///   so another process's write is seen by the next read;
+///   so another process's write is seen by the next read; a store opened with
+///   [`open_exclusive`](Self::open_exclusive) (URL `sqlite://PATH?locking=exclusive`)
+///   holds the file alone instead, and serves cached reads without any check;
 /// - per-user sessions (`users()`), revocation of any number of them in
 ///   committed batches of 1,000, the background purge of expired sessions.
 ///
@@ -80,6 +82,8 @@ pub struct SqliteStore {
     pub(crate) path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     pub(crate) file: Option<Arc<FileIdentity>>,
+    /// No other process can open the file ([`SqliteStore::open_exclusive`]).
+    pub(crate) exclusive: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -95,7 +99,39 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Unavailable`] if the file cannot be opened or migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_as(path.as_ref(), Missing::Create).await
+        Self::open_as(path.as_ref(), Missing::Create, Locking::Shared).await
+    }
+
+    /// Opens (or creates) the database at `path` for this store alone, for as
+    /// long as it is open: the app that owns its sessions file, one process.
+    ///
+    /// The connection holds SQLite's exclusive lock from the open on (`PRAGMA
+    /// locking_mode=EXCLUSIVE`), so no other process can read or write the file,
+    /// and reads of a cached session skip the check that nothing else changed it:
+    /// a cached read is a map lookup, at the speed of the memory store, and still
+    /// exact (nothing else *can* change the file). Writes are as durable as with
+    /// [`open`](Self::open).
+    ///
+    /// What it costs: the CLI (`nex-session sessions --store sqlite://…`) and any
+    /// other process cannot open the file while the app runs (they fail after 5 s
+    /// with "locked by another process"); sign users out from the app itself
+    /// (`users()`). A file deleted under the running app is noticed at its next
+    /// write or uncached read, not at a cached read. URL: `sqlite://PATH?locking=exclusive`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nex_session::StoreError> {
+    /// use nex_session::store::SqliteStore;
+    /// let store = SqliteStore::open_exclusive("sessions.db").await?;
+    /// // A second store on the file, in this process or another, is refused:
+    /// assert!(SqliteStore::open("sessions.db").await.is_err());
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or migrated, or
+    /// another connection has it open (after SQLite's 5 s busy timeout).
+    pub async fn open_exclusive(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_as(path.as_ref(), Missing::Create, Locking::Exclusive).await
     }
 
     /// Opens the database at `path` only if the file exists (then as [`open`](Self::open)
@@ -113,14 +149,14 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Unavailable`] naming the path when no file is there; otherwise as `open`.
     pub async fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_as(path.as_ref(), Missing::Refuse).await
+        Self::open_as(path.as_ref(), Missing::Refuse, Locking::Shared).await
     }
 
-    async fn open_as(path: &Path, missing: Missing) -> Result<Self, StoreError> {
+    async fn open_as(path: &Path, missing: Missing, locking: Locking) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         let for_task = path.clone();
         let (conn, file) = tokio::task::spawn_blocking(move || {
-            let conn = open_blocking(&for_task, missing)?;
+            let conn = open_blocking(&for_task, missing, locking)?;
             // After the open, which may have created the file.
             Ok::<_, StoreError>((conn, FileIdentity::of(&for_task)?))
         })
@@ -137,6 +173,7 @@ impl SqliteStore {
             worker,
             path,
             file: file.map(Arc::new),
+            exclusive: locking == Locking::Exclusive,
         })
     }
 
@@ -170,6 +207,9 @@ impl SqliteStore {
     /// since the load began (`cache.rs`, `validation.rs`); `None` sends the load to
     /// the database.
     pub(crate) async fn cached(&self, key: StoreKey) -> Option<(Snapshot, i64)> {
+        if self.exclusive {
+            return self.cache.get_exclusive(key, now_ms());
+        }
         if !self.cache.holds(key, now_ms()) {
             return None;
         }

@@ -199,7 +199,7 @@ pub mod store {
     //! | store | pick it for | URL ([`open`]) | feature |
     //! |---|---|---|---|
     //! | [`MemoryStore`] | one process; sessions may be lost on restart | `memory[?max_sessions=N]` | always |
-    //! | `SqliteStore` | one machine, durable, no server to run | `sqlite://PATH` | `sqlite` |
+    //! | `SqliteStore` | one machine, durable, no server to run | `sqlite://PATH[?locking=exclusive]` | `sqlite` |
     //! | `RedisStore` | many app instances; Redis or Redis Cluster | `redis://…`, `rediss://…`, `redis+cluster://…` | `redis` |
     //! | `PostgresStore` | many app instances, durable, in the database you already run | `postgres://…` | `postgres` |
     //!

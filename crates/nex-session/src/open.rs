@@ -12,6 +12,7 @@ use nex_session_core::StoreError;
 /// |---|---|---|
 /// | `memory`, `memory?max_sessions=N` | [`MemoryStore`], bounded (default [`DEFAULT_MAX_SESSIONS`]) | always |
 /// | `sqlite://PATH` (e.g. `sqlite://sessions.db`, `sqlite:///var/lib/app/s.db`) | `SqliteStore` | `sqlite` |
+/// | `sqlite://PATH?locking=exclusive` | `SqliteStore::open_exclusive`: the file for this process alone | `sqlite` |
 /// | `redis://[USER:PASSWORD@]HOST:PORT[/DB]`, `rediss://…` (TLS) | `RedisStore`, one node | `redis` |
 /// | `redis+cluster://HOST:PORT,HOST:PORT,…`, `rediss+cluster://…` | `RedisStore` on Redis Cluster | `redis` |
 /// | `redis+sentinel://HOST:PORT,…/SERVICE[/DB]`, `rediss+sentinel://…` | `RedisStore` on the master Sentinel names | `redis` |
@@ -28,6 +29,8 @@ use nex_session_core::StoreError;
 /// assert_eq!(StoreUrl::parse("memory").unwrap(), StoreUrl::Memory { max_sessions: None });
 /// assert_eq!(StoreUrl::parse("memory?max_sessions=500").unwrap(), StoreUrl::Memory { max_sessions: Some(500) });
 /// assert_eq!(StoreUrl::parse("sqlite://data/s.db").unwrap(), StoreUrl::Sqlite("data/s.db".into()));
+/// assert_eq!(StoreUrl::parse("sqlite://s.db?locking=exclusive").unwrap(), StoreUrl::SqliteExclusive("s.db".into()));
+/// assert!(StoreUrl::parse("sqlite://s.db?locking=maybe").is_err());
 /// assert!(StoreUrl::parse("mongodb://x").is_err());
 /// assert!(!format!("{:?}", StoreUrl::parse("redis://:s3cret@cache:6379").unwrap()).contains("s3cret"));
 /// assert!(matches!(StoreUrl::parse("postgres://app@db/app"), Ok(StoreUrl::Postgres(_))));
@@ -47,6 +50,9 @@ pub enum StoreUrl {
     },
     /// A SQLite file path.
     Sqlite(String),
+    /// A SQLite file path this process holds alone (`?locking=exclusive`), opened
+    /// with `SqliteStore::open_exclusive`.
+    SqliteExclusive(String),
     /// A Redis URL (single node or `redis+cluster://`), passed to `RedisStore::open`.
     Redis(String),
     /// A PostgreSQL URL, passed to `PostgresStore::open`.
@@ -58,6 +64,7 @@ impl std::fmt::Debug for StoreUrl {
         match self {
             Self::Memory { max_sessions } => f.debug_struct("Memory").field("max_sessions", max_sessions).finish(),
             Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::SqliteExclusive(path) => f.debug_tuple("SqliteExclusive").field(path).finish(),
             Self::Redis(url) => f.debug_tuple("Redis").field(&RedactedUrl::new(url)).finish(),
             Self::Postgres(url) => f.debug_tuple("Postgres").field(&RedactedUrl::new(url)).finish(),
         }
@@ -81,11 +88,16 @@ impl StoreUrl {
                 return parse_memory_query(query).map(|max_sessions| Self::Memory { max_sessions: Some(max_sessions) });
             }
         }
-        if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let (path, query) = rest.split_once('?').map_or((rest, None), |(path, query)| (path, Some(query)));
             if path.is_empty() {
                 return Err(StoreUrlError::MissingPath);
             }
-            return Ok(Self::Sqlite(path.to_owned()));
+            return match query {
+                None | Some("locking=shared") => Ok(Self::Sqlite(path.to_owned())),
+                Some("locking=exclusive") => Ok(Self::SqliteExclusive(path.to_owned())),
+                Some(other) => Err(StoreUrlError::UnknownSqliteParameter(other.to_owned())),
+            };
         }
         let redis = [
             "redis://",
@@ -147,6 +159,8 @@ pub enum StoreUrlError {
     UnknownParameter(String),
     /// `memory?max_sessions=` with something other than a whole number above 0.
     InvalidMaxSessions(String),
+    /// A `sqlite://PATH?…` URL with a query other than `locking=exclusive` or `locking=shared`.
+    UnknownSqliteParameter(String),
 }
 
 impl std::fmt::Display for StoreUrlError {
@@ -166,6 +180,11 @@ impl std::fmt::Display for StoreUrlError {
             Self::InvalidMaxSessions(value) => {
                 write!(f, "memory store URL: max_sessions={value:?} is not a whole number of sessions above 0")
             }
+            Self::UnknownSqliteParameter(query) => write!(
+                f,
+                "SQLite store URL: unknown parameter {query:?}; the only one is locking=exclusive \
+                 (or locking=shared, the default)"
+            ),
         }
     }
 }
@@ -273,8 +292,16 @@ async fn open_parsed(url: StoreUrl, options: OpenOptions) -> Result<Arc<dyn Sess
         }
         #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite(path) => Ok(Arc::new(nex_session_sqlite::SqliteStore::open_existing(path).await?)),
+        #[cfg(feature = "sqlite")]
+        StoreUrl::SqliteExclusive(path) if !options.create_missing && !std::path::Path::new(&path).is_file() => {
+            Err(StoreError::Unavailable(
+                format!("no SQLite session database at {path:?} (opening existing files only: check the path)").into(),
+            ))
+        }
+        #[cfg(feature = "sqlite")]
+        StoreUrl::SqliteExclusive(path) => Ok(Arc::new(nex_session_sqlite::SqliteStore::open_exclusive(path).await?)),
         #[cfg(not(feature = "sqlite"))]
-        StoreUrl::Sqlite(_) => {
+        StoreUrl::Sqlite(_) | StoreUrl::SqliteExclusive(_) => {
             Err(StoreError::Unavailable("this build has no SQLite store: enable nex-session's `sqlite` feature".into()))
         }
         #[cfg(feature = "redis")]
