@@ -74,7 +74,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             _ => {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
                      [--variants bare,bare-cookie,bare-layer,nex-memory,nex-sqlite,nex-sqlite-exclusive,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
-                     \x20      nex-bench memory --store nex|ts [--sessions N]\n\
+                     \x20      nex-bench memory --store nex|nex-bounded|ts [--sessions N]\n\
                      \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]\n\
                      \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]"
                     .into())
@@ -228,15 +228,20 @@ fn main() {
 
     // 3. Memory per idle session, each store in a fresh process.
     let mut memory_rows = Vec::new();
-    for (variant, store) in [("nex-memory", "nex"), ("ts-memory", "ts")] {
+    let stores = [
+        ("nex-memory", "nex", "nex-memory, `MemoryStore::new()`"),
+        ("nex-memory", "nex-bounded", "nex-memory, bounded (`store::open(\"memory\")`, the demo's)"),
+        ("ts-memory", "ts", "ts-memory"),
+    ];
+    for (variant, store, label) in stores {
         if !opts.variants.iter().any(|n| n == variant) {
             continue;
         }
         let exe = std::env::current_exe().unwrap_or_else(|e| exit(&e.to_string()));
         let out = std::process::Command::new(exe).args(["memory", "--store", store]).output();
         let bytes = out.ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse::<f64>().ok());
-        println!("memory {variant}: {bytes:?} bytes per idle session");
-        memory_rows.push((variant, bytes));
+        println!("memory {store}: {bytes:?} bytes per idle session");
+        memory_rows.push((label, bytes));
     }
 
     let names: Vec<&'static str> = servers.iter().map(|(n, _)| *n).collect();

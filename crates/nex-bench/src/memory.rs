@@ -1,5 +1,8 @@
-//! `nex-bench memory --store nex|ts [--sessions N]`: resident memory per idle
-//! session (one small key) in a memory store, measured in a process of its own.
+//! `nex-bench memory --store nex|nex-bounded|ts [--sessions N]`: resident memory
+//! per idle session (one small key) in a memory store, measured in a process of its
+//! own. `nex` is `MemoryStore::new()` (unbounded); `nex-bounded` the bounded store
+//! `store::open("memory")` and the demo use (`DEFAULT_MAX_SESSIONS`, 100,000, so the
+//! default run fills it exactly, eviction ring included).
 
 use std::collections::BTreeMap;
 
@@ -13,8 +16,11 @@ fn resident_bytes() -> Result<usize, String> {
 
 /// Runs the measurement and prints `bytes_per_session`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let store =
-        args.iter().position(|a| a == "--store").and_then(|i| args.get(i + 1)).ok_or("--store nex|ts is required")?;
+    let store = args
+        .iter()
+        .position(|a| a == "--store")
+        .and_then(|i| args.get(i + 1))
+        .ok_or("--store nex|nex-bounded|ts is required")?;
     let sessions = match args.iter().position(|a| a == "--sessions").and_then(|i| args.get(i + 1)) {
         Some(n) => n.parse().map_err(|e| format!("--sessions: {e}"))?,
         None => DEFAULT_SESSIONS,
@@ -22,7 +28,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let per_session = runtime.block_on(async {
         match store.as_str() {
-            "nex" => nex(sessions).await,
+            "nex" => nex(sessions, nex_session::store::MemoryStore::new()).await,
+            "nex-bounded" => {
+                let bound = nex_session::store::DEFAULT_MAX_SESSIONS;
+                nex(sessions, nex_session::store::MemoryStore::with_max_sessions(bound)).await
+            }
             "ts" => tower(sessions).await,
             other => Err(format!("unknown store {other}")),
         }
@@ -31,15 +41,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-async fn nex(n: usize) -> Result<f64, String> {
-    use nex_session::store::{Change, MemoryStore, Presence, SessionStore};
+async fn nex(n: usize, store: nex_session::store::MemoryStore) -> Result<f64, String> {
+    use nex_session::store::{Change, Presence, SessionStore};
     let keys: Vec<_> = (0..n)
         .map(|_| nex_session::SessionId::generate().map(|id| id.store_key()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let mut batch = BTreeMap::new();
     batch.insert("user_id".to_owned(), Change::Put(b"42".to_vec()));
-    let store = MemoryStore::new();
     let expires = nex_session::token::now_ms() + 3_600_000;
     let before = resident_bytes()?;
     for key in keys {
