@@ -24,6 +24,15 @@ pub enum LoadNow {
 /// a complete example.
 ///
 /// Implementations must be cheap to share (`Arc` inside); the layer holds one.
+///
+/// # Errors
+/// Every method fails with a [`StoreError`] that says whether a write may have
+/// landed: [`Unavailable`](StoreError::Unavailable) (unreachable or refused; nothing
+/// applied), [`Timeout`](StoreError::Timeout) (no answer before the write was sent;
+/// nothing applied), [`OutcomeUnknown`](StoreError::OutcomeUnknown) (a write sent
+/// whose answer never came) and [`Corrupt`](StoreError::Corrupt) (stored bytes the
+/// store cannot read). A missing session is never an error: `load` gives `None`,
+/// writes give [`WriteOutcome::PresenceFailed`] or `false`.
 pub trait SessionStore: Send + Sync + 'static {
     /// Reads every field of a live session, or `None` if there is none.
     fn load(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
@@ -194,6 +203,10 @@ pub trait SessionAdmin: Send + Sync {
 
     /// Lists live sessions, at most `limit` of them, in no set order (the SQL
     /// stores give the latest expiry first).
+    ///
+    /// # Errors
+    /// As [`SessionStore`]'s; a store that cannot list answers an error
+    /// (say [`StoreError::Unavailable`] with the reason), never an empty list.
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Summary>, StoreError>>;
 }
 

@@ -374,6 +374,10 @@ impl SessionCap {
 /// - Nothing here returns an id or a store key: sessions are named by [`SessionHandle`].
 ///
 /// The conformance suite checks all of it, including the races.
+///
+/// # Errors
+/// As [`SessionStore`](super::SessionStore)'s: a [`StoreError`]
+/// that says whether a write may have landed; a user with no sessions is no error.
 pub trait UserIndex: Send + Sync {
     /// Binds the live session `key` to `binding.user`, setting its expiry.
     /// [`WriteOutcome::PresenceFailed`] (and no change) if there is no such session.
