@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::cache::{data_version, ReadCache, Touched};
+use crate::connection::Locking;
 use crate::rows::{claim, delete_session, live, write_field};
 use crate::store::SqliteStore;
 use crate::user_rows::{reindex, unindex};
@@ -170,7 +171,8 @@ impl FastReads for SqliteStore {
     fn load_now(&self, key: StoreKey, now_ms: i64) -> LoadNow {
         // Only a store that holds its file alone knows without asking: for the
         // others a cached session must first be checked against the file.
-        match self.exclusive.then(|| self.cache.get_exclusive(key, now_ms)).flatten() {
+        let known = (self.locking == Locking::Exclusive).then(|| self.cache.get_exclusive(key, now_ms));
+        match known.flatten() {
             Some((fields, _)) => LoadNow::Found(fields),
             None => LoadNow::Unknown,
         }

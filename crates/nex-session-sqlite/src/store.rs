@@ -82,8 +82,8 @@ pub struct SqliteStore {
     pub(crate) path: PathBuf,
     /// The file `path` named at open, checked before each operation (`None`: in memory).
     pub(crate) file: Option<Arc<FileIdentity>>,
-    /// No other process can open the file ([`SqliteStore::open_exclusive`]).
-    pub(crate) exclusive: bool,
+    /// Whether other processes may share the file ([`SqliteStore::open_exclusive`]).
+    pub(crate) locking: Locking,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -152,6 +152,15 @@ impl SqliteStore {
         Self::open_as(path.as_ref(), Missing::Refuse, Locking::Shared).await
     }
 
+    /// [`open_exclusive`](Self::open_exclusive) of an existing file only, as
+    /// [`open_existing`](Self::open_existing) is to [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As `open_existing`, and as `open_exclusive` when the file is there.
+    pub async fn open_existing_exclusive(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_as(path.as_ref(), Missing::Refuse, Locking::Exclusive).await
+    }
+
     async fn open_as(path: &Path, missing: Missing, locking: Locking) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         let for_task = path.clone();
@@ -173,7 +182,7 @@ impl SqliteStore {
             worker,
             path,
             file: file.map(Arc::new),
-            exclusive: locking == Locking::Exclusive,
+            locking,
         })
     }
 
@@ -207,7 +216,7 @@ impl SqliteStore {
     /// since the load began (`cache.rs`, `validation.rs`); `None` sends the load to
     /// the database.
     pub(crate) async fn cached(&self, key: StoreKey) -> Option<(Snapshot, i64)> {
-        if self.exclusive {
+        if self.locking == Locking::Exclusive {
             return self.cache.get_exclusive(key, now_ms());
         }
         if !self.cache.holds(key, now_ms()) {

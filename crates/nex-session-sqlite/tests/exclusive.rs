@@ -87,3 +87,15 @@ async fn the_url_opens_an_exclusive_store() {
     let Err(unknown) = unknown else { panic!("an unknown locking mode is refused") };
     assert!(unknown.to_string().contains("locking=exclusive"), "{unknown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_existing_exclusive_refuses_a_missing_file_and_creates_nothing() {
+    let db = TempDb::new("exclusive-missing");
+    let refused = SqliteStore::open_existing_exclusive(&db.0).await.unwrap_err().to_string();
+    assert!(refused.contains("no SQLite session database"), "{refused}");
+    assert!(!db.0.exists(), "nothing was created");
+    let options = nex_session::store::OpenOptions::new().create_missing(false);
+    let url = format!("sqlite://{}?locking=exclusive", db.0.display());
+    assert!(nex_session::store::open_with(&url, options).await.is_err());
+    assert!(!db.0.exists());
+}

@@ -293,13 +293,13 @@ async fn open_parsed(url: StoreUrl, options: OpenOptions) -> Result<Arc<dyn Sess
         #[cfg(feature = "sqlite")]
         StoreUrl::Sqlite(path) => Ok(Arc::new(nex_session_sqlite::SqliteStore::open_existing(path).await?)),
         #[cfg(feature = "sqlite")]
-        StoreUrl::SqliteExclusive(path) if !options.create_missing && !std::path::Path::new(&path).is_file() => {
-            Err(StoreError::Unavailable(
-                format!("no SQLite session database at {path:?} (opening existing files only: check the path)").into(),
-            ))
+        StoreUrl::SqliteExclusive(path) if options.create_missing => {
+            Ok(Arc::new(nex_session_sqlite::SqliteStore::open_exclusive(path).await?))
         }
         #[cfg(feature = "sqlite")]
-        StoreUrl::SqliteExclusive(path) => Ok(Arc::new(nex_session_sqlite::SqliteStore::open_exclusive(path).await?)),
+        StoreUrl::SqliteExclusive(path) => {
+            Ok(Arc::new(nex_session_sqlite::SqliteStore::open_existing_exclusive(path).await?))
+        }
         #[cfg(not(feature = "sqlite"))]
         StoreUrl::Sqlite(_) | StoreUrl::SqliteExclusive(_) => {
             Err(StoreError::Unavailable("this build has no SQLite store: enable nex-session's `sqlite` feature".into()))
