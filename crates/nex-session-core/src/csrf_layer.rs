@@ -50,6 +50,12 @@ pub const DEFAULT_BUFFER_BUDGET: usize = 16 << 20;
 /// [`SessionLayer`](crate::SessionLayer) (add it with `.layer` *before* the
 /// session layer, so the session layer wraps it).
 ///
+/// In the wrong order every request, safe ones too, is answered 500 with a body
+/// and an error event that say how to order the layers. The mistake is caught on
+/// the first request rather than when the router is built: axum's `.layer` takes
+/// any tower layer, so the order is not visible in the types without making
+/// every app name the session layer's service type.
+///
 /// ```
 /// use axum::{routing::{get, post}, Router};
 /// use nex_session::{csrf::CsrfLayer, token::SecretKeyBase, SessionConfig, SessionLayer};
