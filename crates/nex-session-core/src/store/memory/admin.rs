@@ -22,11 +22,11 @@ impl SessionAdmin for MemoryStore {
                     let mut guard = lock(shard);
                     let shard = &mut *guard;
                     let before = shard.sessions.len();
-                    shard.sessions.retain(|key, e| {
+                    shard.sessions.retain(|e| {
                         let live = e.live(now_ms);
                         if !live {
                             if let Some(user) = bound_user(&e.fields) {
-                                unbound.push((user, *key));
+                                unbound.push((user, e.key()));
                             }
                         }
                         live
@@ -34,13 +34,7 @@ impl SessionAdmin for MemoryStore {
                     let purged = before - shard.sessions.len();
                     removed += purged as u64;
                     held += shard.sessions.len() as u64;
-                    if purged > 0 && self.inner.max_per_shard.is_some() {
-                        // The sweep is a scan anyway: drop the ring's dead slots with it.
-                        shard.clock.compact(&shard.sessions);
-                    }
-                    if shard.sessions.capacity() > 4 * shard.sessions.len().max(16) {
-                        shard.sessions.shrink_to_fit();
-                    }
+                    shard.sessions.shrink_if_sparse();
                 }
                 // One shard per step, so request handling interleaves with the sweep.
                 tokio::task::yield_now().await;
@@ -61,11 +55,11 @@ impl SessionAdmin for MemoryStore {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
             let shard = lock(shard);
-            for (key, e) in shard.sessions.iter().filter(|(_, e)| e.live(now)) {
+            for e in shard.sessions.iter().filter(|e| e.live(now)) {
                 if out.len() >= limit {
                     break;
                 }
-                out.push(Summary { key: *key, fields: e.fields.len(), expires_at_ms: e.expires_at_ms });
+                out.push(Summary { key: e.key(), fields: e.fields.len(), expires_at_ms: e.expires_at_ms() });
             }
         }
         Box::pin(std::future::ready(Ok(out)))

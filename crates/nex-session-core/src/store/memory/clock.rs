@@ -1,35 +1,31 @@
 //! Second-chance ("clock") eviction: which session a full shard of a bounded
 //! store drops to take a new one, at O(1) amortised cost per insert.
 //!
-//! A [`Clock`] is a ring of the shard's keys in insertion order; the hand is its
-//! front. An entry carries a "used since the hand last passed" mark, set by every
-//! read or write of the session (see [`Evictable`]). To make room, the hand takes
-//! keys off the front:
+//! The hand is a position in the shard's hash table (`table.rs`), which it walks
+//! bucket by bucket, wrapping at the end. An entry carries a "used since the hand
+//! last passed" mark, set when the session is stored and by every read or write of
+//! it (see [`Evictable`]). To make room, the hand moves on:
 //!
-//! - a key no longer in the map (removed, renamed, purged) is a dead slot: skipped;
+//! - an empty bucket is skipped;
 //! - an expired entry is evicted at once;
-//! - a marked entry loses its mark and goes to the back (its second chance);
+//! - a marked entry loses its mark and stays (its second chance);
 //! - an unmarked entry is evicted.
 //!
 //! So a session used since the hand last passed it outlives every session that
-//! was not, and sessions nobody came back to leave in the order they arrived.
+//! was not, and a session just stored survives until the hand has passed it twice:
+//! a new session is never the next one evicted unless every other one was used
+//! since. Sessions leave in the table's (random) order, not the order they
+//! arrived: no ring of keys in arrival order is kept, which would cost a second
+//! copy of every key (about 40 bytes per idle session).
 //!
-//! Cost: each step of the hand either evicts, skips a dead slot, or clears a mark.
-//! Every dead slot was made by one removal and every mark by one access, each O(1),
-//! so the hand's steps are paid for by the operations that made them: O(1)
-//! amortised per insert. Dead slots are dropped all at once when the ring grows
-//! past twice the live entries (plus some slack), which the pushes since the last
-//! compaction pay for in the same way.
+//! Cost: each step of the hand evicts, clears a mark, or skips an empty bucket.
+//! Every mark was set by one store or access, O(1) each; a full shard has most of
+//! its buckets occupied (a hash table keeps at least 7 of 16 full after it grows),
+//! so empty buckets cost a small constant per eviction. Hence O(1) amortised per
+//! insert, and at most two turns of the table for any one eviction (the first
+//! clears every mark, the second must meet an unmarked entry).
 
-use std::collections::VecDeque;
-
-use crate::id::StoreKey;
-use crate::store::toolkit::shards::KeyMap;
-
-/// The ring is compacted when it is longer than this many times the live entries…
-const COMPACT_FACTOR: usize = 2;
-/// …plus this many, so that a nearly empty shard does not compact on every push.
-const COMPACT_SLACK: usize = 64;
+use hashbrown::HashTable;
 
 /// What the hand needs to know of an entry.
 pub(crate) trait Evictable {
@@ -48,11 +44,11 @@ pub(crate) enum Evicted {
     Unused,
 }
 
-/// The keys of one shard in insertion order, with the hand at the front.
+/// The hand of one shard: the next bucket it looks at.
 #[derive(Default)]
 pub(crate) struct Clock {
-    ring: VecDeque<StoreKey>,
-    /// Slots the hand examined and entries it evicted, for the tests of the cost bound.
+    hand: usize,
+    /// Buckets looked at and entries evicted, for the tests of the cost bound.
     #[cfg(test)]
     pub(crate) stats: Stats,
 }
@@ -61,86 +57,52 @@ pub(crate) struct Clock {
 #[cfg(test)]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Stats {
-    /// Slots taken off the front of the ring.
+    /// Buckets looked at.
     pub(crate) examined: u64,
     /// Entries evicted.
     pub(crate) evicted: u64,
 }
 
 impl Clock {
-    /// Records `key`, just inserted into `map` (which must be the map this ring tracks).
-    pub(crate) fn push<E>(&mut self, key: StoreKey, map: &KeyMap<E>) {
-        self.ring.push_back(key);
-        if self.ring.len() > COMPACT_FACTOR * map.len() + COMPACT_SLACK {
-            self.compact(map);
-        }
-    }
-
-    /// Evicts one entry of `map` per the rule in the module docs; `None` when the
-    /// map is empty.
-    pub(crate) fn evict_one<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<(Evicted, StoreKey, E)> {
-        if map.is_empty() {
+    /// Evicts one entry of `table` per the rule in the module docs; `None` when the
+    /// table is empty.
+    pub(crate) fn evict_one<E: Evictable>(&mut self, table: &mut HashTable<E>, now: i64) -> Option<(Evicted, E)> {
+        if table.is_empty() {
             return None;
         }
-        if let Some(evicted) = self.sweep(map, now) {
-            return Some(evicted);
-        }
-        // Every entry is pushed when inserted and compaction keeps the keys of the
-        // map, so a non-empty map with an exhausted ring is a bug of this module.
-        // Say so, and rebuild the ring rather than let the shard outgrow its bound.
-        tracing::error!(
-            target: "nex_session::store",
-            entries = map.len(),
-            "memory store eviction ring lost track of its entries; rebuilding it"
-        );
-        self.ring = map.keys().copied().collect();
-        self.sweep(map, now)
-    }
-
-    /// Moves the hand until it evicts an entry or the ring is empty. Ends: a key
-    /// goes back only after losing its mark, and nothing sets marks meanwhile.
-    fn sweep<E: Evictable>(&mut self, map: &mut KeyMap<E>, now: i64) -> Option<(Evicted, StoreKey, E)> {
-        while let Some(key) = self.ring.pop_front() {
+        let buckets = table.num_buckets();
+        // Two turns and one step suffice (module docs); the bound also keeps a bug
+        // from looping forever.
+        for _ in 0..=2 * buckets {
+            // The table may have grown or shrunk since the last call: wrap.
+            let index = self.hand % buckets;
+            self.hand = index + 1;
             #[cfg(test)]
             {
                 self.stats.examined += 1;
             }
-            let Some(entry) = map.get_mut(&key) else {
+            let Ok(mut slot) = table.get_bucket_entry(index) else {
                 continue;
             };
-            let evicted = if !entry.live(now) {
+            let why = if !slot.get().live(now) {
                 Evicted::Expired
-            } else if entry.take_used() {
-                self.ring.push_back(key);
+            } else if slot.get_mut().take_used() {
                 continue;
             } else {
                 Evicted::Unused
             };
-            let entry = map.remove(&key)?;
             #[cfg(test)]
             {
                 self.stats.evicted += 1;
             }
             // The entry goes to the caller: the memory store unindexes a bound session.
-            return Some((evicted, key, entry));
+            return Some((why, slot.remove().0));
         }
+        tracing::error!(
+            target: "nex_session::store",
+            entries = table.len(),
+            "memory store eviction found nothing to evict in two turns of its table"
+        );
         None
-    }
-
-    /// Drops dead slots and duplicates (a key removed and inserted again), keeping
-    /// the order of the rest; then the ring holds each key of `map` once.
-    pub(crate) fn compact<E>(&mut self, map: &KeyMap<E>) {
-        let mut seen: KeyMap<()> = KeyMap::default();
-        seen.reserve(map.len());
-        self.ring.retain(|key| map.contains_key(key) && seen.insert(*key, ()).is_none());
-        if self.ring.capacity() > 4 * self.ring.len().max(16) {
-            self.ring.shrink_to_fit();
-        }
-    }
-
-    /// Slots in the ring, dead ones included.
-    #[cfg(test)]
-    pub(crate) fn slots(&self) -> usize {
-        self.ring.len()
     }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod clock;
 mod index;
 mod store;
+mod table;
 #[cfg(test)]
 mod tests;
 mod users;

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{Clock, Evictable, Evicted};
 use super::index::{self, Users};
+use super::table::{Entry, Table};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::toolkit::shards::{KeyMap, Shards};
+use crate::store::toolkit::shards::Shards;
 use crate::store::users::{Binding, USER_FIELD};
 use crate::store::{
     BoxFuture, Changes, FastReads, LoadNow, Presence, Record, SessionAdmin, SessionStore, Snapshot, UpdateAction,
@@ -32,12 +33,13 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 /// The in-memory session store: the default, for one process. Cloning shares
 /// the same sessions.
 ///
-/// Sessions are spread over 64 shards by their (random) key, each a hash map
+/// Sessions are spread over 64 shards by their (random) key, each a hash table
 /// behind its own mutex, so requests of different sessions rarely contend and no
-/// lock is ever held across an `.await`. A session is one map entry: its expiry
-/// and its fields as one shared buffer ([`Snapshot`]), which keeps an idle session
-/// small (about 100 bytes with one small field, including the table's share), and
-/// which a request reads without a copy ([`FastReads::load_now`]).
+/// lock is ever held across an `.await`. A session is one table slot of 56 bytes
+/// (its key, its expiry and "used" mark in one word, its fields as one shared
+/// buffer, [`Snapshot`]), which keeps an idle session small (under 96 bytes with
+/// one small field, the table's spare slots included, bounded or not), and which
+/// a request reads without a copy ([`FastReads::load_now`]).
 ///
 /// Expired sessions are invisible at once and removed by
 /// [`SessionAdmin::purge_expired`], which the session layer runs in the
@@ -47,14 +49,15 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 /// **Capacity bound** ([`MemoryStore::with_max_sessions`]): each shard holds at most
 /// its share of the bound, so the store never holds more than the bound rounded up
 /// to a multiple of 64. When a new session arrives at a full shard, the shard evicts
-/// one by *second chance* (a "clock"): its sessions wait in a ring in the order they
-/// were created, and every read or write of a session (load, update, touch, a
-/// rewrite) marks it as used. The ring's hand takes sessions in order: an expired
-/// one is evicted at once; a used one loses its mark and goes round again; the
-/// first one not used since the hand last passed it is evicted. So a session in use
-/// outlives sessions created and never come back to (anonymous traffic, a flood of
-/// fresh cookies), and eviction costs O(1) amortised per new session, never a scan
-/// of the shard under its lock.
+/// one by *second chance* (a "clock"): a hand walks the shard's table, and every
+/// store, read or write of a session (save, load, update, touch) marks it as used.
+/// The hand evicts an expired session at once, takes the mark off a used one and
+/// moves on, and evicts the first one not used since it last passed. So a session
+/// in use outlives sessions created and never come back to (anonymous traffic, a
+/// flood of fresh cookies), a new session survives at least until the hand has
+/// passed it twice, and eviction costs O(1) amortised per new session, never a
+/// scan of the shard under its lock. Sessions not used since leave in the table's
+/// order, which is random, not in the order they arrived.
 ///
 /// ```
 /// use nex_session::store::MemoryStore;
@@ -78,53 +81,29 @@ pub(super) struct Inner {
 
 #[derive(Default)]
 pub(super) struct Shard {
-    pub(super) sessions: KeyMap<Entry>,
-    /// Eviction order of `sessions`; only a bounded store records keys in it.
+    pub(super) sessions: Table,
+    /// The eviction hand; only a bounded store moves it.
     pub(super) clock: Clock,
 }
 
-pub(super) struct Entry {
-    pub(super) expires_at_ms: i64,
-    pub(super) fields: Snapshot,
-    /// Read or written since the eviction hand last passed (see [`Clock`]).
-    pub(super) used: bool,
-}
-
-impl Evictable for Entry {
-    fn live(&self, now: i64) -> bool {
-        self.expires_at_ms > now
-    }
-
-    fn take_used(&mut self) -> bool {
-        std::mem::take(&mut self.used)
-    }
-}
-
-impl Entry {
-    /// A session just created: not used yet, so it waits its turn in the ring.
-    fn new(fields: Snapshot, expires_at_ms: i64) -> Self {
-        Self { expires_at_ms, fields, used: false }
-    }
-
-    /// Runs an update of one field of this live session.
-    fn update(&mut self, field: &str, f: UpdateFn<'_>, expires_at_ms: i64) {
-        let found = self.fields.find(field);
-        let action = f(found.as_ref().map(|found| found.value));
-        let span = found.map(|found| found.span);
-        self.used = true;
-        match action {
-            UpdateAction::Keep => return,
-            UpdateAction::Set(value) => {
-                // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
-                let overwritten = span.is_some_and(|span| self.fields.overwrite(&span, &value));
-                if !overwritten {
-                    self.fields = self.fields.merged([(field, Some(&value[..]))].into_iter());
-                }
+/// Runs an update of one field of the live session `entry`.
+fn update_entry(entry: &mut Entry, field: &str, f: UpdateFn<'_>, expires_at_ms: i64) {
+    let found = entry.fields.find(field);
+    let action = f(found.as_ref().map(|found| found.value));
+    let span = found.map(|found| found.span);
+    entry.mark_used();
+    match action {
+        UpdateAction::Keep => return,
+        UpdateAction::Set(value) => {
+            // Same length (a counter from 41 to 42): overwrite in place, no new allocation.
+            let overwritten = span.is_some_and(|span| entry.fields.overwrite(&span, &value));
+            if !overwritten {
+                entry.fields = entry.fields.merged([(field, Some(&value[..]))].into_iter());
             }
-            UpdateAction::Delete => self.fields = self.fields.merged([(field, None)].into_iter()),
         }
-        self.expires_at_ms = expires_at_ms;
+        UpdateAction::Delete => entry.fields = entry.fields.merged([(field, None)].into_iter()),
     }
+    entry.slide(expires_at_ms);
 }
 
 impl Default for MemoryStore {
@@ -159,7 +138,7 @@ impl MemoryStore {
     /// Live sessions right now (expired ones not yet purged are not counted).
     pub fn len(&self) -> usize {
         let now = now_ms();
-        self.inner.shards.iter().map(|s| lock(s).sessions.values().filter(|e| e.live(now)).count()).sum()
+        self.inner.shards.iter().map(|s| lock(s).sessions.iter().filter(|e| e.live(now)).count()).sum()
     }
 
     /// True when no live session is stored.
@@ -176,35 +155,33 @@ impl MemoryStore {
         lock(self.inner.shards.of(key))
     }
 
-    /// Inserts `entry` under `key`, which the shard does not hold; in a bounded
-    /// store, evicts first to make room (the type's docs give the rule).
-    fn insert_new(&self, shard: &mut Shard, key: StoreKey, entry: Entry, now: i64) {
+    /// Inserts `entry`, whose key the shard does not hold; in a bounded store,
+    /// evicts first to make room (the type's docs give the rule).
+    fn insert_new(&self, shard: &mut Shard, entry: Entry, now: i64) {
         let Some(max) = self.inner.max_per_shard else {
-            shard.sessions.insert(key, entry);
+            shard.sessions.insert_absent(entry);
             return;
         };
         while shard.sessions.len() >= max {
-            let Some((evicted, gone_key, gone)) = shard.clock.evict_one(&mut shard.sessions, now) else { break };
+            let Some((evicted, gone)) = shard.clock.evict_one(shard.sessions.buckets(), now) else { break };
             if matches!(evicted, Evicted::Unused) {
                 tracing::debug!(target: "nex_session::store", "memory store full: evicted a session unused since the last round");
             }
             if let Some(user) = bound_user(&gone.fields) {
                 // The index lock may not be taken under a shard lock: leave a note.
-                self.inner.users.orphaned(user, gone_key);
+                self.inner.users.orphaned(user, gone.key());
             }
         }
-        shard.sessions.insert(key, entry);
-        shard.clock.push(key, &shard.sessions);
+        shard.sessions.insert_absent(entry);
     }
 
     /// Stores `fields` as the whole session under `key`: a rewrite of a live one
-    /// (which counts as a use), the overwrite of an expired leftover (which keeps
-    /// its place in the ring), or a new session.
+    /// or of an expired leftover (in place), or a new session.
     fn put_entry(&self, shard: &mut Shard, key: StoreKey, fields: Snapshot, expires_at_ms: i64, now: i64) {
+        let entry = Entry::new(key, fields, expires_at_ms);
         match shard.sessions.get_mut(&key) {
-            Some(entry) if entry.live(now) => *entry = Entry { expires_at_ms, fields, used: true },
-            Some(entry) => *entry = Entry::new(fields, expires_at_ms),
-            None => self.insert_new(shard, key, Entry::new(fields, expires_at_ms), now),
+            Some(slot) => *slot = entry,
+            None => self.insert_new(shard, entry, now),
         }
     }
 }
@@ -225,8 +202,8 @@ impl SessionStore for MemoryStore {
         let now = now_ms();
         let mut shard = self.shard(key);
         let record = shard.sessions.get_mut(&key).filter(|e| e.live(now)).map(|e| {
-            e.used = true;
-            Record { fields: e.fields.to_fields(), expires_at_ms: e.expires_at_ms }
+            e.mark_used();
+            Record { fields: e.fields.to_fields(), expires_at_ms: e.expires_at_ms() }
         });
         drop(shard);
         Box::pin(std::future::ready(Ok(record)))
@@ -268,7 +245,7 @@ impl SessionStore for MemoryStore {
         // One lookup for the usual case, an update of a live session.
         let outcome = match shard.sessions.get_mut(&key).filter(|e| e.live(now)) {
             Some(entry) if presence.holds(true) => {
-                entry.update(field, f, expires_at_ms);
+                update_entry(entry, field, f, expires_at_ms);
                 WriteOutcome::Done
             }
             Some(_) => WriteOutcome::PresenceFailed,
@@ -297,8 +274,7 @@ impl SessionStore for MemoryStore {
         let mut shard = self.shard(key);
         let touched = match shard.sessions.get_mut(&key) {
             Some(e) if e.live(now) => {
-                e.expires_at_ms = expires_at_ms;
-                e.used = true;
+                e.slide(expires_at_ms);
                 true
             }
             _ => false,
@@ -325,23 +301,22 @@ impl SessionStore for MemoryStore {
         };
         let moved = match taken {
             None => false,
-            Some(mut entry) => {
+            Some(entry) => {
                 let mut shard = self.shard(to);
                 if shard.sessions.get(&to).is_some_and(|e| e.live(now)) {
                     // The target is taken (a 192-bit id collision): put the source back
                     // untouched. As a new entry: while it was out, its shard may have
-                    // filled up or dropped its ring slot.
+                    // filled up.
                     drop(shard);
-                    self.insert_new(&mut self.shard(from), from, entry, now);
+                    self.insert_new(&mut self.shard(from), entry, now);
                     false
                 } else {
-                    entry.expires_at_ms = expires_at_ms;
-                    entry.used = true;
+                    let entry = entry.rekeyed(to, expires_at_ms);
                     let user = bound_user(&entry.fields);
                     match shard.sessions.get_mut(&to) {
                         // An expired leftover under the new key: take over its place.
                         Some(leftover) => *leftover = entry,
-                        None => self.insert_new(&mut shard, to, entry, now),
+                        None => self.insert_new(&mut shard, entry, now),
                     }
                     drop(shard);
                     if let Some(user) = user {
@@ -356,7 +331,6 @@ impl SessionStore for MemoryStore {
     }
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        // Its ring slot goes dead; the ring skips it and compaction drops it.
         let removed = self.shard(key).sessions.remove(&key);
         // The shard lock is released before the index lock is taken (lock order).
         if let Some(user) = removed.and_then(|entry| bound_user(&entry.fields)) {
@@ -392,7 +366,7 @@ impl FastReads for MemoryStore {
         match self.shard(key).sessions.get_mut(&key).filter(|e| e.live(now)) {
             // The stored buffer itself, shared: no copy, no allocation.
             Some(entry) => {
-                entry.used = true;
+                entry.mark_used();
                 LoadNow::Found(entry.fields.clone())
             }
             None => LoadNow::Missing,

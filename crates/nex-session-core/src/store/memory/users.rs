@@ -15,9 +15,9 @@ impl MemoryStore {
     /// The listing of the live session under `key`, if it is bound to `user`.
     fn listing(&self, key: StoreKey, user: &str, now: i64) -> Option<UserSession> {
         let shard = self.shard(key);
-        let entry = shard.sessions.get(&key).filter(|e| e.expires_at_ms > now)?;
+        let entry = shard.sessions.get(&key).filter(|e| e.expires_at_ms() > now)?;
         let binding = Binding::of_snapshot(&entry.fields).filter(|b| b.user == user)?;
-        Some(UserSession::new(key, binding, entry.fields.get(SEEN_FIELD), entry.expires_at_ms))
+        Some(UserSession::new(key, binding, entry.fields.get(SEEN_FIELD), entry.expires_at_ms()))
     }
 
     /// The live sessions of `user`, dropping dead keys from the index as it goes.
@@ -42,7 +42,7 @@ impl MemoryStore {
     fn remove_bound(&self, key: StoreKey, user: &str, now: i64) -> bool {
         let mut shard = self.shard(key);
         let bound = shard.sessions.get(&key).is_some_and(|entry| {
-            entry.expires_at_ms > now && Binding::of_snapshot(&entry.fields).is_some_and(|b| b.user == user)
+            entry.expires_at_ms() > now && Binding::of_snapshot(&entry.fields).is_some_and(|b| b.user == user)
         });
         if bound {
             shard.sessions.remove(&key);
@@ -62,14 +62,13 @@ impl UserIndex for MemoryStore {
         let now = now_ms();
         let mut index = self.users();
         let mut shard = self.shard(key);
-        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.expires_at_ms > now) {
+        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.expires_at_ms() > now) {
             None => WriteOutcome::PresenceFailed,
             Some(entry) => {
                 let previous = Binding::of_snapshot(&entry.fields);
                 let encoded = binding.encode();
                 entry.fields = entry.fields.merged([(USER_FIELD, Some(&encoded[..]))].into_iter());
-                entry.expires_at_ms = expires_at_ms;
-                entry.used = true;
+                entry.slide(expires_at_ms);
                 drop(shard);
                 if let Some(previous) = previous.filter(|p| p.user != binding.user) {
                     forget(&mut index, &previous.user, key);
