@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::connect::Redis;
 use crate::index_expiry::keep_index;
+use crate::script_call::{evalsha, invoke};
 use crate::scripts::{cas_op_arg, presence_arg, INDEX_KEPT, MARKER};
 use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasStore, FieldNow};
 use nex_session_core::store::users::USER_FIELD;
@@ -47,21 +48,24 @@ impl CasStore for Redis {
 
 /// Runs one compare-and-set (`COMPARE_AND_SET` in `scripts.rs`), until `deadline`.
 async fn run_compare_and_set(redis: &Redis, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
-    let mut invocation = redis.scripts.compare_and_set.key(redis.key(cas.key));
-    invocation
-        .arg(presence_arg(cas.presence))
+    let script = &redis.scripts.compare_and_set;
+    let (expected, new) = (cas.expected.unwrap_or_default(), cas.new.unwrap_or_default());
+    // The script's arguments, in its order (`scripts.rs`); numbers take up to 20 bytes.
+    let bytes = 2 * 20 + MARKER.len() + cas.field.len() + expected.len() + new.len() + INDEX_KEPT.len() + 16;
+    let mut cmd = evalsha(script, &redis.key(cas.key), 11, bytes);
+    cmd.arg(presence_arg(cas.presence))
         .arg(cas.expires_at_ms)
         .arg(MARKER)
         .arg(cas.field)
         .arg(if cas.expected.is_some() { "1" } else { "0" })
-        .arg(cas.expected.unwrap_or_default())
+        .arg(expected)
         .arg(cas_op_arg(cas.op))
-        .arg(cas.new.unwrap_or_default())
+        .arg(new)
         .arg(INDEX_KEPT)
         .arg(USER_FIELD)
         .arg(now_ms());
     let mut conn = redis.conn.clone();
-    let (answer, due): (i64, Vec<u8>) = redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+    let (answer, due): (i64, Vec<u8>) = redis.write(deadline, invoke(script, &cmd, &mut conn)).await?;
     if !due.is_empty() {
         keep_index(redis, cas.key, &due, cas.expires_at_ms, deadline).await;
     }

@@ -101,6 +101,7 @@ mod index_expiry;
 mod index_members;
 mod rename;
 mod scan;
+mod script_call;
 mod scripts;
 mod sentinel;
 mod session_store;

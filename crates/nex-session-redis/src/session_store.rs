@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::index_expiry::keep_index;
 use crate::rename;
+use crate::script_call::{evalsha, invoke};
 use crate::scripts::{presence_arg, INDEX_KEPT, MARKER};
 use crate::store::RedisStore;
 use nex_session_core::store::toolkit::update_chain;
@@ -84,18 +85,24 @@ impl SessionStore for RedisStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
             self.forget(key);
-            let mut invocation = self.redis.scripts.apply.key(self.redis.key(key));
-            invocation.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
-            invocation.arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
+            let script = &self.redis.scripts.apply;
+            // The script's arguments (`scripts.rs`): six, then three per change.
+            let bytes: usize =
+                changes.iter().map(|(field, change)| 1 + field.len() + change.value().map_or(0, <[u8]>::len)).sum();
+            let args = 6 + 3 * changes.len();
+            let mut cmd =
+                evalsha(script, &self.redis.key(key), args, 2 * 20 + MARKER.len() + INDEX_KEPT.len() + 16 + bytes);
+            cmd.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
+            cmd.arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
             for (field, change) in changes {
                 match change.value() {
-                    Some(value) => invocation.arg("p").arg(field).arg(value),
-                    None => invocation.arg("d").arg(field),
+                    Some(value) => cmd.arg("p").arg(field).arg(value),
+                    None => cmd.arg("d").arg(field),
                 };
             }
             let mut conn = self.redis.conn.clone();
             let deadline = self.redis.deadline();
-            let (done, due): (i64, Vec<u8>) = self.redis.write(deadline, invocation.invoke_async(&mut conn)).await?;
+            let (done, due): (i64, Vec<u8>) = self.redis.write(deadline, invoke(script, &cmd, &mut conn)).await?;
             if !due.is_empty() {
                 keep_index(&self.redis, key, &due, expires_at_ms, deadline).await;
             }
@@ -122,9 +129,10 @@ impl SessionStore for RedisStore {
             self.forget(key);
             let mut conn = self.redis.conn.clone();
             let deadline = self.redis.deadline();
-            let mut touch = self.redis.scripts.touch.key(self.redis.key(key));
+            let script = &self.redis.scripts.touch;
+            let mut touch = evalsha(script, &self.redis.key(key), 4, 2 * 20 + INDEX_KEPT.len() + 16);
             touch.arg(expires_at_ms).arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
-            let (set, due): (i64, Vec<u8>) = self.redis.write(deadline, touch.invoke_async(&mut conn)).await?;
+            let (set, due): (i64, Vec<u8>) = self.redis.write(deadline, invoke(script, &touch, &mut conn)).await?;
             if !due.is_empty() {
                 keep_index(&self.redis, key, &due, expires_at_ms, deadline).await;
             }

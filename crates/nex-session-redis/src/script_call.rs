@@ -1,0 +1,33 @@
+//! A Lua script call as one prebuilt `EVALSHA` command, for the hot write.
+//!
+//! `redis::Script::key(…).arg(…)` (a `ScriptInvocation`) encodes every key and
+//! argument into its own `Vec<u8>` and copies them all again into the command it
+//! sends: 14 allocations for the 11 arguments of a compare-and-set, a third of
+//! a hot write's allocations on this store (BENCHMARKS.md). A [`redis::Cmd`]
+//! encodes its arguments into one buffer, sized up front here. What the
+//! invocation adds on top, loading a script the server does not have (after a
+//! restart or `SCRIPT FLUSH`) and sending it again, is done here the same way:
+//! `NOSCRIPT` means the script did not run, so sending it again is safe.
+
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
+
+use crate::connect::Connection;
+
+/// `EVALSHA <hash> 1 <key>`, ready for `args` more arguments of about `bytes` bytes in all.
+pub(crate) fn evalsha(script: &Script, key: &str, args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(4 + args, 7 + 40 + 1 + key.len() + bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(key);
+    cmd
+}
+
+/// Sends `cmd` (made by [`evalsha`] for `script`); loads the script first when the
+/// server answers `NOSCRIPT`, and sends it once more.
+pub(crate) async fn invoke<T: FromRedisValue>(script: &Script, cmd: &Cmd, conn: &mut Connection) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await?;
+            cmd.query_async(conn).await
+        }
+        answer => answer,
+    }
+}
