@@ -50,9 +50,8 @@ impl CasStore for Redis {
 async fn run_compare_and_set(redis: &Redis, cas: &Cas<'_>, deadline: Instant) -> Result<CasAnswer, StoreError> {
     let script = &redis.scripts.compare_and_set;
     let (expected, new) = (cas.expected.unwrap_or_default(), cas.new.unwrap_or_default());
-    // The script's arguments, in its order (`scripts.rs`); numbers take up to 20 bytes.
-    let bytes = 2 * 20 + MARKER.len() + cas.field.len() + expected.len() + new.len() + INDEX_KEPT.len() + 16;
-    let mut cmd = evalsha(script, &redis.key(cas.key), 11, bytes);
+    // The script's 11 arguments, in its order (`scripts.rs`).
+    let mut cmd = evalsha(script, &redis.key(cas.key), 11, cas.field.len() + expected.len() + new.len());
     cmd.arg(presence_arg(cas.presence))
         .arg(cas.expires_at_ms)
         .arg(MARKER)

@@ -13,9 +13,15 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind
 
 use crate::connect::Connection;
 
-/// `EVALSHA <hash> 1 <key>`, ready for `args` more arguments of about `bytes` bytes in all.
-pub(crate) fn evalsha(script: &Script, key: &str, args: usize, bytes: usize) -> Cmd {
-    let mut cmd = Cmd::with_capacity(4 + args, 7 + 40 + 1 + key.len() + bytes);
+/// Room in the buffer for each argument besides its payload: a number (up to 20
+/// digits) or one of the scripts' short constant names.
+const PER_ARGUMENT: usize = 24;
+
+/// `EVALSHA <hash> 1 <key>`, ready for `args` more arguments whose fields and
+/// values (the parts of unknown length) add up to `payload` bytes. The buffer is
+/// sized from these; a short guess only costs a reallocation.
+pub(crate) fn evalsha(script: &Script, key: &str, args: usize, payload: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(4 + args, "EVALSHA".len() + 40 + 1 + key.len() + PER_ARGUMENT * args + payload);
     cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(key);
     cmd
 }

@@ -87,11 +87,9 @@ impl SessionStore for RedisStore {
             self.forget(key);
             let script = &self.redis.scripts.apply;
             // The script's arguments (`scripts.rs`): six, then three per change.
-            let bytes: usize =
-                changes.iter().map(|(field, change)| 1 + field.len() + change.value().map_or(0, <[u8]>::len)).sum();
-            let args = 6 + 3 * changes.len();
-            let mut cmd =
-                evalsha(script, &self.redis.key(key), args, 2 * 20 + MARKER.len() + INDEX_KEPT.len() + 16 + bytes);
+            let payload =
+                changes.iter().map(|(field, change)| field.len() + change.value().map_or(0, <[u8]>::len)).sum();
+            let mut cmd = evalsha(script, &self.redis.key(key), 6 + 3 * changes.len(), payload);
             cmd.arg(presence_arg(presence)).arg(expires_at_ms).arg(MARKER);
             cmd.arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
             for (field, change) in changes {
@@ -130,7 +128,7 @@ impl SessionStore for RedisStore {
             let mut conn = self.redis.conn.clone();
             let deadline = self.redis.deadline();
             let script = &self.redis.scripts.touch;
-            let mut touch = evalsha(script, &self.redis.key(key), 4, 2 * 20 + INDEX_KEPT.len() + 16);
+            let mut touch = evalsha(script, &self.redis.key(key), 4, 0);
             touch.arg(expires_at_ms).arg(INDEX_KEPT).arg(USER_FIELD).arg(now_ms());
             let (set, due): (i64, Vec<u8>) = self.redis.write(deadline, invoke(script, &touch, &mut conn)).await?;
             if !due.is_empty() {

@@ -10,10 +10,13 @@
 //! and a bounded store kept a second copy of every key in an eviction ring (about
 //! 40 bytes more per session).
 
+use std::hash::{BuildHasher, BuildHasherDefault};
+
 use hashbrown::HashTable;
 
 use super::clock::Evictable;
 use crate::id::StoreKey;
+use crate::store::toolkit::shards::KeyHasher;
 use crate::store::Snapshot;
 
 /// One stored session.
@@ -97,11 +100,10 @@ pub(super) struct Table {
     entries: HashTable<Entry>,
 }
 
-/// A key's hash: its first eight bytes, already uniformly random (as
-/// `StoreKey`'s `Hash` and the shards' `KeyMap` use).
+/// A key's hash, as every per-session table of the crate takes it (`StoreKey`'s
+/// `Hash` through [`KeyHasher`]: its first eight bytes, already uniformly random).
 fn hash(key: &StoreKey) -> u64 {
-    let [a, b, c, d, e, f, g, h, ..] = *key.as_bytes();
-    u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    BuildHasherDefault::<KeyHasher>::default().hash_one(key)
 }
 
 impl Table {
