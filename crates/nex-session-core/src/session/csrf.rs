@@ -123,7 +123,7 @@ impl Csrf {
             }
         };
         let expiry = state.store_expiry(&inner.context, self.session.started_ms());
-        state.update(&inner.context, expiry, CSRF_KEY, &mut step).await?;
+        state.update(&inner.context, expiry, inner.started_ms, CSRF_KEY, &mut step).await?;
         drop(state);
         chosen.as_deref().and_then(decode_stored).ok_or_else(|| {
             SessionError::Store(crate::error::StoreError::Corrupt("the stored CSRF secret is not readable".into()))

@@ -215,7 +215,7 @@ impl Session {
         };
         let mut state = self.inner.state.lock().await;
         let expiry = state.store_expiry(&self.inner.context, self.inner.started_ms);
-        state.update(&self.inner.context, expiry, key, &mut step).await?;
+        state.update(&self.inner.context, expiry, self.inner.started_ms, key, &mut step).await?;
         drop(state);
         drop(step);
         result.unwrap_or_else(|| {
@@ -391,7 +391,7 @@ impl Session {
                 UpdateAction::Keep
             }
         };
-        state.update(&self.inner.context, expiry, key, &mut step).await?;
+        state.update(&self.inner.context, expiry, self.inner.started_ms, key, &mut step).await?;
         Ok(taken)
     }
 

@@ -288,4 +288,37 @@ pub trait FastReads: SessionStore {
     fn load_snapshot(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
         Box::pin(async move { Ok(self.load(key).await?.map(|record| Snapshot::from_fields(&record.fields))) })
     }
+
+    /// [`update`](SessionStore::update) done at once, for a store that never
+    /// waits (it keeps its sessions in this process): `Some(outcome)` when it ran
+    /// the update, with the same meaning and the same atomicity as `update`'s.
+    /// The default is `None`: "call `update`".
+    ///
+    /// The session layer calls it before `update` on every atomic update, the
+    /// hot write of a counter or a cart: it saves the boxed future of `update`
+    /// (an allocation, and a poll through a `dyn Future`). A store that may have
+    /// to wait answers `None`, never blocks.
+    ///
+    /// ```
+    /// use nex_session::store::{FastReads, MemoryStore, Presence, UpdateAction, WriteOutcome};
+    ///
+    /// let store = MemoryStore::new();
+    /// let key = nex_session::SessionId::generate().unwrap().store_key();
+    /// let now = nex_session::token::now_ms();
+    /// let mut set = |_: Option<&[u8]>| UpdateAction::Set(b"1".to_vec());
+    /// let outcome = store.update_now(key, "visits", &mut set, now + 60_000, Presence::New, now);
+    /// assert!(matches!(outcome, Some(Ok(WriteOutcome::Done))));
+    /// ```
+    fn update_now(
+        &self,
+        key: StoreKey,
+        field: &str,
+        f: UpdateFn<'_>,
+        expires_at_ms: i64,
+        presence: Presence,
+        now_ms: i64,
+    ) -> Option<Result<WriteOutcome, StoreError>> {
+        let _ = (key, field, f, expires_at_ms, presence, now_ms);
+        None
+    }
 }

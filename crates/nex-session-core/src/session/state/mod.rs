@@ -18,6 +18,9 @@ use crate::store::{Change, Changes, Presence, Snapshot};
 mod end;
 mod store_calls;
 mod user_binding;
+mod written;
+
+use written::Written;
 
 /// Attempts at writing a fresh session before giving up (only id collisions or a
 /// session vanishing mid-request cause a retry).
@@ -68,7 +71,7 @@ pub(in crate::session) struct State {
     /// The stored fields as of the (lazy) load; `None` until loaded.
     loaded: Option<Snapshot>,
     /// Values this request already wrote to the store (flushed or `update`d).
-    written: Changes,
+    written: Written,
     /// Puts and deletes not yet written.
     pending: Changes,
     /// A store write of this request succeeded: the cookie may need (re)issuing.
@@ -117,7 +120,7 @@ impl State {
             cookie_absence,
             lost: Lost::Not,
             loaded: None,
-            written: Changes::new(),
+            written: Written::default(),
             pending: Changes::new(),
             wrote: false,
             created: false,

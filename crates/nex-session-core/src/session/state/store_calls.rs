@@ -1,6 +1,8 @@
 //! The calls that reach the store at once: the lazy load, `update`, the flush of
 //! buffered writes, `renew`, `clear`, and what a vanished session means.
 
+use std::time::Instant;
+
 use super::{Current, Lost, State, WRITE_ATTEMPTS};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
@@ -158,6 +160,7 @@ impl State {
         &mut self,
         context: &Context,
         expiry: i64,
+        now_ms: i64,
         key: &str,
         step: &mut (dyn FnMut(Option<&[u8]>) -> UpdateAction + Send),
     ) -> Result<(), SessionError> {
@@ -184,8 +187,27 @@ impl State {
                     last_action = Some(action.clone());
                     action
                 };
-                let update = context.store.update(id.store_key(), key, &mut recording, expiry, presence);
-                context.instruments.call(Operation::Update, update).await
+                match context.store.fast_reads() {
+                    Some(fast) => {
+                        // Timed as `instruments.call` times a future, without one.
+                        let started = Instant::now();
+                        match fast.update_now(id.store_key(), key, &mut recording, expiry, presence, now_ms) {
+                            Some(outcome) => {
+                                let error = outcome.as_ref().err();
+                                context.instruments.record(Operation::Update, started.elapsed(), error);
+                                outcome
+                            }
+                            None => {
+                                let update = fast.update(id.store_key(), key, &mut recording, expiry, presence);
+                                context.instruments.call(Operation::Update, update).await
+                            }
+                        }
+                    }
+                    None => {
+                        let update = context.store.update(id.store_key(), key, &mut recording, expiry, presence);
+                        context.instruments.call(Operation::Update, update).await
+                    }
+                }
             };
             if runs > 1 {
                 observe::update_retried(runs - 1);

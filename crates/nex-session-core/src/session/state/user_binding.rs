@@ -61,7 +61,7 @@ impl State {
                 WriteOutcome::PresenceFailed => {
                     // Gone since the flush (revoked): what this request wrote goes
                     // into the fresh session, as a failed flush would carry it.
-                    let mut carried = std::mem::take(&mut self.written);
+                    let mut carried = std::mem::take(&mut self.written).into_changes();
                     carried.retain(|field, change| matches!(change, Change::Put(_)) && !users::is_reserved(field));
                     self.retry_fresh(Presence::Existing)?;
                     // This request's later puts win over what it wrote before.

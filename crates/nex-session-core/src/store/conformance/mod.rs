@@ -122,6 +122,7 @@ pub async fn run_all_with(store: Arc<dyn SessionStore>, can: Capabilities) {
     rename_onto_a_live_session_changes_nothing(&*store).await;
     remove_forgets_everything(&*store).await;
     load_now_agrees_with_load(&*store).await;
+    update_now_agrees_with_update(&*store).await;
     if store.admin().is_some() {
         if can.list {
             list_shows_hashed_keys_only(&*store).await;
@@ -306,6 +307,46 @@ pub async fn load_now_agrees_with_load(store: &dyn SessionStore) {
     assert!(store.load(expiring).await.unwrap().is_some(), "a session loads until its expiry");
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     agree(store, expiring, "after expiry").await;
+}
+
+/// Whenever [`FastReads::update_now`](super::FastReads::update_now) answers, it
+/// keeps `update`'s contract: presence enforced, one field changed, `Keep`
+/// creates nothing, an expired session counts as missing, and `load` sees the result.
+pub async fn update_now_agrees_with_update(store: &dyn SessionStore) {
+    let Some(fast) = store.fast_reads() else { return };
+    let (key, now) = (fresh_key(), now_ms());
+    let set = |value: &'static [u8]| move |_: Option<&[u8]>| UpdateAction::Set(value.to_vec());
+    // A store that answers the first call must answer them all.
+    let Some(first) = fast.update_now(key, "a", &mut set(b"1"), later(), Presence::Existing, now) else { return };
+    let must = |outcome: Option<Result<WriteOutcome, crate::error::StoreError>>| match outcome {
+        Some(answer) => answer.unwrap(),
+        None => panic!("update_now answered once, then sent the caller to update"),
+    };
+    assert_eq!(first.unwrap(), WriteOutcome::PresenceFailed, "update_now of a missing session with Existing");
+    assert_eq!(store.load(key).await.unwrap(), None, "a failed update_now created a session");
+    let mut keep = |_: Option<&[u8]>| UpdateAction::Keep;
+    assert_eq!(must(fast.update_now(key, "a", &mut keep, later(), Presence::New, now)), WriteOutcome::Done);
+    assert_eq!(store.load(key).await.unwrap(), None, "an update_now that keeps nothing created a session");
+    assert_eq!(must(fast.update_now(key, "a", &mut set(b"1"), later(), Presence::New, now)), WriteOutcome::Done);
+    store.apply(key, &changes(&[("b", Some(b"2"))]), later(), Presence::Existing).await.unwrap();
+    let mut seen = None;
+    let mut increment = |current: Option<&[u8]>| {
+        seen = current.map(<[u8]>::to_vec);
+        UpdateAction::Set(b"22".to_vec())
+    };
+    assert_eq!(must(fast.update_now(key, "a", &mut increment, later(), Presence::Existing, now)), WriteOutcome::Done);
+    assert_eq!(seen.as_deref(), Some(&b"1"[..]), "update_now ran the closure on the stored value");
+    let fields = store.load(key).await.unwrap().expect("the session").fields;
+    assert_eq!((fields["a"].as_slice(), fields["b"].as_slice()), (&b"22"[..], &b"2"[..]));
+    assert_eq!(
+        must(fast.update_now(key, "a", &mut set(b"3"), later(), Presence::New, now)),
+        WriteOutcome::PresenceFailed,
+        "update_now with New must not touch a live session"
+    );
+    let expired = fresh_key();
+    store.apply(expired, &changes(&[("a", Some(b"1"))]), now_ms() - 1, Presence::New).await.unwrap();
+    let outcome = fast.update_now(expired, "a", &mut set(b"2"), later(), Presence::Existing, now_ms());
+    assert_eq!(must(outcome), WriteOutcome::PresenceFailed, "an expired session counts as missing");
 }
 
 /// `remove` deletes the session; removing twice is fine.

@@ -135,6 +135,45 @@ impl MemoryStore {
         Self { inner: Arc::new(Inner { shards, max_per_shard, users: Users::default() }) }
     }
 
+    /// An update of one field, under its shard's lock, as of `now` (ms): what
+    /// `update` and `update_now` both run (the memory store never waits).
+    fn update_in_shard(
+        &self,
+        key: StoreKey,
+        field: &str,
+        f: UpdateFn<'_>,
+        expires_at_ms: i64,
+        presence: Presence,
+        now: i64,
+    ) -> WriteOutcome {
+        let mut shard = self.shard(key);
+        // One lookup for the usual case, an update of a live session.
+        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.live(now)) {
+            Some(entry) if presence.holds(true) => {
+                update_entry(entry, field, f, expires_at_ms);
+                WriteOutcome::Done
+            }
+            Some(_) => WriteOutcome::PresenceFailed,
+            None if !presence.holds(false) => WriteOutcome::PresenceFailed,
+            // No live session, and `presence` allows that: a new one, unless `f` keeps nothing.
+            None => {
+                let fields = match f(None) {
+                    UpdateAction::Keep => None,
+                    UpdateAction::Set(value) => {
+                        Some(Snapshot::default().merged([(field, Some(&value[..]))].into_iter()))
+                    }
+                    UpdateAction::Delete => Some(Snapshot::default()),
+                };
+                if let Some(fields) = fields {
+                    self.put_entry(&mut shard, key, fields, expires_at_ms, now);
+                }
+                WriteOutcome::Done
+            }
+        };
+        drop(shard);
+        outcome
+    }
+
     /// Live sessions right now (expired ones not yet purged are not counted).
     pub fn len(&self) -> usize {
         let now = now_ms();
@@ -240,33 +279,7 @@ impl SessionStore for MemoryStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        let now = now_ms();
-        let mut shard = self.shard(key);
-        // One lookup for the usual case, an update of a live session.
-        let outcome = match shard.sessions.get_mut(&key).filter(|e| e.live(now)) {
-            Some(entry) if presence.holds(true) => {
-                update_entry(entry, field, f, expires_at_ms);
-                WriteOutcome::Done
-            }
-            Some(_) => WriteOutcome::PresenceFailed,
-            None if !presence.holds(false) => WriteOutcome::PresenceFailed,
-            // No live session, and `presence` allows that: a new one, unless `f` keeps nothing.
-            None => {
-                let fields = match f(None) {
-                    UpdateAction::Keep => None,
-                    UpdateAction::Set(value) => {
-                        Some(Snapshot::default().merged([(field, Some(&value[..]))].into_iter()))
-                    }
-                    UpdateAction::Delete => Some(Snapshot::default()),
-                };
-                if let Some(fields) = fields {
-                    self.put_entry(&mut shard, key, fields, expires_at_ms, now);
-                }
-                WriteOutcome::Done
-            }
-        };
-        drop(shard);
-        Box::pin(std::future::ready(Ok(outcome)))
+        Box::pin(std::future::ready(Ok(self.update_in_shard(key, field, f, expires_at_ms, presence, now_ms()))))
     }
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
@@ -371,5 +384,17 @@ impl FastReads for MemoryStore {
             }
             None => LoadNow::Missing,
         }
+    }
+
+    fn update_now(
+        &self,
+        key: StoreKey,
+        field: &str,
+        f: UpdateFn<'_>,
+        expires_at_ms: i64,
+        presence: Presence,
+        now_ms: i64,
+    ) -> Option<Result<WriteOutcome, StoreError>> {
+        Some(Ok(self.update_in_shard(key, field, f, expires_at_ms, presence, now_ms)))
     }
 }
