@@ -32,7 +32,8 @@ use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::session::{Session, CSRF_FIELD, CSRF_HEADER};
+use crate::ambient;
+use crate::session::{CSRF_FIELD, CSRF_HEADER};
 
 /// The default limit on a form body read to find the token: 64 KiB. A form
 /// that needs more (a long text field) raises it with [`CsrfLayer::with_form_limit`],
@@ -204,17 +205,23 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // Checked on every request, safe ones too, so a layer in the wrong order
-        // fails on the first page load, not on the first form sent.
-        let Some(session) = request.extensions().get::<Session>() else {
-            return Box::pin(async { Ok(outside_session_layer()) });
-        };
+        // fails on the first page load, not on the first form sent. Checked when
+        // polled, where the session layer has its session ambient (a layer
+        // stacked directly inside it is called before it sets it).
         if is_safe(request.method()) {
-            return Box::pin(inner.call(request));
+            return Box::pin(async move {
+                match ambient::is_set() {
+                    true => inner.call(request).await,
+                    false => Ok(outside_session_layer()),
+                }
+            });
         }
-        // Only an unsafe request needs its own handle on the session.
-        let session = session.clone();
         let limits = self.limits.clone();
         Box::pin(async move {
+            // Only an unsafe request needs its own handle on the session.
+            let Some(session) = ambient::try_current() else {
+                return Ok(outside_session_layer());
+            };
             // `_held` keeps the form's bytes counted until the handler is done with them.
             let (token, request, _held) = match find_token(request, &limits).await {
                 Ok(found) => found,

@@ -5,6 +5,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
+use crate::ambient;
 use crate::error::SessionError;
 use crate::observe::{self, Cause, ErrorKind};
 use crate::session::Session;
@@ -14,7 +15,7 @@ use crate::session::Session;
 /// Answers 500, since this is a wiring mistake of the app, not of the client.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error(
-    "Missing request extension: nex_session::Session. Is `SessionLayer` added to this route? \
+    "No nex_session::Session for this request. Is `SessionLayer` added to this route? \
      (`Router::new().route(..).layer(SessionLayer::new(store, config))`)"
 )]
 pub struct MissingSessionLayer;
@@ -26,12 +27,18 @@ impl IntoResponse for MissingSessionLayer {
     }
 }
 
+/// The extractor gives the request's session: the one the ambient API uses (the
+/// innermost session layer's), found where that API finds it, in the task that
+/// runs the handler. It does not come from the request's extensions: a service
+/// inside the layer that hands requests to another task (tower's `Buffer`)
+/// loses it there, as it loses the ambient API; pass the [`Session`] along
+/// instead.
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = MissingSessionLayer;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or(MissingSessionLayer)
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        ambient::try_current().ok_or(MissingSessionLayer)
     }
 }
 

@@ -36,6 +36,17 @@ pub(crate) fn scope<F: std::future::Future>(
     CURRENT.scope(session, future)
 }
 
+/// The ambient session, `None` outside a session layer: how the extractor, a
+/// `CsrfLayer` and a nested session layer find the request's session.
+pub(crate) fn try_current() -> Option<Session> {
+    CURRENT.try_with(Session::clone).ok()
+}
+
+/// Whether a session layer runs around the current task (no clone).
+pub(crate) fn is_set() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
 /// The session of the request being handled.
 ///
 /// # Errors

@@ -12,6 +12,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tracing::{Instrument as _, Span};
 
 use super::persist::{persist, persist_now, rescue_cookie, Finished};
+use crate::ambient;
 use crate::error::SessionError;
 use crate::observe::{self, Cause};
 use crate::session::Session;
@@ -33,10 +34,15 @@ pin_project! {
     enum State<F, B> {
         /// The inner service is handling the request.
         Calling {
-            // Holds the request's session as the ambient one, and gives it back
-            // (`take_value`) once the handler is done: no second handle to keep.
+            // Holds a handle on the request's session as the ambient one.
             #[pin]
             inner: TaskLocalFuture<Session, F>,
+            // The request's session, for the end of the request (an `Option`
+            // only to move it out then).
+            session: Option<Session>,
+            // Whether the session layer around this one (if any) was looked for:
+            // at the first poll, where its session is the ambient one.
+            outer_found: bool,
             // The request's span, when a subscriber wants it (`None`: nothing to clone).
             span: Option<Span>,
         },
@@ -52,8 +58,8 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn new(inner: TaskLocalFuture<Session, F>, span: Option<Span>) -> Self {
-        Self { state: State::Calling { inner, span } }
+    pub(crate) fn new(inner: TaskLocalFuture<Session, F>, session: Session, span: Option<Span>) -> Self {
+        Self { state: State::Calling { inner, session: Some(session), outer_found: false, span } }
     }
 }
 
@@ -68,10 +74,14 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { mut inner, span } => {
+                StateProj::Calling { mut inner, session, outer_found, span } => {
                     // The request's span (`observe` docs) while the handler and the
                     // persist step run; left before the state changes.
                     let entered = span.as_ref().map(Span::enter);
+                    if !*outer_found {
+                        *outer_found = true;
+                        adopt_outer(session.as_ref());
+                    }
                     let response = match ready!(inner.as_mut().poll(cx)) {
                         Ok(response) => response,
                         Err(err) => {
@@ -80,7 +90,7 @@ where
                             return Poll::Ready(Err(err));
                         }
                     };
-                    let Some(session) = inner.take_value() else {
+                    let Some(session) = session.take() else {
                         drop(entered);
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(broken_invariant("the session of a finished handler is gone")));
@@ -116,6 +126,17 @@ where
                 }
             }
         }
+    }
+}
+
+/// Nested session layers: before this layer's handler first runs, the ambient
+/// session is the one of the session layer around it, if any, which
+/// [`Session::named`] then reaches. Looked for at the first poll, not in
+/// `call`: a layer stacked directly inside another (a tower `ServiceBuilder`)
+/// is called before the outer one sets its session.
+fn adopt_outer(session: Option<&Session>) {
+    if let (Some(session), Some(outer)) = (session, ambient::try_current()) {
+        session.adopt_outer(outer);
     }
 }
 

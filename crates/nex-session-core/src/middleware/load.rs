@@ -39,11 +39,6 @@ fn record_session(span: &Span, session: &Session) {
 
 /// The session of a request, from its cookie. Costs no store access.
 ///
-/// When another session layer already handled the request (nested layers, each
-/// with its own cookie name), its session stays reachable from this one by name
-/// ([`Session::named`]); the extension and the ambient session become this
-/// layer's, so handlers get the innermost by default.
-///
 /// The request's span is made here and kept by the session (on the heap it
 /// already has, so the response future stays as small as it was).
 pub(super) fn begin<B>(shared: &Shared, request: &Request<B>) -> Session {
@@ -54,8 +49,7 @@ pub(super) fn begin<B>(shared: &Shared, request: &Request<B>) -> Session {
         Some(span) => span.in_scope(|| shared.context.cookie.read(headers, now)),
         None => shared.context.cookie.read(headers, now),
     };
-    let outer = request.extensions().get::<Session>().cloned();
-    let session = Session::begin(shared.context.clone(), now, cookie, headers, outer, span);
+    let session = Session::begin(shared.context.clone(), now, cookie, headers, span);
     if let Some(span) = session.span() {
         record_session(span, &session);
     }

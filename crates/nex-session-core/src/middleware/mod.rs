@@ -20,7 +20,9 @@
 //! 1. **load** (`load.rs`): verify the `_nex_session` cookie
 //!    (no store access; a missing, forged, foreign or expired cookie means "no session").
 //! 2. **call** the inner service with the [`Session`] available ambiently
-//!    (task-local) and as a request extension (the extractor).
+//!    (task-local), where the ambient API, the extractor, a `CsrfLayer` and a
+//!    nested session layer (at its first poll) all find it. Not as a request
+//!    extension: an insert there cost an allocation per request.
 //! 3. **persist** before the response head leaves (`future.rs` waits for the inner
 //!    service, `persist.rs` does the step): write pending changes, slide the expiry
 //!    when due, set or delete the cookie, add queued cookies. If saving fails the

@@ -1,6 +1,6 @@
 //! [`Session`]: the per-request handle every handler call goes through.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -47,8 +47,9 @@ pub struct Session {
 pub(super) struct Inner {
     pub(super) context: Arc<Context>,
     /// The session of the next session layer out, when layers are nested (each
-    /// with its own cookie name); `None` for the outermost, the usual case.
-    pub(super) outer: Option<Session>,
+    /// with its own cookie name); unset for the outermost, the usual case. Set
+    /// once, by the layer, before the handler runs ([`Session::adopt_outer`]).
+    pub(super) outer: OnceLock<Session>,
     /// When the request began (ms): one clock read serves the whole request.
     pub(super) started_ms: i64,
     /// The request's span ([`crate::observe`]); `None` unless a subscriber wants it.
@@ -59,18 +60,25 @@ pub(super) struct Inner {
 impl Session {
     /// The session of a request that began at `started_ms`; `cookie` is the
     /// request's verified session cookie (or why there is none), `cookie_headers`
-    /// its `Cookie` headers, `outer` the session an enclosing session layer gave
-    /// the request, if any, and `span` the request's span.
+    /// its `Cookie` headers, and `span` the request's span.
     pub(crate) fn begin(
         context: Arc<Context>,
         started_ms: i64,
         cookie: Result<RequestCookie, NoSession>,
         cookie_headers: &http::HeaderMap,
-        outer: Option<Session>,
         span: Option<tracing::Span>,
     ) -> Self {
         let state = State::new(cookie, Cookies::from_request(cookie_headers));
+        let outer = OnceLock::new();
         Self { inner: Arc::new(Inner { context, outer, started_ms, span, state: Mutex::new(state) }) }
+    }
+
+    /// Makes `outer`, the session of a session layer around this one (nested
+    /// layers), reachable by [`Session::named`]. The layer calls it before the
+    /// handler runs, where the outer session is the ambient one; later calls
+    /// change nothing.
+    pub(crate) fn adopt_outer(&self, outer: Session) {
+        let _ = self.inner.outer.set(outer);
     }
 
     /// The request's span, when a subscriber wants it.
@@ -126,7 +134,7 @@ impl Session {
             if session.cookie_name() == cookie_name {
                 return Ok(session.clone());
             }
-            layer = session.inner.outer.as_ref();
+            layer = session.inner.outer.get();
         }
         Err(SessionError::NoNamedLayer(cookie_name.to_owned()))
     }
