@@ -47,8 +47,7 @@ pub struct Session {
 pub(super) struct Inner {
     pub(super) context: Arc<Context>,
     /// The session of the next session layer out, when layers are nested (each
-    /// with its own cookie name); unset for the outermost, the usual case. Set
-    /// once, by the layer, before the handler runs ([`Session::adopt_outer`]).
+    /// with its own cookie name); unset for the outermost ([`Session::adopt_outer`]).
     pub(super) outer: OnceLock<Session>,
     /// When the request began (ms): one clock read serves the whole request.
     pub(super) started_ms: i64,
@@ -73,10 +72,8 @@ impl Session {
         Self { inner: Arc::new(Inner { context, outer, started_ms, span, state: Mutex::new(state) }) }
     }
 
-    /// Makes `outer`, the session of a session layer around this one (nested
-    /// layers), reachable by [`Session::named`]. The layer calls it before the
-    /// handler runs, where the outer session is the ambient one; later calls
-    /// change nothing.
+    /// Makes `outer`, the session of a session layer around this one, reachable by
+    /// [`Session::named`]; set once, by the layer, before the handler runs.
     pub(crate) fn adopt_outer(&self, outer: Session) {
         let _ = self.inner.outer.set(outer);
     }
