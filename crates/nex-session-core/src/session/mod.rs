@@ -27,6 +27,7 @@ mod cookies;
 mod csrf;
 mod csrf_secret;
 mod ending;
+mod finish;
 mod flash;
 mod handle;
 mod state;
