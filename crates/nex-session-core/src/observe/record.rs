@@ -205,7 +205,13 @@ impl Instruments {
     /// One store call, timed: awaiting it records how long the call took and,
     /// if it failed, the error (a counter and a `warn` event).
     pub(crate) fn call<F>(&self, op: Operation, call: F) -> Timed<'_, F> {
-        Timed { call, instruments: self, op, started: Instant::now() }
+        self.call_since(op, Instant::now(), call)
+    }
+
+    /// Like [`Instruments::call`], for a call whose time started at `started`
+    /// (a caller that read the clock already, for a first try without a future).
+    pub(crate) fn call_since<F>(&self, op: Operation, started: Instant, call: F) -> Timed<'_, F> {
+        Timed { call, instruments: self, op, started }
     }
 
     /// Records a finished store call that took `took`.

@@ -6,12 +6,12 @@ use std::time::Instant;
 use super::{Current, Lost, State, WRITE_ATTEMPTS};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
-use crate::id::SessionId;
+use crate::id::{SessionId, StoreKey};
 use crate::observe::{self, Loaded, Operation};
 use crate::session::context::Context;
 use crate::session::csrf_secret::CSRF_KEY;
 use crate::session_cookie::Mode;
-use crate::store::{Change, LoadNow, Presence, Snapshot, UpdateAction, WriteOutcome};
+use crate::store::{Change, LoadNow, Presence, Snapshot, UpdateAction, UpdateFn, WriteOutcome};
 
 impl State {
     /// Removes the session from the store and forgets it.
@@ -187,27 +187,7 @@ impl State {
                     last_action = Some(action.clone());
                     action
                 };
-                match context.store.fast_reads() {
-                    Some(fast) => {
-                        // Timed as `instruments.call` times a future, without one.
-                        let started = Instant::now();
-                        match fast.update_now(id.store_key(), key, &mut recording, expiry, presence, now_ms) {
-                            Some(outcome) => {
-                                let error = outcome.as_ref().err();
-                                context.instruments.record(Operation::Update, started.elapsed(), error);
-                                outcome
-                            }
-                            None => {
-                                let update = fast.update(id.store_key(), key, &mut recording, expiry, presence);
-                                context.instruments.call(Operation::Update, update).await
-                            }
-                        }
-                    }
-                    None => {
-                        let update = context.store.update(id.store_key(), key, &mut recording, expiry, presence);
-                        context.instruments.call(Operation::Update, update).await
-                    }
-                }
+                store_update(context, id.store_key(), key, &mut recording, expiry, presence, now_ms).await
             };
             if runs > 1 {
                 observe::update_retried(runs - 1);
@@ -306,4 +286,29 @@ impl State {
         self.current = Current::Unsaved(SessionId::generate().map_err(SessionError::Random)?);
         Ok(())
     }
+}
+
+/// One timed store `update`: answered at once by a store that can
+/// ([`FastReads::update_now`](crate::store::FastReads::update_now)), else
+/// awaited. One clock reading times either.
+async fn store_update(
+    context: &Context,
+    key: StoreKey,
+    field: &str,
+    f: UpdateFn<'_>,
+    expiry: i64,
+    presence: Presence,
+    now_ms: i64,
+) -> Result<WriteOutcome, StoreError> {
+    let started = Instant::now();
+    if let Some(fast) = context.store.fast_reads() {
+        if let Some(outcome) = fast.update_now(key, field, &mut *f, expiry, presence, now_ms) {
+            context.instruments.record(Operation::Update, started.elapsed(), outcome.as_ref().err());
+            return outcome;
+        }
+    }
+    context
+        .instruments
+        .call_since(Operation::Update, started, context.store.update(key, field, f, expiry, presence))
+        .await
 }
