@@ -15,6 +15,23 @@
 //! done
 //! ```
 //!
+//! `--concurrency C` keeps C requests in flight at once (C tasks on the one
+//! thread, as wrk's 32 connections are), so a hot write goes through the group
+//! commit of the durable stores as under load: members join batches, wait, and
+//! are woken. One request at a time, every `update` is a batch of one and pays the
+//! whole store round trip, which no loaded server does. Instructions of other
+//! threads (the SQLite store's connection thread) count too; the Redis and
+//! PostgreSQL servers are other processes and do not. Under valgrind the program
+//! runs some 50 times slower than the servers it talks to, so batch sizes differ
+//! from a real run; the per-member costs (joining, waiting, waking) do not.
+//!
+//! ```sh
+//! for n in 0 4000; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/nex-bench inproc \
+//!     --variant nex-sqlite-exclusive --route /write --requests $n --concurrency 32 2>&1 | grep Collected
+//! done
+//! ```
+//!
 //! `--recorder` installs a Prometheus recorder (`metrics-exporter-prometheus`, as
 //! the demo does) before the app is built, so nex-session's metrics are recorded:
 //! the cost of the metrics with a recorder, against their cost without one.
@@ -26,15 +43,25 @@ use tower_service::Service;
 
 use crate::apps;
 
+#[derive(Debug)]
 struct Options {
     variant: String,
     route: String,
     requests: usize,
     recorder: bool,
+    /// Requests in flight at once (tasks on the one thread), as wrk's connections:
+    /// 1 runs them one after another.
+    concurrency: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut opts = Options { variant: "nex-memory".into(), route: "/read".into(), requests: 1000, recorder: false };
+    let mut opts = Options {
+        variant: "nex-memory".into(),
+        route: "/read".into(),
+        requests: 1000,
+        recorder: false,
+        concurrency: 1,
+    };
     let mut args = args.iter().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -43,9 +70,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--route" => opts.route = value()?,
             "--requests" => opts.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--recorder" => opts.recorder = true,
+            "--concurrency" => {
+                opts.concurrency = value()?.parse().map_err(|e| format!("--concurrency: {e}"))?;
+                if opts.concurrency == 0 {
+                    return Err("--concurrency must be at least 1".into());
+                }
+            }
             _ => {
                 return Err(
-                    "usage: nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--recorder]"
+                    "usage: nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--concurrency C] [--recorder]"
                         .into(),
                 )
             }
@@ -74,14 +107,37 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             true => apps::session_sized_cookie(),
             false => sign_in(&mut app).await?,
         };
-        for _ in 0..=opts.requests {
-            let response = app.call(request("GET", &opts.route, Some(&cookie))?).await.map_err(|e| e.to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("{} answered {}", opts.route, response.status()));
-            }
+        // One warm-up request, then the rest spread over the tasks.
+        send(&mut app, &opts.route, &cookie, 1).await?;
+        let tasks: Vec<_> = (0..opts.concurrency)
+            .map(|task| {
+                let share = share(opts.requests, opts.concurrency, task);
+                let (mut app, route, cookie) = (app.clone(), opts.route.clone(), cookie.clone());
+                tokio::spawn(async move { send(&mut app, &route, &cookie, share).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
         }
         Ok(())
     })
+}
+
+/// Task `task`'s part of `requests` spread over `tasks` (the first ones take one
+/// more when it does not divide evenly).
+fn share(requests: usize, tasks: usize, task: usize) -> usize {
+    requests / tasks + usize::from(task < requests % tasks)
+}
+
+/// Sends `count` requests of `route` with `cookie`, one after another.
+async fn send(app: &mut axum::Router, route: &str, cookie: &str, count: usize) -> Result<(), String> {
+    for _ in 0..count {
+        let response = app.call(request("GET", route, Some(cookie))?).await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{route} answered {}", response.status()));
+        }
+    }
+    Ok(())
 }
 
 /// `POST /login` through `app`: the cookie to send from then on (`nex=none` when
@@ -110,4 +166,31 @@ pub(crate) fn request(method: &str, path: &str, cookie: Option<&str>) -> Result<
         builder = builder.header("cookie", HeaderValue::from_maybe_shared(parsed).map_err(|e| e.to_string())?);
     }
     builder.body(Body::empty()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        std::iter::once("inproc").chain(list.iter().copied()).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_requests_are_spread_over_the_tasks_without_losing_one() {
+        for (requests, tasks) in [(10, 4), (4000, 32), (3, 8), (0, 5)] {
+            let total: usize = (0..tasks).map(|task| share(requests, tasks, task)).sum();
+            assert_eq!(total, requests, "{requests} over {tasks}");
+        }
+        assert_eq!(share(10, 4, 0), 3);
+        assert_eq!(share(10, 4, 3), 2);
+    }
+
+    #[test]
+    fn concurrent_requests_through_a_real_app_all_succeed() {
+        // Bare axum needs no store server; every request must answer 2xx, or `run` fails.
+        run(&args(&["--variant", "bare", "--route", "/write", "--requests", "40", "--concurrency", "8"])).unwrap();
+        assert!(parse(&args(&["--concurrency", "0"])).unwrap_err().contains("at least 1"));
+        assert!(parse(&args(&["--concurrency", "x"])).is_err());
+    }
 }
