@@ -71,11 +71,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let opts = parse(args)?;
     let variants = apps::variants();
     println!(
-        "in-process {} on a multi-thread runtime, {} tasks per worker, {} s x {} rounds",
-        opts.route, opts.tasks_per_worker, opts.seconds, opts.rounds
+        "in-process {} on a multi-thread runtime, {} tasks per worker, {} s x {} rounds; host: {}",
+        opts.route,
+        opts.tasks_per_worker,
+        opts.seconds,
+        opts.rounds,
+        crate::host::describe()
     );
     println!("| variant | workers | requests/s (median) | vs 1 worker (median of per-round ratios) |");
     println!("|---|---:|---:|---:|");
+    let mut ceiling = None;
     for name in &opts.variants {
         let variant = variants.iter().find(|v| v.name == name).ok_or_else(|| format!("unknown variant {name:?}"))?;
         // One list of per-round rates per worker count, in the order of `opts.workers`.
@@ -88,10 +93,33 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         let first = rates.first().map(|(_, list)| list.clone()).unwrap_or_default();
         for (workers, list) in &rates {
             let ratios: Vec<f64> = list.iter().zip(&first).map(|(r, one)| r / one).collect();
-            println!("| {name} | {workers} | {:.0} | {:.2} |", median(list), median(&ratios));
+            let ratio = median(&ratios);
+            println!("| {name} | {workers} | {:.0} | {ratio:.2} |", median(list));
+            if name == "bare" {
+                if let Some(warning) = ceiling_warning(*workers, ratio) {
+                    ceiling = Some(warning);
+                }
+            }
         }
     }
+    if let Some(warning) = ceiling {
+        println!("\n{warning}");
+    }
     Ok(())
+}
+
+/// A warning when bare axum, which shares nothing between its workers, scales
+/// far below the worker count: then the host's CPUs do not run as separate cores
+/// (hyperthreads of one core, a busy neighbour), and a variant's factor says
+/// little on its own; compare it with bare axum's.
+fn ceiling_warning(workers: usize, bare_ratio: f64) -> Option<String> {
+    let cores = workers as f64;
+    (workers > 1 && bare_ratio < 0.75 * cores).then(|| {
+        format!(
+            "note: bare axum reaches only {bare_ratio:.2}x with {workers} workers on this host, so its CPUs do not \
+             scale as {workers} separate cores; compare each variant with bare axum, not with {workers}"
+        )
+    })
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -164,6 +192,13 @@ mod tests {
         assert!(parse(&args(&["--workers", "one"])).is_err());
         assert!(parse(&args(&["--rounds"])).unwrap_err().contains("needs a value"));
         assert!(parse(&args(&["--bogus", "1"])).unwrap_err().starts_with("usage"));
+    }
+
+    #[test]
+    fn a_host_whose_cpus_do_not_scale_is_named() {
+        assert!(ceiling_warning(2, 1.25).unwrap().contains("only 1.25x with 2 workers"));
+        assert!(ceiling_warning(2, 1.73).is_none());
+        assert!(ceiling_warning(1, 1.0).is_none());
     }
 
     #[test]

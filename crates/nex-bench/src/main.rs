@@ -27,6 +27,7 @@
 mod apps;
 mod chart;
 mod cores;
+mod host;
 mod inproc;
 mod load;
 mod lost;
@@ -338,14 +339,15 @@ fn report<'a>(
     let _ = writeln!(
         out,
         "\n{} rounds × {} s per run, each variant run between two bare runs (bare, v1, bare, v2, …, bare) and \
-         compared with their mean; one-thread server{}; load: {generator}, {} connections.\n",
+         compared with their mean; one-thread server{}; load: {generator}, {} connections; host: {}.\n",
         opts.rounds,
         opts.seconds,
         match pinned {
             Some(c) => format!(" pinned to core {}, load generator to core {}", c.server, c.load),
             None => String::new(),
         },
-        opts.connections
+        opts.connections,
+        host::describe()
     );
     let _ = writeln!(
         out,
