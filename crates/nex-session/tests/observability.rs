@@ -317,6 +317,11 @@ async fn sqlite_calls_are_timed_and_lost_races_of_update_are_counted() {
     assert!(updates.iter().all(|s| *s > 0.0 && *s < 5.0), "{updates:?}");
     assert_eq!(recorder.samples(observe::STORE_OPERATION_SECONDS, &labels("apply")).len(), 1);
     assert_eq!(recorder.samples(observe::STORE_OPERATION_SECONDS, &labels("load")).len(), 1);
+    // One sample per compare-and-set sent; every update that succeeded was a member of
+    // at least one of them (more after a lost race), so the members add up to N or more.
+    let batches = recorder.samples(observe::UPDATE_BATCH_MEMBERS, &[]);
+    assert!(!batches.is_empty() && batches.iter().all(|m| *m >= 1.0), "{batches:?}");
+    assert!(batches.iter().sum::<f64>() >= N as f64, "{batches:?}");
     recorder.assert_all_documented();
 }
 

@@ -27,6 +27,11 @@ pub const UNAVAILABLE_RESPONSES_TOTAL: &str = "nex_session_unavailable_responses
 /// Extra runs of an `update` closure: the store's compare-and-set lost a race
 /// (another request or app instance changed the field first) and decided again.
 pub const UPDATE_RETRIES_TOTAL: &str = "nex_session_update_retries_total";
+/// Updates served by one compare-and-set of the group commit (the Redis, SQLite
+/// and PostgreSQL stores' `update`), one sample per batch sent: how many
+/// concurrent `update`s of one session's field shared a store round trip. Mostly
+/// 1 in a quiet app; near the number of concurrent writers of a hot session.
+pub const UPDATE_BATCH_MEMBERS: &str = "nex_session_update_batch_members";
 /// Reads the Redis client-side cache answered, or passed on to Redis. Label
 /// [`RESULT`]: [`HIT`], [`MISS`].
 pub const CLIENT_CACHE_TOTAL: &str = "nex_session_client_cache_total";
@@ -269,6 +274,12 @@ pub const METRICS: &[Metric] = &[
         kind: MetricType::Histogram,
         labels: &[STORE, OPERATION],
         help: "Duration of session store calls in seconds, by store and operation",
+    },
+    Metric {
+        name: UPDATE_BATCH_MEMBERS,
+        kind: MetricType::Histogram,
+        labels: &[],
+        help: "Updates served by one compare-and-set of the group commit (one sample per batch)",
     },
     Metric {
         name: STORE_SESSIONS,

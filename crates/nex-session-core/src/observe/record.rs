@@ -46,6 +46,7 @@ key!(REJECTED_EXPIRED = COOKIES_REJECTED_TOTAL, REASON => EXPIRED);
 key!(UNAVAILABLE_SAVE = UNAVAILABLE_RESPONSES_TOTAL, CAUSE => SAVE);
 key!(UNAVAILABLE_HANDLER = UNAVAILABLE_RESPONSES_TOTAL, CAUSE => HANDLER);
 key!(UPDATE_RETRIES = UPDATE_RETRIES_TOTAL);
+key!(UPDATE_BATCH = UPDATE_BATCH_MEMBERS);
 key!(CACHE_HIT = CLIENT_CACHE_TOTAL, RESULT => HIT);
 key!(CACHE_MISS = CLIENT_CACHE_TOTAL, RESULT => MISS);
 
@@ -154,6 +155,14 @@ pub(crate) fn unavailable_response(cause: Cause) {
 /// An `update` closure ran `times` more times than once ([`UPDATE_RETRIES_TOTAL`]).
 pub(crate) fn update_retried(times: u64) {
     increment(&UPDATE_RETRIES, times);
+}
+
+/// The group commit sent one compare-and-set for `members` updates ([`UPDATE_BATCH_MEMBERS`]).
+pub(crate) fn update_batch(members: usize) {
+    // A histogram takes f64; a batch's size fits exactly up to 2^53.
+    #[allow(clippy::cast_precision_loss)]
+    let members = members as f64;
+    metrics::with_recorder(|recorder| recorder.register_histogram(&UPDATE_BATCH, &META).record(members));
 }
 
 /// A store's client-side cache answered a read (`hit`), or did not

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::cas::{Cas, CasAnswer, CasOp, CasStore};
 use super::chains::{BatchState, Failure, Outcome, Sending, Updates};
 use crate::id::StoreKey;
+use crate::observe;
 
 /// Spawns the committer of `key`'s shard (once per burst of updates; its
 /// task-building code is large, so it is kept out of the per-update path).
@@ -34,6 +35,7 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             return;
         };
         let members = sending.batch.done.receiver_count();
+        observe::update_batch(members);
         let Sending { batch, field, new, epoch } = sending;
         let op = match (&new, batch.writes) {
             (_, false) => CasOp::Check,
