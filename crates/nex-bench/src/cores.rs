@@ -80,7 +80,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     );
     println!("| variant | workers | requests/s (median) | vs 1 worker (median of per-round ratios) |");
     println!("|---|---:|---:|---:|");
-    let mut ceiling = None;
+    let mut ceilings = Vec::new();
     for name in &opts.variants {
         let variant = variants.iter().find(|v| v.name == name).ok_or_else(|| format!("unknown variant {name:?}"))?;
         // One list of per-round rates per worker count, in the order of `opts.workers`.
@@ -91,33 +91,36 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             }
         }
         let first = rates.first().map(|(_, list)| list.clone()).unwrap_or_default();
+        // The worker count the ratios are taken against (the first of `--workers`).
+        let base = rates.first().map_or(1, |(workers, _)| *workers);
         for (workers, list) in &rates {
             let ratios: Vec<f64> = list.iter().zip(&first).map(|(r, one)| r / one).collect();
             let ratio = median(&ratios);
             println!("| {name} | {workers} | {:.0} | {ratio:.2} |", median(list));
             if name == "bare" {
-                if let Some(warning) = ceiling_warning(*workers, ratio) {
-                    ceiling = Some(warning);
-                }
+                ceilings.extend(ceiling_warning(base, *workers, ratio));
             }
         }
     }
-    if let Some(warning) = ceiling {
+    for warning in ceilings {
         println!("\n{warning}");
     }
     Ok(())
 }
 
 /// A warning when bare axum, which shares nothing between its workers, scales
-/// far below the worker count: then the host's CPUs do not run as separate cores
+/// far below the worker count (`bare_ratio`: its rate with `workers` over its
+/// rate with `base` workers): then the host's CPUs may not run as separate cores
 /// (hyperthreads of one core, a busy neighbour), and a variant's factor says
 /// little on its own; compare it with bare axum's.
-fn ceiling_warning(workers: usize, bare_ratio: f64) -> Option<String> {
-    let cores = workers as f64;
-    (workers > 1 && bare_ratio < 0.75 * cores).then(|| {
+fn ceiling_warning(base: usize, workers: usize, bare_ratio: f64) -> Option<String> {
+    // Worker counts are small: the quotient is exact enough for a warning.
+    #[allow(clippy::cast_precision_loss)]
+    let ideal = workers as f64 / base.max(1) as f64;
+    (workers > base && bare_ratio < 0.75 * ideal).then(|| {
         format!(
-            "note: bare axum reaches only {bare_ratio:.2}x with {workers} workers on this host, so its CPUs do not \
-             scale as {workers} separate cores; compare each variant with bare axum, not with {workers}"
+            "note: bare axum reaches only {bare_ratio:.2}x with {workers} workers against {base} on this host, so \
+             its CPUs may not scale as separate cores; compare each variant with bare axum, not with {ideal:.2}"
         )
     })
 }
@@ -196,9 +199,12 @@ mod tests {
 
     #[test]
     fn a_host_whose_cpus_do_not_scale_is_named() {
-        assert!(ceiling_warning(2, 1.25).unwrap().contains("only 1.25x with 2 workers"));
-        assert!(ceiling_warning(2, 1.73).is_none());
-        assert!(ceiling_warning(1, 1.0).is_none());
+        assert!(ceiling_warning(1, 2, 1.25).unwrap().contains("only 1.25x with 2 workers against 1"));
+        assert!(ceiling_warning(1, 2, 1.73).is_none());
+        assert!(ceiling_warning(1, 1, 1.0).is_none());
+        // Against 2 workers, 4 should give about 2x, not 4x.
+        assert!(ceiling_warning(2, 4, 1.8).is_none());
+        assert!(ceiling_warning(2, 4, 1.2).unwrap().contains("not with 2.00"));
     }
 
     #[test]

@@ -27,10 +27,11 @@ pub const UNAVAILABLE_RESPONSES_TOTAL: &str = "nex_session_unavailable_responses
 /// Extra runs of an `update` closure: the store's compare-and-set lost a race
 /// (another request or app instance changed the field first) and decided again.
 pub const UPDATE_RETRIES_TOTAL: &str = "nex_session_update_retries_total";
-/// Updates served by one compare-and-set of the group commit (the Redis, SQLite
-/// and PostgreSQL stores' `update`), one sample per batch sent: how many
-/// concurrent `update`s of one session's field shared a store round trip. Mostly
-/// 1 in a quiet app; near the number of concurrent writers of a hot session.
+/// Updates served by one compare-and-set of the group commit (the `update` of
+/// the Redis, SQLite and PostgreSQL stores, and of any store built on
+/// `toolkit::update_chain`), one sample per compare-and-set sent: how many
+/// concurrent `update`s of one session's field it served. Mostly 1 in a quiet
+/// app; near the number of concurrent writers of a hot session.
 pub const UPDATE_BATCH_MEMBERS: &str = "nex_session_update_batch_members";
 /// Reads the Redis client-side cache answered, or passed on to Redis. Label
 /// [`RESULT`]: [`HIT`], [`MISS`].
@@ -264,6 +265,12 @@ pub const METRICS: &[Metric] = &[
         "503 answers because of the session store, by cause (save, handler)",
     ),
     counter(UPDATE_RETRIES_TOTAL, &[], "Extra runs of update closures after a lost compare-and-set race"),
+    Metric {
+        name: UPDATE_BATCH_MEMBERS,
+        kind: MetricType::Histogram,
+        labels: &[],
+        help: "Updates served by one compare-and-set of the group commit (one sample per batch)",
+    },
     counter(
         CLIENT_CACHE_TOTAL,
         &[RESULT],
@@ -274,12 +281,6 @@ pub const METRICS: &[Metric] = &[
         kind: MetricType::Histogram,
         labels: &[STORE, OPERATION],
         help: "Duration of session store calls in seconds, by store and operation",
-    },
-    Metric {
-        name: UPDATE_BATCH_MEMBERS,
-        kind: MetricType::Histogram,
-        labels: &[],
-        help: "Updates served by one compare-and-set of the group commit (one sample per batch)",
     },
     Metric {
         name: STORE_SESSIONS,
