@@ -90,9 +90,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 list.push(measure(&variant.kind, &opts, *workers)?);
             }
         }
-        let first = rates.first().map(|(_, list)| list.clone()).unwrap_or_default();
-        // The worker count the ratios are taken against (the first of `--workers`).
-        let base = rates.first().map_or(1, |(workers, _)| *workers);
+        // The ratios are taken against the first of `--workers` (`base` workers).
+        let (base, first) = rates.first().map_or((1, Vec::new()), |(workers, list)| (*workers, list.clone()));
         for (workers, list) in &rates {
             let ratios: Vec<f64> = list.iter().zip(&first).map(|(r, one)| r / one).collect();
             let ratio = median(&ratios);
@@ -185,7 +184,7 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
-        std::iter::once("cores").chain(list.iter().copied()).map(str::to_owned).collect()
+        crate::command_line("cores", list)
     }
 
     #[test]

@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
-        std::iter::once("inproc").chain(list.iter().copied()).map(str::to_owned).collect()
+        crate::command_line("inproc", list)
     }
 
     #[test]

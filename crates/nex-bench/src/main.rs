@@ -381,6 +381,13 @@ fn report<'a>(
     (out, ratios_by_variant)
 }
 
+/// A subcommand's argument list as `main` hands it over (`cores --rounds 3` is
+/// `["cores", "--rounds", "3"]`), for the option parsers' tests.
+#[cfg(test)]
+pub(crate) fn command_line(subcommand: &str, list: &[&str]) -> Vec<String> {
+    std::iter::once(subcommand).chain(list.iter().copied()).map(str::to_owned).collect()
+}
+
 fn exit(message: &str) -> ! {
     eprintln!("nex-bench: {message}");
     std::process::exit(1)
