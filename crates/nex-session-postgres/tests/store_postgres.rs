@@ -502,6 +502,38 @@ async fn a_chain_never_overwrites_what_another_instance_wrote() {
     assert_eq!(b.load(k).await.unwrap().unwrap().fields["n"], b"101", "the stale tip made the batch retry");
 }
 
+/// An update's transaction leaves with its `COMMIT` in one flight, so a row lock
+/// held elsewhere (another instance, an operator's transaction) must not make it
+/// wait past the deadline, where its outcome would be unknown: PostgreSQL gives
+/// up on the lock at half the timeout and rolls back, and the update fails
+/// certainly, in time, having changed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_behind_a_held_row_lock_fails_certainly_and_in_time() {
+    let (url, _server) = single_node();
+    let timeout = Duration::from_millis(800);
+    let store = open(&url, timeout).await;
+    let k = key();
+    store.apply(k, &pair(0), later(), Presence::New).await.unwrap();
+    increment(&store, k).await.unwrap();
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    holder.batch_execute("BEGIN").await.unwrap();
+    let row_key = k.as_bytes().as_slice();
+    let locked = holder.query("SELECT 1 FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&row_key]).await;
+    assert_eq!(locked.unwrap().len(), 1, "the session row is locked");
+
+    let started = Instant::now();
+    let err = increment(&store, k).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, StoreError::Timeout(_)), "a certain timeout: {err:?}");
+    assert!(!err.may_have_applied(), "{err:?}");
+    assert!(took < timeout, "PostgreSQL gave up on the lock before the deadline: {took:?}");
+
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    increment(&store, k).await.unwrap();
+    assert_eq!(store.load(k).await.unwrap().unwrap().fields["n"], b"2", "the failed update changed nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_add_replace_remove_and_keep_absent_fields_and_slide_the_expiry() {
     let (url, _server) = single_node();

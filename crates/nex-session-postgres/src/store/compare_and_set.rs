@@ -70,12 +70,12 @@ impl CasStore for PostgresStore {
     ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
         // The pool bounds the call by the store's timeout, telling a transaction that
         // certainly did not commit from one whose `COMMIT` went unanswered.
+        if let Some(form) = OneTrip::of(cas) {
+            return Box::pin(one_trip(&self.pool, cas, form));
+        }
         Box::pin(self.pool.write(move |mut c| async move {
             if cas.op != CasOp::Check {
                 c.writes_fields(cas.key);
-            }
-            if let Some(form) = OneTrip::of(cas) {
-                return one_trip(c, cas, form).await;
             }
             let key = cas.key.as_bytes().as_slice();
             // The row stays locked until commit: no other instance writes this

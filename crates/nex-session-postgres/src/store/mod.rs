@@ -102,7 +102,10 @@ use nex_session_core::StoreKey;
 /// PostgreSQL is down or stuck the call fails fast with a [`StoreError`] (the
 /// layer answers 503). A write fails with [`StoreError::OutcomeUnknown`] only when
 /// its `COMMIT` was sent and not answered; any earlier failure rolls the
-/// transaction back. Connections that failed are dropped, never reused, so the
+/// transaction back. The compare-and-set of an `update` sends its `COMMIT` with its
+/// statements, in one round trip, so it bounds its wait for a row lock held
+/// elsewhere to half the timeout: PostgreSQL gives up first, rolls back, and the
+/// update fails with a certain [`StoreError::Timeout`]. Connections that failed are dropped, never reused, so the
 /// store heals by itself when PostgreSQL is back.
 ///
 /// Connections are plain TCP (or a Unix socket) unless the URL asks for TLS with

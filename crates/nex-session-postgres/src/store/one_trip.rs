@@ -1,11 +1,13 @@
 //! The compare-and-set of a field of an existing session in one statement: the
-//! hot path of `update`, one round trip plus the commit.
+//! hot path of `update`, sent with its commit in one round trip.
 
 use nex_session_core::store::toolkit::update_chain::{Cas, CasAnswer, CasOp};
 use nex_session_core::store::Presence;
 use nex_session_core::token::now_ms;
 
-use crate::pool::Lease;
+use nex_session_core::StoreError;
+
+use crate::pool::Pool;
 
 /// The compare-and-set of a field of an existing session (every batch of the
 /// group commit whose presence is `Existing`, i.e. all but a new session's first
@@ -80,12 +82,9 @@ impl OneTrip {
 }
 
 /// Runs `cas` in its one-statement `form` after locking the session row: both
-/// sent with `BEGIN` in one round trip, then the commit in another.
-pub(super) async fn one_trip<'p>(
-    mut c: Lease<'p>,
-    cas: &Cas<'_>,
-    form: OneTrip,
-) -> Result<(Lease<'p>, CasAnswer), tokio_postgres::Error> {
+/// sent with `BEGIN`, the notification and `COMMIT` in one flight (see the pool's
+/// `one_flight.rs`: one round trip).
+pub(super) async fn one_trip(pool: &Pool, cas: &Cas<'_>, form: OneTrip) -> Result<CasAnswer, StoreError> {
     let key = cas.key.as_bytes().as_slice();
     let now = now_ms();
     let expires = cas.expires_at_ms;
@@ -96,27 +95,31 @@ pub(super) async fn one_trip<'p>(
         OneTrip::Remove => vec![&key, &now, &field, &expected, &expires],
         OneTrip::KeepAbsent => vec![&key, &now, &field, &expires],
     };
-    let (locked, wrote) = c
-        .query_opt_pair("SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&key], form.sql(), &params)
-        .await?;
-    let live = match locked {
-        Some(row) => row.try_get::<_, i64>(0)? > now,
-        None => false,
-    };
-    // `wrote` first: if the row was replaced while the lock waited (an expired
-    // session re-created under the key), the lock statement saw none, but the
-    // write statement (a fresh snapshot, and it locked the new row) found it live
-    // and wrote: that write stands, and so it is done.
-    match (wrote.is_some(), live) {
-        (true, _) => {}
-        (false, true) => return Ok((c, CasAnswer::Conflict)),
-        (false, false) => return Ok((c, CasAnswer::PresenceFailed)),
-    }
-    if live {
+    let lock = (
+        "SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE",
+        &[&key as &(dyn tokio_postgres::types::ToSql + Sync)][..],
+    );
+    pool.lock_write_commit(cas.key, lock, (form.sql(), &params), |locked, wrote| {
+        let live = match locked {
+            Some(row) => row.try_get::<_, i64>(0)? > now,
+            None => false,
+        };
+        // `wrote` first: if the row was replaced while the lock waited (an expired
+        // session re-created under the key), the lock statement saw none, but the
+        // write statement (a fresh snapshot, and it locked the new row) found it live
+        // and wrote: that write stands, and so it is done.
+        let answer = match (wrote.is_some(), live) {
+            (true, _) => CasAnswer::Done,
+            (false, true) => CasAnswer::Conflict,
+            (false, false) => CasAnswer::PresenceFailed,
+        };
         // Patched only when the lock saw this very session live: a replaced row's
         // cached fields are another session's.
-        let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
-        c.wrote(crate::cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires });
-    }
-    Ok((c, CasAnswer::Done))
+        let patch = (answer == CasAnswer::Done && live).then(|| {
+            let value = if cas.op == CasOp::Put { Some(new.to_vec()) } else { None };
+            crate::cache::Patch { changes: vec![(field.to_owned(), value)], expires_at_ms: expires }
+        });
+        Ok((answer, patch))
+    })
+    .await
 }

@@ -48,6 +48,8 @@ use crate::connect::Target;
 use crate::failover::{lost_primary, read_only, Primary, ReadOnlyServer};
 use crate::pipeline::{after_begin, both, Begin};
 use nex_session_core::StoreError;
+
+mod one_flight;
 use nex_session_core::StoreKey;
 
 /// A connection and the statements prepared on it.
@@ -246,6 +248,13 @@ impl Lease<'_> {
             self.pool.check_primary(&err, self.conn.epoch);
             return Err(commit_failed(err));
         }
+        self.settle();
+        Ok(())
+    }
+
+    /// After the commit was answered: the cache takes the fields written to the
+    /// session of [`Lease::writes_fields`] and drops the other changed sessions.
+    fn settle(&mut self) {
         let changed = &mut self.changed;
         if let Some(cache) = changed.cache {
             let fields = changed.fields.take();
@@ -258,14 +267,23 @@ impl Lease<'_> {
             }
         }
         changed.settled = true;
-        Ok(())
     }
 
-    /// Sends the notification and `COMMIT`; an error says how far it got (see [`commit_failed`]).
-    async fn send_commit(&mut self) -> Result<(), tokio_postgres::Error> {
-        // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
-        let notify = if self.changed.keys.is_empty() { None } else { Some(self.statement(NOTIFY).await?) };
-        let client = &self.conn.client;
+    /// After PostgreSQL rolled the transaction back (a statement it refused):
+    /// nothing changed, and the notification never goes out.
+    fn rolled_back(&mut self) {
+        if let Some(cache) = self.changed.cache {
+            for key in &self.changed.keys {
+                cache.invalidate(*key);
+            }
+        }
+        self.changed.settled = true;
+    }
+
+    /// This cache's instance and the number of this transaction's write, for its
+    /// notification (`(0, 0)` without a cache or changed sessions); from here on,
+    /// the write is pending in the cache until settled (see `cache.rs`).
+    fn number_write(&mut self) -> (u64, u64) {
         let (instance, write) = match self.changed.cache {
             Some(cache) if !self.changed.keys.is_empty() => cache.next_write(),
             _ => (0, 0),
@@ -273,6 +291,15 @@ impl Lease<'_> {
         if write != 0 {
             self.changed.write = Some(write);
         }
+        (instance, write)
+    }
+
+    /// Sends the notification and `COMMIT`; an error says how far it got (see [`commit_failed`]).
+    async fn send_commit(&mut self) -> Result<(), tokio_postgres::Error> {
+        // Prepared (once per connection), so that it leaves at its first poll, before the `COMMIT`.
+        let notify = if self.changed.keys.is_empty() { None } else { Some(self.statement(NOTIFY).await?) };
+        let (instance, write) = self.number_write();
+        let client = &self.conn.client;
         let mut chunks: Vec<String> =
             self.changed.keys.chunks(NOTIFY_KEYS).map(|keys| cache::payload(instance, write, keys)).collect();
         let last = chunks.pop();
