@@ -9,7 +9,7 @@ use crate::rename;
 use crate::script_call::{evalsha, invoke};
 use crate::scripts::{presence_arg, INDEX_KEPT, MARKER};
 use crate::store::RedisStore;
-use nex_session_core::store::toolkit::update_chain;
+use nex_session_core::store::toolkit::update_chain::{self, FieldUpdate};
 use nex_session_core::store::users::{UserIndex, USER_FIELD};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn,
@@ -117,8 +117,12 @@ impl SessionStore for RedisStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
+            // The cached copy, taken before this write makes it stale: the chain
+            // starts from it without reading Redis first (`update_known`).
+            let known = self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
             self.forget(key);
-            update_chain::update(&self.redis, &self.updates, key, field, f, expires_at_ms, presence).await
+            let update = FieldUpdate { key, field, expires_at_ms, presence };
+            update_chain::update_known(&self.redis, &self.updates, update, f, known).await
         })
     }
 

@@ -312,15 +312,21 @@ async fn redis_store_without_client_cache_passes_the_conformance_suite() {
     conformance::run_all_with(Arc::new(store), can).await;
 }
 
-/// How many times Redis ran a script so far (`INFO commandstats`).
-fn scripts_run(url: &str) -> u64 {
+/// How many times Redis ran these commands so far, those inside scripts
+/// included (`INFO commandstats`).
+fn calls_of(url: &str, commands: &[&str]) -> u64 {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_connection().unwrap();
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
     info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter(|l| commands.iter().any(|c| l.starts_with(&format!("cmdstat_{c}:"))))
         .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// How many times Redis ran a script so far.
+fn scripts_run(url: &str) -> u64 {
+    calls_of(url, &["evalsha", "eval"])
 }
 
 async fn increment(store: &RedisStore, key: nex_session::StoreKey, later: i64) -> Result<(), StoreError> {
@@ -353,6 +359,51 @@ async fn concurrent_updates_of_one_field_are_group_committed_and_all_counted() {
     let scripts = scripts_run(&server.url()) - before;
     assert_eq!(store.load(key).await.unwrap().unwrap().fields["n"], b"501");
     assert!(scripts < 500, "500 concurrent increments ran {scripts} scripts: no batching");
+}
+
+/// How many times Redis ran the commands of an update's read of one field.
+fn field_reads(url: &str) -> u64 {
+    calls_of(url, &["exists", "hget"])
+}
+
+/// An update of a session this instance has cached (the request loaded it)
+/// starts from the cached copy: its script is its only round trip, without the
+/// read of the field (`EXISTS` and `HGET`, one pipeline) that the same update
+/// sends first when the store has no cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_of_a_cached_session_sends_no_read_before_its_script() {
+    let server = RedisServer::start_private();
+    let later = nex_session::token::now_ms() + 60_000;
+    let cached_store = RedisStore::open_with(&server.url(), "nex:known:", Duration::from_secs(2)).await.unwrap();
+    let options =
+        nex_session::store::RedisOptions { prefix: "nex:known:".into(), client_cache: 0, ..Default::default() };
+    let uncached_store = RedisStore::open_with_options(&server.url(), options).await.unwrap();
+    // Loads the script into the server first (a fresh server answers the first `EVALSHA` with `NOSCRIPT`).
+    let warm = SessionId::generate().unwrap().store_key();
+    uncached_store.apply(warm, &one_field("n", b"0"), later, Presence::New).await.unwrap();
+    increment(&uncached_store, warm, later).await.unwrap();
+    let mut reads = Vec::new();
+    for store in [&cached_store, &uncached_store] {
+        let key = SessionId::generate().unwrap().store_key();
+        store.apply(key, &one_field("n", b"41"), later, Presence::New).await.unwrap();
+        // Loaded, as a request does; the cache answers once its first heartbeat is back.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            assert_eq!(store.load(key).await.unwrap().unwrap().fields["n"], b"41");
+            if store.client_cache_stats().is_none() || cached(store, key) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the client cache never held the session");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (before, scripts) = (field_reads(&server.url()), scripts_run(&server.url()));
+        increment(store, key, later).await.unwrap();
+        reads.push(field_reads(&server.url()) - before);
+        assert_eq!(scripts_run(&server.url()) - scripts, 1, "one compare-and-set");
+        assert_eq!(store.load(key).await.unwrap().unwrap().fields["n"], b"42");
+    }
+    // The script's own commands count too: the difference is the read.
+    assert_eq!(reads[1] - reads[0], 2, "reads of the update with and without the cache: {reads:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use crate::connection::Locking;
 use crate::rows::{claim, delete_session, live, write_field};
 use crate::store::SqliteStore;
 use crate::user_rows::{reindex, unindex};
-use nex_session_core::store::toolkit::update_chain;
+use nex_session_core::store::toolkit::update_chain::{self, FieldUpdate};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, Snapshot, UpdateFn,
     UserIndex, WriteOutcome,
@@ -102,7 +102,12 @@ impl SessionStore for SqliteStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(update_chain::update(self, &self.updates, key, field, f, expires_at_ms, presence))
+        // The cached copy, checked against the file or not: the chain starts from
+        // it without a read, and the compare-and-set catches a stale one
+        // (`update_known`).
+        let known = self.cache.get_exclusive(key, now_ms()).map(|(fields, _)| fields);
+        let update = FieldUpdate { key, field, expires_at_ms, presence };
+        Box::pin(update_chain::update_known(self, &self.updates, update, f, known))
     }
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {

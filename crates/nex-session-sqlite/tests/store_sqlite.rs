@@ -56,6 +56,30 @@ async fn purge_removes_expired_sessions_in_batches() {
     assert_eq!(admin.list(10).await.unwrap().len(), 1);
 }
 
+/// An update starts from this instance's cached copy of the session (no read
+/// first); a copy another process made stale only costs a failed batch: the
+/// update then reads the file, and no write is lost.
+#[tokio::test]
+async fn an_update_started_from_a_stale_cached_copy_counts_from_the_file() {
+    let db = TempDb::new("stale-copy");
+    let a = SqliteStore::open(&db.0).await.unwrap();
+    let b = SqliteStore::open(&db.0).await.unwrap();
+    let key = SessionId::generate().unwrap().store_key();
+    let later = nex_session::token::now_ms() + 60_000;
+    a.apply(key, &one_field(b"0"), later, Presence::New).await.unwrap();
+    assert_eq!(a.load(key).await.unwrap().unwrap().fields["user_id"], b"0", "cached by A");
+    b.apply(key, &one_field(b"100"), later, Presence::Existing).await.unwrap();
+    let mut seen = Vec::new();
+    let mut plus_one = |current: Option<&[u8]>| {
+        seen.push(current.map(<[u8]>::to_vec));
+        let n: u64 = current.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    a.update(key, "user_id", &mut plus_one, later, Presence::Existing).await.unwrap();
+    assert_eq!(seen, [Some(b"0".to_vec()), Some(b"100".to_vec())], "decided on the copy, then on the file");
+    assert_eq!(b.load(key).await.unwrap().unwrap().fields["user_id"], b"101", "B's write counted");
+}
+
 fn one_field(value: &[u8]) -> std::collections::BTreeMap<String, Change> {
     let mut batch = std::collections::BTreeMap::new();
     batch.insert("user_id".to_owned(), Change::Put(value.to_vec()));

@@ -22,7 +22,7 @@ use crate::pool::Pool;
 use crate::rows::session::{claim, lock, write_field, Row};
 use crate::rows::user_index::lock_index_row;
 use crate::tls::{params, Tls, TlsSetupError};
-use nex_session_core::store::toolkit::update_chain::{self, Updates};
+use nex_session_core::store::toolkit::update_chain::{self, FieldUpdate, Updates};
 use nex_session_core::store::{
     BoxFuture, Changes, FastReads, Fields, LoadNow, Presence, Record, SessionAdmin, SessionStore, UpdateFn, UserIndex,
     WriteOutcome,
@@ -292,7 +292,11 @@ impl SessionStore for PostgresStore {
         expires_at_ms: i64,
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
-        Box::pin(update_chain::update(self, &self.updates, key, field, f, expires_at_ms, presence))
+        // The cached copy: the chain starts from it without reading PostgreSQL
+        // first, and the compare-and-set catches a stale one (`update_known`).
+        let known = self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
+        let update = FieldUpdate { key, field, expires_at_ms, presence };
+        Box::pin(update_chain::update_known(self, &self.updates, update, f, known))
     }
 
     fn rename(&self, from: StoreKey, to: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {

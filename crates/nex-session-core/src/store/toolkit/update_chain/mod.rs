@@ -24,7 +24,10 @@
 //! tip is the decision and whose first open batch holds it, with the value read
 //! as the expected one. At most one request per slow-path lock reads at a time
 //! (a separate table of 64 locks, held for the read only); whoever waited finds
-//! the new chain and joins it instead of reading again.
+//! the new chain and joins it instead of reading again. A store with a client
+//! cache skips the read when the cache holds the session ([`update_known`]): the
+//! cached value is the expected one, and if it was stale, the batch fails like
+//! any other conflict and the update reads the store on its next attempt.
 //!
 //! **Ordering** needs no help from the store's client: every CAS of a chain, its
 //! first included, is sent by the shard's committer, one at a time, so each is
@@ -74,4 +77,4 @@ mod update;
 
 pub use cas::{Cas, CasAnswer, CasOp, CasStore, FieldNow};
 pub use chains::Updates;
-pub use update::update;
+pub use update::{update, update_known, FieldUpdate};

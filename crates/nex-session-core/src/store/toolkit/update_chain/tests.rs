@@ -6,10 +6,10 @@ use std::time::Duration;
 use super::cas::CasAnswer;
 use super::chains::{BatchState, ChainStart, Join, Member, Outcome, Shard, Updates, GATHER_FROM};
 use super::committer::Running;
-use super::update::give_up;
+use super::update::{give_up, start_known, FieldUpdate, Started};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::{Presence, UpdateAction, WriteOutcome};
+use crate::store::{Fields, Presence, Snapshot, UpdateAction, WriteOutcome};
 
 fn answered(member: &Member) -> Option<Outcome> {
     match &*member.outcome.borrow() {
@@ -198,4 +198,34 @@ fn a_committer_gathers_only_after_a_big_recent_batch_and_wakes_when_it_is_matche
 fn ready_now(notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     std::future::Future::poll(notified, &mut cx).is_ready()
+}
+
+#[test]
+fn a_known_copy_starts_a_chain_unless_the_session_must_be_new_or_the_decision_is_a_keep() {
+    let key = StoreKey::from_bytes([11; 32]);
+    let updates = Updates::new();
+    let known = Snapshot::from_fields(&Fields::from([("n".to_owned(), b"4".to_vec())]));
+    let target = |presence| FieldUpdate { key, field: "n", expires_at_ms: 10, presence };
+    let mut seen = Vec::new();
+    let mut plus_one = |current: Option<&[u8]>| {
+        seen.push(current.map(<[u8]>::to_vec));
+        UpdateAction::Set(b"5".to_vec())
+    };
+    let mut keep = |_: Option<&[u8]>| UpdateAction::Keep;
+    assert!(start_known(&updates, target(Presence::New), &mut plus_one, &known).is_none(), "must be new: read");
+    assert!(start_known(&updates, target(Presence::Existing), &mut keep, &known).is_none(), "a keep: read");
+    assert!(updates.lock(key).chain.is_none(), "no chain started for either");
+
+    let started = start_known(&updates, target(Presence::Existing), &mut plus_one, &known);
+    let Some(Started::Member(member)) = started else { panic!("a chain from the copy") };
+    assert!(member.start_committer);
+    {
+        let shard = updates.lock(key);
+        assert_eq!(tip(&shard), Some(&b"5"[..]), "the tip is the decision");
+        let open = shard.chain.as_ref().and_then(|chain| chain.open.as_ref()).expect("an open batch");
+        assert_eq!(open.expected.as_deref(), Some(&b"4"[..]), "the store must hold the copy's value");
+    }
+    let again = start_known(&updates, target(Presence::Existing), &mut plus_one, &known);
+    assert!(matches!(again, Some(Started::ChainExists)), "a second update joins the chain instead");
+    assert_eq!(seen, [Some(b"4".to_vec())], "decided once, on the copy");
 }
