@@ -21,6 +21,8 @@
 //!    times a sign-in and a revoke-all against the sessions a user has (`users.rs`).
 //! 6. **Cores** (on demand): `nex-bench cores` runs requests in process with one
 //!    worker thread and with more, and compares the throughput (`cores.rs`).
+//! 7. **One update** (on demand): `nex-bench update --store URL` times an `update`
+//!    with no chain on its field, after a load and without one (`update.rs`).
 //!
 //! Results go to `<out-dir>/results.md` and `<out-dir>/ratio.svg` (default `target/bench`).
 
@@ -35,6 +37,7 @@ mod memory;
 mod passthrough;
 mod pin;
 mod server;
+mod update;
 mod users;
 
 use std::fmt::Write as _;
@@ -77,7 +80,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                      [--variants bare,bare-cookie,bare-layer,nex-memory,nex-sqlite,nex-sqlite-exclusive,nex-redis,nex-postgres,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|nex-bounded|ts [--sessions N]\n\
                      \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--concurrency C] [--recorder]\n\
-                     \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]"
+                     \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]\n\
+                     \x20      nex-bench update --store URL [--sessions N]"
                     .into())
             }
         }
@@ -112,6 +116,12 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("cores") {
         if let Err(e) = cores::run(&args) {
+            exit(&e);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("update") {
+        if let Err(e) = update::run(&args) {
             exit(&e);
         }
         return;
