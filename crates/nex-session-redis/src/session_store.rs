@@ -117,10 +117,11 @@ impl SessionStore for RedisStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
-            // The cached copy, taken before this write makes it stale: the chain
-            // starts from it without reading Redis first (`update_known`).
-            let known = self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
-            self.forget(key);
+            // The session leaves the cache when this update ends, however it ends
+            // (cancelled too), not before: until then the chain may start from the
+            // cached copy without reading Redis first (`update_known`).
+            let _forget = ForgetOnDrop { store: self, key };
+            let known = || self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
             let update = FieldUpdate { key, field, expires_at_ms, presence };
             update_chain::update_known(&self.redis, &self.updates, update, f, known).await
         })
@@ -224,6 +225,21 @@ impl Expiry {
 /// before Redis 7: "ERR unknown command").
 fn unknown_command(err: &StoreError) -> bool {
     err.to_string().contains("unknown command")
+}
+
+/// Drops a session from the client cache when dropped: at the end of an
+/// `update`, completed, failed or cancelled, so this process's next read of the
+/// session never answers from before the update (Redis' invalidation, which
+/// also comes, may arrive later).
+struct ForgetOnDrop<'a> {
+    store: &'a RedisStore,
+    key: StoreKey,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.store.forget(self.key);
+    }
 }
 
 #[cfg(test)]

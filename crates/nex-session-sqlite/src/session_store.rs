@@ -105,7 +105,7 @@ impl SessionStore for SqliteStore {
         // The cached copy, checked against the file or not: the chain starts from
         // it without a read, and the compare-and-set catches a stale one
         // (`update_known`).
-        let known = self.cache.get_exclusive(key, now_ms()).map(|(fields, _)| fields);
+        let known = move || self.cache.get_exclusive(key, now_ms()).map(|(fields, _)| fields);
         let update = FieldUpdate { key, field, expires_at_ms, presence };
         Box::pin(update_chain::update_known(self, &self.updates, update, f, known))
     }

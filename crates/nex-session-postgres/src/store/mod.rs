@@ -294,7 +294,7 @@ impl SessionStore for PostgresStore {
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         // The cached copy: the chain starts from it without reading PostgreSQL
         // first, and the compare-and-set catches a stale one (`update_known`).
-        let known = self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
+        let known = move || self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
         let update = FieldUpdate { key, field, expires_at_ms, presence };
         Box::pin(update_chain::update_known(self, &self.updates, update, f, known))
     }

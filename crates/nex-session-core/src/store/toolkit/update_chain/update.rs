@@ -27,7 +27,7 @@ pub async fn update<S: CasStore>(
     expires_at_ms: i64,
     presence: Presence,
 ) -> Result<WriteOutcome, StoreError> {
-    update_known(store, updates, FieldUpdate { key, field, expires_at_ms, presence }, f, None).await
+    update_known(store, updates, FieldUpdate { key, field, expires_at_ms, presence }, f, || None).await
 }
 
 /// The session and field of one update, and what it asks of the session.
@@ -43,9 +43,10 @@ pub struct FieldUpdate<'a> {
     pub presence: Presence,
 }
 
-/// As [`update`], starting from `known`: the session's fields as this process
-/// holds them (a client cache's copy, which may be stale). When no chain is on
-/// the field, the first attempt decides on `known` and starts the chain with it,
+/// As [`update`], starting from what `known` gives: the session's fields as this
+/// process holds them (a client cache's copy, which may be stale), asked for only
+/// when no chain is on the field (an update that joins a chain never pays for the
+/// lookup). Then the first attempt decides on the copy and starts the chain with it,
 /// instead of reading the field from the store first: one round trip fewer for
 /// an update of a session the request already loaded. The compare-and-set checks
 /// the value as always, so a stale copy costs one failed batch, after which the
@@ -60,7 +61,7 @@ pub struct FieldUpdate<'a> {
 /// # async fn example(store: &impl CasStore, updates: &Arc<Updates>, key: StoreKey, cached: Option<Snapshot>) -> Result<WriteOutcome, StoreError> {
 /// let mut add_one = |n: Option<&[u8]>| UpdateAction::Set(vec![n.map_or(0, |n| n[0]) + 1]);
 /// let target = FieldUpdate { key, field: "n", expires_at_ms: i64::MAX, presence: Presence::Existing };
-/// update_known(store, updates, target, &mut add_one, cached).await
+/// update_known(store, updates, target, &mut add_one, || cached).await
 /// # }
 /// ```
 pub async fn update_known<S: CasStore>(
@@ -68,8 +69,9 @@ pub async fn update_known<S: CasStore>(
     updates: &Arc<Updates>,
     target: FieldUpdate<'_>,
     f: UpdateFn<'_>,
-    mut known: Option<Snapshot>,
+    known: impl FnOnce() -> Option<Snapshot>,
 ) -> Result<WriteOutcome, StoreError> {
+    let mut known = Some(known);
     let FieldUpdate { key, field, expires_at_ms, presence } = target;
     let timeout = store.timeout();
     let deadline = Instant::now() + timeout;
@@ -86,7 +88,7 @@ pub async fn update_known<S: CasStore>(
             Join::Joined(member) => member,
             Join::NoChain => {
                 // Only on the first attempt: after a conflict, the copy may be what was wrong.
-                let known = if attempts == 1 { known.take() } else { None };
+                let known = if attempts == 1 { known.take().and_then(|known| known()) } else { None };
                 let started = match known.and_then(|fields| start_known(updates, target, &mut *f, &fields)) {
                     Some(started) => started,
                     None => {
