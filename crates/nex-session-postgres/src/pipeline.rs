@@ -1,6 +1,9 @@
 //! Statements sent together: tokio-postgres sends requests in the order they are
 //! first polled and pipelines them, so polling two at once puts both in one
-//! write and their answers come back together (one round trip for two).
+//! write and their answers come back together (one round trip for two). They are
+//! joined with `tokio::join!(biased; ..)`, which polls in the order written; a
+//! join of our own as an `async fn` kept a second copy of each future it joined
+//! (its arguments, then pinned locals), doubling at every level of nesting.
 
 use std::future::Future;
 
@@ -28,37 +31,8 @@ pub(crate) async fn after_begin<T>(
     }
     *begin = Begin::Sent;
     let begin = client.batch_execute("BEGIN");
-    let (began, result) = both(begin, statement).await;
+    // `biased`: polled in this order, so `BEGIN` is sent first.
+    let (began, result) = tokio::join!(biased; begin, statement);
     began?;
     result
-}
-
-/// Polls two futures together (BEGIN first, so it is sent first) until both are done.
-pub(crate) async fn both<A, B>(a: A, b: B) -> (A::Output, B::Output)
-where
-    A: Future,
-    B: Future,
-{
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    let (mut a_out, mut b_out) = (None, None);
-    std::future::poll_fn(|cx| {
-        if a_out.is_none() {
-            if let std::task::Poll::Ready(out) = a.as_mut().poll(cx) {
-                a_out = Some(out);
-            }
-        }
-        if b_out.is_none() {
-            if let std::task::Poll::Ready(out) = b.as_mut().poll(cx) {
-                b_out = Some(out);
-            }
-        }
-        match (a_out.take(), b_out.take()) {
-            (Some(a), Some(b)) => std::task::Poll::Ready((a, b)),
-            (a, b) => {
-                (a_out, b_out) = (a, b);
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
 }

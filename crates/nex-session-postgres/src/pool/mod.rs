@@ -46,7 +46,7 @@ use tokio_postgres::{Client, Row, Statement};
 use crate::cache::{self, ClientCache, Patch, Ticket};
 use crate::connect::Target;
 use crate::failover::{lost_primary, read_only, Primary, ReadOnlyServer};
-use crate::pipeline::{after_begin, both, Begin};
+use crate::pipeline::{after_begin, Begin};
 use nex_session_core::StoreError;
 
 mod one_flight;
@@ -185,7 +185,8 @@ impl Lease<'_> {
         let (first, second) = (self.statement(first).await?, self.statement(second).await?);
         let client = &self.conn.client;
         let pair = async {
-            let (a, b) = both(client.query_opt(&first, first_params), client.query_opt(&second, second_params)).await;
+            let (a, b) =
+                tokio::join!(biased; client.query_opt(&first, first_params), client.query_opt(&second, second_params));
             Ok((a?, b?))
         };
         after_begin(client, &mut self.begin, pair).await
@@ -308,8 +309,9 @@ impl Lease<'_> {
                 for payload in chunks {
                     client.execute(&notify, &[&cache::CHANNEL, &payload]).await?;
                 }
+                let notify_params: [&(dyn ToSql + Sync); 2] = [&cache::CHANNEL, &payload];
                 let (notified, committed) =
-                    both(client.execute(&notify, &[&cache::CHANNEL, &payload]), client.batch_execute("COMMIT")).await;
+                    tokio::join!(biased; client.execute(&notify, &notify_params), client.batch_execute("COMMIT"));
                 // A failed `pg_notify` turns the `COMMIT` after it into a rollback
                 // (which PostgreSQL does not report as an error): check it first.
                 notified?;
