@@ -18,7 +18,10 @@
 //!   with a change is used once, never kept.
 //! - A lost connection drops the whole cache (tracking is per connection), and
 //!   so does a `FLUSHALL`-style invalidation without keys.
-//! - This process's own writes drop the entry before they are sent.
+//! - This process's own writes drop the entry before they are sent; an `update`
+//!   drops it when it ends instead (completed, failed or cancelled), so that it can
+//!   start from the cached copy ([`ClientCache::copy`]) and every read after it is
+//!   acknowledged misses.
 //! - An entry is never served past its session's expiry.
 //! - **Only while Redis shows signs of life.** A frozen or cut-off Redis sends no
 //!   invalidations, so silence would look like "nothing changed". A heartbeat
@@ -88,6 +91,16 @@ impl ClientCache {
         counter.fetch_add(1, Ordering::Relaxed);
         observe::client_cache(record.is_some());
         record
+    }
+
+    /// The cached session's fields, as [`ClientCache::get`] but not counted as a
+    /// read of the cache: the starting point of an `update`, which the
+    /// compare-and-set checks (so it may be stale).
+    pub(crate) fn copy(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
+        if !self.life.fresh(Instant::now()) {
+            return None;
+        }
+        self.entries.get(key, now_ms)
     }
 
     /// Call before asking Redis for `key`; hand the ticket to [`ClientCache::insert`].

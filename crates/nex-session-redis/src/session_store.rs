@@ -121,7 +121,7 @@ impl SessionStore for RedisStore {
             // (cancelled too), not before: until then the chain may start from the
             // cached copy without reading Redis first (`update_known`).
             let _forget = ForgetOnDrop { store: self, key };
-            let known = || self.cache.as_ref().and_then(|cache| cache.get(key, now_ms()));
+            let known = || self.cache.as_ref().and_then(|cache| cache.copy(key, now_ms()));
             let update = FieldUpdate { key, field, expires_at_ms, presence };
             update_chain::update_known(&self.redis, &self.updates, update, f, known).await
         })

@@ -18,7 +18,8 @@
 //!
 //! A lock held by another instance is the usual reason to wait, and waiting
 //! past the deadline would leave the outcome unknown. So the transaction bounds
-//! its own wait for a lock (`SET LOCAL lock_timeout`, half the store timeout):
+//! its own wait for a lock (`SET LOCAL lock_timeout`, half the time left before
+//! the call's deadline when the flight is sent):
 //! PostgreSQL then gives up first, rolls back, and the update fails with a
 //! certain `Timeout`, as it did when `COMMIT` waited for the write's answer.
 //! What is left unknown is a server or network that stalls after the lock was
@@ -38,17 +39,22 @@ use crate::cache;
 /// One statement and its parameters.
 pub(crate) type Sql<'a> = (&'static str, &'a [&'a (dyn ToSql + Sync)]);
 
-/// The `BEGIN` of a flight for a store with this timeout: the transaction waits
-/// at most half of it for a row lock (at least 1 ms, PostgreSQL's unit here).
-fn begin(timeout: Duration) -> String {
-    let lock_ms = (timeout.as_millis() / 2).max(1);
+/// The `BEGIN` of a flight sent with `left` before the call's deadline: the
+/// transaction waits at most half of that for a row lock (at least 1 ms,
+/// PostgreSQL's unit here), leaving the other half for the write and the commit.
+fn begin(left: Duration) -> String {
+    let lock_ms = (left.as_millis() / 2).max(1);
     format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}")
 }
 
 /// How a flight ended, from its answers (see the module docs).
 enum Landed {
     Committed(Option<Row>, Option<Row>),
-    RolledBack(tokio_postgres::Error),
+    /// Nothing applied; `clean`: `COMMIT` was answered, the connection is idle.
+    RolledBack {
+        err: tokio_postgres::Error,
+        clean: bool,
+    },
     Unknown(tokio_postgres::Error),
 }
 
@@ -86,7 +92,9 @@ impl Pool {
             let [lock_statement, write_statement, notify] = prepared.await.map_err(|err| self.failed(err, epoch))?;
             let (instance, number) = lease.number_write();
             let payload = cache::payload(instance, number, &lease.changed.keys);
-            let begin = begin(self.timeout);
+            // From the time left, not the whole timeout: waiting for a pooled
+            // connection may have used some of it.
+            let begin = begin(deadline.saturating_duration_since(Instant::now()));
             sent = true;
             let client = &lease.conn.client;
             // Polled in this order, so sent in this order, in one flat join (see
@@ -113,8 +121,13 @@ impl Pool {
                     lease.release();
                     Ok(out)
                 }
-                Landed::RolledBack(err) => {
+                Landed::RolledBack { err, clean } => {
                     lease.rolled_back();
+                    if clean {
+                        // `COMMIT` was answered (with a rollback): the connection is
+                        // idle and fit for the next call, which a reconnect would slow.
+                        lease.release();
+                    }
                     if err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
                         return Err(StoreError::Timeout(self.timeout));
                     }
@@ -152,14 +165,14 @@ fn landed(
             // Refused by PostgreSQL: the transaction is aborted, whatever `COMMIT`
             // answered (it answers a rollback). A broken connection: unknown.
             return match err.as_db_error() {
-                Some(_) => Landed::RolledBack(err),
+                Some(_) => Landed::RolledBack { err, clean: committed.is_ok() },
                 None => Landed::Unknown(err),
             };
         }
     };
     match committed {
         Ok(()) => Landed::Committed(locked, wrote),
-        Err(err) if err.as_db_error().is_some() => Landed::RolledBack(err),
+        Err(err) if err.as_db_error().is_some() => Landed::RolledBack { err, clean: false },
         Err(err) => Landed::Unknown(err),
     }
 }

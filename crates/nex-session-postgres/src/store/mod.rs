@@ -104,7 +104,7 @@ use nex_session_core::StoreKey;
 /// its `COMMIT` was sent and not answered; any earlier failure rolls the
 /// transaction back. The compare-and-set of an `update` sends its `COMMIT` with its
 /// statements, in one round trip, so it bounds its wait for a row lock held
-/// elsewhere to half the timeout: PostgreSQL gives up first, rolls back, and the
+/// elsewhere to half the time it has left: PostgreSQL gives up first, rolls back, and the
 /// update fails with a certain [`StoreError::Timeout`]. Connections that failed are dropped, never reused, so the
 /// store heals by itself when PostgreSQL is back.
 ///
