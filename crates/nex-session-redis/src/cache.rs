@@ -81,12 +81,7 @@ impl ClientCache {
     /// The cached session's fields, if it is cached, not expired at `now_ms`,
     /// and Redis showed signs of life within [`ANSWERS_FOR`].
     pub(crate) fn get(&self, key: StoreKey, now_ms: i64) -> Option<Snapshot> {
-        if !self.life.fresh(Instant::now()) {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            observe::client_cache(false);
-            return None;
-        }
-        let record = self.entries.get(key, now_ms);
+        let record = self.copy(key, now_ms);
         let counter = if record.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         observe::client_cache(record.is_some());

@@ -48,9 +48,9 @@ use crate::connect::Target;
 use crate::failover::{lost_primary, read_only, Primary, ReadOnlyServer};
 use crate::pipeline::{after_begin, Begin};
 use nex_session_core::StoreError;
+use nex_session_core::StoreKey;
 
 mod one_flight;
-use nex_session_core::StoreKey;
 
 /// A connection and the statements prepared on it.
 struct Conn {
