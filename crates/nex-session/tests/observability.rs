@@ -322,6 +322,10 @@ async fn sqlite_calls_are_timed_and_lost_races_of_update_are_counted() {
     let batches = recorder.samples(observe::UPDATE_BATCH_MEMBERS, &[]);
     assert!(!batches.is_empty() && batches.iter().all(|m| *m >= 1.0), "{batches:?}");
     assert!(batches.iter().sum::<f64>() >= N as f64, "{batches:?}");
+    // And each of them has its time, from send to answer: a commit on a real file.
+    let times = recorder.samples(observe::UPDATE_BATCH_SECONDS, &[]);
+    assert_eq!(times.len(), batches.len(), "one time per batch");
+    assert!(times.iter().all(|s| *s > 0.0 && *s < 5.0), "{times:?}");
     recorder.assert_all_documented();
 }
 

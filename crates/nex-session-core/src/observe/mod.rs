@@ -22,6 +22,7 @@
 //! | `nex_session_unavailable_responses_total` | counter | `cause`: `save`, `handler` | 503 answers: the layer could not save the session, or a handler returned a store error as its response |
 //! | `nex_session_update_retries_total` | counter | | extra runs of `update` closures: the store's compare-and-set lost a race and decided again |
 //! | `nex_session_update_batch_members` | histogram | | updates served by one compare-and-set of the group commit (Redis, SQLite, PostgreSQL `update`), one sample per batch |
+//! | `nex_session_update_batch_seconds` | histogram | | seconds from sending one compare-and-set of the group commit to its answer, failures included, one sample per batch: the store's commit latency under contention |
 //! | `nex_session_client_cache_total` | counter | `result`: `hit`, `miss` | reads the Redis client-side cache answered, or passed on to Redis |
 //! | `nex_session_store_operation_seconds` | histogram | `store`, `operation` | how long store calls took, failures included |
 //! | `nex_session_store_sessions` | gauge | `store` | sessions the store holds, where it can tell cheaply: the memory store, after each background purge |

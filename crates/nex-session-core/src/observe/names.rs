@@ -33,6 +33,12 @@ pub const UPDATE_RETRIES_TOTAL: &str = "nex_session_update_retries_total";
 /// concurrent `update`s of one session's field it served. Mostly 1 in a quiet
 /// app; near the number of concurrent writers of a hot session.
 pub const UPDATE_BATCH_MEMBERS: &str = "nex_session_update_batch_members";
+/// Seconds one compare-and-set of the group commit took, from the moment its
+/// batch was sent until the store answered (failures included), one sample per
+/// batch: the store's own commit latency under contention, which every member
+/// of the batch waited for. Each member's whole wait (its batch and the one
+/// before it) is in [`STORE_OPERATION_SECONDS`] instead.
+pub const UPDATE_BATCH_SECONDS: &str = "nex_session_update_batch_seconds";
 /// Reads the Redis client-side cache answered, or passed on to Redis. Label
 /// [`RESULT`]: [`HIT`], [`MISS`].
 pub const CLIENT_CACHE_TOTAL: &str = "nex_session_client_cache_total";
@@ -270,6 +276,12 @@ pub const METRICS: &[Metric] = &[
         kind: MetricType::Histogram,
         labels: &[],
         help: "Updates served by one compare-and-set of the group commit (one sample per batch)",
+    },
+    Metric {
+        name: UPDATE_BATCH_SECONDS,
+        kind: MetricType::Histogram,
+        labels: &[],
+        help: "Seconds from sending one compare-and-set of the group commit to its answer (one sample per batch)",
     },
     counter(
         CLIENT_CACHE_TOTAL,

@@ -47,6 +47,7 @@ key!(UNAVAILABLE_SAVE = UNAVAILABLE_RESPONSES_TOTAL, CAUSE => SAVE);
 key!(UNAVAILABLE_HANDLER = UNAVAILABLE_RESPONSES_TOTAL, CAUSE => HANDLER);
 key!(UPDATE_RETRIES = UPDATE_RETRIES_TOTAL);
 key!(UPDATE_BATCH = UPDATE_BATCH_MEMBERS);
+key!(UPDATE_BATCH_TIME = UPDATE_BATCH_SECONDS);
 key!(CACHE_HIT = CLIENT_CACHE_TOTAL, RESULT => HIT);
 key!(CACHE_MISS = CLIENT_CACHE_TOTAL, RESULT => MISS);
 
@@ -157,12 +158,16 @@ pub(crate) fn update_retried(times: u64) {
     increment(&UPDATE_RETRIES, times);
 }
 
-/// The group commit sent one compare-and-set for `members` updates ([`UPDATE_BATCH_MEMBERS`]).
-pub(crate) fn update_batch(members: usize) {
+/// The group commit's compare-and-set for `members` updates was answered (or
+/// failed) `took` after it was sent ([`UPDATE_BATCH_MEMBERS`], [`UPDATE_BATCH_SECONDS`]).
+pub(crate) fn update_batch(members: usize, took: Duration) {
     // A histogram takes f64; a batch's size fits exactly up to 2^53.
     #[allow(clippy::cast_precision_loss)]
     let members = members as f64;
-    metrics::with_recorder(|recorder| recorder.register_histogram(&UPDATE_BATCH, &META).record(members));
+    metrics::with_recorder(|recorder| {
+        recorder.register_histogram(&UPDATE_BATCH, &META).record(members);
+        recorder.register_histogram(&UPDATE_BATCH_TIME, &META).record(took.as_secs_f64());
+    });
 }
 
 /// A store's client-side cache answered a read (`hit`), or did not

@@ -35,7 +35,6 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             return;
         };
         let members = sending.batch.done.receiver_count();
-        observe::update_batch(members);
         let Sending { batch, field, new, epoch } = sending;
         let op = match (&new, batch.writes) {
             (_, false) => CasOp::Check,
@@ -52,10 +51,12 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             new: new.as_deref(),
         };
         // The members' own deadlines bound how long they wait; this bounds the committer.
-        let outcome = match store.compare_and_set(&cas, Instant::now() + store.timeout()).await {
+        let sent = Instant::now();
+        let outcome = match store.compare_and_set(&cas, sent + store.timeout()).await {
             Ok(answer) => Outcome::Answer(answer),
             Err(err) => Outcome::Failed(Failure::of(&err)),
         };
+        observe::update_batch(members, sent.elapsed());
         {
             let mut shard = updates.lock(key);
             if let Some(chain) = shard.chain.as_mut().filter(|chain| chain.epoch == epoch) {
