@@ -18,10 +18,12 @@
 //!   with a change is used once, never kept.
 //! - A lost connection drops the whole cache (tracking is per connection), and
 //!   so does a `FLUSHALL`-style invalidation without keys.
-//! - This process's own writes drop the entry before they are sent; an `update`
-//!   drops it when it ends instead (completed, failed or cancelled), so that it can
-//!   start from the cached copy ([`ClientCache::copy`]) and every read after it is
-//!   acknowledged misses.
+//! - This process's own writes drop the entry before they are sent and again
+//!   when they end (completed, failed or cancelled): a load on this instance that
+//!   ran meanwhile may have read the old value and cached it after the first
+//!   drop, and Redis' invalidation of that entry can arrive after the write's
+//!   reply. An `update` drops it only when it ends, so that it can start from the
+//!   cached copy ([`ClientCache::copy`]); every read after it is acknowledged misses.
 //! - An entry is never served past its session's expiry.
 //! - **Only while Redis shows signs of life.** A frozen or cut-off Redis sends no
 //!   invalidations, so silence would look like "nothing changed". A heartbeat

@@ -47,8 +47,7 @@ pub(crate) async fn rename(
     to: StoreKey,
     expires_at_ms: i64,
 ) -> Result<bool, StoreError> {
-    store.forget(from);
-    store.forget(to);
+    let _forget = (store.forget_around(from), store.forget_around(to));
     // One deadline for all steps: `renew` as a whole answers within the timeout.
     let deadline = store.redis.deadline();
     // First as an unbound session: one script, as before there were users.

@@ -8,7 +8,7 @@ use crate::index_expiry::keep_index;
 use crate::rename;
 use crate::script_call::{evalsha, invoke};
 use crate::scripts::{presence_arg, INDEX_KEPT, MARKER};
-use crate::store::RedisStore;
+use crate::store::{ForgetOnDrop, RedisStore};
 use nex_session_core::store::toolkit::update_chain::{self, FieldUpdate};
 use nex_session_core::store::users::{UserIndex, USER_FIELD};
 use nex_session_core::store::{
@@ -84,7 +84,7 @@ impl SessionStore for RedisStore {
         presence: Presence,
     ) -> BoxFuture<'a, Result<WriteOutcome, StoreError>> {
         Box::pin(async move {
-            self.forget(key);
+            let _forget = self.forget_around(key);
             let script = &self.redis.scripts.apply;
             // The script's arguments (`scripts.rs`): six, then three per change.
             let payload =
@@ -129,7 +129,7 @@ impl SessionStore for RedisStore {
 
     fn touch(&self, key: StoreKey, expires_at_ms: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            self.forget(key);
+            let _forget = self.forget_around(key);
             let mut conn = self.redis.conn.clone();
             let deadline = self.redis.deadline();
             let script = &self.redis.scripts.touch;
@@ -149,7 +149,7 @@ impl SessionStore for RedisStore {
 
     fn remove(&self, key: StoreKey) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            self.forget(key);
+            let _forget = self.forget_around(key);
             let mut conn = self.redis.conn.clone();
             let del = redis::cmd("DEL").arg(self.redis.key(key)).clone();
             let _: i64 = self.redis.write(self.redis.deadline(), del.query_async(&mut conn)).await?;
@@ -225,21 +225,6 @@ impl Expiry {
 /// before Redis 7: "ERR unknown command").
 fn unknown_command(err: &StoreError) -> bool {
     err.to_string().contains("unknown command")
-}
-
-/// Drops a session from the client cache when dropped: at the end of an
-/// `update`, completed, failed or cancelled, so this process's next read of the
-/// session never answers from before the update (Redis' invalidation, which
-/// also comes, may arrive later).
-struct ForgetOnDrop<'a> {
-    store: &'a RedisStore,
-    key: StoreKey,
-}
-
-impl Drop for ForgetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.store.forget(self.key);
-    }
 }
 
 #[cfg(test)]

@@ -170,4 +170,30 @@ impl RedisStore {
             cache.invalidate(key);
         }
     }
+
+    /// Drops `key` from the client-side cache now, and again when the returned
+    /// guard is dropped: at the end of a write, completed, failed or cancelled.
+    /// The second drop matters when a load of the session on this instance ran
+    /// while the write was on its way: it may have read the old value from Redis
+    /// and cached it after the first drop, and Redis' invalidation of it may arrive
+    /// after the write's reply (see `cache.rs`).
+    pub(crate) fn forget_around(&self, key: StoreKey) -> ForgetOnDrop<'_> {
+        self.forget(key);
+        ForgetOnDrop { store: self, key }
+    }
+}
+
+/// Drops a session from the client cache when dropped: at the end of a write,
+/// completed, failed or cancelled, so this process's next read of the session
+/// never answers from before the write (Redis' invalidation, which also comes,
+/// may arrive later).
+pub(crate) struct ForgetOnDrop<'a> {
+    pub(crate) store: &'a RedisStore,
+    pub(crate) key: StoreKey,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.store.forget(self.key);
+    }
 }
