@@ -23,10 +23,14 @@
 //!    worker thread and with more, and compares the throughput (`cores.rs`).
 //! 7. **One update** (on demand): `nex-bench update --store URL` times an `update`
 //!    with no chain on its field, after a load and without one (`update.rs`).
+//! 8. **Group-commit batches** (on demand): `nex-bench batches --variant NAME`
+//!    serves the write route under load with a recorder installed and prints the
+//!    members and store time of the group commit's batches (`batches.rs`).
 //!
 //! Results go to `<out-dir>/results.md` and `<out-dir>/ratio.svg` (default `target/bench`).
 
 mod apps;
+mod batches;
 mod chart;
 mod cores;
 mod host;
@@ -81,7 +85,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                      \x20      nex-bench memory --store nex|nex-bounded|ts [--sessions N]\n\
                      \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--concurrency C] [--recorder]\n\
                      \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]\n\
-                     \x20      nex-bench update --store URL [--sessions N]"
+                     \x20      nex-bench update --store URL [--sessions N]\n\
+                     \x20      nex-bench batches [--variant NAME] [--seconds S] [--connections C]"
                     .into())
             }
         }
@@ -122,6 +127,12 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("update") {
         if let Err(e) = update::run(&args) {
+            exit(&e);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("batches") {
+        if let Err(e) = batches::run(&args) {
             exit(&e);
         }
         return;

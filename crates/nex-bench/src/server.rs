@@ -71,6 +71,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// How many times the server thread has gone to sleep so far (its voluntary
+    /// context switches: waiting for a socket, a timer or a wake-up), 0 if unknown.
+    pub(crate) fn sleeps(&self) -> u64 {
+        let Some(tid) = self.tid else { return 0 };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else { return 0 };
+        status.lines().find_map(|line| line.strip_prefix("voluntary_ctxt_switches:")?.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
