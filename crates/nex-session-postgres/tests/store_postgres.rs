@@ -522,6 +522,20 @@ async fn an_update_behind_a_held_row_lock_fails_certainly_and_in_time() {
     let locked = holder.query("SELECT 1 FROM nex_sessions WHERE key = $1 FOR UPDATE", &[&row_key]).await;
     assert_eq!(locked.unwrap().len(), 1, "the session row is locked");
 
+    // The store's connections (its pool's one, and its listener's), by backend pid.
+    let backends = || async {
+        let rows = holder
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|row| row.get::<_, i32>(0)).collect::<Vec<i32>>()
+    };
+    let before = backends().await;
+
     let started = Instant::now();
     let err = increment(&store, k).await.unwrap_err();
     let took = started.elapsed();
@@ -532,6 +546,9 @@ async fn an_update_behind_a_held_row_lock_fails_certainly_and_in_time() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     increment(&store, k).await.unwrap();
     assert_eq!(store.load(k).await.unwrap().unwrap().fields["n"], b"2", "the failed update changed nothing");
+    // Its `COMMIT` was answered (with a rollback), so the connection went back to the
+    // pool, idle, and served the next calls: no new connection was made.
+    assert_eq!(backends().await, before, "the rolled-back connection was kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
