@@ -84,6 +84,11 @@ fn measure(options: &Options) -> Result<Measured, String> {
         .into_iter()
         .find(|v| v.name == options.variant)
         .ok_or(format!("no variant {}", options.variant))?;
+    measure_variant(&variant, options)
+}
+
+/// [`measure`] on `variant`, whatever its name.
+fn measure_variant(variant: &apps::Variant, options: &Options) -> Result<Measured, String> {
     let recorder = PrometheusBuilder::new().install_recorder().map_err(|e| format!("recorder: {e}"))?;
     let server = Server::start(variant.name, variant.kind.clone(), 1);
     let cookie = load::login(server.addr)?;
@@ -164,12 +169,19 @@ mod tests {
         assert_eq!(Totals::of(""), Totals::default(), "nothing recorded yet");
     }
 
-    /// The whole run against a real SQLite file (its own, under `target/bench`):
-    /// 32 connections on one session's counter make batches of several members.
+    /// The whole run against a real SQLite file of its own in the temporary
+    /// directory (removed after): 32 connections on one session's counter make
+    /// batches of several members.
     #[test]
     fn a_run_on_sqlite_sees_batches_of_several_members() {
-        let options = Options { variant: "nex-sqlite-exclusive".into(), seconds: 1, connections: 32 };
-        let measured = measure(&options).expect("a run on a SQLite file");
+        let dir = std::env::temp_dir().join(format!("nex-bench-batches-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?locking=exclusive", dir.join("sessions.db").display());
+        let variant = apps::Variant { name: "nex-sqlite-exclusive", kind: apps::Kind::Nex(url), default: false };
+        let options = Options { variant: variant.name.into(), seconds: 1, connections: 32 };
+        let measured = measure_variant(&variant, &options);
+        let _ = std::fs::remove_dir_all(&dir);
+        let measured = measured.expect("a run on a SQLite file");
         assert!(measured.requests_per_sec > 0.0, "{measured:?}");
         assert!(measured.batches >= 1.0, "{measured:?}");
         assert!(measured.members / measured.batches > 1.0, "32 writers share batches: {measured:?}");
