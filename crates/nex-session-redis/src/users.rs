@@ -262,7 +262,7 @@ async fn delete_marked(
     let keys: Vec<Option<StoreKey>> = marked.iter().map(|m| StoreKey::from_hex(m)).collect();
     let outcomes = each(keys, |key| async move {
         let Some(key) = key else { return Ok(Revoked::Gone) };
-        store.forget(key);
+        let _forget = store.forget_around(key);
         let mut invocation = store.redis.scripts.revoke.key(store.redis.key(key));
         invocation.arg(USER_FIELD).arg(user);
         let mut conn = store.redis.conn.clone();
@@ -325,7 +325,7 @@ impl UserIndex for RedisStore {
                 // A revoke of this user took the session: it is on its way out.
                 return Ok(WriteOutcome::PresenceFailed);
             }
-            self.forget(key);
+            let _forget = self.forget_around(key);
             let mut write = self.redis.scripts.bind.key(self.redis.key(key));
             write.arg(USER_FIELD).arg(binding.encode()).arg(expires_at_ms).arg(INDEX_KEPT).arg(until);
             let (bound, previous): (i64, Vec<u8>) = self.redis.write(deadline, write.invoke_async(&mut conn)).await?;
