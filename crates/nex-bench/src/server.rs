@@ -69,9 +69,7 @@ impl Server {
         let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
         Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
     }
-}
 
-impl Server {
     /// How many times the server thread has gone to sleep so far (its voluntary
     /// context switches: waiting for a socket, a timer or a wake-up), 0 if unknown.
     pub(crate) fn sleeps(&self) -> u64 {

@@ -8,7 +8,7 @@ use crate::index_expiry::keep_index;
 use crate::rename;
 use crate::script_call::{evalsha, invoke};
 use crate::scripts::{presence_arg, INDEX_KEPT, MARKER};
-use crate::store::{ForgetOnDrop, RedisStore};
+use crate::store::RedisStore;
 use nex_session_core::store::toolkit::update_chain::{self, FieldUpdate};
 use nex_session_core::store::users::{UserIndex, USER_FIELD};
 use nex_session_core::store::{
@@ -120,7 +120,7 @@ impl SessionStore for RedisStore {
             // The session leaves the cache when this update ends, however it ends
             // (cancelled too), not before: until then the chain may start from the
             // cached copy without reading Redis first (`update_known`).
-            let _forget = ForgetOnDrop { store: self, key };
+            let _forget = self.forget_when_done(key);
             let known = || self.cache.as_ref().and_then(|cache| cache.copy(key, now_ms()));
             let update = FieldUpdate { key, field, expires_at_ms, presence };
             update_chain::update_known(&self.redis, &self.updates, update, f, known).await

@@ -179,6 +179,12 @@ impl RedisStore {
     /// after the write's reply (see `cache.rs`).
     pub(crate) fn forget_around(&self, key: StoreKey) -> ForgetOnDrop<'_> {
         self.forget(key);
+        self.forget_when_done(key)
+    }
+
+    /// Drops `key` from the client-side cache when the returned guard is dropped
+    /// only: an `update`, which may start from the cached copy until then.
+    pub(crate) fn forget_when_done(&self, key: StoreKey) -> ForgetOnDrop<'_> {
         ForgetOnDrop { store: self, key }
     }
 }
@@ -188,8 +194,8 @@ impl RedisStore {
 /// never answers from before the write (Redis' invalidation, which also comes,
 /// may arrive later).
 pub(crate) struct ForgetOnDrop<'a> {
-    pub(crate) store: &'a RedisStore,
-    pub(crate) key: StoreKey,
+    store: &'a RedisStore,
+    key: StoreKey,
 }
 
 impl Drop for ForgetOnDrop<'_> {
