@@ -20,7 +20,7 @@ mod store_calls;
 mod user_binding;
 mod written;
 
-use written::Written;
+use written::{Written, WrittenField};
 
 /// Attempts at writing a fresh session before giving up (only id collisions or a
 /// session vanishing mid-request cause a retry).
@@ -183,8 +183,11 @@ impl State {
 
     /// The request's current view of `key`: pending, else written, else loaded.
     pub(in crate::session) fn view(&self, key: &str) -> Option<&[u8]> {
-        if let Some(change) = self.pending.get(key).or_else(|| self.written.get(key)) {
+        if let Some(change) = self.pending.get(key) {
             return change.value();
+        }
+        if let Some(written) = self.written.get(key) {
+            return written;
         }
         self.loaded.as_ref()?.get(key)
     }

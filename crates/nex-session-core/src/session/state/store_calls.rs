@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Current, Lost, State, WRITE_ATTEMPTS};
+use super::{Current, Lost, State, WrittenField, WRITE_ATTEMPTS};
 use crate::absence::{self, NoSession};
 use crate::error::{SessionError, StoreError};
 use crate::id::{SessionId, StoreKey};
@@ -176,7 +176,10 @@ impl State {
                     (self.start_new()?, Presence::New)
                 }
             };
-            let mut last_action = None;
+            // What the last run of the closure wrote, recorded as it returns (one
+            // allocation, where a clone of its bytes and then the field's name took two):
+            // `None` if it never ran, `Some(None)` if it kept the field as it was.
+            let mut last_write: Option<Option<WrittenField>> = None;
             // Runs of the closure in this store call: more than one means the
             // store's compare-and-set lost a race and decided again.
             let mut runs = 0u64;
@@ -184,7 +187,11 @@ impl State {
                 let mut recording = |current: Option<&[u8]>| {
                     runs += 1;
                     let action = step(current);
-                    last_action = Some(action.clone());
+                    last_write = Some(match &action {
+                        UpdateAction::Set(bytes) => Some(WrittenField::put(key, bytes)),
+                        UpdateAction::Delete => Some(WrittenField::delete(key)),
+                        UpdateAction::Keep => None,
+                    });
                     action
                 };
                 store_update(context, id.store_key(), key, &mut recording, expiry, presence, now_ms).await
@@ -195,13 +202,9 @@ impl State {
             let outcome = outcome?;
             match outcome {
                 WriteOutcome::Done => {
-                    let change = match last_action {
-                        Some(UpdateAction::Set(bytes)) => Change::Put(bytes),
-                        Some(UpdateAction::Delete) => Change::Delete,
-                        // Nothing was written.
-                        Some(UpdateAction::Keep) | None => return Ok(()),
-                    };
-                    self.written.insert(key.to_owned(), change);
+                    // Nothing was written.
+                    let Some(Some(written)) = last_write else { return Ok(()) };
+                    self.written.insert(written);
                     self.mark_written(presence);
                     return Ok(());
                 }
@@ -226,7 +229,7 @@ impl State {
             match context.instruments.call(Operation::Apply, apply).await? {
                 WriteOutcome::Done => {
                     let pending = std::mem::take(&mut self.pending);
-                    self.written.extend(pending);
+                    self.written.extend(&pending);
                     self.mark_written(presence);
                     return Ok(());
                 }

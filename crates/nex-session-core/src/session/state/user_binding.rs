@@ -1,7 +1,7 @@
 //! The session's user: its binding, signing in, revoking the user's other
 //! sessions, and "last seen".
 
-use super::{Current, State, WRITE_ATTEMPTS};
+use super::{Current, State, WrittenField, WRITE_ATTEMPTS};
 use crate::error::{SessionError, StoreError};
 use crate::observe::Operation;
 use crate::session::context::Context;
@@ -52,7 +52,7 @@ impl State {
                 .await?
             {
                 WriteOutcome::Done => {
-                    self.written.insert(USER_FIELD.to_owned(), Change::Put(binding.encode()));
+                    self.written.insert(WrittenField::put(USER_FIELD, &binding.encode()));
                     self.wrote = true;
                     self.expiry_stale = false;
                     tracing::debug!(target: "nex_session", "session bound to a user");
