@@ -1,7 +1,7 @@
 //! A request's cookies and the cookies queued for its response (Nex.Cookie).
 
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::header::GetAll;
+use http::HeaderValue;
 
 use crate::cookie_header;
 use crate::error::SessionError;
@@ -26,8 +26,8 @@ struct QueuedCookie {
 
 impl Cookies {
     /// The `Cookie` headers of a request, nothing queued yet.
-    pub(super) fn from_request(headers: &HeaderMap) -> Self {
-        let mut all = headers.get_all(COOKIE).iter();
+    pub(super) fn from_request(cookie_headers: &GetAll<'_, HeaderValue>) -> Self {
+        let mut all = cookie_headers.iter();
         let first_header = all.next().cloned();
         Self { first_header, more_headers: all.cloned().collect(), queued: Vec::new() }
     }

@@ -61,7 +61,7 @@ impl Session {
         context: Arc<Context>,
         started_ms: i64,
         cookie: Result<RequestCookie, NoSession>,
-        cookie_headers: &http::HeaderMap,
+        cookie_headers: &http::header::GetAll<'_, http::HeaderValue>,
         span: Option<tracing::Span>,
     ) -> Self {
         let state = State::new(cookie, Cookies::from_request(cookie_headers));

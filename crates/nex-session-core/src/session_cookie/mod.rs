@@ -9,8 +9,8 @@
 //! Visitors without a stored session get two small signed side cookies instead
 //! of a session when a handler shows them a flash or a CSRF token (`side.rs`).
 
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::header::GetAll;
+use http::HeaderValue;
 
 use crate::absence::{self, NoSession};
 use crate::config::{Expiry, SessionConfig};
@@ -98,9 +98,16 @@ impl CookieCodec {
     /// not looked at). Without one, why not: no such cookie
     /// ([`NoSession::NotSent`]), only forged or unreadable ones
     /// ([`NoSession::Invalid`]), or a genuine one that expired ([`NoSession::Expired`]).
-    pub(crate) fn read(&self, headers: &HeaderMap, now_ms: i64) -> Result<RequestCookie, NoSession> {
+    ///
+    /// `cookie_headers` are the request's `Cookie` headers (looked up once per
+    /// request: the session's cookie helper keeps them too).
+    pub(crate) fn read(
+        &self,
+        cookie_headers: &GetAll<'_, HeaderValue>,
+        now_ms: i64,
+    ) -> Result<RequestCookie, NoSession> {
         let mut why = NoSession::NotSent;
-        for value in cookie_header::request_values(headers.get_all(COOKIE), &self.name) {
+        for value in cookie_header::request_values(cookie_headers, &self.name) {
             match self.verify(value, now_ms) {
                 Ok(cookie) => return Ok(cookie),
                 Err(reason) => why = absence::stronger(why, reason),
