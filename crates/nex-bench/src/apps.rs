@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use nex_session::token::SecretKeyBase;
-use nex_session::{SessionConfig, SessionError, SessionLayer};
+use nex_session::{SessionConfig, SessionError, SessionLayer, SessionService};
+use tower_layer::Layer as _;
 
 /// How a variant keeps sessions.
 #[derive(Clone)]
@@ -26,8 +27,12 @@ pub(crate) enum Kind {
     BareSpin(u64),
     /// The bare app under a layer that does nothing: what any layer costs in axum.
     BareLayer,
-    /// nex-session over the store at this URL.
+    /// nex-session over the store at this URL, applied with `Router::layer` (to every route).
     Nex(String),
+    /// nex-session over the store at this URL, wrapped around the whole router
+    /// (`Layer::layer(&session_layer, router)`): one layer per request instead of one
+    /// per route, so axum's per-route boxing of a layered route is not paid.
+    NexAround(String),
     /// tower-sessions with its memory store.
     TowerMemory,
     /// tower-sessions with tower-sessions-redis-store at this URL.
@@ -66,7 +71,11 @@ pub(crate) fn session_sized_cookie() -> String {
     format!("{}={}", nex_session::COOKIE_NAME, signer.sign(id.as_bytes()))
 }
 
-/// Every variant (`bare-cookie`, `bare-layer`, `bare-spin` and `nex-postgres` only when asked for). The Redis
+/// The SQLite store of the `nex-sqlite-exclusive` variant: one process owns the file.
+const SQLITE_EXCLUSIVE: &str = "sqlite://target/bench/nex-bench-exclusive.db?locking=exclusive";
+
+/// Every variant (`bare-cookie`, `bare-layer`, `bare-spin`, `nex-postgres` and the
+/// `nex-*-around` ones only when asked for). The Redis
 /// URL comes from `NEX_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`), the PostgreSQL one
 /// from `NEX_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 pub(crate) fn variants() -> Vec<Variant> {
@@ -81,39 +90,69 @@ pub(crate) fn variants() -> Vec<Variant> {
         Variant { name: "bare-spin", kind: Kind::BareSpin(spin_ns), default: false },
         Variant { name: "nex-memory", kind: Kind::Nex("memory".into()), default: true },
         Variant { name: "nex-sqlite", kind: Kind::Nex("sqlite://target/bench/nex-bench.db".into()), default: true },
-        Variant {
-            name: "nex-sqlite-exclusive",
-            kind: Kind::Nex("sqlite://target/bench/nex-bench-exclusive.db?locking=exclusive".into()),
-            default: true,
-        },
+        Variant { name: "nex-sqlite-exclusive", kind: Kind::Nex(SQLITE_EXCLUSIVE.into()), default: true },
         Variant { name: "nex-redis", kind: Kind::Nex(redis.clone()), default: true },
         // Asked for by name: most benchmark machines run Redis but no PostgreSQL.
-        Variant { name: "nex-postgres", kind: Kind::Nex(postgres), default: false },
+        Variant { name: "nex-postgres", kind: Kind::Nex(postgres.clone()), default: false },
+        // Asked for by name: the same apps and stores, the layer around the router
+        // (`Kind::NexAround`), each SQLite one on a file of its own.
+        Variant { name: "nex-memory-around", kind: Kind::NexAround("memory".into()), default: false },
+        Variant {
+            name: "nex-sqlite-around",
+            kind: Kind::NexAround("sqlite://target/bench/nex-bench-around.db".into()),
+            default: false,
+        },
+        Variant {
+            name: "nex-sqlite-exclusive-around",
+            kind: Kind::NexAround(SQLITE_EXCLUSIVE.replace("exclusive.db", "exclusive-around.db")),
+            default: false,
+        },
+        Variant { name: "nex-redis-around", kind: Kind::NexAround(redis.clone()), default: false },
+        Variant { name: "nex-postgres-around", kind: Kind::NexAround(postgres), default: false },
         Variant { name: "ts-memory", kind: Kind::TowerMemory, default: true },
         Variant { name: "ts-redis", kind: Kind::TowerRedis(redis), default: true },
     ]
 }
 
-/// The router of a variant (built inside the server's runtime, so stores can connect).
-pub(crate) async fn build(kind: &Kind) -> Result<Router, String> {
+/// A variant's app: a router (the session layer, if any, applied to its routes),
+/// or a router inside the session layer.
+pub(crate) enum App {
+    Routed(Router),
+    Around(SessionService<Router>),
+}
+
+/// The app of a variant (built inside the server's runtime, so stores can
+/// connect); `with_state` turns the handlers into services once, as `axum::serve` does.
+pub(crate) async fn build(kind: &Kind) -> Result<App, String> {
+    Ok(match kind {
+        Kind::NexAround(url) => App::Around(nex_layer(url).await?.layer(nex_routes().with_state(()))),
+        _ => App::Routed(build_router(kind).await?.with_state(())),
+    })
+}
+
+/// The session layer over the store at `url`, as every nex variant configures it.
+async fn nex_layer(url: &str) -> Result<SessionLayer, String> {
+    let url = own_file(url);
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let shown = nex_session::store::RedactedUrl::new(&url);
+    let store = nex_session::store::open(&url).await.map_err(|e| format!("store {shown}: {e}"))?;
+    let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
+        .unwrap_or_else(|_| SecretKeyBase::development());
+    let config = SessionConfig::new(secret).with_secure_cookie(false);
+    Ok(SessionLayer::with_shared_store(store, config))
+}
+
+/// The router of a variant whose layer (if any) goes on its routes.
+async fn build_router(kind: &Kind) -> Result<Router, String> {
     match kind {
         Kind::Bare => Ok(bare()),
         Kind::BareSpin(ns) => Ok(bare_spinning(*ns)),
         Kind::BareLayer => Ok(bare().layer(crate::passthrough::PassThroughLayer)),
-        Kind::Nex(url) => {
-            let url = own_file(url);
-            if let Some(path) = url.strip_prefix("sqlite://") {
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-            }
-            let shown = nex_session::store::RedactedUrl::new(&url);
-            let store = nex_session::store::open(&url).await.map_err(|e| format!("store {shown}: {e}"))?;
-            let secret = SecretKeyBase::new("benchmark-secret-benchmark-secret-benchmark")
-                .unwrap_or_else(|_| SecretKeyBase::development());
-            let config = SessionConfig::new(secret).with_secure_cookie(false);
-            Ok(nex_routes().layer(SessionLayer::with_shared_store(store, config)))
-        }
+        Kind::Nex(url) | Kind::NexAround(url) => Ok(nex_routes().layer(nex_layer(url).await?)),
         Kind::TowerMemory => {
             let layer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
                 .with_secure(false)

@@ -17,10 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tower_service::Service;
-
 use crate::apps;
-use crate::inproc::{request, sign_in};
+use crate::inproc::{request, sign_in, App};
 
 #[derive(Debug)]
 struct Options {
@@ -138,45 +136,56 @@ fn measure(kind: &apps::Kind, opts: &Options, workers: usize) -> Result<f64, Str
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let app = apps::build(kind).await?.with_state(());
-        let tasks = workers * opts.tasks_per_worker;
-        let mut clients = Vec::with_capacity(tasks);
-        for _ in 0..tasks {
-            let mut app = app.clone();
-            let cookie = sign_in(&mut app).await?;
-            clients.push((app, cookie));
+        match apps::build(kind).await? {
+            apps::App::Routed(router) => load(router, opts, workers).await,
+            apps::App::Around(service) => load(service, opts, workers).await,
         }
-        let done = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs_f64(opts.seconds);
-        let handles: Vec<_> = clients
-            .into_iter()
-            .map(|(mut app, cookie)| {
-                let (done, route) = (done.clone(), opts.route.clone());
-                tokio::spawn(async move {
-                    let mut count = 0u64;
-                    while Instant::now() < deadline {
-                        let response =
-                            app.call(request("GET", &route, Some(&cookie))?).await.map_err(|e| e.to_string())?;
-                        if !response.status().is_success() {
-                            return Err(format!("{route} answered {}", response.status()));
-                        }
-                        count += 1;
-                        // Let the other tasks of this worker in now and then.
-                        if count.is_multiple_of(64) {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                    done.fetch_add(count, Ordering::Relaxed);
-                    Ok::<(), String>(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.map_err(|e| e.to_string())??;
-        }
-        Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
     })
+}
+
+/// Requests per second of `opts.route` through `app`, from `workers` ×
+/// `tasks_per_worker` tasks, each with its own session.
+async fn load<S>(app: S, opts: &Options, workers: usize) -> Result<f64, String>
+where
+    S: App + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let tasks = workers * opts.tasks_per_worker;
+    let mut clients = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let mut app = app.clone();
+        let cookie = sign_in(&mut app).await?;
+        clients.push((app, cookie));
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(opts.seconds);
+    let handles: Vec<_> = clients
+        .into_iter()
+        .map(|(mut app, cookie)| {
+            let (done, route) = (done.clone(), opts.route.clone());
+            tokio::spawn(async move {
+                let mut count = 0u64;
+                while Instant::now() < deadline {
+                    let response = app.call(request("GET", &route, Some(&cookie))?).await.map_err(|e| e.to_string())?;
+                    if !response.status().is_success() {
+                        return Err(format!("{route} answered {}", response.status()));
+                    }
+                    count += 1;
+                    // Let the other tasks of this worker in now and then.
+                    if count.is_multiple_of(64) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                done.fetch_add(count, Ordering::Relaxed);
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.map_err(|e| e.to_string())??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@
 //! the demo does) before the app is built, so nex-session's metrics are recorded:
 //! the cost of the metrics with a recorder, against their cost without one.
 
+use std::convert::Infallible;
+
 use axum::body::Body;
 use axum::http::{HeaderValue, Request};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -101,27 +103,44 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        // `with_state` turns the handlers into services once, as `axum::serve` does.
-        let mut app = apps::build(&variant.kind).await?.with_state(());
-        let cookie = match apps::sends_session_sized_cookie(variant.name) {
-            true => apps::session_sized_cookie(),
-            false => sign_in(&mut app).await?,
-        };
-        // One warm-up request, then the rest spread over the tasks.
-        send(&mut app, &opts.route, &cookie, 1).await?;
-        let tasks: Vec<_> = (0..opts.concurrency)
-            .map(|task| {
-                let share = share(opts.requests, opts.concurrency, task);
-                let (mut app, route, cookie) = (app.clone(), opts.route.clone(), cookie.clone());
-                tokio::spawn(async move { send(&mut app, &route, &cookie, share).await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.map_err(|e| e.to_string())??;
+        match apps::build(&variant.kind).await? {
+            apps::App::Routed(router) => drive(router, variant.name, &opts).await,
+            apps::App::Around(service) => drive(service, variant.name, &opts).await,
         }
-        Ok(())
     })
 }
+
+/// Signs in (or takes the session-sized cookie), sends one warm-up request, then
+/// `--requests` spread over `--concurrency` tasks.
+async fn drive<S>(mut app: S, variant: &str, opts: &Options) -> Result<(), String>
+where
+    S: App + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let cookie = match apps::sends_session_sized_cookie(variant) {
+        true => apps::session_sized_cookie(),
+        false => sign_in(&mut app).await?,
+    };
+    // One warm-up request, then the rest spread over the tasks.
+    send(&mut app, &opts.route, &cookie, 1).await?;
+    let tasks: Vec<_> = (0..opts.concurrency)
+        .map(|task| {
+            let share = share(opts.requests, opts.concurrency, task);
+            let (mut app, route, cookie) = (app.clone(), opts.route.clone(), cookie.clone());
+            tokio::spawn(async move { send(&mut app, &route, &cookie, share).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// What `inproc` and `cores` drive: a variant's app, a router or a router inside
+/// the session layer.
+pub(crate) trait App: Service<Request<Body>, Response = axum::response::Response, Error = Infallible> {}
+
+impl<S> App for S where S: Service<Request<Body>, Response = axum::response::Response, Error = Infallible> {}
 
 /// Task `task`'s part of `requests` spread over `tasks` (the first ones take one
 /// more when it does not divide evenly).
@@ -130,7 +149,7 @@ fn share(requests: usize, tasks: usize, task: usize) -> usize {
 }
 
 /// Sends `count` requests of `route` with `cookie`, one after another.
-async fn send(app: &mut axum::Router, route: &str, cookie: &str, count: usize) -> Result<(), String> {
+async fn send<S: App>(app: &mut S, route: &str, cookie: &str, count: usize) -> Result<(), String> {
     for _ in 0..count {
         let response = app.call(request("GET", route, Some(cookie))?).await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
@@ -142,7 +161,7 @@ async fn send(app: &mut axum::Router, route: &str, cookie: &str, count: usize) -
 
 /// `POST /login` through `app`: the cookie to send from then on (`nex=none` when
 /// the variant sets none, as bare axum).
-pub(crate) async fn sign_in(app: &mut axum::Router) -> Result<String, String> {
+pub(crate) async fn sign_in<S: App>(app: &mut S) -> Result<String, String> {
     let login = app.call(request("POST", "/login", None)?).await.map_err(|e| e.to_string())?;
     Ok(login
         .headers()
@@ -190,6 +209,9 @@ mod tests {
     fn concurrent_requests_through_a_real_app_all_succeed() {
         // Bare axum needs no store server; every request must answer 2xx, or `run` fails.
         run(&args(&["--variant", "bare", "--route", "/write", "--requests", "40", "--concurrency", "8"])).unwrap();
+        // The session layer around the router: signs in, then every update answers 2xx.
+        run(&args(&["--variant", "nex-memory-around", "--route", "/write", "--requests", "40", "--concurrency", "4"]))
+            .unwrap();
         assert!(parse(&args(&["--concurrency", "0"])).unwrap_err().contains("at least 1"));
         assert!(parse(&args(&["--concurrency", "x"])).is_err());
     }

@@ -37,7 +37,13 @@ impl Server {
                     }
                 };
                 let _ = tx.send((addr, crate::pin::current_tid()));
-                let _ = axum::serve(listener, app).await;
+                let _ = match app {
+                    crate::apps::App::Routed(router) => axum::serve(listener, router).await,
+                    crate::apps::App::Around(service) => {
+                        axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(service))
+                            .await
+                    }
+                };
             });
         });
         if let Err(e) = spawned {

@@ -27,6 +27,35 @@ use crate::store::{MemoryStore, SessionStore};
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(SessionLayer::new(MemoryStore::new(), config));
 /// ```
+///
+/// # On the routes, or around the router
+///
+/// `Router::layer`, above, puts the layer on each route. axum then boxes every
+/// layered route again and clones that box per request: about 800 instructions per
+/// request that any layer applied this way costs, whatever it does (`nex-bench
+/// inproc`, BENCHMARKS.md). When every route of the router may use the session,
+/// wrap the whole router instead: the sessions are the same (the extractor, the
+/// ambient API, a `CsrfLayer` or a nested session layer on the routes inside), and
+/// each request costs those instructions less. Serve it with `into_make_service`,
+/// as axum's docs do for any middleware around a router:
+///
+/// ```no_run
+/// use axum::{extract::Request, routing::get, Router, ServiceExt};
+/// use nex_session::{store::MemoryStore, token::SecretKeyBase, SessionConfig, SessionLayer};
+/// use tower_layer::Layer; // or `tower::Layer`
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let config = SessionConfig::new(SecretKeyBase::new("a-secret-of-at-least-32-bytes-len").unwrap());
+/// let router = Router::new().route("/", get(|| async { "hello" }));
+/// let app = SessionLayer::new(MemoryStore::new(), config).layer(router);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+/// axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
+/// # }
+/// ```
+///
+/// Keep `Router::layer` when only part of an app should have sessions (the
+/// router you `nest` or `merge` under another), or when a layer you apply with
+/// `Router::layer` must run outside the session layer.
 #[derive(Clone)]
 pub struct SessionLayer {
     shared: Arc<Shared>,
