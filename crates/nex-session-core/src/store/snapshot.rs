@@ -52,18 +52,18 @@ impl Snapshot {
     pub fn get(&self, field: &str) -> Option<&[u8]> {
         // The hot path of every `get` (and of the end of a request, which asks for
         // the reserved binding field): compare bytes, and stop once a key is past
-        // `field`, since keys are in order (byte order is `str` order). Equality
-        // first (a length check, then the bytes), and the order only by first
-        // byte: a full comparison of every key passed cost more than the stop saves.
+        // `field`, since keys are in order (byte order is `str` order). The first
+        // bytes first: a key that starts differently is passed (or ends the search)
+        // without a call to compare the rest; a full order comparison of every key
+        // passed cost more than the stop saves.
         let field = field.as_bytes();
         let mut rest: &[u8] = &self.0;
         while let Some((key, after_key)) = take_chunk(rest) {
             let (value, after_value) = take_chunk(after_key)?;
-            if key == field {
-                return Some(value);
-            }
-            if key.first() > field.first() {
-                return None;
+            match key.first().cmp(&field.first()) {
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Equal if key == field => return Some(value),
+                _ => {}
             }
             rest = after_value;
         }
