@@ -24,7 +24,7 @@ const ID_CHARS: usize = 32;
 /// assert_eq!(id.as_str().len(), 32);
 /// assert!(SessionId::parse("too short").is_none());
 /// ```
-#[derive(Clone, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub struct SessionId {
     /// The 32 base64url characters, inline: cloning an id never allocates.
     text: [u8; ID_CHARS],
@@ -75,10 +75,17 @@ impl SessionId {
 
 /// Ids are equal when their text is: the key is a function of the text, so
 /// comparing it too (as a derived `PartialEq` would) only costs time, twice per
-/// request. Consistent with the derived `Hash`: equal texts have equal keys.
+/// request.
 impl PartialEq for SessionId {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
+    }
+}
+
+/// Hashes what [`PartialEq`] compares, the text.
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
     }
 }
 
@@ -191,6 +198,18 @@ impl fmt::Debug for StoreKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_equal_and_hash_alike_exactly_when_their_text_is() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let a = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOp").unwrap();
+        let same = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOp").unwrap();
+        let other = SessionId::parse("kl_MB987yMhqOw6Ve43B16YssSK0TlOq").unwrap();
+        assert!(a == same && a.store_key() == same.store_key());
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one(&same));
+        assert!(a != other && a.store_key() != other.store_key());
+    }
 
     #[test]
     fn generated_ids_are_32_url_safe_chars_and_distinct() {
