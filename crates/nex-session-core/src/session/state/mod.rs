@@ -187,7 +187,7 @@ impl State {
             return change.value();
         }
         if let Some(written) = self.written.get(key) {
-            return written;
+            return written.value();
         }
         self.loaded.as_ref()?.get(key)
     }

@@ -177,9 +177,9 @@ impl State {
                 }
             };
             // What the last run of the closure wrote, recorded as it returns (one
-            // allocation, where a clone of its bytes and then the field's name took two):
-            // `None` if it never ran, `Some(None)` if it kept the field as it was.
-            let mut last_write: Option<Option<WrittenField>> = None;
+            // allocation, where a clone of its bytes and then the field's name took
+            // two); `None` if it kept the field as it was, or never ran.
+            let mut last_write: Option<WrittenField> = None;
             // Runs of the closure in this store call: more than one means the
             // store's compare-and-set lost a race and decided again.
             let mut runs = 0u64;
@@ -187,11 +187,11 @@ impl State {
                 let mut recording = |current: Option<&[u8]>| {
                     runs += 1;
                     let action = step(current);
-                    last_write = Some(match &action {
+                    last_write = match &action {
                         UpdateAction::Set(bytes) => Some(WrittenField::put(key, bytes)),
                         UpdateAction::Delete => Some(WrittenField::delete(key)),
                         UpdateAction::Keep => None,
-                    });
+                    };
                     action
                 };
                 store_update(context, id.store_key(), key, &mut recording, expiry, presence, now_ms).await
@@ -203,7 +203,7 @@ impl State {
             match outcome {
                 WriteOutcome::Done => {
                     // Nothing was written.
-                    let Some(Some(written)) = last_write else { return Ok(()) };
+                    let Some(written) = last_write else { return Ok(()) };
                     self.written.insert(written);
                     self.mark_written(presence);
                     return Ok(());
@@ -229,7 +229,7 @@ impl State {
             match context.instruments.call(Operation::Apply, apply).await? {
                 WriteOutcome::Done => {
                     let pending = std::mem::take(&mut self.pending);
-                    self.written.extend(&pending);
+                    self.written.extend(pending);
                     self.mark_written(presence);
                     return Ok(());
                 }
