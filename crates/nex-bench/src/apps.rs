@@ -117,7 +117,9 @@ pub(crate) fn variants() -> Vec<Variant> {
 /// A variant's app: a router (the session layer, if any, applied to its routes),
 /// or a router inside the session layer.
 pub(crate) enum App {
+    /// A router, with the session layer (if any) on its routes (`Router::layer`).
     Routed(Router),
+    /// A router inside the session layer (`Kind::NexAround`).
     Around(SessionService<Router>),
 }
 
@@ -152,7 +154,8 @@ async fn build_router(kind: &Kind) -> Result<Router, String> {
         Kind::Bare => Ok(bare()),
         Kind::BareSpin(ns) => Ok(bare_spinning(*ns)),
         Kind::BareLayer => Ok(bare().layer(crate::passthrough::PassThroughLayer)),
-        Kind::Nex(url) | Kind::NexAround(url) => Ok(nex_routes().layer(nex_layer(url).await?)),
+        Kind::Nex(url) => Ok(nex_routes().layer(nex_layer(url).await?)),
+        Kind::NexAround(_) => Err("a layer around the router is not a router: use `build`".into()),
         Kind::TowerMemory => {
             let layer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
                 .with_secure(false)

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::apps;
-use crate::inproc::{request, sign_in, App};
+use crate::inproc::{request, sign_in, AppService};
 
 #[derive(Debug)]
 struct Options {
@@ -147,7 +147,7 @@ fn measure(kind: &apps::Kind, opts: &Options, workers: usize) -> Result<f64, Str
 /// `tasks_per_worker` tasks, each with its own session.
 async fn load<S>(app: S, opts: &Options, workers: usize) -> Result<f64, String>
 where
-    S: App + Clone + Send + 'static,
+    S: AppService + Clone + Send + 'static,
     S::Future: Send,
 {
     let tasks = workers * opts.tasks_per_worker;

@@ -32,6 +32,9 @@
 //! done
 //! ```
 //!
+//! `--route /login --method POST` measures buffered puts and their save at the end
+//! of the request (the nex apps' login puts two fields into the signed-in session).
+//!
 //! `--recorder` installs a Prometheus recorder (`metrics-exporter-prometheus`, as
 //! the demo does) before the app is built, so nex-session's metrics are recorded:
 //! the cost of the metrics with a recorder, against their cost without one.
@@ -49,6 +52,9 @@ use crate::apps;
 struct Options {
     variant: String,
     route: String,
+    /// The requests' method: `GET`, or `POST` for a route that only takes that
+    /// (`/login` puts two fields: the cost of buffered puts and their save).
+    method: String,
     requests: usize,
     recorder: bool,
     /// Requests in flight at once (tasks on the one thread), as wrk's connections:
@@ -60,6 +66,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut opts = Options {
         variant: "nex-memory".into(),
         route: "/read".into(),
+        method: "GET".into(),
         requests: 1000,
         recorder: false,
         concurrency: 1,
@@ -70,6 +77,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--variant" => opts.variant = value()?,
             "--route" => opts.route = value()?,
+            "--method" => {
+                opts.method = value()?;
+                if opts.method != "GET" && opts.method != "POST" {
+                    return Err("--method must be GET or POST".into());
+                }
+            }
             "--requests" => opts.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--recorder" => opts.recorder = true,
             "--concurrency" => {
@@ -80,7 +93,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             _ => {
                 return Err(
-                    "usage: nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--concurrency C] [--recorder]"
+                    "usage: nex-bench inproc [--variant NAME] [--route /read|/write|/login] [--method GET|POST] [--requests N] [--concurrency C] [--recorder]"
                         .into(),
                 )
             }
@@ -114,7 +127,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// `--requests` spread over `--concurrency` tasks.
 async fn drive<S>(mut app: S, variant: &str, opts: &Options) -> Result<(), String>
 where
-    S: App + Clone + Send + 'static,
+    S: AppService + Clone + Send + 'static,
     S::Future: Send,
 {
     let cookie = match apps::sends_session_sized_cookie(variant) {
@@ -122,12 +135,13 @@ where
         false => sign_in(&mut app).await?,
     };
     // One warm-up request, then the rest spread over the tasks.
-    send(&mut app, &opts.route, &cookie, 1).await?;
+    send(&mut app, &opts.method, &opts.route, &cookie, 1).await?;
     let tasks: Vec<_> = (0..opts.concurrency)
         .map(|task| {
             let share = share(opts.requests, opts.concurrency, task);
-            let (mut app, route, cookie) = (app.clone(), opts.route.clone(), cookie.clone());
-            tokio::spawn(async move { send(&mut app, &route, &cookie, share).await })
+            let (mut app, method, route, cookie) =
+                (app.clone(), opts.method.clone(), opts.route.clone(), cookie.clone());
+            tokio::spawn(async move { send(&mut app, &method, &route, &cookie, share).await })
         })
         .collect();
     for task in tasks {
@@ -138,9 +152,12 @@ where
 
 /// What `inproc` and `cores` drive: a variant's app, a router or a router inside
 /// the session layer.
-pub(crate) trait App: Service<Request<Body>, Response = axum::response::Response, Error = Infallible> {}
+pub(crate) trait AppService:
+    Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
+{
+}
 
-impl<S> App for S where S: Service<Request<Body>, Response = axum::response::Response, Error = Infallible> {}
+impl<S> AppService for S where S: Service<Request<Body>, Response = axum::response::Response, Error = Infallible> {}
 
 /// Task `task`'s part of `requests` spread over `tasks` (the first ones take one
 /// more when it does not divide evenly).
@@ -149,9 +166,9 @@ fn share(requests: usize, tasks: usize, task: usize) -> usize {
 }
 
 /// Sends `count` requests of `route` with `cookie`, one after another.
-async fn send<S: App>(app: &mut S, route: &str, cookie: &str, count: usize) -> Result<(), String> {
+async fn send<S: AppService>(app: &mut S, method: &str, route: &str, cookie: &str, count: usize) -> Result<(), String> {
     for _ in 0..count {
-        let response = app.call(request("GET", route, Some(cookie))?).await.map_err(|e| e.to_string())?;
+        let response = app.call(request(method, route, Some(cookie))?).await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("{route} answered {}", response.status()));
         }
@@ -161,7 +178,7 @@ async fn send<S: App>(app: &mut S, route: &str, cookie: &str, count: usize) -> R
 
 /// `POST /login` through `app`: the cookie to send from then on (`nex=none` when
 /// the variant sets none, as bare axum).
-pub(crate) async fn sign_in<S: App>(app: &mut S) -> Result<String, String> {
+pub(crate) async fn sign_in<S: AppService>(app: &mut S) -> Result<String, String> {
     let login = app.call(request("POST", "/login", None)?).await.map_err(|e| e.to_string())?;
     Ok(login
         .headers()
@@ -212,6 +229,9 @@ mod tests {
         // The session layer around the router: signs in, then every update answers 2xx.
         run(&args(&["--variant", "nex-memory-around", "--route", "/write", "--requests", "40", "--concurrency", "4"]))
             .unwrap();
+        // Buffered puts and their save: `POST /login` on a signed-in session.
+        run(&args(&["--variant", "nex-memory", "--route", "/login", "--method", "POST", "--requests", "10"])).unwrap();
+        assert!(parse(&args(&["--method", "PUT"])).unwrap_err().contains("GET or POST"));
         assert!(parse(&args(&["--concurrency", "0"])).unwrap_err().contains("at least 1"));
         assert!(parse(&args(&["--concurrency", "x"])).is_err());
     }

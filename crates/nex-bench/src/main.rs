@@ -83,7 +83,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 return Err("usage: nex-bench [--rounds N] [--seconds S] [--connections C] \
                      [--variants bare,bare-cookie,bare-layer,nex-memory,nex-sqlite,nex-sqlite-exclusive,nex-redis,nex-postgres,nex-memory-around,nex-sqlite-around,nex-sqlite-exclusive-around,nex-redis-around,nex-postgres-around,ts-memory,ts-redis] [--out-dir DIR] [--no-pin]\n\
                      \x20      nex-bench memory --store nex|nex-bounded|ts [--sessions N]\n\
-                     \x20      nex-bench inproc [--variant NAME] [--route /read|/write] [--requests N] [--concurrency C] [--recorder]\n\
+                     \x20      nex-bench inproc [--variant NAME] [--route /read|/write|/login] [--method GET|POST] [--requests N] [--concurrency C] [--recorder]\n\
                      \x20      nex-bench cores [--variants a,b] [--route /read|/write] [--seconds S] [--rounds N] [--workers 1,2]\n\
                      \x20      nex-bench update --store URL [--sessions N]\n\
                      \x20      nex-bench batches [--variant NAME] [--seconds S] [--connections C]"
