@@ -30,8 +30,8 @@ use crate::store::{MemoryStore, SessionStore};
 ///
 /// # On the routes, or around the router
 ///
-/// `Router::layer`, above, puts the layer on each route. axum then boxes every
-/// layered route again and clones that box per request: about 800 instructions per
+/// `Router::layer`, above, puts the layer on each route (and the fallback). axum
+/// then boxes every layered route again and clones that box per request: about 800 instructions per
 /// request that any layer applied this way costs, whatever it does (`nex-bench
 /// inproc`, BENCHMARKS.md). When every route of the router may use the session,
 /// wrap the whole router instead: the sessions are the same (the extractor, the
