@@ -207,8 +207,8 @@ async fn rename_bound(
         return Ok(Moved::Done);
     }
     // A revoke took the target while the data moved, and may have deleted it
-    // before the data arrived: finish its work.
-    store.forget(to);
+    // before the data arrived: finish its work. (The guard made at the start
+    // drops the target from the client cache when the rename ends.)
     let del = redis::cmd("DEL").arg(store.redis.key(to)).clone();
     let _: i64 = store.redis.write(deadline, del.query_async(&mut conn)).await.map_err(taken_away)?;
     Ok(Moved::Refused)

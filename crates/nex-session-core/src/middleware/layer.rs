@@ -31,9 +31,9 @@ use crate::store::{MemoryStore, SessionStore};
 /// # On the routes, or around the router
 ///
 /// `Router::layer`, above, puts the layer on each route (and the fallback). axum
-/// then boxes every layered route again and clones that box per request: about 800 instructions per
-/// request that any layer applied this way costs, whatever it does (`nex-bench
-/// inproc`, BENCHMARKS.md). When every route of the router may use the session,
+/// then boxes every layered route again and clones that box per request: about
+/// 800 instructions per request that any layer applied this way costs, whatever it
+/// does (`nex-bench inproc`, BENCHMARKS.md). When every route of the router may use the session,
 /// wrap the whole router instead: the sessions are the same (the extractor, the
 /// ambient API, a `CsrfLayer` or a nested session layer on the routes inside), and
 /// each request costs those instructions less. Serve it with `into_make_service`,
