@@ -438,7 +438,18 @@ impl Pool {
         F: FnOnce(Lease<'p>) -> Fut,
         Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
     {
-        let deadline = Instant::now() + self.timeout;
+        self.write_until(Instant::now() + self.timeout, op).await
+    }
+
+    /// As [`Pool::write`], answered by `deadline` instead (never later than the
+    /// timeout from now): a compare-and-set of the update chains, whose members
+    /// wait on that deadline.
+    pub(super) async fn write_until<'p, T, F, Fut>(&'p self, deadline: Instant, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Lease<'p>) -> Fut,
+        Fut: Future<Output = Result<(Lease<'p>, T), tokio_postgres::Error>>,
+    {
+        let deadline = deadline.min(Instant::now() + self.timeout);
         let mut stage = Stage::Working;
         let call = async {
             let mut lease = self.lease().await?;

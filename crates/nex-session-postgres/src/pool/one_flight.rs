@@ -60,13 +60,14 @@ enum Landed {
 
 impl Pool {
     /// Runs `lock` then `write` (each answering at most one row) in a transaction
-    /// sent in one flight with its notification and `COMMIT`, within the store
-    /// timeout. `decide` reads the two answers of a committed flight: what to
-    /// return, and the fields it wrote to the session under `key` (for this
-    /// instance's cache), if it wrote.
+    /// sent in one flight with its notification and `COMMIT`, answered by
+    /// `deadline` (at most the store timeout from now). `decide` reads the two
+    /// answers of a committed flight: what to return, and the fields it wrote to
+    /// the session under `key` (for this instance's cache), if it wrote.
     pub(crate) async fn lock_write_commit<T, F>(
         &self,
         key: StoreKey,
+        deadline: Instant,
         lock: Sql<'_>,
         write: Sql<'_>,
         decide: F,
@@ -74,7 +75,7 @@ impl Pool {
     where
         F: FnOnce(Option<Row>, Option<Row>) -> Result<(T, Option<Patch>), tokio_postgres::Error>,
     {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline.min(Instant::now() + self.timeout);
         let mut sent = false;
         let call = async {
             let mut lease = self.lease().await?;

@@ -66,14 +66,14 @@ impl CasStore for PostgresStore {
     fn compare_and_set<'a>(
         &'a self,
         cas: &'a Cas<'a>,
-        _deadline: tokio::time::Instant,
+        deadline: tokio::time::Instant,
     ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
-        // The pool bounds the call by the store's timeout, telling a transaction that
+        // The pool bounds the call by `deadline`, telling a transaction that
         // certainly did not commit from one whose `COMMIT` went unanswered.
         if let Some(form) = OneTrip::of(cas) {
-            return Box::pin(one_trip(&self.pool, cas, form));
+            return Box::pin(one_trip(&self.pool, cas, form, deadline));
         }
-        Box::pin(self.pool.write(move |mut c| async move {
+        Box::pin(self.pool.write_until(deadline, move |mut c| async move {
             if cas.op != CasOp::Check {
                 c.writes_fields(cas.key);
             }

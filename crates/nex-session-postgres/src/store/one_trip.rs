@@ -6,6 +6,7 @@ use nex_session_core::store::Presence;
 use nex_session_core::token::now_ms;
 
 use nex_session_core::StoreError;
+use tokio::time::Instant;
 
 use crate::pool::Pool;
 
@@ -84,7 +85,12 @@ impl OneTrip {
 /// Runs `cas` in its one-statement `form` after locking the session row: both
 /// sent with `BEGIN`, the notification and `COMMIT` in one flight (see the pool's
 /// `one_flight.rs`: one round trip).
-pub(super) async fn one_trip(pool: &Pool, cas: &Cas<'_>, form: OneTrip) -> Result<CasAnswer, StoreError> {
+pub(super) async fn one_trip(
+    pool: &Pool,
+    cas: &Cas<'_>,
+    form: OneTrip,
+    deadline: Instant,
+) -> Result<CasAnswer, StoreError> {
     let key = cas.key.as_bytes().as_slice();
     let now = now_ms();
     let expires = cas.expires_at_ms;
@@ -99,7 +105,7 @@ pub(super) async fn one_trip(pool: &Pool, cas: &Cas<'_>, form: OneTrip) -> Resul
         "SELECT expires_at FROM nex_sessions WHERE key = $1 FOR UPDATE",
         &[&key as &(dyn tokio_postgres::types::ToSql + Sync)][..],
     );
-    pool.lock_write_commit(cas.key, lock, (form.sql(), &params), |locked, wrote| {
+    pool.lock_write_commit(cas.key, deadline, lock, (form.sql(), &params), |locked, wrote| {
         let live = match locked {
             Some(row) => row.try_get::<_, i64>(0)? > now,
             None => false,

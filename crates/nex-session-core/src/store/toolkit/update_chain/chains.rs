@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::cas::CasAnswer;
 use crate::error::StoreError;
@@ -44,6 +45,10 @@ pub(super) struct Shard {
     /// Where that committer waits (see "Gathering"); a new one per wait, so no
     /// wake-up meant for an earlier wait is left over.
     pub(super) gathered: Arc<tokio::sync::Notify>,
+    /// The latest the committer takes the open batch (see "Waiting without a
+    /// timer"): the deadline of the batch in flight, or the end of a gathering
+    /// wait. `None`, or a time past: at once.
+    pub(super) busy_until: Option<Instant>,
 }
 
 /// What this process knows about one field it updates often.
@@ -71,6 +76,9 @@ pub(super) struct Batch {
     pub(super) writes: bool,
     /// The latest expiry any member asked for.
     pub(super) expires_at_ms: i64,
+    /// The earliest deadline of its members: the compare-and-set must be answered
+    /// by then, and a batch still unsent then is never sent.
+    pub(super) deadline: Instant,
     /// Where the members learn that it was sent, and wait for its outcome.
     pub(super) done: watch::Sender<BatchState>,
 }
@@ -98,6 +106,9 @@ pub(super) struct Sending {
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
     Answer(CasAnswer),
+    /// Never sent: the committer took it after its deadline (the earliest of its
+    /// members'). Not applied; a member with time left decides again.
+    Expired,
     /// No answer: the error, in a form every member can have a copy of.
     Failed(Failure),
 }
@@ -149,6 +160,9 @@ pub(super) struct Member {
     pub(super) epoch: u64,
     /// This member must start the shard's committer.
     pub(super) start_committer: bool,
+    /// The committer answers the batch by this member's deadline, so the member
+    /// needs no timer of its own (see "Waiting without a timer").
+    pub(super) answered_in_time: bool,
 }
 
 /// What joining a chain gave.
@@ -190,8 +204,25 @@ pub(super) struct ChainStart<'a> {
     pub(super) field: &'a str,
     /// The field's value in the store (`None`: absent).
     pub(super) current: Option<Vec<u8>>,
-    /// What the update that starts the chain requires of the session.
+}
+
+/// What one update asks of the session, and by when it must be done.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Terms {
+    /// The session's expiry after the write.
+    pub(super) expires_at_ms: i64,
+    /// What the write requires of the session's existence.
     pub(super) presence: Presence,
+    /// The update's deadline: the store's timeout after its start.
+    pub(super) deadline: Instant,
+}
+
+/// A committer's wait for the members of the batch just answered (see "Gathering").
+pub(super) struct Gathering {
+    /// Notified once the open batch is as big as the last one.
+    pub(super) woken: Arc<tokio::sync::Notify>,
+    /// The wait ends then at the latest.
+    pub(super) until: Instant,
 }
 
 impl Shard {
@@ -202,46 +233,47 @@ impl Shard {
 
     /// Joins the chain on `(key, field)` if there is one: runs `f` on the tip in
     /// place (no copy; it never awaits) and accepts the decision.
-    pub(super) fn join(
-        &mut self,
-        key: StoreKey,
-        field: &str,
-        f: UpdateFn<'_>,
-        expires_at_ms: i64,
-        presence: Presence,
-    ) -> Join {
+    pub(super) fn join(&mut self, key: StoreKey, field: &str, f: UpdateFn<'_>, terms: Terms) -> Join {
         let Some(chain) = self.chain.as_mut().filter(|c| c.key == key && c.field == field) else {
             return Join::NoChain;
         };
-        if presence == Presence::New {
+        if terms.presence == Presence::New {
             // This process is writing the session: it exists, so it cannot be new.
             return Join::Decided(WriteOutcome::PresenceFailed);
         }
         let action = f(chain.tip.as_deref());
-        let outcome = chain.accept(action, expires_at_ms);
+        let outcome = chain.accept(action, terms);
         let epoch = chain.epoch;
         self.wake_gathering();
-        Join::Joined(Member { outcome, epoch, start_committer: self.claim_committer() })
+        Join::Joined(self.member(outcome, epoch, terms.deadline))
     }
 
     /// Starts a new chain from a value just read from the store, with `action`
     /// (decided on it) as the first member of its first batch.
-    pub(super) fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, expires_at_ms: i64) -> Member {
+    pub(super) fn start(&mut self, start: ChainStart<'_>, action: UpdateAction, terms: Terms) -> Member {
         self.break_current();
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1);
-        let ChainStart { key, field, current, presence } = start;
+        let ChainStart { key, field, current } = start;
         let chain = self.chain.insert(Chain {
             key,
             field: field.to_owned(),
             tip: current,
             epoch,
-            next_presence: presence,
+            next_presence: terms.presence,
             open: None,
             last: None,
         });
-        let outcome = chain.accept(action, expires_at_ms);
-        Member { outcome, epoch, start_committer: self.claim_committer() }
+        let outcome = chain.accept(action, terms);
+        self.member(outcome, epoch, terms.deadline)
+    }
+
+    /// A new member of the open batch, with a deadline of `deadline`.
+    fn member(&mut self, outcome: watch::Receiver<BatchState>, epoch: u64, deadline: Instant) -> Member {
+        // The committer takes the open batch by `busy_until`, and answers it by the
+        // batch's deadline, which is at most this member's.
+        let answered_in_time = self.busy_until.is_none_or(|until| until <= deadline);
+        Member { outcome, epoch, start_committer: self.claim_committer(), answered_in_time }
     }
 
     /// The open batch's members: every one holds a receiver until it is answered.
@@ -252,15 +284,20 @@ impl Shard {
     /// Whether the committer should wait before taking the open batch, and where
     /// (see "Gathering"): the chain's last batch was big and recent, and the open
     /// one, not empty, is smaller.
-    pub(super) fn gather_target(&mut self, gather: Duration) -> Option<Arc<tokio::sync::Notify>> {
-        let (size, ended) = self.chain.as_ref()?.last?;
+    pub(super) fn gather_target(&mut self, gather: Duration) -> Option<Gathering> {
+        let chain = self.chain.as_ref()?;
+        let (size, ended) = chain.last?;
+        let deadline = chain.open.as_ref()?.deadline;
         let open = self.open_members();
         if gather.is_zero() || size < GATHER_FROM || ended.elapsed() > gather || open == 0 || open >= size {
             return None;
         }
+        // Never past the open batch's deadline: its members may wait without timers.
+        let until = deadline.min(Instant::now() + gather);
         self.awaited = Some(size);
+        self.busy_until = Some(until);
         self.gathered = Arc::new(tokio::sync::Notify::new());
-        Some(self.gathered.clone())
+        Some(Gathering { woken: self.gathered.clone(), until })
     }
 
     /// A member joined: wakes a gathering committer once the open batch is full enough.
@@ -281,6 +318,8 @@ impl Shard {
     pub(super) fn next_batch(&mut self) -> Option<Sending> {
         let sending = self.chain.as_mut().and_then(|chain| {
             let batch = chain.open.take()?;
+            // Members joining from now on wait for this batch's answer first.
+            self.busy_until = Some(batch.deadline);
             // Seen by a member giving up; no need to wake the members for it.
             batch.done.send_if_modified(|state| {
                 *state = BatchState::Sent;
@@ -314,7 +353,7 @@ impl Chain {
     /// Accepts one update decided on the tip: the tip moves to the decision (a
     /// keep leaves it) and the update joins the open batch, which it opens if
     /// there is none. Returns where to learn the batch's outcome.
-    pub(super) fn accept(&mut self, action: UpdateAction, expires_at_ms: i64) -> watch::Receiver<BatchState> {
+    pub(super) fn accept(&mut self, action: UpdateAction, terms: Terms) -> watch::Receiver<BatchState> {
         let (before, writes) = match action {
             // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
             UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
@@ -328,12 +367,14 @@ impl Chain {
                 expected: before.unwrap_or_else(|| self.tip.clone()),
                 presence: std::mem::replace(&mut self.next_presence, Presence::Existing),
                 writes: false,
-                expires_at_ms,
+                expires_at_ms: terms.expires_at_ms,
+                deadline: terms.deadline,
                 done: watch::channel(BatchState::Open).0,
             }),
         };
         batch.writes |= writes;
-        batch.expires_at_ms = batch.expires_at_ms.max(expires_at_ms);
+        batch.expires_at_ms = batch.expires_at_ms.max(terms.expires_at_ms);
+        batch.deadline = batch.deadline.min(terms.deadline);
         batch.done.subscribe()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::cas::{Cas, CasAnswer, CasOp, CasStore};
-use super::chains::{BatchState, Failure, Outcome, Sending, Updates};
+use super::chains::{Batch, BatchState, Failure, Gathering, Outcome, Sending, Updates};
 use crate::id::StoreKey;
 use crate::observe;
 
@@ -25,9 +25,9 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
     loop {
         let gather = store.gather();
         let awaited = updates.lock(key).gather_target(gather);
-        if let Some(gathered) = awaited {
+        if let Some(Gathering { woken, until }) = awaited {
             // Woken when the open batch is full enough; else the time decides.
-            let _ = tokio::time::timeout(gather, gathered.notified()).await;
+            let _ = tokio::time::timeout_at(until, woken.notified()).await;
             updates.lock(key).awaited = None;
         }
         let Some(sending) = updates.lock(key).next_batch() else {
@@ -36,6 +36,11 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
         };
         let members = sending.batch.done.receiver_count();
         let Sending { batch, field, new, epoch } = sending;
+        if batch.deadline <= Instant::now() {
+            // Too late to be answered in time (this task ran late): never sent.
+            expire(&updates, key, epoch, &batch);
+            continue;
+        }
         let op = match (&new, batch.writes) {
             (_, false) => CasOp::Check,
             (Some(_), true) => CasOp::Put,
@@ -50,15 +55,18 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             op,
             new: new.as_deref(),
         };
-        // The members' own deadlines bound how long they wait; this bounds the committer.
+        // Most members wait without a timer of their own: the store answers by the
+        // batch's deadline (the `CasStore` contract), the earliest of theirs.
         let sent = Instant::now();
-        let outcome = match store.compare_and_set(&cas, sent + store.timeout()).await {
+        let outcome = match store.compare_and_set(&cas, batch.deadline).await {
             Ok(answer) => Outcome::Answer(answer),
             Err(err) => Outcome::Failed(Failure::of(&err)),
         };
         observe::update_batch(members, sent.elapsed());
         {
             let mut shard = updates.lock(key);
+            // Nothing in flight: the next batch is taken at once.
+            shard.busy_until = None;
             if let Some(chain) = shard.chain.as_mut().filter(|chain| chain.epoch == epoch) {
                 chain.last = Some((members, std::time::Instant::now()));
             }
@@ -69,6 +77,17 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
         }
         batch.done.send_replace(BatchState::Ended(outcome));
     }
+}
+
+/// Ends a batch taken after its deadline without sending it: nothing applied. The
+/// chain breaks, since its tip counted the batch in.
+#[cold]
+#[inline(never)]
+pub(super) fn expire(updates: &Updates, key: StoreKey, epoch: u64, batch: &Batch) {
+    let mut shard = updates.lock(key);
+    shard.busy_until = None;
+    shard.break_chain(epoch);
+    batch.done.send_replace(BatchState::Ended(Outcome::Expired));
 }
 
 /// A running committer. Dropped without finishing (its task cancelled because

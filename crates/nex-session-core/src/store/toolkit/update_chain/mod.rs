@@ -62,6 +62,22 @@
 //! ([`StoreError::Timeout`](crate::StoreError::Timeout)), and the other members decide again. A member whose
 //! batch was sent and not answered in time cannot know whether it applied
 //! ([`StoreError::OutcomeUnknown`](crate::StoreError::OutcomeUnknown)).
+//!
+//! **Waiting without a timer.** A timer per waiting update costs about 500
+//! instructions (tokio registers and removes it), a sixth of what the rest of a
+//! batched update costs, so most members wait without one; the committer bounds
+//! their wait instead. Each batch carries the earliest deadline of its members; the
+//! committer sends it with that deadline (a [`CasStore`] answers by the deadline
+//! it is given), and a batch it takes only after that deadline (its task ran late)
+//! is never sent: its members decide again, or time out if their own time is up.
+//! So a member is answered by its deadline if the committer takes its batch by
+//! then. The shard keeps the latest time it will (`busy_until`: the deadline of
+//! the batch in flight, or the end of a gathering wait, which never runs past the
+//! open batch's deadline); a member whose deadline comes before that time (an
+//! update on its second attempt, or one that read the store first) waits with its
+//! own timer, as above. One consequence: a batch is as patient as its most
+//! hurried member, so a member can learn of a timeout a little before its own
+//! deadline, when an earlier member's passed while the batch was in flight.
 
 //! The files, in the order an update meets them: `update.rs` (one update
 //! from start to outcome), `chains.rs` (the chains, batches and their states),

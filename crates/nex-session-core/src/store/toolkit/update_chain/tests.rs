@@ -1,15 +1,19 @@
 //! The chains' unit tests: joining, batching, breaking, gathering.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::cas::CasAnswer;
-use super::chains::{BatchState, ChainStart, Join, Member, Outcome, Shard, Updates, GATHER_FROM};
-use super::committer::Running;
-use super::update::{give_up, start_known, FieldUpdate, Started};
+use tokio::time::Instant;
+
+use super::cas::{Cas, CasAnswer, CasOp, CasStore, FieldNow};
+use super::chains::{BatchState, ChainStart, Join, Member, Outcome, Sending, Shard, Terms, Updates, GATHER_FROM};
+use super::committer::{expire, Running};
+use super::update::{give_up, start_known, update, FieldUpdate, Started};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::{Fields, Presence, Snapshot, UpdateAction, WriteOutcome};
+use crate::store::{BoxFuture, Fields, Presence, Snapshot, UpdateAction, WriteOutcome};
 
 fn answered(member: &Member) -> Option<Outcome> {
     match &*member.outcome.borrow() {
@@ -25,15 +29,20 @@ fn joined(join: Join) -> Member {
     }
 }
 
+/// The terms of an update of an existing session, with a deadline a minute away.
+fn terms(expires_at_ms: i64) -> Terms {
+    Terms { expires_at_ms, presence: Presence::Existing, deadline: Instant::now() + Duration::from_secs(60) }
+}
+
 fn join(shard: &mut Shard, key: StoreKey, action: UpdateAction, expires_at_ms: i64) -> Join {
     let mut f = move |_: Option<&[u8]>| action.clone();
-    shard.join(key, "n", &mut f, expires_at_ms, Presence::Existing)
+    shard.join(key, "n", &mut f, terms(expires_at_ms))
 }
 
 /// Starts a chain on `(key, "n")` as if the store held `current`, with `action` decided on it.
 fn start(shard: &mut Shard, key: StoreKey, current: &[u8], action: UpdateAction) -> Member {
-    let start = ChainStart { key, field: "n", current: Some(current.to_vec()), presence: Presence::Existing };
-    shard.start(start, action, 10)
+    let start = ChainStart { key, field: "n", current: Some(current.to_vec()) };
+    shard.start(start, action, terms(10))
 }
 
 /// The tip of the shard's chain (`None`: the field is absent); panics without a chain.
@@ -66,8 +75,8 @@ fn a_chain_starts_with_its_first_update_in_the_open_batch_and_others_join_it() {
 fn only_a_chains_first_batch_carries_the_presence_that_started_it() {
     let key = StoreKey::from_bytes([6; 32]);
     let mut shard = Shard::default();
-    let start = ChainStart { key, field: "n", current: None, presence: Presence::New };
-    let _first = shard.start(start, UpdateAction::Set(b"1".to_vec()), 10);
+    let start = ChainStart { key, field: "n", current: None };
+    let _first = shard.start(start, UpdateAction::Set(b"1".to_vec()), Terms { presence: Presence::New, ..terms(10) });
     let sending = shard.next_batch().unwrap();
     assert_eq!((sending.batch.presence, sending.batch.expected.as_deref()), (Presence::New, None));
     let _later = joined(join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10));
@@ -114,11 +123,11 @@ fn a_new_session_never_joins_a_chain_and_other_fields_take_the_slow_path() {
     let mut shard = Shard::default();
     let _first = start(&mut shard, key, b"1", UpdateAction::Keep);
     let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
-    let new = shard.join(key, "n", &mut f, 10, Presence::New);
+    let new = shard.join(key, "n", &mut f, Terms { presence: Presence::New, ..terms(10) });
     assert!(matches!(new, Join::Decided(WriteOutcome::PresenceFailed)));
-    let other_field = shard.join(key, "m", &mut f, 10, Presence::Existing);
+    let other_field = shard.join(key, "m", &mut f, terms(10));
     assert!(matches!(other_field, Join::NoChain));
-    let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, 10, Presence::Existing);
+    let other_key = shard.join(StoreKey::from_bytes([5; 32]), "n", &mut f, terms(10));
     assert!(matches!(other_key, Join::NoChain));
 }
 
@@ -150,9 +159,9 @@ fn a_committer_that_ends_abnormally_unblocks_its_shard() {
     let key = StoreKey::from_bytes([7; 32]);
     let updates = Updates::new();
     let member = updates.lock(key).start(
-        ChainStart { key, field: "n", current: None, presence: Presence::Existing },
+        ChainStart { key, field: "n", current: None },
         UpdateAction::Set(b"1".to_vec()),
-        10,
+        terms(10),
     );
     assert!(member.start_committer);
     // The committer's task is dropped before it finishes (its runtime shut down).
@@ -179,7 +188,7 @@ fn a_committer_gathers_only_after_a_big_recent_batch_and_wakes_when_it_is_matche
 
     let size = GATHER_FROM;
     shard.chain.as_mut().unwrap().last = Some((size, std::time::Instant::now()));
-    let gathered = shard.gather_target(ms).expect("a big recent batch and a smaller open one: wait");
+    let gathered = shard.gather_target(ms).expect("a big recent batch and a smaller open one: wait").woken;
     let mut members = vec![];
     for _ in 1..size - 1 {
         members.push(joined(join(&mut shard, key, UpdateAction::Set(b"2".to_vec()), 10)));
@@ -206,17 +215,24 @@ fn a_known_copy_starts_a_chain_unless_the_session_must_be_new_or_the_decision_is
     let updates = Updates::new();
     let known = Snapshot::from_fields(&Fields::from([("n".to_owned(), b"4".to_vec())]));
     let target = |presence| FieldUpdate { key, field: "n", expires_at_ms: 10, presence };
+    let in_a_minute = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     let mut plus_one = |current: Option<&[u8]>| {
         seen.push(current.map(<[u8]>::to_vec));
         UpdateAction::Set(b"5".to_vec())
     };
     let mut keep = |_: Option<&[u8]>| UpdateAction::Keep;
-    assert!(start_known(&updates, target(Presence::New), &mut plus_one, &known).is_none(), "must be new: read");
-    assert!(start_known(&updates, target(Presence::Existing), &mut keep, &known).is_none(), "a keep: read");
+    assert!(
+        start_known(&updates, target(Presence::New), &mut plus_one, &known, in_a_minute).is_none(),
+        "must be new: read"
+    );
+    assert!(
+        start_known(&updates, target(Presence::Existing), &mut keep, &known, in_a_minute).is_none(),
+        "a keep: read"
+    );
     assert!(updates.lock(key).chain.is_none(), "no chain started for either");
 
-    let started = start_known(&updates, target(Presence::Existing), &mut plus_one, &known);
+    let started = start_known(&updates, target(Presence::Existing), &mut plus_one, &known, in_a_minute);
     let Some(Started::Member(member)) = started else { panic!("a chain from the copy") };
     assert!(member.start_committer);
     {
@@ -225,7 +241,177 @@ fn a_known_copy_starts_a_chain_unless_the_session_must_be_new_or_the_decision_is
         let open = shard.chain.as_ref().and_then(|chain| chain.open.as_ref()).expect("an open batch");
         assert_eq!(open.expected.as_deref(), Some(&b"4"[..]), "the store must hold the copy's value");
     }
-    let again = start_known(&updates, target(Presence::Existing), &mut plus_one, &known);
+    let again = start_known(&updates, target(Presence::Existing), &mut plus_one, &known, in_a_minute);
     assert!(matches!(again, Some(Started::ChainExists)), "a second update joins the chain instead");
     assert_eq!(seen, [Some(b"4".to_vec())], "decided once, on the copy");
+}
+
+#[test]
+fn a_member_waits_without_a_timer_unless_the_batch_ahead_may_outlast_its_deadline() {
+    let key = StoreKey::from_bytes([12; 32]);
+    let mut shard = Shard::default();
+    let first = start(&mut shard, key, b"0", UpdateAction::Set(b"1".to_vec()));
+    assert!(first.answered_in_time, "nothing in flight: the committer takes the batch at once");
+    let in_flight = shard.next_batch().expect("the first batch");
+    assert_eq!(shard.busy_until, Some(in_flight.batch.deadline), "busy until the batch in flight is answered");
+
+    let later = Terms { deadline: in_flight.batch.deadline + Duration::from_secs(1), ..terms(10) };
+    let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+    let later = joined(shard.join(key, "n", &mut f, later));
+    assert!(later.answered_in_time, "its deadline comes after the batch ahead's");
+    let hurried = Terms { deadline: in_flight.batch.deadline - Duration::from_secs(1), ..terms(10) };
+    let member = joined(shard.join(key, "n", &mut f, hurried));
+    assert!(!member.answered_in_time, "the batch ahead may outlast it: its own timer");
+    let open = shard.chain.as_ref().and_then(|chain| chain.open.as_ref()).expect("an open batch");
+    assert_eq!(open.deadline, hurried.deadline, "a batch is due at its earliest member's deadline");
+}
+
+#[test]
+fn a_gathering_wait_ends_by_the_open_batchs_deadline() {
+    let key = StoreKey::from_bytes([13; 32]);
+    let mut shard = Shard::default();
+    let _first = start(&mut shard, key, b"0", UpdateAction::Set(b"1".to_vec()));
+    let soon = Instant::now() + Duration::from_millis(2);
+    let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
+    let _hurried = joined(shard.join(key, "n", &mut f, Terms { deadline: soon, ..terms(10) }));
+    shard.chain.as_mut().unwrap().last = Some((10 * GATHER_FROM, std::time::Instant::now()));
+    let gathering = shard.gather_target(Duration::from_secs(5)).expect("a big recent batch: gather");
+    assert_eq!(gathering.until, soon, "never past the open batch's deadline");
+    assert_eq!(shard.busy_until, Some(soon), "members joining now compare with the wait's end");
+}
+
+#[test]
+fn a_batch_taken_after_its_deadline_is_never_sent_and_its_members_decide_again() {
+    let key = StoreKey::from_bytes([14; 32]);
+    let updates = Updates::new();
+    let member = start(&mut updates.lock(key), key, b"0", UpdateAction::Set(b"1".to_vec()));
+    let Sending { batch, epoch, .. } = updates.lock(key).next_batch().expect("the batch");
+    let waiting = joined(join(&mut updates.lock(key), key, UpdateAction::Set(b"2".to_vec()), 10));
+    expire(&updates, key, epoch, &batch);
+    assert!(matches!(answered(&member), Some(Outcome::Expired)), "not sent: not applied");
+    assert!(matches!(answered(&waiting), Some(Outcome::Answer(CasAnswer::Conflict))), "built on it: decide again");
+    let shard = updates.lock(key);
+    assert!(shard.chain.is_none(), "the tip counted the batch in: the chain breaks");
+    assert_eq!(shard.busy_until, None, "nothing in flight");
+}
+
+/// A store of one session (always live) with one field `n`, whose compare-and-set
+/// takes `latency` and answers by its deadline, as [`CasStore`] requires.
+#[derive(Clone)]
+struct SlowStore(Arc<SlowInner>);
+
+struct SlowInner {
+    value: std::sync::Mutex<Option<Vec<u8>>>,
+    latency: Duration,
+    timeout: Duration,
+    /// The next compare-and-set goes unanswered until its deadline.
+    hang_next: AtomicBool,
+    compare_and_sets: AtomicUsize,
+}
+
+impl SlowStore {
+    fn new(latency: Duration, timeout: Duration) -> Self {
+        Self(Arc::new(SlowInner {
+            value: std::sync::Mutex::new(None),
+            latency,
+            timeout,
+            hang_next: AtomicBool::new(false),
+            compare_and_sets: AtomicUsize::new(0),
+        }))
+    }
+
+    fn value(&self) -> Option<Vec<u8>> {
+        self.0.value.lock().unwrap().clone()
+    }
+}
+
+impl CasStore for SlowStore {
+    fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
+    fn read_field<'a>(&'a self, _: StoreKey, _: &'a str, _: Instant) -> BoxFuture<'a, Result<FieldNow, StoreError>> {
+        Box::pin(async move { Ok((true, self.value())) })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        cas: &'a Cas<'a>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<CasAnswer, StoreError>> {
+        Box::pin(async move {
+            self.0.compare_and_sets.fetch_add(1, Ordering::SeqCst);
+            let unanswered = StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(self.0.timeout)));
+            if self.0.hang_next.swap(false, Ordering::SeqCst) || Instant::now() + self.0.latency > deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Err(unanswered);
+            }
+            tokio::time::sleep(self.0.latency).await;
+            let mut value = self.0.value.lock().unwrap();
+            if value.as_deref() != cas.expected {
+                return Ok(CasAnswer::Conflict);
+            }
+            match cas.op {
+                CasOp::Put => *value = cas.new.map(<[u8]>::to_vec),
+                CasOp::Delete => *value = None,
+                CasOp::Check => {}
+            }
+            Ok(CasAnswer::Done)
+        })
+    }
+}
+
+/// Adds one to the decimal number in `n` through the chains, as one request would.
+async fn add_one(store: &SlowStore, updates: &Arc<Updates>) -> Result<WriteOutcome, StoreError> {
+    let key = StoreKey::from_bytes([15; 32]);
+    let mut plus_one = |current: Option<&[u8]>| {
+        let n: u64 = current.map_or(0, |n| std::str::from_utf8(n).unwrap().parse().unwrap());
+        UpdateAction::Set((n + 1).to_string().into_bytes())
+    };
+    update(store, updates, key, "n", &mut plus_one, i64::MAX, Presence::Existing).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_updates_are_batched_and_each_is_answered() {
+    let store = SlowStore::new(Duration::from_millis(5), Duration::from_secs(1));
+    let updates = Arc::new(Updates::new());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, updates) = (store.clone(), updates.clone());
+            tokio::spawn(async move { add_one(&store, &updates).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Ok(WriteOutcome::Done)));
+    }
+    assert_eq!(store.value().as_deref(), Some(&b"20"[..]), "no update lost");
+    let sent = store.0.compare_and_sets.load(Ordering::SeqCst);
+    assert!(sent < 20, "batched: {sent} compare-and-sets for 20 updates");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_waiting_behind_an_unanswered_batch_decides_again_within_its_own_deadline() {
+    let timeout = Duration::from_secs(1);
+    let store = SlowStore::new(Duration::from_millis(1), timeout);
+    store.0.hang_next.store(true, Ordering::SeqCst);
+    let updates = Arc::new(Updates::new());
+    let started = Instant::now();
+    let first = tokio::spawn({
+        let (store, updates) = (store.clone(), updates.clone());
+        async move { (add_one(&store, &updates).await, Instant::now()) }
+    });
+    tokio::time::sleep(timeout / 2).await;
+    // Joins the open batch behind the first, unanswered one, with no timer of its own.
+    let second = tokio::spawn({
+        let (store, updates) = (store.clone(), updates.clone());
+        async move { (add_one(&store, &updates).await, Instant::now()) }
+    });
+    let (first, first_at) = first.await.unwrap();
+    let err = first.expect_err("unanswered");
+    assert!(err.may_have_applied(), "sent and unanswered: outcome unknown, {err}");
+    assert_eq!(first_at - started, timeout, "answered at its deadline, not later");
+    let (second, second_at) = second.await.unwrap();
+    assert!(matches!(second, Ok(WriteOutcome::Done)), "decided again on a fresh read: {second:?}");
+    assert!(second_at - started < timeout + timeout / 2, "within its own deadline");
+    assert_eq!(store.value().as_deref(), Some(&b"1"[..]), "only the second applied");
 }

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::cas::{CasAnswer, CasStore};
-use super::chains::{BatchState, ChainStart, Failure, Join, Member, Outcome, Updates, ATTEMPTS};
+use super::chains::{BatchState, ChainStart, Failure, Join, Member, Outcome, Terms, Updates, ATTEMPTS};
 use super::committer::start_committing;
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -75,6 +75,7 @@ pub async fn update_known<S: CasStore>(
     let FieldUpdate { key, field, expires_at_ms, presence } = target;
     let timeout = store.timeout();
     let deadline = Instant::now() + timeout;
+    let terms = Terms { expires_at_ms, presence, deadline };
     let mut attempts = 0;
     while attempts < ATTEMPTS {
         attempts += 1;
@@ -82,19 +83,16 @@ pub async fn update_known<S: CasStore>(
             // Out of time before this attempt wrote anything (earlier ones conflicted).
             return Err(StoreError::Timeout(timeout));
         }
-        let joined = updates.lock(key).join(key, field, &mut *f, expires_at_ms, presence);
+        let joined = updates.lock(key).join(key, field, &mut *f, terms);
         let member = match joined {
             Join::Decided(outcome) => return Ok(outcome),
             Join::Joined(member) => member,
             Join::NoChain => {
                 // Only on the first attempt: after a conflict, the copy may be what was wrong.
                 let known = if attempts == 1 { known.take().and_then(|known| known()) } else { None };
-                let started = match known.and_then(|fields| start_known(updates, target, &mut *f, &fields)) {
+                let started = match known.and_then(|fields| start_known(updates, target, &mut *f, &fields, deadline)) {
                     Some(started) => started,
-                    None => {
-                        let terms = Terms { expires_at_ms, presence, deadline };
-                        start_chain(store, updates, key, field, &mut *f, terms).await?
-                    }
+                    None => start_chain(store, updates, key, field, &mut *f, terms).await?,
                 };
                 match started {
                     Started::Member(member) => member,
@@ -113,8 +111,10 @@ pub async fn update_known<S: CasStore>(
         match wait_for(updates, key, member, deadline, timeout).await {
             Outcome::Answer(CasAnswer::Done) => return Ok(WriteOutcome::Done),
             Outcome::Answer(CasAnswer::PresenceFailed) => return Ok(WriteOutcome::PresenceFailed),
-            // Changed by another instance, or built on a batch that failed: decide again.
-            Outcome::Answer(CasAnswer::Conflict) => tokio::task::yield_now().await,
+            // Changed by another instance, or built on a batch that failed, or not
+            // sent in time (the loop's start tells whether this update has time left):
+            // decide again.
+            Outcome::Answer(CasAnswer::Conflict) | Outcome::Expired => tokio::task::yield_now().await,
             Outcome::Failed(failure) => return Err(failure.to_error()),
         }
     }
@@ -129,14 +129,6 @@ pub(super) enum Started {
     ChainExists,
 }
 
-/// What an update asks of the session, and by when it must be done.
-#[derive(Clone, Copy)]
-struct Terms {
-    expires_at_ms: i64,
-    presence: Presence,
-    deadline: Instant,
-}
-
 /// The slow path: read the field, decide, and start a chain whose first batch
 /// holds the decision. Boxed, so the per-request fast path stays small.
 fn start_chain<'a, S: CasStore>(
@@ -147,7 +139,7 @@ fn start_chain<'a, S: CasStore>(
     f: UpdateFn<'a>,
     terms: Terms,
 ) -> BoxFuture<'a, Result<Started, StoreError>> {
-    let Terms { expires_at_ms, presence, deadline } = terms;
+    let Terms { presence, deadline, .. } = terms;
     Box::pin(async move {
         let Ok(_one_reader) = tokio::time::timeout_at(deadline, updates.slow.of(key).lock()).await else {
             return Err(StoreError::Timeout(store.timeout()));
@@ -164,8 +156,8 @@ fn start_chain<'a, S: CasStore>(
             return Ok(Started::Decided(WriteOutcome::Done));
         }
         let mut shard = updates.lock(key);
-        let start = ChainStart { key, field, current, presence };
-        Ok(Started::Member(shard.start(start, action, expires_at_ms)))
+        let start = ChainStart { key, field, current };
+        Ok(Started::Member(shard.start(start, action, terms)))
     })
 }
 
@@ -178,6 +170,7 @@ pub(super) fn start_known(
     target: FieldUpdate<'_>,
     f: UpdateFn<'_>,
     known: &Snapshot,
+    deadline: Instant,
 ) -> Option<Started> {
     let FieldUpdate { key, field, expires_at_ms, presence } = target;
     // A cached session exists, as far as this process knows.
@@ -193,25 +186,27 @@ pub(super) fn start_known(
     if action == UpdateAction::Keep {
         return None;
     }
-    let start = ChainStart { key, field, current: current.map(<[u8]>::to_vec), presence };
-    Some(Started::Member(shard.start(start, action, expires_at_ms)))
+    let start = ChainStart { key, field, current: current.map(<[u8]>::to_vec) };
+    Some(Started::Member(shard.start(start, action, Terms { expires_at_ms, presence, deadline })))
 }
 
 /// Waits for the outcome of a member's batch until `deadline`; then gives up,
-/// saying whether the batch may have been sent (see the module docs).
+/// saying whether the batch may have been sent (see the module docs). A member
+/// the committer answers in time needs no timer (see "Waiting without a timer").
 async fn wait_for(updates: &Updates, key: StoreKey, member: Member, deadline: Instant, timeout: Duration) -> Outcome {
-    let Member { mut outcome, epoch, .. } = member;
-    let ended = match tokio::time::timeout_at(deadline, outcome.wait_for(|s| matches!(s, BatchState::Ended(_)))).await {
-        Ok(Ok(state)) => Some(match &*state {
+    let Member { mut outcome, epoch, answered_in_time, .. } = member;
+    let ended = outcome.wait_for(|s| matches!(s, BatchState::Ended(_)));
+    let ended = if answered_in_time { Some(ended.await) } else { tokio::time::timeout_at(deadline, ended).await.ok() };
+    let ended = ended.map(|ended| match ended {
+        Ok(state) => match &*state {
             BatchState::Ended(outcome) => outcome.clone(),
             // `wait_for` returns only once the batch has ended.
             BatchState::Open | BatchState::Sent => batch_without_outcome(),
-        }),
+        },
         // The batch was dropped without an outcome: only a cancelled committer
         // does that, after it took the batch.
-        Ok(Err(_)) => Some(Outcome::Failed(Failure::unconfirmed("the update batch was dropped after it was sent"))),
-        Err(_) => None,
-    };
+        Err(_) => Outcome::Failed(Failure::unconfirmed("the update batch was dropped after it was sent")),
+    });
     ended.unwrap_or_else(|| give_up(updates, key, &outcome, epoch, timeout))
 }
 
