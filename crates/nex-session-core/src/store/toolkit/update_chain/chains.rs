@@ -5,11 +5,10 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::cas::CasAnswer;
-use crate::error::StoreError;
+use super::outcome::{Outcome, OutcomeReceiver, OutcomeSender};
 use crate::id::StoreKey;
 use crate::store::toolkit::shards::Shards;
 use crate::store::{Presence, UpdateAction, UpdateFn, WriteOutcome};
@@ -80,17 +79,7 @@ pub(super) struct Batch {
     /// by then, and a batch still unsent then is never sent.
     pub(super) deadline: Instant,
     /// Where the members learn that it was sent, and wait for its outcome.
-    pub(super) done: watch::Sender<BatchState>,
-}
-
-/// Where a batch is, as its members see it.
-#[derive(Clone, Debug)]
-pub(super) enum BatchState {
-    /// Not sent: taking it off the chain still stops it.
-    Open,
-    /// Taken by the committer: it may reach the store any moment.
-    Sent,
-    Ended(Outcome),
+    pub(super) done: OutcomeSender,
 }
 
 /// A batch taken by the committer, with the value it leaves behind.
@@ -102,60 +91,9 @@ pub(super) struct Sending {
     pub(super) epoch: u64,
 }
 
-/// How a batch ended, as every member of it learns it.
-#[derive(Clone, Debug)]
-pub(super) enum Outcome {
-    Answer(CasAnswer),
-    /// Never sent: the committer took it after its deadline (the earliest of its
-    /// members'). Not applied; a member with time left decides again.
-    Expired,
-    /// No answer: the error, in a form every member can have a copy of.
-    Failed(Failure),
-}
-
-/// A failed batch's error (a [`StoreError`] cannot be cloned).
-#[derive(Clone, Debug)]
-pub(super) struct Failure {
-    /// `Some`: no answer within this time; `None`: another error, described by `why`.
-    pub(super) timeout: Option<Duration>,
-    pub(super) why: String,
-    pub(super) may_have_applied: bool,
-}
-
-impl Failure {
-    pub(super) fn of(err: &StoreError) -> Self {
-        let (inner, may_have_applied) = match err {
-            StoreError::OutcomeUnknown(inner) => (&**inner, true),
-            other => (other, false),
-        };
-        let timeout = match inner {
-            StoreError::Timeout(after) => Some(*after),
-            _ => None,
-        };
-        Self { timeout, why: inner.to_string(), may_have_applied }
-    }
-
-    /// The batch was given up after it was sent (its committer was cancelled).
-    pub(super) fn unconfirmed(why: &str) -> Self {
-        Self { timeout: None, why: why.to_owned(), may_have_applied: true }
-    }
-
-    pub(super) fn to_error(&self) -> StoreError {
-        let error = match self.timeout {
-            Some(after) => StoreError::Timeout(after),
-            None => StoreError::Unavailable(self.why.clone().into()),
-        };
-        if self.may_have_applied {
-            StoreError::OutcomeUnknown(Box::new(error))
-        } else {
-            error
-        }
-    }
-}
-
 /// A member's place in a batch.
 pub(super) struct Member {
-    pub(super) outcome: watch::Receiver<BatchState>,
+    pub(super) outcome: OutcomeReceiver,
     /// The chain the batch belongs to.
     pub(super) epoch: u64,
     /// This member must start the shard's committer.
@@ -269,7 +207,7 @@ impl Shard {
     }
 
     /// A new member of the open batch, with a deadline of `deadline`.
-    fn member(&mut self, outcome: watch::Receiver<BatchState>, epoch: u64, deadline: Instant) -> Member {
+    fn member(&mut self, outcome: OutcomeReceiver, epoch: u64, deadline: Instant) -> Member {
         // The committer takes the open batch by `busy_until`, and answers it by the
         // batch's deadline, which is at most this member's.
         let answered_in_time = self.busy_until.is_none_or(|until| until <= deadline);
@@ -278,7 +216,7 @@ impl Shard {
 
     /// The open batch's members: every one holds a receiver until it is answered.
     pub(super) fn open_members(&self) -> usize {
-        self.chain.as_ref().and_then(|c| c.open.as_ref()).map_or(0, |open| open.done.receiver_count())
+        self.chain.as_ref().and_then(|c| c.open.as_ref()).map_or(0, |open| open.done.members())
     }
 
     /// Whether the committer should wait before taking the open batch, and where
@@ -321,10 +259,7 @@ impl Shard {
             // Members joining from now on wait for this batch's answer first.
             self.busy_until = Some(batch.deadline);
             // Seen by a member giving up; no need to wake the members for it.
-            batch.done.send_if_modified(|state| {
-                *state = BatchState::Sent;
-                false
-            });
+            batch.done.mark_sent();
             Some(Sending { batch, field: chain.field.clone(), new: chain.tip.clone(), epoch: chain.epoch })
         });
         self.committing = sending.is_some();
@@ -344,7 +279,7 @@ impl Shard {
     /// again on a fresh read.
     pub(super) fn break_current(&mut self) {
         if let Some(open) = self.chain.take().and_then(|c| c.open) {
-            open.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Conflict)));
+            open.done.end(Outcome::Answer(CasAnswer::Conflict));
         }
     }
 }
@@ -353,7 +288,7 @@ impl Chain {
     /// Accepts one update decided on the tip: the tip moves to the decision (a
     /// keep leaves it) and the update joins the open batch, which it opens if
     /// there is none. Returns where to learn the batch's outcome.
-    pub(super) fn accept(&mut self, action: UpdateAction, terms: Terms) -> watch::Receiver<BatchState> {
+    pub(super) fn accept(&mut self, action: UpdateAction, terms: Terms) -> OutcomeReceiver {
         let (before, writes) = match action {
             // No copy of the value: the old tip moves into `before`, the new bytes into the tip.
             UpdateAction::Set(bytes) => (Some(self.tip.replace(bytes)), true),
@@ -369,12 +304,12 @@ impl Chain {
                 writes: false,
                 expires_at_ms: terms.expires_at_ms,
                 deadline: terms.deadline,
-                done: watch::channel(BatchState::Open).0,
+                done: OutcomeSender::new(),
             }),
         };
         batch.writes |= writes;
         batch.expires_at_ms = batch.expires_at_ms.max(terms.expires_at_ms);
         batch.deadline = batch.deadline.min(terms.deadline);
-        batch.done.subscribe()
+        batch.done.join()
     }
 }

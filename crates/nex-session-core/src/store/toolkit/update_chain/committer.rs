@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::cas::{Cas, CasAnswer, CasOp, CasStore};
-use super::chains::{Batch, BatchState, Failure, Gathering, Outcome, Sending, Updates};
+use super::chains::{Batch, Gathering, Sending, Updates};
+use super::outcome::{Failure, Outcome};
 use crate::id::StoreKey;
 use crate::observe;
 
@@ -34,7 +35,7 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
             running.finished = true;
             return;
         };
-        let members = sending.batch.done.receiver_count();
+        let members = sending.batch.done.members();
         let Sending { batch, field, new, epoch } = sending;
         if batch.deadline <= Instant::now() {
             // Too late to be answered in time (this task ran late): never sent.
@@ -75,7 +76,7 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
                 shard.break_chain(epoch);
             }
         }
-        batch.done.send_replace(BatchState::Ended(outcome));
+        batch.done.end(outcome);
     }
 }
 
@@ -87,7 +88,7 @@ pub(super) fn expire(updates: &Updates, key: StoreKey, epoch: u64, batch: &Batch
     let mut shard = updates.lock(key);
     shard.busy_until = None;
     shard.break_chain(epoch);
-    batch.done.send_replace(BatchState::Ended(Outcome::Expired));
+    batch.done.end(Outcome::Expired);
 }
 
 /// A running committer. Dropped without finishing (its task cancelled because

@@ -80,13 +80,15 @@
 //! deadline, when an earlier member's passed while the batch was in flight.
 
 //! The files, in the order an update meets them: `update.rs` (one update
-//! from start to outcome), `chains.rs` (the chains, batches and their states),
+//! from start to outcome), `chains.rs` (the chains and their batches),
+//! `outcome.rs` (a batch's state, and how its members wait for its end),
 //! `committer.rs` (the task that sends batches), and `cas.rs` (what the store
 //! supplies).
 
 mod cas;
 mod chains;
 mod committer;
+mod outcome;
 #[cfg(test)]
 mod tests;
 mod update;

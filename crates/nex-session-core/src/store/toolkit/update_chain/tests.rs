@@ -8,16 +8,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::cas::{Cas, CasAnswer, CasOp, CasStore, FieldNow};
-use super::chains::{BatchState, ChainStart, Join, Member, Outcome, Sending, Shard, Terms, Updates, GATHER_FROM};
+use super::chains::{ChainStart, Join, Member, Sending, Shard, Terms, Updates, GATHER_FROM};
 use super::committer::{expire, Running};
+use super::outcome::{BatchState, Outcome};
 use super::update::{give_up, start_known, update, FieldUpdate, Started};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{BoxFuture, Fields, Presence, Snapshot, UpdateAction, WriteOutcome};
 
 fn answered(member: &Member) -> Option<Outcome> {
-    match &*member.outcome.borrow() {
-        BatchState::Ended(outcome) => Some(outcome.clone()),
+    match member.outcome.state() {
+        BatchState::Ended(outcome) => Some(outcome),
         BatchState::Open | BatchState::Sent => None,
     }
 }
@@ -66,7 +67,7 @@ fn a_chain_starts_with_its_first_update_in_the_open_batch_and_others_join_it() {
     assert_eq!((batch.expires_at_ms, batch.writes), (20, true));
     assert!(shard.next_batch().is_none(), "the committer stops when nothing is open");
     assert!(!shard.committing);
-    sending.batch.done.send_replace(BatchState::Ended(Outcome::Answer(CasAnswer::Done)));
+    sending.batch.done.end(Outcome::Answer(CasAnswer::Done));
     assert!(matches!(answered(&first), Some(Outcome::Answer(CasAnswer::Done))));
     assert!(matches!(answered(&second), Some(Outcome::Answer(CasAnswer::Done))));
 }

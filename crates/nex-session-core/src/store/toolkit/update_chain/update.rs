@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::cas::{CasAnswer, CasStore};
-use super::chains::{BatchState, ChainStart, Failure, Join, Member, Outcome, Terms, Updates, ATTEMPTS};
+use super::chains::{ChainStart, Join, Member, Terms, Updates, ATTEMPTS};
 use super::committer::start_committing;
+use super::outcome::{BatchState, Failure, Outcome, OutcomeReceiver};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{BoxFuture, Presence, Snapshot, UpdateAction, UpdateFn, WriteOutcome};
@@ -194,19 +194,9 @@ pub(super) fn start_known(
 /// saying whether the batch may have been sent (see the module docs). A member
 /// the committer answers in time needs no timer (see "Waiting without a timer").
 async fn wait_for(updates: &Updates, key: StoreKey, member: Member, deadline: Instant, timeout: Duration) -> Outcome {
-    let Member { mut outcome, epoch, answered_in_time, .. } = member;
-    let ended = outcome.wait_for(|s| matches!(s, BatchState::Ended(_)));
+    let Member { outcome, epoch, answered_in_time, .. } = member;
+    let ended = outcome.ended();
     let ended = if answered_in_time { Some(ended.await) } else { tokio::time::timeout_at(deadline, ended).await.ok() };
-    let ended = ended.map(|ended| match ended {
-        Ok(state) => match &*state {
-            BatchState::Ended(outcome) => outcome.clone(),
-            // `wait_for` returns only once the batch has ended.
-            BatchState::Open | BatchState::Sent => batch_without_outcome(),
-        },
-        // The batch was dropped without an outcome: only a cancelled committer
-        // does that, after it took the batch.
-        Err(_) => Outcome::Failed(Failure::unconfirmed("the update batch was dropped after it was sent")),
-    });
     ended.unwrap_or_else(|| give_up(updates, key, &outcome, epoch, timeout))
 }
 
@@ -218,12 +208,12 @@ async fn wait_for(updates: &Updates, key: StoreKey, member: Member, deadline: In
 pub(super) fn give_up(
     updates: &Updates,
     key: StoreKey,
-    outcome: &watch::Receiver<BatchState>,
+    outcome: &OutcomeReceiver,
     epoch: u64,
     timeout: Duration,
 ) -> Outcome {
     let mut shard = updates.lock(key);
-    let state = outcome.borrow().clone();
+    let state = outcome.state();
     match state {
         BatchState::Ended(outcome) => outcome,
         BatchState::Open => {
@@ -235,15 +225,4 @@ pub(super) fn give_up(
             Outcome::Failed(Failure { timeout: Some(timeout), why: String::new(), may_have_applied: true })
         }
     }
-}
-
-/// A batch ended without an outcome, which cannot happen: fail loudly (a debug
-/// assertion, an error in the log, an error for the caller), never retry quietly.
-#[cold]
-#[inline(never)]
-fn batch_without_outcome() -> Outcome {
-    let what = "nex-session bug: an update batch ended without an outcome";
-    debug_assert!(false, "{what}");
-    tracing::error!(target: "nex_session::store", "{what}");
-    Outcome::Failed(Failure::unconfirmed(what))
 }
