@@ -30,6 +30,12 @@ pub trait CasStore: Clone + Send + Sync + 'static {
 
     /// Runs one compare-and-set atomically, answered by `deadline`. An error must
     /// say whether the write may have applied ([`StoreError::OutcomeUnknown`]).
+    ///
+    /// The deadline is the earliest of the batch's members' deadlines, and most
+    /// members wait without a timer of their own (see "Waiting without a timer" in
+    /// the module docs): a store that answers later makes them wait that much longer.
+    /// Bound the whole call, connection wait included, for example with
+    /// `tokio::time::timeout_at(deadline, …)`.
     fn compare_and_set<'a>(
         &'a self,
         cas: &'a Cas<'a>,
