@@ -42,7 +42,9 @@ pub(crate) fn try_current() -> Option<Session> {
     CURRENT.try_with(Session::clone).ok()
 }
 
-/// Whether a session layer runs around the current task (no clone).
+/// Whether a session layer runs around the current task (no clone). Only
+/// `CsrfLayer` asks, which comes with the `axum` feature.
+#[cfg(feature = "axum")]
 pub(crate) fn is_set() -> bool {
     CURRENT.try_with(|_| ()).is_ok()
 }

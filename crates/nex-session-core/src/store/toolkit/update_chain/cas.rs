@@ -33,9 +33,9 @@ pub trait CasStore: Clone + Send + Sync + 'static {
     ///
     /// The deadline is the earliest of the batch's members' deadlines, and most
     /// members wait without a timer of their own (see "Waiting without a timer" in
-    /// the module docs): a store that answers later makes them wait that much longer.
-    /// Bound the whole call, connection wait included, for example with
-    /// `tokio::time::timeout_at(deadline, …)`.
+    /// the module docs). Bound the whole call, connection wait included, for example
+    /// with `tokio::time::timeout_at(deadline, …)`: the committer gives up on a call
+    /// 50 ms past the deadline and reports the outcome as unknown.
     fn compare_and_set<'a>(
         &'a self,
         cas: &'a Cas<'a>,

@@ -214,7 +214,7 @@ impl Shard {
         Member { outcome, epoch, start_committer: self.claim_committer(), answered_in_time }
     }
 
-    /// The open batch's members: every one holds a receiver until it is answered.
+    /// The members that joined the open batch (a cancelled member still counts).
     pub(super) fn open_members(&self) -> usize {
         self.chain.as_ref().and_then(|c| c.open.as_ref()).map_or(0, |open| open.done.members())
     }
@@ -230,8 +230,12 @@ impl Shard {
         if gather.is_zero() || size < GATHER_FROM || ended.elapsed() > gather || open == 0 || open >= size {
             return None;
         }
-        // Never past the open batch's deadline: its members may wait without timers.
-        let until = deadline.min(Instant::now() + gather);
+        let until = Instant::now() + gather;
+        if deadline <= until {
+            // Its members may wait without timers, and a wait up to the deadline
+            // would leave the batch expired: send it now.
+            return None;
+        }
         self.awaited = Some(size);
         self.busy_until = Some(until);
         self.gathered = Arc::new(tokio::sync::Notify::new());

@@ -2,27 +2,38 @@
 //! one compare-and-set, one at a time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::cas::{Cas, CasAnswer, CasOp, CasStore};
 use super::chains::{Batch, Gathering, Sending, Updates};
 use super::outcome::{Failure, Outcome};
+use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::observe;
+
+/// How long past a batch's deadline the committer still waits for a store that
+/// overran it (a [`CasStore`] must answer by the deadline; this only keeps the
+/// members that wait without timers from waiting on a store that does not).
+/// The stores' own timers fire first, so their errors say what happened.
+pub(super) const OVERRUN: Duration = Duration::from_millis(50);
 
 /// Spawns the committer of `key`'s shard (once per burst of updates; its
 /// task-building code is large, so it is kept out of the per-update path).
 #[inline(never)]
 pub(super) fn start_committing<S: CasStore>(store: &S, updates: &Arc<Updates>, key: StoreKey) {
-    tokio::spawn(commit(store.clone(), updates.clone(), key));
+    // Made before the task, so even a task dropped before it first runs (its
+    // runtime shutting down) unblocks the shard.
+    let running = Running { updates: updates.clone(), key, finished: false };
+    tokio::spawn(commit(store.clone(), running));
 }
 
 /// The committer of one shard: sends each open batch as one CAS, one at a time,
 /// and tells its members the outcome, until no batch is open. A task of its own,
 /// so no member's cancellation can strand the others.
-async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
-    let mut running = Running { updates: &updates, key, finished: false };
+async fn commit<S: CasStore>(store: S, mut running: Running) {
+    let (updates, key) = (running.updates.clone(), running.key);
     loop {
         let gather = store.gather();
         let awaited = updates.lock(key).gather_target(gather);
@@ -59,9 +70,13 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
         // Most members wait without a timer of their own: the store answers by the
         // batch's deadline (the `CasStore` contract), the earliest of theirs.
         let sent = Instant::now();
-        let outcome = match store.compare_and_set(&cas, batch.deadline).await {
-            Ok(answer) => Outcome::Answer(answer),
-            Err(err) => Outcome::Failed(Failure::of(&err)),
+        let answer = tokio::time::timeout_at(batch.deadline + OVERRUN, store.compare_and_set(&cas, batch.deadline));
+        let outcome = match answer.await {
+            Ok(Ok(answer)) => Outcome::Answer(answer),
+            Ok(Err(err)) => Outcome::Failed(Failure::of(&err)),
+            Err(_) => Outcome::Failed(Failure::of(&StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(
+                store.timeout(),
+            ))))),
         };
         observe::update_batch(members, sent.elapsed());
         {
@@ -85,26 +100,30 @@ async fn commit<S: CasStore>(store: S, updates: Arc<Updates>, key: StoreKey) {
 #[cold]
 #[inline(never)]
 pub(super) fn expire(updates: &Updates, key: StoreKey, epoch: u64, batch: &Batch) {
-    let mut shard = updates.lock(key);
-    shard.busy_until = None;
-    shard.break_chain(epoch);
+    {
+        let mut shard = updates.lock(key);
+        shard.busy_until = None;
+        shard.break_chain(epoch);
+    }
     batch.done.end(Outcome::Expired);
 }
 
 /// A running committer. Dropped without finishing (its task cancelled because
 /// the runtime shut down, or a panic), it breaks the shard's chain and lets the
 /// next update start a new committer, so the shard never stays blocked.
-pub(super) struct Running<'a> {
-    pub(super) updates: &'a Updates,
+pub(super) struct Running {
+    pub(super) updates: Arc<Updates>,
     pub(super) key: StoreKey,
     pub(super) finished: bool,
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         if !self.finished {
             let mut shard = self.updates.lock(self.key);
             shard.committing = false;
+            shard.busy_until = None;
+            shard.awaited = None;
             shard.break_current();
         }
     }

@@ -51,25 +51,32 @@
 //! holds the next batch back until it has as many members as that one, or the
 //! gather time passed (tokio's timers round it up to the next millisecond): the
 //! members just answered come back and join, and one commit serves them all.
-//! Quiet sessions never wait: a batch after a small or old one goes at once.
+//! Quiet sessions never wait: a batch after a small or old one goes at once, and
+//! so does one whose deadline would come before the gather time ends.
 //!
 //! **One deadline per update**, the store's timeout after the call starts, bounds
 //! everything it waits for: the slow-path lock, the read, and its batch (which may
 //! wait for the batch before it). A batch is *open* (not sent; members may still
-//! join) until the committer takes it, then *sent*. A member whose deadline
-//! passes while its batch is still open breaks the chain under the shard lock, so
-//! the batch can never be sent: the update certainly did not apply
-//! ([`StoreError::Timeout`](crate::StoreError::Timeout)), and the other members decide again. A member whose
-//! batch was sent and not answered in time cannot know whether it applied
-//! ([`StoreError::OutcomeUnknown`](crate::StoreError::OutcomeUnknown)).
+//! join) until the committer takes it, then *sent*. When a deadline passes while
+//! the batch is still open, the batch is never sent: a member with a timer breaks
+//! the chain under the shard lock at its deadline, and the committer never sends a
+//! batch it takes after the batch's deadline (see "Waiting without a timer"). The
+//! update certainly did not apply
+//! ([`StoreError::Timeout`](crate::StoreError::Timeout)), and the other members
+//! decide again. A member whose batch was sent and not answered in time cannot know
+//! whether it applied ([`StoreError::OutcomeUnknown`](crate::StoreError::OutcomeUnknown)).
 //!
 //! **Waiting without a timer.** A timer per waiting update costs about 500
 //! instructions (tokio registers and removes it), a sixth of what the rest of a
 //! batched update costs, so most members wait without one; the committer bounds
 //! their wait instead. Each batch carries the earliest deadline of its members; the
 //! committer sends it with that deadline (a [`CasStore`] answers by the deadline
-//! it is given), and a batch it takes only after that deadline (its task ran late)
-//! is never sent: its members decide again, or time out if their own time is up.
+//! it is given; the committer stops waiting for one that overruns it by 50 ms, and
+//! reports [`StoreError::OutcomeUnknown`](crate::StoreError::OutcomeUnknown)), and
+//! a batch it takes only after that deadline (its task ran late) is never sent: its
+//! members decide again, or time out if their own time is up. The committer's
+//! task is set up so that even its being dropped before it first runs ends its
+//! batches.
 //! So a member is answered by its deadline if the committer takes its batch by
 //! then. The shard keeps the latest time it will (`busy_until`: the deadline of
 //! the batch in flight, or the end of a gathering wait, which never runs past the

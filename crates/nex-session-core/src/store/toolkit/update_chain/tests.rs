@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::cas::{Cas, CasAnswer, CasOp, CasStore, FieldNow};
 use super::chains::{ChainStart, Join, Member, Sending, Shard, Terms, Updates, GATHER_FROM};
-use super::committer::{expire, Running};
+use super::committer::{expire, start_committing, Running};
 use super::outcome::{BatchState, Outcome};
 use super::update::{give_up, start_known, update, FieldUpdate, Started};
 use crate::error::StoreError;
@@ -158,7 +158,7 @@ fn a_member_out_of_time_stops_its_unsent_batch_and_calls_a_sent_one_unconfirmed(
 #[test]
 fn a_committer_that_ends_abnormally_unblocks_its_shard() {
     let key = StoreKey::from_bytes([7; 32]);
-    let updates = Updates::new();
+    let updates = Arc::new(Updates::new());
     let member = updates.lock(key).start(
         ChainStart { key, field: "n", current: None },
         UpdateAction::Set(b"1".to_vec()),
@@ -166,7 +166,7 @@ fn a_committer_that_ends_abnormally_unblocks_its_shard() {
     );
     assert!(member.start_committer);
     // The committer's task is dropped before it finishes (its runtime shut down).
-    drop(Running { updates: &updates, key, finished: false });
+    drop(Running { updates: updates.clone(), key, finished: false });
     let shard = updates.lock(key);
     assert!(!shard.committing, "the next update can start a committer");
     assert!(shard.chain.is_none(), "the chain is broken");
@@ -268,17 +268,20 @@ fn a_member_waits_without_a_timer_unless_the_batch_ahead_may_outlast_its_deadlin
 }
 
 #[test]
-fn a_gathering_wait_ends_by_the_open_batchs_deadline() {
+fn a_gathering_wait_sets_busy_until_and_never_reaches_the_open_batchs_deadline() {
     let key = StoreKey::from_bytes([13; 32]);
     let mut shard = Shard::default();
     let _first = start(&mut shard, key, b"0", UpdateAction::Set(b"1".to_vec()));
+    shard.chain.as_mut().unwrap().last = Some((10 * GATHER_FROM, std::time::Instant::now()));
+    let ms = Duration::from_millis(1);
+    let gathering = shard.gather_target(ms).expect("a big recent batch: gather");
+    assert!(gathering.until <= Instant::now() + ms);
+    assert_eq!(shard.busy_until, Some(gathering.until), "members joining now compare with the wait's end");
+
     let soon = Instant::now() + Duration::from_millis(2);
     let mut f = |_: Option<&[u8]>| UpdateAction::Set(b"2".to_vec());
     let _hurried = joined(shard.join(key, "n", &mut f, Terms { deadline: soon, ..terms(10) }));
-    shard.chain.as_mut().unwrap().last = Some((10 * GATHER_FROM, std::time::Instant::now()));
-    let gathering = shard.gather_target(Duration::from_secs(5)).expect("a big recent batch: gather");
-    assert_eq!(gathering.until, soon, "never past the open batch's deadline");
-    assert_eq!(shard.busy_until, Some(soon), "members joining now compare with the wait's end");
+    assert!(shard.gather_target(Duration::from_secs(5)).is_none(), "the wait would reach the deadline: send now");
 }
 
 #[test]
@@ -402,7 +405,8 @@ async fn an_update_waiting_behind_an_unanswered_batch_decides_again_within_its_o
         async move { (add_one(&store, &updates).await, Instant::now()) }
     });
     tokio::time::sleep(timeout / 2).await;
-    // Joins the open batch behind the first, unanswered one, with no timer of its own.
+    // Joins the open batch behind the first, unanswered one (its deadline comes
+    // after the first's, so without a timer of its own: see the unit test above).
     let second = tokio::spawn({
         let (store, updates) = (store.clone(), updates.clone());
         async move { (add_one(&store, &updates).await, Instant::now()) }
@@ -415,4 +419,25 @@ async fn an_update_waiting_behind_an_unanswered_batch_decides_again_within_its_o
     assert!(matches!(second, Ok(WriteOutcome::Done)), "decided again on a fresh read: {second:?}");
     assert!(second_at - started < timeout + timeout / 2, "within its own deadline");
     assert_eq!(store.value().as_deref(), Some(&b"1"[..]), "only the second applied");
+}
+
+#[tokio::test]
+async fn a_committer_that_runs_after_its_batchs_deadline_never_sends_it() {
+    let store = SlowStore::new(Duration::from_millis(1), Duration::from_secs(1));
+    let updates = Arc::new(Updates::new());
+    let key = StoreKey::from_bytes([16; 32]);
+    let hurried = Terms { deadline: Instant::now() + Duration::from_millis(20), ..terms(10) };
+    let member = updates.lock(key).start(
+        ChainStart { key, field: "n", current: None },
+        UpdateAction::Set(b"1".to_vec()),
+        hurried,
+    );
+    assert!(member.start_committer && member.answered_in_time);
+    start_committing(&store, &updates, key);
+    // The committer's task cannot run while this one blocks the runtime's only thread.
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(matches!(member.outcome.ended().await, Outcome::Expired), "taken after its deadline");
+    assert_eq!(store.0.compare_and_sets.load(Ordering::SeqCst), 0, "never sent");
+    assert_eq!(store.value(), None, "nothing applied");
+    assert!(updates.lock(key).chain.is_none(), "the chain broke");
 }
