@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use super::cas::{Cas, CasAnswer, CasOp, CasStore};
 use super::chains::{Batch, Gathering, Sending, Updates};
 use super::outcome::{Failure, Outcome};
-use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::observe;
 
@@ -74,9 +73,8 @@ async fn commit<S: CasStore>(store: S, mut running: Running) {
         let outcome = match answer.await {
             Ok(Ok(answer)) => Outcome::Answer(answer),
             Ok(Err(err)) => Outcome::Failed(Failure::of(&err)),
-            Err(_) => Outcome::Failed(Failure::of(&StoreError::OutcomeUnknown(Box::new(StoreError::Timeout(
-                store.timeout(),
-            ))))),
+            // The store overran the deadline: the batch was sent, its outcome is unknown.
+            Err(_) => Outcome::Failed(Failure::timed_out(store.timeout(), true)),
         };
         observe::update_batch(members, sent.elapsed());
         {

@@ -61,6 +61,11 @@ impl Failure {
         Self { timeout, why: inner.to_string(), may_have_applied }
     }
 
+    /// No answer within `after`; sent (so it may have applied) or not.
+    pub(super) fn timed_out(after: Duration, may_have_applied: bool) -> Self {
+        Self { timeout: Some(after), why: String::new(), may_have_applied }
+    }
+
     /// The batch was given up after it was sent (its committer was cancelled).
     pub(super) fn unconfirmed(why: &str) -> Self {
         Self { timeout: None, why: why.to_owned(), may_have_applied: true }

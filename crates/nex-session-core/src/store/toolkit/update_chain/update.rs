@@ -219,10 +219,8 @@ pub(super) fn give_up(
         BatchState::Open => {
             // Every update accepted after this one built on it: they decide again.
             shard.break_chain(epoch);
-            Outcome::Failed(Failure { timeout: Some(timeout), why: String::new(), may_have_applied: false })
+            Outcome::Failed(Failure::timed_out(timeout, false))
         }
-        BatchState::Sent => {
-            Outcome::Failed(Failure { timeout: Some(timeout), why: String::new(), may_have_applied: true })
-        }
+        BatchState::Sent => Outcome::Failed(Failure::timed_out(timeout, true)),
     }
 }
